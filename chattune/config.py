@@ -1,0 +1,167 @@
+"""The training config: typed, documented, validated once with every problem reported at once.
+
+Training keys take TRL `SFTConfig`'s names where the meaning is the same, so a TRL user's values carry over.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from chattune.errors import ConfigError
+
+DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+TrainOn = Literal["all_assistant", "last_assistant", "all"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    """Where the conversations come from and how rows map to messages."""
+
+    train: str = Field(description="Training data: a local file (.jsonl[.gz], .json, .csv, .parquet), "
+                       "a `datasets.save_to_disk` directory, or a hub dataset id.")
+    eval: str | None = Field(None, description="Optional evaluation data, same kinds as `train`.")
+    columns: dict[str, Literal["system", "user", "assistant"]] | None = Field(
+        None, description="Map columns to roles, e.g. {question: user, answer: assistant}; "
+        "None detects the format (messages, ShareGPT, Alpaca, prompt/completion, text).")
+    system_prompt: str | None = Field(None, description="A system message added to every conversation.")
+    num_samples: int | None = Field(None, gt=0, description="Use only the first N training rows.")
+    eval_num_samples: int | None = Field(None, gt=0, description="Use only the first N eval rows.")
+    train_on: TrainOn = Field("all_assistant", description="Which tokens are trained: every assistant turn, "
+                              "the last one, or every token (plain language modelling).")
+
+
+class LoraSettings(_Strict):
+    """LoRA settings, passed to peft."""
+
+    r: int = Field(16, gt=0, description="Rank of the update matrices.")
+    alpha: int = Field(32, gt=0, description="Scaling numerator (scale = alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: str | list[str] = Field("all-linear", description="Modules to adapt; 'all-linear' is "
+                                            "every linear layer but the output head.")
+
+
+class CompareConfig(_Strict):
+    """Greedy generation with the base and the tuned model after training, scored on a task."""
+
+    data: str = Field(description="Questions to answer, same kinds as data.train.")
+    columns: dict[str, Literal["system", "user", "assistant"]] | None = Field(
+        None, description="Column -> role map; the assistant column holds the reference answer.")
+    num_samples: int = Field(100, gt=0, description="How many rows to generate for.")
+    max_new_tokens: int = Field(256, gt=0, description="Generation length cap.")
+    batch_size: int = Field(32, gt=0, description="Prompts generated together.")
+    show: int = Field(3, ge=0, description="Answers printed side by side.")
+
+
+class TrainConfig(_Strict):
+    """Everything `chattune train` needs."""
+
+    model: str = Field(DEFAULT_MODEL, description="Hub id, local model directory or .gguf file.")
+    template: str | None = Field(None, description="Built-in template name or a Jinja string; None uses the "
+                                 "tokenizer's own (chatml is set up when it has none).")
+    trust_remote_code: bool = Field(False, description="Run code shipped with a hub model (off: it is unsafe).")
+    data: DataConfig
+    finetuning: Literal["lora", "full"] = Field("lora", description="LoRA adapters or full fine-tuning.")
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    compare: CompareConfig | None = Field(None, description="Before/after generation comparison.")
+
+    output_dir: str = Field("runs/chattune", description="Where everything the run writes goes.")
+    num_train_epochs: float = Field(1.0, gt=0, description="Epochs, used when max_steps is -1.")
+    max_steps: int = Field(-1, ge=-1, description="Optimizer steps; -1 means use num_train_epochs.")
+    per_device_train_batch_size: int = Field(8, gt=0, description="Sequences per micro-batch.")
+    per_device_eval_batch_size: int = Field(8, gt=0, description="Sequences per eval batch.")
+    gradient_accumulation_steps: int = Field(1, gt=0, description="Micro-batches per optimizer step.")
+    learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate.")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of steps spent warming up linearly.")
+    lr_scheduler_type: Literal["cosine", "linear", "constant"] = Field("cosine", description="Decay after warmup.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    adam_beta1: float = Field(0.9, ge=0, lt=1, description="AdamW beta1.")
+    adam_beta2: float = Field(0.999, ge=0, lt=1, description="AdamW beta2.")
+    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm; 0 disables clipping.")
+    logging_steps: int = Field(1, gt=0, description="Log metrics every N optimizer steps.")
+    eval_steps: int | None = Field(None, gt=0, description="Evaluate every N steps (needs data.eval).")
+    save_steps: int | None = Field(None, gt=0, description="Save an adapter/model every N steps.")
+    max_length: int = Field(1024, gt=0, description="Longest sequence in tokens; longer rows are truncated.")
+    packing: bool = Field(False, description="Pack several conversations into each row.")
+    bf16: bool | None = Field(None, description="bf16 autocast; None turns it on where the hardware is fast at it.")
+    gradient_checkpointing: bool = Field(False, description="Trade compute for memory.")
+    seed: int = Field(42, description="Seed for data order, init and dropout.")
+    merge: bool = Field(True, description="Also save a merged model after LoRA training.")
+
+    @model_validator(mode="after")
+    def _check_cross_fields(self) -> TrainConfig:
+        if self.eval_steps is not None and self.data.eval is None:
+            raise ValueError("eval_steps is set but data.eval is not")
+        return self
+
+
+def _format_validation_error(err: ValidationError) -> list[str]:
+    problems = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(config)"
+        if e["type"] == "extra_forbidden":
+            problems.append(f"{key}: unknown key")
+        elif e["type"] == "missing":
+            problems.append(f"{key}: required key is missing")
+        else:
+            problems.append(f"{key}: {e['msg']}, got {e.get('input')!r}")
+    return problems
+
+
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `tree['a']['b'] = value` for `dotted='a.b'`, creating levels as needed."""
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+        node = tree.get(p)
+        if not isinstance(node, dict):
+            node = tree[p] = {}
+        tree = node
+    tree[leaf] = value
+
+
+def parse_overrides(pairs: list[str]) -> list[tuple[str, Any]]:
+    """Parse `key=value` strings; values are YAML, so `3`, `true`, `[a, b]` get their types."""
+    parsed, problems = [], []
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            problems.append(f"--set {pair!r}: expected key=value")
+            continue
+        try:
+            parsed.append((key.strip(), yaml.safe_load(raw)))
+        except yaml.YAMLError as e:
+            problems.append(f"--set {key}: value is not valid YAML ({e})")
+    if problems:
+        raise ConfigError(problems)
+    return parsed
+
+
+def build_config(raw: dict[str, Any], overrides: list[str] | None = None) -> TrainConfig:
+    """Validate a config dict (plus `key=value` overrides), raising one ConfigError listing every problem."""
+    raw = dict(raw)
+    for key, value in parse_overrides(overrides or []):
+        set_dotted(raw, key, value)
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML config file and validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"{path}: config file not found"])
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError([f"{path}: not valid YAML ({e})"]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{path}: expected a mapping of keys at the top level, found {type(raw).__name__}"])
+    return build_config(raw, overrides)

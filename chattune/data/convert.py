@@ -1,0 +1,129 @@
+"""Convert raw rows of every common shape to a Conversation, validating as we go."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chattune.data.load import Row
+from chattune.data.schema import Conversation, Message, validate_messages
+from chattune.errors import DataError
+
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "system": "system", "tool": "tool", "observation": "tool", "function_call": "assistant"}
+
+
+def detect_format(row: dict[str, Any]) -> str | None:
+    """Name the shape of a row, or None when no known shape fits."""
+    if "messages" in row:
+        return "messages"
+    if "conversations" in row:
+        return "sharegpt"
+    if "instruction" in row and "output" in row:
+        return "alpaca"
+    if "prompt" in row and "completion" in row:
+        return "prompt_completion"
+    if "text" in row:
+        return "text"
+    return None
+
+
+def _text(value: Any, field: str, err) -> str:
+    """Content as text: a string, or a list of {type: text, text: ...} parts joined."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in value):
+        return "".join(str(p.get("text", "")) for p in value)
+    raise err(field, f"expected text (a string or a list of text parts), found {type(value).__name__}")
+
+
+def _message_list(items: Any, field: str, err, role_key="role", content_key="content", roles=None) -> list[Message]:
+    if not isinstance(items, list):
+        raise err(field, f"expected a list of messages, found {type(items).__name__}")
+    out = []
+    for i, m in enumerate(items):
+        where = f"{field}[{i}]"
+        if not isinstance(m, dict):
+            raise err(where, f"expected an object with {role_key!r} and {content_key!r}, found {type(m).__name__}")
+        if role_key not in m:
+            raise err(where, f"missing {role_key!r}")
+        role = m[role_key]
+        if roles is not None:
+            if role not in roles:
+                raise err(f"{where}.{role_key}", f"expected one of {sorted(roles)}, found {role!r}")
+            role = roles[role]
+        content = m.get(content_key)
+        content = "" if content is None and m.get("tool_calls") else _text(content, f"{where}.{content_key}", err)
+        out.append(Message(role=role, content=content, tool_calls=m.get("tool_calls"), name=m.get("name"),
+                           train=m.get("train")))
+    return out
+
+
+def _from_columns(row: dict[str, Any], columns: dict[str, str], err) -> list[Message]:
+    missing = [c for c in columns if c not in row]
+    if missing:
+        raise err(missing[0], f"expected column {missing[0]!r} (from data.columns), found columns {sorted(row)}")
+    return [Message(role=role, content=_text(row[col], col, err)) for col, role in columns.items()]
+
+
+def _convert(row: dict[str, Any], fmt: str, columns: dict[str, str] | None, err) -> tuple[list[Message], Any]:
+    if columns:
+        return _from_columns(row, columns, err), None
+    if fmt == "messages":
+        return _message_list(row["messages"], "messages", err), row.get("tools")
+    if fmt == "sharegpt":
+        return _message_list(row["conversations"], "conversations", err, "from", "value", SHAREGPT_ROLES), None
+    if fmt == "alpaca":
+        user = _text(row["instruction"], "instruction", err)
+        extra = row.get("input") or ""
+        user = f"{user}\n\n{_text(extra, 'input', err)}" if extra else user
+        system = [Message("system", _text(row["system"], "system", err))] if row.get("system") else []
+        return system + [Message("user", user), Message("assistant", _text(row["output"], "output", err))], None
+    if fmt == "prompt_completion":
+        p, c = row["prompt"], row["completion"]
+        prompt = _message_list(p, "prompt", err) if isinstance(p, list) and p and "role" in p[0] else \
+            [Message("user", _text(p, "prompt", err))]
+        completion = _message_list(c, "completion", err) if isinstance(c, list) and c and "role" in c[0] else \
+            [Message("assistant", _text(c, "completion", err))]
+        return prompt + completion, None
+    # raw text: the whole string is one assistant message so that every token is trained
+    return [Message("assistant", _text(row["text"], "text", err))], None
+
+
+def to_conversation(row: dict[str, Any], *, source: str = "<memory>", row_no: int | None = None,
+                    columns: dict[str, str] | None = None, system_prompt: str | None = None,
+                    require_assistant: bool = True) -> Conversation:
+    """Convert one raw row to a validated Conversation, raising DataError that names source, row and field."""
+
+    def err(field: str | None, message: str) -> DataError:
+        return DataError(source, row_no, field, message)
+
+    fmt = detect_format(row)
+    if fmt is None and not columns:
+        raise err(None, f"cannot tell the data format from columns {sorted(row)}; expected messages, "
+                  "conversations, instruction/output, prompt/completion or text, or set data.columns")
+    messages, tools = _convert(row, fmt or "columns", columns, err)
+    if system_prompt and messages and messages[0].role != "system":
+        messages = [Message("system", system_prompt)] + messages
+    problems = validate_messages(messages)
+    if not require_assistant:
+        problems = [p for p in problems if "no assistant message" not in p]
+    if problems:
+        raise err(None, "; ".join(problems))
+    return Conversation(messages=messages, source=source, row=row_no, tools=tools)
+
+
+def conversations_from_rows(rows: list[Row], source: str, *, columns: dict[str, str] | None = None,
+                            system_prompt: str | None = None) -> list[Conversation]:
+    """Convert every row, collecting all bad rows into one error (the first 20 and a count)."""
+    out, problems = [], []
+    for row_no, row in rows:
+        try:
+            out.append(to_conversation(row, source=source, row_no=row_no, columns=columns,
+                                       system_prompt=system_prompt))
+        except DataError as e:
+            problems.append(str(e))
+    if problems:
+        shown = "\n".join(f"  - {p}" for p in problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise DataError(source, None, None, f"{len(problems)} bad row(s):\n{shown}{more}")
+    return out

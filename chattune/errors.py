@@ -1,0 +1,32 @@
+"""Errors a user can act on: each names where the problem is, what was expected and what was found."""
+
+from __future__ import annotations
+
+
+class ChattuneError(Exception):
+    """Base class for every error chattune raises for a user's mistake (the CLI prints these, no traceback)."""
+
+
+class ConfigError(ChattuneError):
+    """One or more config problems, all reported at once."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class DataError(ChattuneError):
+    """A problem in a user's data, located by source file and 1-based row (the line for jsonl)."""
+
+    def __init__(self, source: str, row: int | None, field: str | None, message: str):
+        self.source, self.row, self.field = source, row, field
+        where = source + (f", row {row}" if row is not None else "") + (f", field '{field}'" if field else "")
+        super().__init__(f"{where}: {message}")
+
+
+class TemplateError(ChattuneError):
+    """A chat template that cannot render or mask a conversation correctly."""
+
+
+class ModelError(ChattuneError):
+    """A model or tokenizer that cannot be found or loaded."""

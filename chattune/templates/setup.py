@@ -1,0 +1,36 @@
+"""Give a model without a chat template one: special tokens, embeddings, eos/pad, the template itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tokenizers import AddedToken
+
+from chattune.errors import TemplateError
+from chattune.templates.builtin import BUILTIN_TEMPLATES
+
+
+def setup_chat_format(model: Any, tokenizer: Any, template: str = "chatml") -> tuple[Any, Any]:
+    """Add the template's missing special tokens, resize embeddings (new rows at the mean of the old ones),
+    set eos to the end-of-turn token and pad where missing, and store the template on the tokenizer."""
+    if template not in BUILTIN_TEMPLATES:
+        raise TemplateError(f"unknown template {template!r}; expected one of {', '.join(BUILTIN_TEMPLATES)}")
+    spec = BUILTIN_TEMPLATES[template]
+    vocab = tokenizer.get_vocab()
+    missing = [t for t in spec.special_tokens if t not in vocab]
+    if missing:
+        tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in missing], special_tokens=True)
+    if spec.end_of_turn is not None:
+        tokenizer.eos_token = spec.end_of_turn
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.chat_template = spec.jinja
+    if model is not None:
+        if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+        model.config.eos_token_id = tokenizer.eos_token_id
+        model.config.pad_token_id = tokenizer.pad_token_id
+        if getattr(model, "generation_config", None) is not None:
+            model.generation_config.eos_token_id = tokenizer.eos_token_id
+            model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
