@@ -1,0 +1,57 @@
+"""chattune: supervised fine-tuning of chat models with exact loss masks.
+
+    import chattune
+    cfg = chattune.load_config("configs/gsm8k-demo.yaml", ["max_steps=20"])
+    result = chattune.train(cfg)
+
+Public names load lazily, so `chattune --help` does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Conversation": "chattune.data.schema",
+    "Message": "chattune.data.schema",
+    "Rendered": "chattune.templates.render",
+    "IGNORE_INDEX": "chattune.templates.render",
+    "render": "chattune.templates.render",
+    "setup_chat_format": "chattune.templates.setup",
+    "BUILTIN_TEMPLATES": "chattune.templates.builtin",
+    "TrainConfig": "chattune.config",
+    "load_config": "chattune.config",
+    "build_config": "chattune.config",
+    "load_rows": "chattune.data.load",
+    "to_conversation": "chattune.data.convert",
+    "prepare_examples": "chattune.batching.prepare",
+    "load_model_and_tokenizer": "chattune.model.load",
+    "resolve_model_path": "chattune.model.load",
+    "apply_lora": "chattune.model.lora",
+    "load_adapter": "chattune.model.lora",
+    "merge_adapter": "chattune.model.lora",
+    "generate_batch": "chattune.generate",
+    "stream_reply": "chattune.generate",
+    "score_gsm8k": "chattune.evaluate",
+    "run_training": "chattune.pipeline",
+    "ChattuneError": "chattune.errors",
+    "ConfigError": "chattune.errors",
+    "DataError": "chattune.errors",
+    "TemplateError": "chattune.errors",
+    "ModelError": "chattune.errors",
+}
+_ALIASES = {"train": ("chattune.pipeline", "run_training")}
+
+__all__ = sorted([*_EXPORTS, *_ALIASES])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ALIASES:
+        module, attr = _ALIASES[name]
+        return getattr(importlib.import_module(module), attr)
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'chattune' has no attribute {name!r}")

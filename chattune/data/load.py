@@ -130,7 +130,8 @@ def load_rows(source: str, limit: int | None = None) -> list[Row]:
             if limit is not None and len(rows) >= limit:
                 break
     except UnicodeDecodeError as e:
-        raise DataError(source, len(rows) + 1, None, f"expected UTF-8 text, found byte {e.object[e.start]:#x}") from None
+        found = f"byte {e.object[e.start]:#x}"
+        raise DataError(source, len(rows) + 1, None, f"expected UTF-8 text, found {found}") from None
     except (OSError, EOFError) as e:
         raise DataError(source, len(rows) + 1, None, f"could not read the file ({e})") from None
     if not rows:

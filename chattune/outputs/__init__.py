@@ -1,0 +1,1 @@
+"""Outputs stage: metrics, plots, saved adapters and models."""

@@ -1,0 +1,48 @@
+"""metrics.jsonl (one JSON line per logged step) and console progress: loss, learning rate, tokens/s."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class MetricsLog:
+    """Append records to metrics.jsonl and show them; a progress bar on a terminal, lines otherwise."""
+
+    def __init__(self, path: Path, total_steps: int, console: Console | None = None):
+        self.path = path
+        self.console = console or Console()
+        self.file = path.open("w", encoding="utf-8")
+        self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                 console=self.console, disable=not self.console.is_terminal)
+        self.task = self.progress.add_task("train", total=total_steps, stats="")
+
+    def __enter__(self) -> MetricsLog:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.stop()
+        self.file.close()
+
+    def __call__(self, rec: dict[str, Any]) -> None:
+        self.file.write(json.dumps({k: v for k, v in rec.items() if k != "total_steps"}) + "\n")
+        self.file.flush()
+        if "eval_loss" in rec:
+            self.console.print(f"step {rec['step']}: eval_loss {rec['eval_loss']:.4f} "
+                               f"perplexity {rec['eval_perplexity']:.2f} accuracy {rec['eval_accuracy']:.3f}")
+            return
+        stats = f"loss {rec['loss']:.4f}  lr {rec['learning_rate']:.2e}  {rec['tokens_per_s']:.0f} tok/s"
+        self.progress.update(self.task, completed=rec["step"], stats=stats)
+        if not self.console.is_terminal:
+            self.console.print(f"step {rec['step']}/{rec['total_steps']}  {stats}  grad_norm {rec['grad_norm']:.3f}")
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Records of a metrics.jsonl file."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

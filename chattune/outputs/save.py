@@ -1,0 +1,38 @@
+"""Save what training produced: a PEFT adapter or full model, each with its tokenizer, chat template and
+stop tokens, so every tool that loads it renders and stops the same way."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def _set_stop_tokens(model: Any, stop_ids: list[int]) -> None:
+    gen = getattr(model, "generation_config", None)
+    if gen is not None:
+        gen.eos_token_id = stop_ids if len(stop_ids) > 1 else stop_ids[0]
+
+
+def save_pretrained_atomic(model: Any, tokenizer: Any, out_dir: Path, stop_ids: list[int]) -> Path:
+    """Write model (or adapter) + tokenizer into a temporary directory, then rename over `out_dir`.
+
+    A crash mid-write leaves the previous `out_dir` untouched.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        _set_stop_tokens(model, stop_ids)
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        old = out_dir.with_name(out_dir.name + ".old")
+        if out_dir.exists():
+            os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir

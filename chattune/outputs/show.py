@@ -1,0 +1,43 @@
+"""Show a rendering with its trained tokens marked: colour on a terminal, [[brackets]] when piped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from chattune.templates.render import IGNORE_INDEX, Rendered
+
+
+def marked_text(tokenizer: Any, rendered: Rendered, color: bool) -> Text:
+    """The rendered tokens, trained runs highlighted (or wrapped in [[ ]] without colour)."""
+    out = Text()
+    run: list[int] = []
+    trained_run = False
+
+    def flush() -> None:
+        if not run:
+            return
+        piece = tokenizer.decode(run, skip_special_tokens=False)
+        if trained_run:
+            out.append(piece, style="bold black on green") if color else out.append(f"[[{piece}]]")
+        else:
+            out.append(piece, style="dim" if color else None)
+        run.clear()
+
+    for tok, label in zip(rendered.input_ids, rendered.labels):
+        trained = label != IGNORE_INDEX
+        if trained != trained_run:
+            flush()
+            trained_run = trained
+        run.append(tok)
+    flush()
+    return out
+
+
+def show_rendered(console: Console, tokenizer: Any, rendered: Rendered) -> None:
+    """Print the marked rendering and a one-line summary."""
+    console.print(marked_text(tokenizer, rendered, color=console.is_terminal), markup=False, highlight=False)
+    n, k = len(rendered.input_ids), rendered.num_trained
+    console.print(f"\n{n} tokens, {k} trained ({k / max(n, 1):.1%})", markup=False, highlight=False)

@@ -1,0 +1,152 @@
+"""`chattune train` as one library call: config -> data -> templates -> batching -> model -> train -> outputs."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from chattune.batching.prepare import PrepareStats, prepare_examples
+from chattune.compare import CompareSet, answer_and_score, load_compare_set, write_comparison
+from chattune.config import TrainConfig
+from chattune.data.convert import conversations_from_rows
+from chattune.data.load import load_rows
+from chattune.generate import stop_token_ids
+from chattune.model.device import bf16_is_fast, pick_device
+from chattune.model.load import load_model_and_tokenizer
+from chattune.model.lora import apply_lora, merge_adapter
+from chattune.outputs.metrics import MetricsLog
+from chattune.outputs.plots import plot_loss
+from chattune.outputs.save import save_pretrained_atomic
+from chattune.templates.builtin import BUILTIN_TEMPLATES
+from chattune.templates.setup import setup_chat_format
+from chattune.train.loop import count_steps, train
+
+
+@dataclass
+class RunResult:
+    """What a training run left behind."""
+
+    output_dir: Path
+    records: list[dict[str, Any]]
+    data: PrepareStats
+    compare: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def final_loss(self) -> float:
+        return [r["loss"] for r in self.records if "loss" in r][-1]
+
+
+def setup_template(model: Any, tokenizer: Any, template: str | None) -> None:
+    """Use the configured template: a built-in is set up (tokens, embeddings, eos/pad); a Jinja string is stored."""
+    if template in BUILTIN_TEMPLATES:
+        setup_chat_format(model, tokenizer, template)
+    elif template is not None:
+        tokenizer.chat_template = template
+    elif not getattr(tokenizer, "chat_template", None):
+        setup_chat_format(model, tokenizer, "chatml")
+
+
+def load_examples(source: str, cfg: TrainConfig, tokenizer: Any, limit: int | None):
+    """Rows -> Conversations -> verified Examples."""
+    rows = load_rows(source, limit=limit)
+    convs = conversations_from_rows(rows, source, columns=cfg.data.columns, system_prompt=cfg.data.system_prompt)
+    return prepare_examples(convs, tokenizer, template=None, train_on=cfg.data.train_on, max_length=cfg.max_length)
+
+
+def _print_data(console: Console, stats: PrepareStats, source: str) -> None:
+    lengths = sorted(stats.lengths)
+    median = lengths[len(lengths) // 2] if lengths else 0
+    console.print(f"data: {stats.rows} rows from {source}; {stats.tokens} tokens (median {median}/row), "
+                  f"{stats.trained_share:.1%} trained; {stats.truncated} truncated at max_length, "
+                  f"{stats.dropped_no_trained} dropped (no trained token left)")
+
+
+def _print_compare(console: Console, data: CompareSet, before, after, show: int) -> None:
+    table = Table(title="before / after on held-out questions")
+    for col in ("", "base", "tuned"):
+        table.add_column(col)
+    table.add_row("format compliance (#### n)", f"{before[1].compliance:.1%}", f"{after[1].compliance:.1%}")
+    table.add_row("exact match", f"{before[1].accuracy:.1%}", f"{after[1].accuracy:.1%}")
+    console.print(table)
+    for i in range(min(show, len(data.questions))):
+        side = Table(title=f"question {i + 1}: {data.questions[i][:150]}", show_lines=True)
+        side.add_column("base", ratio=1)
+        side.add_column("tuned", ratio=1)
+        side.add_row(before[0][i], after[0][i])
+        console.print(side)
+
+
+def run_training(cfg: TrainConfig, console: Console | None = None) -> RunResult:
+    """Train as `cfg` says, save adapter/model, metrics and plot, and compare before/after if configured."""
+    console = console or Console()
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.trust_remote_code)
+    setup_template(model, tokenizer, cfg.template)
+    stops = stop_token_ids(tokenizer)
+    examples, stats = load_examples(cfg.data.train, cfg, tokenizer, cfg.data.num_samples)
+    _print_data(console, stats, cfg.data.train)
+    eval_examples = None
+    if cfg.data.eval:
+        eval_examples, _ = load_examples(cfg.data.eval, cfg, tokenizer, cfg.data.eval_num_samples)
+    timings["load_and_prepare_s"] = time.perf_counter() - t0
+
+    device = pick_device()
+    bf16 = bf16_is_fast(device) if cfg.bf16 is None else cfg.bf16
+    model.to(device)
+    compare_set = before = None
+    if cfg.compare:
+        compare_set = load_compare_set(cfg.compare, cfg.data.system_prompt)
+        t = time.perf_counter()
+        console.print(f"generating {len(compare_set.prompts)} answers with the base model ...")
+        before = answer_and_score(model, tokenizer, compare_set, cfg.compare, None)
+        timings["generate_base_s"] = time.perf_counter() - t
+    if cfg.finetuning == "lora":
+        model = apply_lora(model, cfg.lora)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total_steps = count_steps(examples, cfg)
+    console.print(f"training: {cfg.finetuning}, {trainable:,} trainable parameters, {total_steps} steps, "
+                  f"batch {cfg.per_device_train_batch_size} x {cfg.gradient_accumulation_steps} accumulation, "
+                  f"{device.type}, {'bf16' if bf16 else 'fp32'}")
+
+    t = time.perf_counter()
+    final_dir = out / ("adapter" if cfg.finetuning == "lora" else "model")
+
+    def save_checkpoint(step: int) -> None:
+        save_pretrained_atomic(model, tokenizer, out / f"checkpoint-{step}", stops)
+
+    with MetricsLog(out / "metrics.jsonl", total_steps, console) as log:
+        records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, bf16=bf16,
+                        eval_examples=eval_examples, on_log=log, on_save=save_checkpoint)
+    timings["train_s"] = time.perf_counter() - t
+    save_pretrained_atomic(model, tokenizer, final_dir, stops)
+    plot_loss(records, out / "loss.png")
+    console.print(f"saved {final_dir} and {out / 'loss.png'}")
+
+    result = RunResult(out, records, stats, timings=timings)
+    if cfg.compare and compare_set is not None:
+        t = time.perf_counter()
+        console.print(f"generating {len(compare_set.prompts)} answers with the tuned model ...")
+        after = answer_and_score(model, tokenizer, compare_set, cfg.compare, None)
+        timings["generate_tuned_s"] = time.perf_counter() - t
+        result.compare = write_comparison(out, compare_set, before, after)
+        _print_compare(console, compare_set, before, after, cfg.compare.show)
+    if cfg.finetuning == "lora" and cfg.merge:
+        merged, diff = merge_adapter(model, tokenizer)
+        save_pretrained_atomic(merged, tokenizer, out / "merged", stops)
+        console.print(f"merged model saved to {out / 'merged'} (max logit difference vs adapter {diff:.1e})")
+    timings["total_s"] = time.perf_counter() - t0
+    (out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n", encoding="utf-8")
+    return result

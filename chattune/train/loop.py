@@ -1,0 +1,123 @@
+"""The training loop: accumulation normalised by trained tokens, mixed precision, clipping, schedule, hooks."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+
+from chattune.batching.collate import Batch, Example, collate, plan_batches
+from chattune.config import TrainConfig
+from chattune.train.loss import loss_and_accuracy, summed_loss
+from chattune.train.optim import build_optimizer, build_scheduler
+
+Hook = Callable[[dict[str, Any]], None]
+
+
+def _micro_batches(examples: Sequence[Example], cfg: TrainConfig, pad_id: int) -> Iterator[tuple[float, Batch]]:
+    """Micro-batches forever, epoch after epoch (each reshuffled), with the fractional epoch reached."""
+    epoch = 0
+    while True:
+        plan = plan_batches(examples, cfg.per_device_train_batch_size, packing=cfg.packing,
+                            max_length=cfg.max_length, seed=cfg.seed + epoch)
+        for k, rows in enumerate(plan):
+            yield epoch + (k + 1) / len(plan), collate([[examples[i] for i in row] for row in rows], pad_id)
+        epoch += 1
+
+
+def count_steps(examples: Sequence[Example], cfg: TrainConfig) -> int:
+    """Optimizer steps in the run: max_steps, or num_train_epochs over the micro-batch plan."""
+    if cfg.max_steps > 0:
+        return cfg.max_steps
+    per_epoch = len(plan_batches(examples, cfg.per_device_train_batch_size, packing=cfg.packing,
+                                 max_length=cfg.max_length, seed=cfg.seed))
+    return max(1, math.ceil(cfg.num_train_epochs * per_epoch / cfg.gradient_accumulation_steps))
+
+
+def autocast(device: torch.device, bf16: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+
+
+@torch.no_grad()
+def evaluate_loss(model: Any, examples: Sequence[Example], batch_size: int, pad_id: int,
+                  device: torch.device, bf16: bool = False) -> dict[str, float]:
+    """Mean loss, perplexity and next-token accuracy over the trained tokens of `examples`."""
+    was_training = model.training
+    model.eval()
+    loss = correct = count = 0.0
+    for rows in plan_batches(examples, batch_size, packing=False, max_length=0, seed=0):
+        batch = collate([[examples[i] for i in row] for row in rows], pad_id).to(device)
+        with autocast(device, bf16):
+            s, c, n = loss_and_accuracy(model, batch)
+        loss, correct, count = loss + s, correct + c, count + n
+    model.train(was_training)
+    mean = loss / max(count, 1)
+    return {"eval_loss": mean, "eval_perplexity": math.exp(min(mean, 50)), "eval_accuracy": correct / max(count, 1)}
+
+
+def _optimizer_step(model: Any, optimizer: Any, scheduler: Any, micro: list[Batch], cfg: TrainConfig,
+                    device: torch.device, bf16: bool) -> tuple[float, float]:
+    """Forward/backward over one step's micro-batches; loss normalised by the step's trained tokens."""
+    trained = sum(b.num_trained for b in micro)
+    total = 0.0
+    for b in micro:
+        with autocast(device, bf16):
+            loss = summed_loss(model, b.to(device)) / max(trained, 1)
+        loss.backward()
+        total += loss.item()
+    params = [p for p in model.parameters() if p.requires_grad]
+    max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return total, grad_norm
+
+
+def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: int, device: torch.device,
+          bf16: bool, eval_examples: Sequence[Example] | None = None, on_log: Hook | None = None,
+          on_save: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """Train `model` in place and return the logged records (one per logging step, plus eval records)."""
+    torch.manual_seed(cfg.seed)
+    total_steps = count_steps(examples, cfg)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, total_steps)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()
+    model.train()
+    records: list[dict[str, Any]] = []
+    stream = _micro_batches(examples, cfg, pad_id)
+    tokens = trained_tokens = 0
+    for step in range(1, total_steps + 1):
+        start = time.perf_counter()
+        epoch, first = next(stream)
+        micro = [first] + [next(stream)[1] for _ in range(cfg.gradient_accumulation_steps - 1)]
+        lr = scheduler.get_last_lr()[0]
+        loss, grad_norm = _optimizer_step(model, optimizer, scheduler, micro, cfg, device, bf16)
+        elapsed = time.perf_counter() - start
+        step_tokens = sum(b.num_tokens for b in micro)
+        tokens += step_tokens
+        trained_tokens += sum(b.num_trained for b in micro)
+        if step % cfg.logging_steps == 0 or step == total_steps:
+            rec = {"step": step, "epoch": round(epoch, 4), "loss": loss, "learning_rate": lr, "grad_norm": grad_norm,
+                   "tokens": tokens, "trained_tokens": trained_tokens, "step_time_s": round(elapsed, 4),
+                   "tokens_per_s": round(step_tokens / elapsed, 1), "total_steps": total_steps}
+            records.append(rec)
+            if on_log:
+                on_log(rec)
+        if eval_examples and cfg.eval_steps and (step % cfg.eval_steps == 0 or step == total_steps):
+            rec = {"step": step, **evaluate_loss(model, eval_examples, cfg.per_device_eval_batch_size, pad_id,
+                                                 device, bf16)}
+            records.append(rec)
+            if on_log:
+                on_log(rec)
+        if on_save and cfg.save_steps and step % cfg.save_steps == 0 and step != total_steps:
+            on_save(step)
+    model.eval()
+    return records

@@ -1,0 +1,64 @@
+"""Loss on trained positions only: the LM head runs on those hidden states, in chunks, so the full
+tokens x vocabulary logits never exist at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from chattune.batching.collate import Batch
+from chattune.templates.render import IGNORE_INDEX
+
+CHUNK = 2048  # trained positions per LM-head chunk
+
+
+def _unwrap(model: Any) -> Any:
+    """The causal LM inside a peft wrapper (LoRA layers stay injected in it)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _chunk_loss(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module) -> torch.Tensor:
+    logits = head(hidden).float()
+    return F.cross_entropy(logits, targets, reduction="sum")
+
+
+def _chunk_stats(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module) -> torch.Tensor:
+    logits = head(hidden).float()
+    loss = F.cross_entropy(logits, targets, reduction="sum")
+    correct = (logits.argmax(-1) == targets).sum()
+    return torch.stack([loss, correct.float()])
+
+
+def trained_hidden(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.nn.Module]:
+    """Hidden states that predict trained tokens, their targets, and the LM head."""
+    lm = _unwrap(model)
+    out = lm.get_decoder()(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False)
+    hidden = out.last_hidden_state[:, :-1]
+    targets = batch.labels[:, 1:]
+    keep = targets != IGNORE_INDEX
+    return hidden[keep], targets[keep], lm.get_output_embeddings()
+
+
+def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
+    """Sum of token cross-entropies over the batch's trained positions (the caller normalises)."""
+    hidden, targets, head = trained_hidden(model, batch)
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for s in range(0, targets.numel(), CHUNK):
+        h, t = hidden[s:s + CHUNK], targets[s:s + CHUNK]
+        # recompute each chunk's logits in backward instead of keeping them all
+        total = total + (checkpoint(_chunk_loss, h, t, head, use_reentrant=False) if torch.is_grad_enabled()
+                         else _chunk_loss(h, t, head))
+    return total
+
+
+@torch.no_grad()
+def loss_and_accuracy(model: Any, batch: Batch) -> tuple[float, float, int]:
+    """(summed loss, correct next-token predictions, trained positions) for evaluation."""
+    hidden, targets, head = trained_hidden(model, batch)
+    stats = torch.zeros(2)
+    for s in range(0, targets.numel(), CHUNK):
+        stats += _chunk_stats(hidden[s:s + CHUNK], targets[s:s + CHUNK], head).cpu()
+    return float(stats[0]), float(stats[1]), int(targets.numel())

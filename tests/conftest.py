@@ -1,0 +1,69 @@
+"""Shared fixtures: the real SmolLM2 tokenizer and tiny random-init models built from a config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from chattune.config import DEFAULT_MODEL
+from chattune.model.load import load_tokenizer, resolve_model_path
+
+ASSETS = Path(__file__).parent / "assets"
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="session")
+def default_model_dir() -> Path:
+    """The built-in default model directory (converted from the packaged GGUF once, then cached)."""
+    return resolve_model_path(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="session")
+def tokenizer(default_model_dir):
+    return load_tokenizer(default_model_dir)
+
+
+def make_tiny_model(tokenizer, seed: int = 0):
+    """A 2-layer Llama with SmolLM2's vocabulary and random weights: fast, and real enough to train."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture
+def tiny_model(tokenizer):
+    return make_tiny_model(tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer) -> Path:
+    """A saved tiny model directory with the real tokenizer, usable wherever a model path is."""
+    path = tmp_path_factory.mktemp("tiny-model")
+    make_tiny_model(tokenizer).save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def gsm8k_small(tmp_path) -> Path:
+    """Twelve gsm8k rows (the shipped file, MIT licence) as a plain jsonl."""
+    import gzip
+
+    with gzip.open(ROOT / "data" / "gsm8k" / "train.jsonl.gz", "rt", encoding="utf-8") as f:
+        lines = [next(f) for _ in range(12)]
+    path = tmp_path / "gsm8k.jsonl"
+    path.write_text("".join(lines), encoding="utf-8")
+    return path

@@ -1,0 +1,98 @@
+import json
+
+import pytest
+from conftest import write_jsonl
+
+from chattune.data.convert import conversations_from_rows, detect_format, to_conversation
+from chattune.data.load import load_rows
+from chattune.errors import DataError
+
+
+def roles(conv):
+    return [(m.role, m.content) for m in conv.messages]
+
+
+@pytest.mark.parametrize("row,expected", [
+    ({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+     [("user", "hi"), ("assistant", "yo")]),
+    ({"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]},
+     [("user", "hi"), ("assistant", "yo")]),
+    ({"instruction": "add", "input": "1+1", "output": "2"}, [("user", "add\n\n1+1"), ("assistant", "2")]),
+    ({"prompt": "hi", "completion": "yo"}, [("user", "hi"), ("assistant", "yo")]),
+    ({"text": "plain words"}, [("assistant", "plain words")]),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+                   {"role": "assistant", "content": "c"}]}, [("user", "ab"), ("assistant", "c")]),
+])
+def test_shapes_convert(row, expected):
+    assert roles(to_conversation(row)) == expected
+
+
+def test_column_mapping_and_system_prompt():
+    conv = to_conversation({"question": "2+2?", "answer": "#### 4"}, columns={"question": "user", "answer": "assistant"},
+                           system_prompt="Be brief.")
+    assert roles(conv) == [("system", "Be brief."), ("user", "2+2?"), ("assistant", "#### 4")]
+    assert detect_format({"question": "x"}) is None
+
+
+def test_errors_name_file_row_field():
+    with pytest.raises(DataError) as e:
+        to_conversation({"messages": [{"role": "robot", "content": "x"}]}, source="f.jsonl", row_no=7)
+    assert "f.jsonl, row 7" in str(e.value) and "robot" in str(e.value)
+    with pytest.raises(DataError, match=r"row 3, field 'answer'.*expected column 'answer'"):
+        to_conversation({"question": "q"}, source="g.jsonl", row_no=3, columns={"question": "user", "answer": "assistant"})
+    with pytest.raises(DataError, match=r"field 'messages\[1\].content'.*found int"):
+        to_conversation({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": 5}]})
+    with pytest.raises(DataError, match="system message must come first"):
+        to_conversation({"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "s"},
+                                      {"role": "assistant", "content": "b"}]})
+    with pytest.raises(DataError, match="cannot tell the data format"):
+        to_conversation({"foo": 1})
+
+
+def test_all_bad_rows_listed(tmp_path):
+    rows = [(i, {"text": ""}) for i in range(1, 31)]
+    with pytest.raises(DataError) as e:
+        conversations_from_rows(rows, "d.jsonl")
+    assert "30 bad row(s)" in str(e.value) and "and 10 more" in str(e.value)
+
+
+def test_load_formats(tmp_path):
+    rows = [{"prompt": "p1", "completion": "c1"}, {"prompt": "p2", "completion": "c2"}]
+    write_jsonl(tmp_path / "a.jsonl", rows)
+    (tmp_path / "a.json").write_text(json.dumps(rows))
+    (tmp_path / "b.json").write_text(json.dumps({"prompt": ["p1", "p2"], "completion": ["c1", "c2"]}))
+    (tmp_path / "a.csv").write_text("prompt,completion\np1,c1\np2,c2\n")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "a.parquet")
+    import datasets
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"))
+    for name in ("a.jsonl", "a.json", "b.json", "a.csv", "a.parquet", "saved"):
+        assert [r for _, r in load_rows(str(tmp_path / name))] == rows, name
+
+
+def test_broken_files(tmp_path):
+    (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{"text": "cut\n')
+    with pytest.raises(DataError, match=r"bad.jsonl, row 2: expected a JSON object"):
+        load_rows(str(tmp_path / "bad.jsonl"))
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(DataError, match="no rows found"):
+        load_rows(str(tmp_path / "empty.jsonl"))
+    (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3\n")
+    with pytest.raises(DataError, match=r"row 2: expected 2 fields"):
+        load_rows(str(tmp_path / "ragged.csv"))
+    (tmp_path / "latin.jsonl").write_bytes(b'{"text": "caf\xe9"}\n')
+    with pytest.raises(DataError, match="expected UTF-8"):
+        load_rows(str(tmp_path / "latin.jsonl"))
+    with pytest.raises(DataError, match="file not found"):
+        load_rows(str(tmp_path / "missing.jsonl"))
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(DataError, match="unknown file type"):
+        load_rows(str(tmp_path / "x.txt"))
+
+
+def test_gzipped_gsm8k_ships():
+    from conftest import ROOT
+    rows = load_rows(str(ROOT / "data" / "gsm8k" / "train.jsonl.gz"))
+    assert len(rows) == 7473 and set(rows[0][1]) == {"question", "answer"}
+    assert len(load_rows(str(ROOT / "data" / "gsm8k" / "test.jsonl"))) == 1319
