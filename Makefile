@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/chattune train configs/gsm8k-demo.yaml
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check chattune tests bench
+	$(VENV)/bin/ruff check chattune tests
 	$(VENV)/bin/pytest -q
 
 clean:

@@ -115,6 +115,30 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from chattune.data.convert import conversations_from_rows
+    from chattune.data.load import load_rows
+    from chattune.model.load import load_tokenizer, resolve_model_path
+    from chattune.templates.doctor import diagnose
+
+    tokenizer = load_tokenizer(resolve_model_path(args.model), args.trust_remote_code)
+    convs = []
+    if args.data:
+        columns = dict(pair.split("=", 1) for pair in args.columns) if args.columns else None
+        convs = [c.messages for c in conversations_from_rows(load_rows(args.data, limit=args.limit), args.data,
+                                                             columns=columns)]
+    checks = diagnose(tokenizer, args.template, convs)
+    table = Table(title=f"chat template doctor: {args.model}")
+    for col in ("check", "result", "detail", "fix"):
+        table.add_column(col, overflow="fold")
+    for c in checks:
+        table.add_row(c.name, "[green]pass[/green]" if c.ok else "[red]FAIL[/red]", escape(c.detail), escape(c.fix))
+    console.print(table)
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--template", help="built-in template name or Jinja string (default: the tokenizer's own)")
     p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a hub model (unsafe)")
@@ -162,6 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which tokens are trained (default all_assistant)")
     _add_model_options(p)
     p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("doctor", help="check a model's chat template for mask and stop-token problems",
+                       description="Checks: template present, prefix-preserving, end-of-turn is one special token "
+                       "and is trained, no doubled BOS, pad set, generation prompt matches training, chat special "
+                       "tokens are single ids; with --data, every row renders with a verified mask. Exit 1 on "
+                       "any failure.")
+    p.add_argument("--model", required=True, help="model whose tokenizer and template to check")
+    p.add_argument("--data", help="also render and verify this data file's rows")
+    p.add_argument("--limit", type=int, default=200, help="rows of --data to check (default 200)")
+    p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles, e.g. question=user")
+    _add_model_options(p)
+    p.set_defaults(func=_cmd_doctor)
     return parser
 
 

@@ -42,7 +42,9 @@ def generate_batch(model: Any, tokenizer: Any, prompts: Sequence[Sequence[Messag
         ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in idx], device=device)
         mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in idx], device=device)
         out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                             eos_token_id=stops, pad_token_id=pad)
+                             eos_token_id=stops, pad_token_id=pad,
+                             # a preallocated cache: a growing one copies itself at every token (~15% slower on CPU)
+                             cache_implementation="static")
         for row, i in enumerate(idx):
             replies[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True).strip()
         if on_batch:

@@ -28,8 +28,8 @@ def test_shapes_convert(row, expected):
 
 
 def test_column_mapping_and_system_prompt():
-    conv = to_conversation({"question": "2+2?", "answer": "#### 4"}, columns={"question": "user", "answer": "assistant"},
-                           system_prompt="Be brief.")
+    columns = {"question": "user", "answer": "assistant"}
+    conv = to_conversation({"question": "2+2?", "answer": "#### 4"}, columns=columns, system_prompt="Be brief.")
     assert roles(conv) == [("system", "Be brief."), ("user", "2+2?"), ("assistant", "#### 4")]
     assert detect_format({"question": "x"}) is None
 
@@ -39,7 +39,8 @@ def test_errors_name_file_row_field():
         to_conversation({"messages": [{"role": "robot", "content": "x"}]}, source="f.jsonl", row_no=7)
     assert "f.jsonl, row 7" in str(e.value) and "robot" in str(e.value)
     with pytest.raises(DataError, match=r"row 3, field 'answer'.*expected column 'answer'"):
-        to_conversation({"question": "q"}, source="g.jsonl", row_no=3, columns={"question": "user", "answer": "assistant"})
+        to_conversation({"question": "q"}, source="g.jsonl", row_no=3,
+                        columns={"question": "user", "answer": "assistant"})
     with pytest.raises(DataError, match=r"field 'messages\[1\].content'.*found int"):
         to_conversation({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": 5}]})
     with pytest.raises(DataError, match="system message must come first"):
@@ -96,3 +97,8 @@ def test_gzipped_gsm8k_ships():
     rows = load_rows(str(ROOT / "data" / "gsm8k" / "train.jsonl.gz"))
     assert len(rows) == 7473 and set(rows[0][1]) == {"question", "answer"}
     assert len(load_rows(str(ROOT / "data" / "gsm8k" / "test.jsonl"))) == 1319
+
+
+def test_column_mapping_orders_messages_by_role():
+    conv = to_conversation({"answer": "4", "question": "2+2?"}, columns={"answer": "assistant", "question": "user"})
+    assert [m.role for m in conv.messages] == ["user", "assistant"]

@@ -113,3 +113,9 @@ def test_property_trained_tokens_are_assistant_contents(tokenizer, turns, name):
     assert all(c in covered for s, e in spans for c in range(s, e) if not r.text[c].isspace())
     # whitespace the template puts between generation prompt and content is the model's to generate
     assert all(any(s < se and e > ss for ss, se in spans) or not r.text[s:e].strip() for s, e in trained)
+
+
+def test_assistant_only_conversation_trains_its_text(tokenizer):
+    """Raw `text` rows become one assistant message; the template's injected system prompt stays untrained."""
+    r = render(tokenizer, [Message("assistant", "Just some text.")])
+    assert trained_text(tokenizer, r) == "Just some text.<|im_end|>"

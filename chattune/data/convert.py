@@ -8,6 +8,7 @@ from chattune.data.load import Row
 from chattune.data.schema import Conversation, Message, validate_messages
 from chattune.errors import DataError
 
+ROLE_ORDER = ("system", "user", "assistant")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "system": "system", "tool": "tool", "observation": "tool", "function_call": "assistant"}
 
@@ -62,7 +63,9 @@ def _from_columns(row: dict[str, Any], columns: dict[str, str], err) -> list[Mes
     missing = [c for c in columns if c not in row]
     if missing:
         raise err(missing[0], f"expected column {missing[0]!r} (from data.columns), found columns {sorted(row)}")
-    return [Message(role=role, content=_text(row[col], col, err)) for col, role in columns.items()]
+    # messages follow role order, not the mapping's key order (YAML dumpers sort keys)
+    order = sorted(columns.items(), key=lambda item: ROLE_ORDER.index(item[1]))
+    return [Message(role=role, content=_text(row[col], col, err)) for col, role in order]
 
 
 def _convert(row: dict[str, Any], fmt: str, columns: dict[str, str] | None, err) -> tuple[list[Message], Any]:

@@ -8,6 +8,7 @@ boundary (BLOOM's `?\\n\\n`) cannot hide it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +66,7 @@ def render_text(tokenizer: Any, messages: Sequence[Message | dict[str, Any]], *,
         raise TemplateError(f"the chat template failed to render: {type(e).__name__}: {e}") from None
 
 
-def _special_strings(tokenizer: Any) -> list[str]:
+def special_strings(tokenizer: Any) -> list[str]:
     specials = set(getattr(tokenizer, "all_special_tokens", []))
     for tok in getattr(tokenizer, "added_tokens_decoder", {}).values():
         if getattr(tok, "special", False):
@@ -84,19 +85,42 @@ def _trained_messages(messages: Sequence[Message], train_on: str) -> list[int]:
     return sorted(chosen)
 
 
+FOLLOW_UP = Message("user", "Go on.")
+
+
+def _turn_end(tokenizer: Any, through_msgs: Sequence[Message], jinja: str, tools, through: str,
+              continued: str | None, specials: list[str]) -> int:
+    """Where the last message of `through` ends: where its rendering and a rendering that continues the
+    conversation stop agreeing. Some templates close a whole conversation with an extra token (Phi-3 appends
+    eos when there is no generation prompt), so len(through) alone would be wrong."""
+    if continued is None:
+        continued = render_text(tokenizer, [*through_msgs, FOLLOW_UP], jinja=jinja, tools=tools)
+    common = os.path.commonprefix([through, continued])
+    # the two may agree on a few characters past the turn ("<|" of two different tokens): end the turn at the
+    # last special token that lies wholly in the common part
+    ends = [common.rfind(s) + len(s) for s in specials if s in common]
+    return max(ends) if ends else len(common.rstrip())
+
+
 def _assistant_span(tokenizer: Any, messages: Sequence[Message], i: int, jinja: str, tools, full: str,
                     specials: list[str]) -> tuple[int, int]:
     """Character span of message i's content and end-of-turn token in `full`."""
-    before = render_text(tokenizer, messages[:i], jinja=jinja, tools=tools, add_generation_prompt=True)
+    if i == 0:  # nothing before it to render: the prompt is whatever the template writes ahead of the content
+        found = full.find(messages[0].content.strip())
+        if found < 0:
+            raise TemplateError("message 0 (assistant): its content does not appear in the rendering")
+        before = full[:found]
+    else:
+        before = render_text(tokenizer, messages[:i], jinja=jinja, tools=tools, add_generation_prompt=True)
     through = render_text(tokenizer, messages[: i + 1], jinja=jinja, tools=tools)
-    if not full.startswith(through) or not through.startswith(before):
-        raise TemplateError(f"the template is not prefix-preserving at message {i}: rendering the first "
-                            f"{i + 1} messages is not a prefix of the whole conversation, so its mask "
-                            "cannot be found exactly")
+    if not full.startswith(before) or not through.startswith(before):
+        raise TemplateError(f"the template is not prefix-preserving at message {i}: the prompt before it does not "
+                            "render as a prefix of the whole conversation, so its mask cannot be found exactly")
     start = len(before)
-    end = len(through.rstrip())
+    end = _turn_end(tokenizer, messages[: i + 1], jinja, tools, through, full if i + 1 < len(messages) else None,
+                    specials)
     turn = full[start:end]
-    if not any(turn.endswith(s) for s in specials):
+    if end <= start or not any(turn.endswith(s) for s in specials):
         raise TemplateError(f"message {i} (assistant) does not end with an end-of-turn special token in this "
                             f"template (it ends {turn[-20:]!r}); the model would never learn to stop")
     return start, end
@@ -106,8 +130,9 @@ def end_of_turn(tokenizer: Any, template: str | None = None) -> str:
     """The special token that closes an assistant turn, read off a probe rendering."""
     jinja = resolve_template(tokenizer, template)
     probe = [Message("user", "Hi"), Message("assistant", "Hello")]
-    text = render_text(tokenizer, probe, jinja=jinja).rstrip()
-    for s in _special_strings(tokenizer):
+    through = render_text(tokenizer, probe, jinja=jinja)
+    text = through[:_turn_end(tokenizer, probe, jinja, None, through, None, special_strings(tokenizer))]
+    for s in special_strings(tokenizer):
         if text.endswith(s):
             return s
     raise TemplateError(f"the template does not close an assistant turn with a special token (it ends "
@@ -135,7 +160,7 @@ def render(tokenizer: Any, messages: Sequence[Message | dict[str, Any]] | Conver
         return Rendered(ids, [IGNORE_INDEX] * len(ids), text)
     if train_on == "all":
         return Rendered(ids, list(ids), text)
-    specials = _special_strings(tokenizer)
+    specials = special_strings(tokenizer)
     spans = [_assistant_span(tokenizer, messages, i, jinja, tools, text, specials)
              for i in _trained_messages(messages, train_on)]
     labels = [IGNORE_INDEX] * len(ids)

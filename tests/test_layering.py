@@ -1,0 +1,32 @@
+"""Data flows one way: a module imports only from its own or earlier stages (DESIGN.md)."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).parent.parent / "chattune"
+STAGES = ["errors", "config", "data", "templates", "batching", "model", "train", "outputs", "generate", "evaluate",
+          "compare", "pipeline", "cli", "__init__", "__main__"]
+
+
+def stage_of(module: str) -> int:
+    parts = module.split(".")
+    return STAGES.index(parts[1]) if len(parts) > 1 else STAGES.index("__init__")
+
+
+def test_imports_point_backwards():
+    problems = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        me = ".".join(rel.parts).removesuffix(".__init__") if rel.name == "__init__" and len(rel.parts) > 2 \
+            else ".".join(rel.parts)
+        mine = stage_of(me)
+        for node in ast.walk(ast.parse(path.read_text())):
+            is_ours = isinstance(node, ast.ImportFrom) and (node.module or "").startswith("chattune.")
+            if is_ours and stage_of(node.module) > mine:
+                problems.append(f"{me} imports {node.module}")
+    assert not problems, problems
+
+
+def test_modules_stay_small():
+    sizes = {p.name: len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    assert max(sizes.values()) <= 500, sizes
