@@ -40,7 +40,7 @@ def _load_for_inference(model: str, adapter: str | None, template: str | None, t
         from chattune.model.load import load_tokenizer
 
         tokenizer = load_tokenizer(adapter)  # the adapter carries the template it was trained with
-        base = load_adapter(base, adapter)
+        base = load_adapter(base, adapter, vocab_size=len(tokenizer))
     setup_template(base, tokenizer, template)
     return base.to(pick_device()).eval(), tokenizer
 

@@ -44,14 +44,18 @@ class RunResult:
         return [r["loss"] for r in self.records if "loss" in r][-1]
 
 
-def setup_template(model: Any, tokenizer: Any, template: str | None) -> None:
-    """Use the configured template: a built-in is set up (tokens, embeddings, eos/pad); a Jinja string is stored."""
+def setup_template(model: Any, tokenizer: Any, template: str | None) -> list[int]:
+    """Use the configured template: a built-in is set up (tokens, embeddings, eos/pad); a Jinja string is stored.
+
+    Returns the ids of tokens it added."""
+    before = len(tokenizer)
     if template in BUILTIN_TEMPLATES:
         setup_chat_format(model, tokenizer, template)
     elif template is not None:
         tokenizer.chat_template = template
     elif not getattr(tokenizer, "chat_template", None):
         setup_chat_format(model, tokenizer, "chatml")
+    return list(range(before, len(tokenizer)))
 
 
 def load_examples(source: str, cfg: TrainConfig, tokenizer: Any, limit: int | None):
@@ -94,7 +98,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None) -> RunResult:
     t0 = time.perf_counter()
 
     model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.trust_remote_code)
-    setup_template(model, tokenizer, cfg.template)
+    new_tokens = setup_template(model, tokenizer, cfg.template)
     stops = stop_token_ids(tokenizer)
     examples, stats = load_examples(cfg.data.train, cfg, tokenizer, cfg.data.num_samples)
     _print_data(console, stats, cfg.data.train)
@@ -114,7 +118,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None) -> RunResult:
         before = answer_and_score(model, tokenizer, compare_set, cfg.compare, None)
         timings["generate_base_s"] = time.perf_counter() - t
     if cfg.finetuning == "lora":
-        model = apply_lora(model, cfg.lora)
+        model = apply_lora(model, cfg.lora, new_tokens)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total_steps = count_steps(examples, cfg)
     console.print(f"training: {cfg.finetuning}, {trainable:,} trainable parameters, {total_steps} steps, "

@@ -104,3 +104,25 @@ def test_full_finetuning_saves_a_model(tmp_path, tiny_model_dir, gsm8k_small):
     assert (out / "checkpoint-2" / "model.safetensors").is_file()
     assert not (out / "merged").exists() and not (out / "adapter").exists()
     assert main(["chat", str(out / "model"), "--prompt", "Hi", "--max-new-tokens", "3"]) == 0
+
+
+def test_doctor_command(tmp_path, tiny_model_dir, gsm8k_small, capsys):
+    assert main(["doctor", "--model", str(tiny_model_dir), "--data", str(gsm8k_small),
+                 "--columns", "question=user", "answer=assistant"]) == 0
+    out = capsys.readouterr().out
+    assert "prefix-preserving" in out and "end-of-turn trained" in out and "FAIL" not in out
+    assert main(["doctor", "--model", str(tiny_model_dir), "--template",
+                 "{% for m in messages %}{{ m['content'] }}{% endfor %}"]) == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_builtin_template_from_config_is_saved_with_the_adapter(tmp_path, tiny_model_dir, gsm8k_small):
+    cfg = write_config(tmp_path, tiny_model_dir, gsm8k_small, template="llama3", max_steps=2)
+    assert main(["train", str(cfg)]) == 0
+    from chattune.model.load import load_tokenizer
+    from chattune.templates import BUILTIN_TEMPLATES, end_of_turn
+
+    tok = load_tokenizer(tmp_path / "out" / "adapter")
+    assert tok.chat_template == BUILTIN_TEMPLATES["llama3"].jinja and end_of_turn(tok) == "<|eot_id|>"
+    assert main(["chat", str(tiny_model_dir), "--adapter", str(tmp_path / "out" / "adapter"), "--prompt", "Hi",
+                 "--max-new-tokens", "3"]) == 0

@@ -1,5 +1,7 @@
 """Masks: only assistant content and its end-of-turn token are trained, for every built-in template."""
 
+import copy
+
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -90,23 +92,34 @@ text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "
 word_text = text.filter(lambda s: s.strip() and "<" not in s)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(turns=st.lists(st.tuples(word_text, word_text), min_size=1, max_size=3), name=st.sampled_from(
-    ["chatml", "zephyr", "alpaca", "human_assistant", "mistral"]))
-def test_property_trained_tokens_are_assistant_contents(tokenizer, turns, name):
+@pytest.fixture(scope="module")
+def builtin_tokenizers(tokenizer):
+    out = {}
+    for name in BUILTIN_TEMPLATES:
+        tok = copy.deepcopy(tokenizer)
+        setup_chat_format(None, tok, name)
+        out[name] = tok
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(turns=st.lists(st.tuples(word_text, word_text), min_size=1, max_size=3),
+       name=st.sampled_from(sorted(BUILTIN_TEMPLATES)))
+def test_property_trained_tokens_are_assistant_contents(builtin_tokenizers, turns, name):
     """Every character of each assistant content and its end-of-turn token is trained, and every trained
     token touches one of them (a token merged across a boundary, like BLOOM's `?\n\n`, carries content)."""
-    tok = tokenizer  # these templates need no new tokens, so the shared tokenizer is not modified
+    tok = builtin_tokenizers[name]
     # a few code points do not survive this tokenizer's byte vocabulary at all; masks are not about those
     assume(all(tok.decode(tok.encode(s, add_special_tokens=False)) == s for turn in turns for s in turn))
     msgs = [m for u, a in turns for m in (Message("user", u), Message("assistant", a))]
-    r = render(tok, msgs, template=name)
-    jinja = BUILTIN_TEMPLATES[name].jinja
+    r = render(tok, msgs)
+    eot = end_of_turn(tok)
     spans = []
     for i in range(1, len(msgs), 2):
-        start = r.text.index(msgs[i].content, len(render_text(tok, msgs[:i], jinja=jinja, add_generation_prompt=True)))
-        end = r.text.index("<|im_end|>", start + len(msgs[i].content)) + len("<|im_end|>")
-        spans.append((start, end))
+        content = msgs[i].content.strip()  # llama3 and gemma trim contents
+        prompt = render_text(tok, msgs[:i], jinja=tok.chat_template, add_generation_prompt=True)
+        start = r.text.index(content, len(prompt))
+        spans.append((start, r.text.index(eot, start + len(content)) + len(eot)))
     offsets = tok(r.text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     trained = [(s, e) for (s, e), label in zip(offsets, r.labels) if label != IGNORE_INDEX]
     covered = {c for s, e in trained for c in range(s, e)}
@@ -119,3 +132,72 @@ def test_assistant_only_conversation_trains_its_text(tokenizer):
     """Raw `text` rows become one assistant message; the template's injected system prompt stays untrained."""
     r = render(tokenizer, [Message("assistant", "Just some text.")])
     assert trained_text(tokenizer, r) == "Just some text.<|im_end|>"
+
+
+def test_malformed_messages_name_their_index(tokenizer):
+    from chattune.errors import DataError
+
+    with pytest.raises(DataError, match=r"messages\[1\].*missing 'role'"):
+        render(tokenizer, [{"role": "user", "content": "hi"}, {"content": "no role"}])
+    with pytest.raises(DataError, match=r"message 1: role must be one of"):
+        render(tokenizer, [{"role": "user", "content": "hi"}, {"role": "bot", "content": "x"}])
+    with pytest.raises(DataError, match=r"messages\[0\].content.*found int"):
+        render(tokenizer, [{"role": "user", "content": 3}])
+    parts = [{"role": "user", "content": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]},
+             {"role": "assistant", "content": "Hello"}]
+    assert "Hi there" in render(tokenizer, parts).text
+
+
+def test_setup_chat_format_adds_tokens_and_mean_initialises(tokenizer):
+    from conftest import make_tiny_model
+
+    tok = copy.deepcopy(tokenizer)
+    model = make_tiny_model(tok)
+    old = model.get_input_embeddings().weight.detach().clone()
+    setup_chat_format(model, tok, "llama3")
+    new = model.get_input_embeddings().weight.detach()
+    added = ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|begin_of_text|>"]
+    ids = [tok.convert_tokens_to_ids(t) for t in added]
+    assert new.shape[0] == len(tok) == old.shape[0] + 4
+    assert all(len(tok.encode(t, add_special_tokens=False)) == 1 for t in added)
+    mean = old.mean(0)
+    for i in ids:  # new rows start near the mean of the old ones (transformers samples around it)
+        assert (new[i] - mean).norm() < 0.5 * (old - mean).norm(dim=1).mean()
+    assert tok.eos_token == "<|eot_id|>" and model.config.eos_token_id == tok.convert_tokens_to_ids("<|eot_id|>")
+    assert tok.chat_template == BUILTIN_TEMPLATES["llama3"].jinja
+    assert end_of_turn(tok) == "<|eot_id|>"
+
+
+# The rendering of MESSAGES under each built-in, trained tokens in [[ ]] (SmolLM2's tokenizer, whose eos is
+# <|im_end|>, after setup_chat_format). Changing a template or the masking shows up here first.
+GOLDEN = {
+    "alpaca": "Be brief.\n\n### Instruction:\nWhat is 2+2?\n\n### Response:\n[[It is 4.<|im_end|>]]\n\n"
+              "### Instruction:\nAnd 3+3?\n\n### Response:\n[[6<|im_end|>]]\n\n",
+    "chatml": "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
+              "<|im_start|>assistant\n[[It is 4.<|im_end|>]]\n<|im_start|>user\nAnd 3+3?<|im_end|>\n"
+              "<|im_start|>assistant\n[[6<|im_end|>]]\n",
+    "gemma": "<|im_start|><start_of_turn>system\nBe brief.<end_of_turn>\n<start_of_turn>user\nWhat is 2+2?"
+             "<end_of_turn>\n<start_of_turn>model\n[[It is 4.<end_of_turn>]]\n<start_of_turn>user\nAnd 3+3?"
+             "<end_of_turn>\n<start_of_turn>model\n[[6<end_of_turn>]]\n",
+    "human_assistant": "Be brief.\n\n### Human: What is 2+2?\n\n### Assistant:[[ It is 4.<|im_end|>]]\n\n### Human: "
+                       "And 3+3?\n\n### Assistant:[[ 6<|im_end|>]]",
+    "llama3": "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>"
+              "user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+              "[[It is 4.<|eot_id|>]]<|start_header_id|>user<|end_header_id|>\n\nAnd 3+3?<|eot_id|>"
+              "<|start_header_id|>assistant<|end_header_id|>\n\n[[6<|eot_id|>]]",
+    "mistral": "<|im_start|>[INST] Be brief.\n\nWhat is 2+2? [/INST][[It is 4.<|im_end|>]][INST] And 3+3? [/INST]"
+               "[[6<|im_end|>]]",
+    "phi3": "<|system|>\nBe brief.<|end|>\n<|user|>\nWhat is 2+2?<|end|>\n<|assistant|>\n[[It is 4.<|end|>]]\n"
+            "<|user|>\nAnd 3+3?<|end|>\n<|assistant|>\n[[6<|end|>]]\n",
+    "zephyr": "<|system|>\nBe brief.<|im_end|>\n<|user|>\nWhat is 2+2?<|im_end|>\n<|assistant|>\n[[It is 4.<|im_end|>]]"
+              "\n<|user|>\nAnd 3+3?<|im_end|>\n<|assistant|>\n[[6<|im_end|>]]\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_TEMPLATES))
+def test_builtin_golden_text_and_mask(builtin_tokenizers, name):
+    from chattune.outputs.show import marked_text
+
+    tok = builtin_tokenizers[name]
+    assert set(GOLDEN) == set(BUILTIN_TEMPLATES)
+    assert marked_text(tok, render(tok, MESSAGES), color=False).plain == GOLDEN[name]

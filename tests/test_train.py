@@ -117,3 +117,25 @@ def test_merge_matches_adapter_and_refuses_divergence(tokenizer):
     from chattune.errors import ModelError
     with pytest.raises(ModelError, match="refusing to write"):
         merge_adapter(twin, tokenizer, tolerance=-1.0)
+
+
+def test_adapter_with_added_chat_tokens_reloads_identically(tokenizer, tmp_path):
+    """Tokens added by setup_chat_format are trained with the adapter and come back with it."""
+    from chattune.templates import setup_chat_format
+
+    tok = copy.deepcopy(tokenizer)
+    base = make_tiny_model(tok)
+    before = len(tok)
+    setup_chat_format(base, tok, "llama3")
+    new_ids = list(range(before, len(tok)))
+    model = apply_lora(base, build_config({"data": {"train": "x"}}).lora, new_ids)
+    train(model, examples(tok, 8), cfg(max_steps=3, learning_rate=1e-2), pad_id=tok.pad_token_id, device=CPU,
+          bf16=False)
+    model.eval()
+    model.save_pretrained(tmp_path / "adapter")
+    reloaded = load_adapter(make_tiny_model(tokenizer), tmp_path / "adapter", vocab_size=len(tok)).eval()
+    ids = torch.tensor([tok.encode("<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>",
+                                   add_special_tokens=False)])
+    assert any(i in new_ids for i in ids[0].tolist())
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, reloaded(ids).logits, atol=1e-5, rtol=1e-5)

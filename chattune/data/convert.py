@@ -59,6 +59,19 @@ def _message_list(items: Any, field: str, err, role_key="role", content_key="con
     return out
 
 
+def parse_messages(items: Any, source: str = "<messages>") -> list[Message]:
+    """Messages from a list of dicts (OpenAI style), each checked; an error names the index and the problem."""
+
+    def err(field: str | None, message: str) -> DataError:
+        return DataError(source, None, field, message)
+
+    messages = _message_list(items, "messages", err)
+    problems = [p for p in validate_messages(messages) if "no assistant message" not in p]
+    if problems:
+        raise err("messages", "; ".join(problems))
+    return messages
+
+
 def _from_columns(row: dict[str, Any], columns: dict[str, str], err) -> list[Message]:
     missing = [c for c in columns if c not in row]
     if missing:

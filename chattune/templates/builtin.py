@@ -16,6 +16,7 @@ class BuiltinTemplate:
     jinja: str
     special_tokens: tuple[str, ...]
     end_of_turn: str | None  # None: the tokenizer's eos_token
+    bos_token: str | None = None  # set as the tokenizer's bos where the template has its own
 
 
 CHATML = BuiltinTemplate(
@@ -33,6 +34,7 @@ LLAMA3 = BuiltinTemplate(
     "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}",
     ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
     "<|eot_id|>",
+    "<|begin_of_text|>",
 )
 
 # Mistral folds a system message into the first user turn, as its own template does.

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chattune.data.convert import parse_messages
 from chattune.data.schema import Conversation, Message
 from chattune.errors import TemplateError
 from chattune.templates.builtin import BUILTIN_TEMPLATES
@@ -149,7 +150,8 @@ def render(tokenizer: Any, messages: Sequence[Message | dict[str, Any]] | Conver
     if isinstance(messages, Conversation):
         tools = tools or messages.tools
         messages = messages.messages
-    messages = [m if isinstance(m, Message) else Message(**m) for m in messages]
+    if not all(isinstance(m, Message) for m in messages):
+        messages = parse_messages([m.to_template_dict() if isinstance(m, Message) else m for m in messages])
     if train_on not in TRAIN_ON:
         raise TemplateError(f"train_on must be one of {', '.join(TRAIN_ON)}, got {train_on!r}")
     jinja = resolve_template(tokenizer, template)

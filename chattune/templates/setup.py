@@ -22,6 +22,8 @@ def setup_chat_format(model: Any, tokenizer: Any, template: str = "chatml") -> t
         tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in missing], special_tokens=True)
     if spec.end_of_turn is not None:
         tokenizer.eos_token = spec.end_of_turn
+    if spec.bos_token is not None:
+        tokenizer.bos_token = spec.bos_token
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.chat_template = spec.jinja
@@ -29,6 +31,7 @@ def setup_chat_format(model: Any, tokenizer: Any, template: str = "chatml") -> t
         if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
             model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
         model.config.eos_token_id = tokenizer.eos_token_id
+        model.config.bos_token_id = tokenizer.bos_token_id
         model.config.pad_token_id = tokenizer.pad_token_id
         if getattr(model, "generation_config", None) is not None:
             model.generation_config.eos_token_id = tokenizer.eos_token_id
