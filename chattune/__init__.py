@@ -2,7 +2,7 @@
 
     import chattune
     cfg = chattune.load_config("configs/gsm8k-demo.yaml", ["max_steps=20"])
-    result = chattune.train(cfg)
+    result = chattune.run_training(cfg)
 
 Public names load lazily, so `chattune --help` does not import torch.
 """
@@ -43,15 +43,10 @@ _EXPORTS = {
     "TemplateError": "chattune.errors",
     "ModelError": "chattune.errors",
 }
-_ALIASES = {"train": ("chattune.pipeline", "run_training")}
-
-__all__ = sorted([*_EXPORTS, *_ALIASES])
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _ALIASES:
-        module, attr = _ALIASES[name]
-        return getattr(importlib.import_module(module), attr)
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'chattune' has no attribute {name!r}")

@@ -15,8 +15,8 @@ from rich.markup import escape
 
 from chattune.errors import ChattuneError
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # paths and row numbers stay on one line, for copying and grep
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -139,6 +139,83 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
+def _columns(pairs: list[str] | None) -> dict[str, str] | None:
+    return dict(pair.split("=", 1) for pair in pairs) if pairs else None
+
+
+def _check_targets(args: argparse.Namespace) -> tuple[str, list[tuple[str, dict]]]:
+    """(model, [(source, options)]) from a config file or a data file plus flags."""
+    from chattune.config import DEFAULT_MODEL, load_config
+
+    if args.target.endswith((".yaml", ".yml")):
+        cfg = load_config(args.target)
+        opts = {"columns": cfg.data.columns, "system_prompt": cfg.data.system_prompt, "max_length": cfg.max_length,
+                "train_on": cfg.data.train_on}
+        sources = [s for s in (cfg.data.train, cfg.data.eval) if s]
+        return args.model or cfg.model, [(s, opts) for s in sources]
+    opts = {"columns": _columns(args.columns), "max_length": args.max_length, "train_on": "all_assistant"}
+    return args.model or DEFAULT_MODEL, [(args.target, opts)]
+
+
+def _print_check(report) -> None:
+    console.print(f"[bold]{escape(report.source)}[/bold]: {report.rows} rows, {report.ok} ok, {report.bad} bad; "
+                  f"formats {report.formats}")
+    for reason, n in sorted(report.bad_by_reason.items(), key=lambda kv: -kv[1]):
+        console.print(f"  {n} x {escape(reason)}")
+    for p in report.problems:
+        console.print(f"  - {escape(p)}", highlight=False)
+    console.print(f"  tokens {report.tokens}, trained {report.trained_share:.1%}; truncated {report.truncated}; "
+                  f"lengths {report.length_histogram}")
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    import json
+
+    from chattune.datacheck import check_source
+    from chattune.model.load import load_tokenizer, resolve_model_path
+
+    model, targets = _check_targets(args)
+    tokenizer = load_tokenizer(resolve_model_path(model))
+    reports = [check_source(src, tokenizer, limit=args.limit, **opts) for src, opts in targets]
+    if args.json:
+        console.print_json(json.dumps([r.as_dict() for r in reports]))
+    else:
+        for r in reports:
+            _print_check(r)
+    return 1 if any(r.bad for r in reports) else 0
+
+
+def _cmd_data_convert(args: argparse.Namespace) -> int:
+    from chattune.datacheck import convert_file
+
+    n = convert_file(args.input, args.output, columns=_columns(args.columns), system_prompt=args.system_prompt)
+    console.print(f"wrote {n} rows to {args.output}")
+    return 0
+
+
+def _add_data_commands(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="check or convert datasets").add_subparsers(dest="data_command",
+                                                                                  required=True, metavar="COMMAND")
+    p = data.add_parser("check", help="validate every row and report",
+                        description="Converts, renders and verifies every row; reports formats, rows ok and bad "
+                        "by reason (the first 20 problems with their rows), token lengths, trained share and "
+                        "truncation. Exit 1 if any row is bad.")
+    p.add_argument("target", help="a training config (.yaml: its data.train and data.eval) or a data file")
+    p.add_argument("--model", help="tokenizer and template to render with (default: the config's, or SmolLM2)")
+    p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles (data files only)")
+    p.add_argument("--max-length", type=int, default=1024, help="truncation length (data files only)")
+    p.add_argument("--limit", type=int, help="check only the first N rows")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_cmd_data_check)
+    p = data.add_parser("convert", help="write normalised {messages: [...]} JSONL")
+    p.add_argument("input", help="data file in any supported shape")
+    p.add_argument("output", help="JSONL file to write")
+    p.add_argument("--format", choices=["messages"], default="messages", help="output shape (messages)")
+    p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles")
+    p.add_argument("--system-prompt", help="add this system message to every conversation")
+    p.set_defaults(func=_cmd_data_convert)
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--template", help="built-in template name or Jinja string (default: the tokenizer's own)")
     p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a hub model (unsafe)")
@@ -198,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles, e.g. question=user")
     _add_model_options(p)
     p.set_defaults(func=_cmd_doctor)
+    _add_data_commands(sub)
     return parser
 
 
