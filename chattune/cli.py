@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -216,6 +217,75 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_data_convert)
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.table import Table
+
+    from chattune.compare import evaluate_dataset
+    from chattune.evaluate import extract_gsm8k, regex_extractor
+
+    model, tokenizer = _load_for_inference(args.model, args.adapter, args.template, args.trust_remote_code)
+    extract = regex_extractor(args.answer_regex) if args.answer_regex else extract_gsm8k
+    results = evaluate_dataset(model, tokenizer, args.data, columns=_columns(args.columns), limit=args.num_samples,
+                               max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, extract=extract,
+                               generate=not args.no_generate, max_length=args.max_length)
+    table = Table(title=f"eval: {args.model}" + (f" + {args.adapter}" if args.adapter else ""))
+    table.add_column("metric")
+    table.add_column("value")
+    for key, value in results["metrics"].items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        console.print(f"results written to {args.json}")
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    import json
+
+    from chattune.compare import prompts_from_file
+    from chattune.generate import generate_batch
+
+    model, tokenizer = _load_for_inference(args.model, args.adapter, args.template, args.trust_remote_code)
+    prompts, _ = prompts_from_file(args.data, columns=_columns(args.columns), limit=args.num_samples)
+    replies = generate_batch(model, tokenizer, prompts, max_new_tokens=args.max_new_tokens,
+                             batch_size=args.batch_size)
+    with open(args.out, "w", encoding="utf-8") as f:
+        for prompt, reply in zip(prompts, replies):
+            record = {"messages": [m.to_template_dict() for m in prompt], "generation": reply}
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    console.print(f"wrote {len(replies)} generations to {args.out}")
+    return 0
+
+
+def _add_generation_commands(sub: argparse._SubParsersAction) -> None:
+    for name in ("eval", "generate"):
+        helps = {"eval": "loss, perplexity and task metrics (exact match, format compliance) on a dataset",
+                 "generate": "greedy batch generation for every row of a dataset, written as JSONL"}
+        p = sub.add_parser(name, help=helps[name], description=helps[name] + ". The prompt of a row is its "
+                           "messages up to the last assistant message (which is the reference answer).")
+        p.add_argument("model", help="hub id, local model directory or .gguf file")
+        p.add_argument("--adapter", help="PEFT adapter directory to apply")
+        p.add_argument("--data", required=True, help="data file (any supported shape)")
+        p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles, e.g. question=user")
+        p.add_argument("--num-samples", type=int, help="use only the first N rows")
+        p.add_argument("--max-new-tokens", type=int, default=256, help="generation length cap (default 256)")
+        p.add_argument("--batch-size", type=int, default=32, help="prompts generated together (default 32)")
+        _add_model_options(p)
+        if name == "eval":
+            p.add_argument("--answer-regex", help="extract answers with this regex (first group); default: "
+                           "gsm8k's final `#### <number>` line")
+            p.add_argument("--no-generate", action="store_true", help="loss and perplexity only")
+            p.add_argument("--max-length", type=int, default=1024, help="truncation for the loss (default 1024)")
+            p.add_argument("--json", help="also write the results to this JSON file")
+            p.set_defaults(func=_cmd_eval)
+        else:
+            p.add_argument("--out", required=True, help="JSONL file to write")
+            p.set_defaults(func=_cmd_generate)
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--template", help="built-in template name or Jinja string (default: the tokenizer's own)")
     p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a hub model (unsafe)")
@@ -276,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.set_defaults(func=_cmd_doctor)
     _add_data_commands(sub)
+    _add_generation_commands(sub)
     return parser
 
 

@@ -8,12 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chattune.batching.prepare import prepare_examples
 from chattune.config import CompareConfig
-from chattune.data.convert import to_conversation
+from chattune.data.convert import conversations_from_rows, to_conversation
 from chattune.data.load import load_rows
 from chattune.data.schema import Message
-from chattune.evaluate import TaskScore, score_gsm8k
+from chattune.errors import DataError
+from chattune.evaluate import TaskScore, extract_gsm8k, score_answers, score_gsm8k
 from chattune.generate import generate_batch
+from chattune.train.loop import evaluate_loss
 
 
 @dataclass
@@ -25,17 +28,55 @@ class CompareSet:
     references: list[str]
 
 
+def prompts_from_file(source: str, *, columns: dict[str, str] | None = None, system_prompt: str | None = None,
+                      limit: int | None = None) -> tuple[list[list[Message]], list[str | None]]:
+    """Each row's prompt (its messages up to the last assistant message) and that message as the reference
+    (None for a row that ends before any answer)."""
+    prompts: list[list[Message]] = []
+    refs: list[str | None] = []
+    for row_no, row in load_rows(source, limit=limit):
+        conv = to_conversation(row, source=source, row_no=row_no, columns=columns, system_prompt=system_prompt,
+                               require_assistant=False)
+        msgs = conv.messages
+        if msgs[-1].role == "assistant" and len(msgs) > 1:
+            prompts.append(msgs[:-1])
+            refs.append(msgs[-1].content)
+        else:
+            prompts.append(msgs)
+            refs.append(None)
+    return prompts, refs
+
+
 def load_compare_set(cfg: CompareConfig, system_prompt: str | None) -> CompareSet:
     """Read the comparison rows and split each conversation into prompt and reference answer."""
-    rows = load_rows(cfg.data, limit=cfg.num_samples)
-    prompts, questions, refs = [], [], []
-    for row_no, row in rows:
-        conv = to_conversation(row, source=cfg.data, row_no=row_no, columns=cfg.columns, system_prompt=system_prompt)
-        last = max(i for i, m in enumerate(conv.messages) if m.role == "assistant")
-        prompts.append(conv.messages[:last])
-        questions.append(conv.messages[last - 1].content)
-        refs.append(conv.messages[last].content)
-    return CompareSet(prompts, questions, refs)
+    prompts, refs = prompts_from_file(cfg.data, columns=cfg.columns, system_prompt=system_prompt,
+                                      limit=cfg.num_samples)
+    if any(r is None for r in refs):
+        raise DataError(cfg.data, None, None, "every comparison row needs a reference answer (an assistant message)")
+    return CompareSet(prompts, [p[-1].content for p in prompts], [r or "" for r in refs])
+
+
+def evaluate_dataset(model: Any, tokenizer: Any, source: str, *, columns: dict[str, str] | None = None,
+                     limit: int | None = None, max_new_tokens: int = 256, batch_size: int = 32,
+                     extract: Callable[[str], str | None] = extract_gsm8k, generate: bool = True,
+                     max_length: int = 1024) -> dict[str, Any]:
+    """Loss, perplexity and next-token accuracy on the answers; with `generate`, greedy answers scored for
+    format compliance and exact match through `extract`."""
+    rows = load_rows(source, limit=limit)
+    convs = conversations_from_rows(rows, source, columns=columns)
+    examples, _ = prepare_examples(convs, tokenizer, template=None, train_on="all_assistant", max_length=max_length)
+    device = next(model.parameters()).device
+    metrics: dict[str, Any] = {"rows": len(rows), **evaluate_loss(model, examples, batch_size, tokenizer.pad_token_id,
+                                                                  device)}
+    results: dict[str, Any] = {"data": source, "metrics": metrics}
+    if generate:
+        prompts, refs = prompts_from_file(source, columns=columns, limit=limit)
+        answers = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        score = score_answers(answers, [r or "" for r in refs], extract)
+        metrics.update(format_compliance=score.compliance, exact_match=score.accuracy)
+        results["generations"] = [{"prompt": p[-1].content, "reference": r, "answer": a}
+                                  for p, r, a in zip(prompts, refs, answers)]
+    return results
 
 
 def answer_and_score(model: Any, tokenizer: Any, data: CompareSet, cfg: CompareConfig, template: str | None,

@@ -46,11 +46,27 @@ class TaskScore:
         return {"n": self.n, "format_compliance": self.compliance, "exact_match": self.accuracy}
 
 
-def score_gsm8k(predictions: Sequence[str], references: Sequence[str]) -> TaskScore:
-    """Compliance: the final line is `#### <number>`. Exact match: that number equals the reference's."""
+def regex_extractor(pattern: str):
+    """An answer extractor from a regex: its first group (or whole match) in the answer, else None."""
+    compiled = re.compile(pattern, re.MULTILINE)
+
+    def extract(answer: str) -> str | None:
+        m = compiled.search(answer)
+        return None if m is None else (m.group(1) if compiled.groups else m.group(0)).strip()
+
+    return extract
+
+
+def score_answers(predictions: Sequence[str], references: Sequence[str], extract=extract_gsm8k) -> TaskScore:
+    """Compliance: `extract` finds an answer. Exact match: it equals what `extract` finds in the reference."""
     ok = exact = 0
     for pred, ref in zip(predictions, references, strict=True):
-        got = extract_gsm8k(pred)
+        got = extract(pred)
         ok += got is not None
-        exact += got is not None and got == extract_gsm8k(ref)
+        exact += got is not None and got == extract(ref)
     return TaskScore(len(predictions), ok, exact)
+
+
+def score_gsm8k(predictions: Sequence[str], references: Sequence[str]) -> TaskScore:
+    """Compliance: the final line is `#### <number>`. Exact match: that number equals the reference's."""
+    return score_answers(predictions, references, extract_gsm8k)

@@ -126,3 +126,20 @@ def test_builtin_template_from_config_is_saved_with_the_adapter(tmp_path, tiny_m
     assert tok.chat_template == BUILTIN_TEMPLATES["llama3"].jinja and end_of_turn(tok) == "<|eot_id|>"
     assert main(["chat", str(tiny_model_dir), "--adapter", str(tmp_path / "out" / "adapter"), "--prompt", "Hi",
                  "--max-new-tokens", "3"]) == 0
+
+
+def test_eval_and_generate_commands(tmp_path, tiny_model_dir, gsm8k_small, capsys):
+    cols = ["--columns", "question=user", "answer=assistant"]
+    out_json = tmp_path / "eval.json"
+    assert main(["eval", str(tiny_model_dir), "--data", str(gsm8k_small), *cols, "--num-samples", "4",
+                 "--max-new-tokens", "6", "--json", str(out_json)]) == 0
+    results = json.loads(out_json.read_text())
+    m = results["metrics"]
+    assert m["rows"] == 4 and m["eval_loss"] > 5 and m["eval_perplexity"] > 100  # a random model
+    assert 0 <= m["format_compliance"] <= 1 and len(results["generations"]) == 4
+    assert "eval_loss" in capsys.readouterr().out
+    gen = tmp_path / "gen.jsonl"
+    assert main(["generate", str(tiny_model_dir), "--data", str(gsm8k_small), *cols, "--num-samples", "3",
+                 "--max-new-tokens", "4", "--out", str(gen)]) == 0
+    rows = [json.loads(line) for line in gen.read_text().splitlines()]
+    assert len(rows) == 3 and rows[0]["messages"][-1]["role"] == "user" and "generation" in rows[0]

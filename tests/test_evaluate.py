@@ -17,3 +17,12 @@ def test_score_counts_compliance_and_exact_match():
     s = score_gsm8k(preds, refs)
     assert (s.n, s.format_ok, s.exact) == (3, 2, 1)
     assert abs(s.compliance - 2 / 3) < 1e-9 and abs(s.accuracy - 1 / 3) < 1e-9
+
+
+def test_regex_extractor_scores():
+    from chattune.evaluate import regex_extractor, score_answers
+
+    extract = regex_extractor(r"answer is (\w+)")
+    s = score_answers(["the answer is B", "no idea", "the answer is C"], ["answer is B", "answer is A", "answer is A"],
+                      extract)
+    assert (s.format_ok, s.exact) == (2, 1)
