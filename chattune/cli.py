@@ -106,7 +106,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from chattune.templates.render import check_rendered, render
 
     tokenizer = load_tokenizer(resolve_model_path(args.model), args.trust_remote_code)
-    columns = dict(pair.split("=", 1) for pair in args.columns) if args.columns else None
+    columns = _columns(args.columns)
     rows = load_rows(args.data, limit=args.row)
     row_no, row = rows[args.row - 1]
     conv = to_conversation(row, source=args.data, row_no=row_no, columns=columns)
@@ -127,7 +127,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     tokenizer = load_tokenizer(resolve_model_path(args.model), args.trust_remote_code)
     convs = []
     if args.data:
-        columns = dict(pair.split("=", 1) for pair in args.columns) if args.columns else None
+        columns = _columns(args.columns)
         convs = [c.messages for c in conversations_from_rows(load_rows(args.data, limit=args.limit), args.data,
                                                              columns=columns)]
     checks = diagnose(tokenizer, args.template, convs)
@@ -141,7 +141,13 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _columns(pairs: list[str] | None) -> dict[str, str] | None:
-    return dict(pair.split("=", 1) for pair in pairs) if pairs else None
+    """`question=user answer=assistant` -> {"question": "user", "answer": "assistant"}."""
+    if not pairs:
+        return None
+    bad = [p for p in pairs if "=" not in p]
+    if bad:
+        raise ChattuneError(f"--columns expects COLUMN=ROLE pairs, got {' '.join(bad)}")
+    return dict(pair.split("=", 1) for pair in pairs)
 
 
 def _check_targets(args: argparse.Namespace) -> tuple[str, list[tuple[str, dict]]]:
