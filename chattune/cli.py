@@ -229,13 +229,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from chattune.compare import evaluate_dataset
+    from chattune.data.load import load_rows
     from chattune.evaluate import extract_gsm8k, regex_extractor
+    from chattune.outputs.metrics import counting_progress
 
     model, tokenizer = _load_for_inference(args.model, args.adapter, args.template, args.trust_remote_code)
     extract = regex_extractor(args.answer_regex) if args.answer_regex else extract_gsm8k
-    results = evaluate_dataset(model, tokenizer, args.data, columns=_columns(args.columns), limit=args.num_samples,
-                               max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, extract=extract,
-                               generate=not args.no_generate, max_length=args.max_length)
+    total = len(load_rows(args.data, limit=args.num_samples))
+    with counting_progress(console, total, "generating") as advance:
+        results = evaluate_dataset(model, tokenizer, args.data, columns=_columns(args.columns),
+                                   limit=args.num_samples, max_new_tokens=args.max_new_tokens,
+                                   batch_size=args.batch_size, extract=extract, generate=not args.no_generate,
+                                   max_length=args.max_length, on_batch=advance)
     table = Table(title=f"eval: {args.model}" + (f" + {args.adapter}" if args.adapter else ""))
     table.add_column("metric")
     table.add_column("value")
@@ -253,11 +258,13 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     from chattune.compare import prompts_from_file
     from chattune.generate import generate_batch
+    from chattune.outputs.metrics import counting_progress
 
     model, tokenizer = _load_for_inference(args.model, args.adapter, args.template, args.trust_remote_code)
     prompts, _ = prompts_from_file(args.data, columns=_columns(args.columns), limit=args.num_samples)
-    replies = generate_batch(model, tokenizer, prompts, max_new_tokens=args.max_new_tokens,
-                             batch_size=args.batch_size)
+    with counting_progress(console, len(prompts), "generating") as advance:
+        replies = generate_batch(model, tokenizer, prompts, max_new_tokens=args.max_new_tokens,
+                                 batch_size=args.batch_size, on_batch=advance)
     with open(args.out, "w", encoding="utf-8") as f:
         for prompt, reply in zip(prompts, replies):
             record = {"messages": [m.to_template_dict() for m in prompt], "generation": reply}

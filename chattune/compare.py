@@ -59,7 +59,7 @@ def load_compare_set(cfg: CompareConfig, system_prompt: str | None) -> CompareSe
 def evaluate_dataset(model: Any, tokenizer: Any, source: str, *, columns: dict[str, str] | None = None,
                      limit: int | None = None, max_new_tokens: int = 256, batch_size: int = 32,
                      extract: Callable[[str], str | None] = extract_gsm8k, generate: bool = True,
-                     max_length: int = 1024) -> dict[str, Any]:
+                     max_length: int = 1024, on_batch: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Loss, perplexity and next-token accuracy on the answers; with `generate`, greedy answers scored for
     format compliance and exact match through `extract`."""
     rows = load_rows(source, limit=limit)
@@ -71,7 +71,8 @@ def evaluate_dataset(model: Any, tokenizer: Any, source: str, *, columns: dict[s
     results: dict[str, Any] = {"data": source, "metrics": metrics}
     if generate:
         prompts, refs = prompts_from_file(source, columns=columns, limit=limit)
-        answers = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        answers = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                 on_batch=on_batch)
         score = score_answers(answers, [r or "" for r in refs], extract)
         metrics.update(format_compliance=score.compliance, exact_match=score.accuracy)
         results["generations"] = [{"prompt": p[-1].content, "reference": r, "answer": a}

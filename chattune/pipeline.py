@@ -21,7 +21,7 @@ from chattune.generate import stop_token_ids
 from chattune.model.device import bf16_is_fast, pick_device
 from chattune.model.load import load_model_and_tokenizer
 from chattune.model.lora import apply_lora, merge_adapter
-from chattune.outputs.metrics import MetricsLog
+from chattune.outputs.metrics import MetricsLog, counting_progress
 from chattune.outputs.plots import plot_loss
 from chattune.outputs.save import save_pretrained_atomic
 from chattune.templates.builtin import BUILTIN_TEMPLATES
@@ -115,7 +115,8 @@ def run_training(cfg: TrainConfig, console: Console | None = None) -> RunResult:
         compare_set = load_compare_set(cfg.compare, cfg.data.system_prompt)
         t = time.perf_counter()
         console.print(f"generating {len(compare_set.prompts)} answers with the base model ...")
-        before = answer_and_score(model, tokenizer, compare_set, cfg.compare, None)
+        with counting_progress(console, len(compare_set.prompts), "base answers") as advance:
+            before = answer_and_score(model, tokenizer, compare_set, cfg.compare, None, advance)
         timings["generate_base_s"] = time.perf_counter() - t
     if cfg.finetuning == "lora":
         model = apply_lora(model, cfg.lora, new_tokens)
@@ -143,7 +144,8 @@ def run_training(cfg: TrainConfig, console: Console | None = None) -> RunResult:
     if cfg.compare and compare_set is not None:
         t = time.perf_counter()
         console.print(f"generating {len(compare_set.prompts)} answers with the tuned model ...")
-        after = answer_and_score(model, tokenizer, compare_set, cfg.compare, None)
+        with counting_progress(console, len(compare_set.prompts), "tuned answers") as advance:
+            after = answer_and_score(model, tokenizer, compare_set, cfg.compare, None, advance)
         timings["generate_tuned_s"] = time.perf_counter() - t
         result.compare = write_comparison(out, compare_set, before, after)
         _print_compare(console, compare_set, before, after, cfg.compare.show)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,15 @@ class MetricsLog:
         self.progress.update(self.task, completed=rec["step"], stats=stats)
         if not self.console.is_terminal:
             self.console.print(f"step {rec['step']}/{rec['total_steps']}  {stats}  grad_norm {rec['grad_norm']:.3f}")
+
+
+@contextmanager
+def counting_progress(console: Console, total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar over `total` items (shown on a terminal); yields the function that advances it."""
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=console, disable=not console.is_terminal) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
