@@ -139,3 +139,15 @@ def test_adapter_with_added_chat_tokens_reloads_identically(tokenizer, tmp_path)
     assert any(i in new_ids for i in ids[0].tolist())
     with torch.no_grad():
         torch.testing.assert_close(model(ids).logits, reloaded(ids).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_logged_loss_is_the_mean_over_the_logging_window(tokenizer):
+    exs = examples(tokenizer, 8)
+    run = {"finetuning": "full", "max_steps": 4, "per_device_train_batch_size": 2, "learning_rate": 1e-3}
+    every = train(make_tiny_model(tokenizer), exs, cfg(**run), pad_id=tokenizer.pad_token_id, device=CPU, bf16=False)
+    paired = train(make_tiny_model(tokenizer), exs, cfg(**run, logging_steps=2), pad_id=tokenizer.pad_token_id,
+                   device=CPU, bf16=False)
+    assert [r["step"] for r in paired] == [2, 4]
+    for rec, (a, b) in zip(paired, [(every[0], every[1]), (every[2], every[3])]):
+        assert abs(rec["loss"] - (a["loss"] + b["loss"]) / 2) < 1e-6
+        assert rec["tokens"] == b["tokens"]

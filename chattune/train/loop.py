@@ -94,20 +94,25 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
     records: list[dict[str, Any]] = []
     stream = _micro_batches(examples, cfg, pad_id)
     tokens = trained_tokens = 0
+    window: list[tuple[float, float, int]] = []  # (loss, seconds, tokens) of the steps not yet logged
     for step in range(1, total_steps + 1):
         start = time.perf_counter()
         epoch, first = next(stream)
         micro = [first] + [next(stream)[1] for _ in range(cfg.gradient_accumulation_steps - 1)]
         lr = scheduler.get_last_lr()[0]
         loss, grad_norm = _optimizer_step(model, optimizer, scheduler, micro, cfg, device, bf16)
-        elapsed = time.perf_counter() - start
         step_tokens = sum(b.num_tokens for b in micro)
         tokens += step_tokens
         trained_tokens += sum(b.num_trained for b in micro)
+        # a logged record covers every step since the previous one: mean loss and time, tokens/s over all
+        window.append((loss, time.perf_counter() - start, step_tokens))
         if step % cfg.logging_steps == 0 or step == total_steps:
-            rec = {"step": step, "epoch": round(epoch, 4), "loss": loss, "learning_rate": lr, "grad_norm": grad_norm,
-                   "tokens": tokens, "trained_tokens": trained_tokens, "step_time_s": round(elapsed, 4),
-                   "tokens_per_s": round(step_tokens / elapsed, 1), "total_steps": total_steps}
+            seconds = sum(w[1] for w in window)
+            rec = {"step": step, "epoch": round(epoch, 4), "loss": sum(w[0] for w in window) / len(window),
+                   "learning_rate": lr, "grad_norm": grad_norm, "tokens": tokens, "trained_tokens": trained_tokens,
+                   "step_time_s": round(seconds / len(window), 4),
+                   "tokens_per_s": round(sum(w[2] for w in window) / seconds, 1), "total_steps": total_steps}
+            window.clear()
             records.append(rec)
             if on_log:
                 on_log(rec)
