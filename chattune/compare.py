@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chattune.batching.prepare import prepare_examples
+from chattune.batching.prepare import examples_from_file
 from chattune.config import CompareConfig
-from chattune.data.convert import conversations_from_rows, to_conversation
+from chattune.data.convert import to_conversation
 from chattune.data.load import load_rows
 from chattune.data.schema import Message
 from chattune.errors import DataError
@@ -62,11 +62,9 @@ def evaluate_dataset(model: Any, tokenizer: Any, source: str, *, columns: dict[s
                      max_length: int = 1024, on_batch: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Loss, perplexity and next-token accuracy on the answers; with `generate`, greedy answers scored for
     format compliance and exact match through `extract`."""
-    rows = load_rows(source, limit=limit)
-    convs = conversations_from_rows(rows, source, columns=columns)
-    examples, _ = prepare_examples(convs, tokenizer, template=None, train_on="all_assistant", max_length=max_length)
+    examples, stats = examples_from_file(source, tokenizer, columns=columns, max_length=max_length, limit=limit)
     device = next(model.parameters()).device
-    metrics: dict[str, Any] = {"rows": len(rows), **evaluate_loss(model, examples, batch_size, tokenizer.pad_token_id,
+    metrics: dict[str, Any] = {"rows": stats.rows, **evaluate_loss(model, examples, batch_size, tokenizer.pad_token_id,
                                                                   device)}
     results: dict[str, Any] = {"data": source, "metrics": metrics}
     if generate:

@@ -12,11 +12,9 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from chattune.batching.prepare import PrepareStats, prepare_examples
+from chattune.batching.prepare import PrepareStats, examples_from_file
 from chattune.compare import CompareSet, answer_and_score, load_compare_set, write_comparison
 from chattune.config import TrainConfig
-from chattune.data.convert import conversations_from_rows
-from chattune.data.load import load_rows
 from chattune.generate import stop_token_ids
 from chattune.model.device import bf16_is_fast, pick_device
 from chattune.model.load import load_model_and_tokenizer
@@ -60,9 +58,8 @@ def setup_template(model: Any, tokenizer: Any, template: str | None) -> list[int
 
 def load_examples(source: str, cfg: TrainConfig, tokenizer: Any, limit: int | None):
     """Rows -> Conversations -> verified Examples."""
-    rows = load_rows(source, limit=limit)
-    convs = conversations_from_rows(rows, source, columns=cfg.data.columns, system_prompt=cfg.data.system_prompt)
-    return prepare_examples(convs, tokenizer, template=None, train_on=cfg.data.train_on, max_length=cfg.max_length)
+    return examples_from_file(source, tokenizer, columns=cfg.data.columns, system_prompt=cfg.data.system_prompt,
+                              train_on=cfg.data.train_on, max_length=cfg.max_length, limit=limit)
 
 
 def _print_data(console: Console, stats: PrepareStats, source: str) -> None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chattune.batching.collate import Example
+from chattune.data.convert import conversations_from_rows
+from chattune.data.load import load_rows
 from chattune.data.schema import Conversation
 from chattune.errors import DataError, TemplateError
 from chattune.templates.render import check_rendered, render
@@ -26,6 +28,15 @@ class PrepareStats:
     @property
     def trained_share(self) -> float:
         return self.trained_tokens / self.tokens if self.tokens else 0.0
+
+
+def examples_from_file(source: str, tokenizer: Any, *, columns: dict[str, str] | None = None,
+                       system_prompt: str | None = None, train_on: str = "all_assistant", max_length: int = 1024,
+                       limit: int | None = None) -> tuple[list[Example], PrepareStats]:
+    """Rows of `source` -> Conversations (every bad row reported at once) -> verified Examples."""
+    rows = load_rows(source, limit=limit)
+    convs = conversations_from_rows(rows, source, columns=columns, system_prompt=system_prompt)
+    return prepare_examples(convs, tokenizer, template=None, train_on=train_on, max_length=max_length)
 
 
 def prepare_examples(conversations: Sequence[Conversation], tokenizer: Any, *, template: str | None,
