@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -150,18 +151,25 @@ def _columns(pairs: list[str] | None) -> dict[str, str] | None:
     return dict(pair.split("=", 1) for pair in pairs)
 
 
-def _check_targets(args: argparse.Namespace) -> tuple[str, list[tuple[str, dict]]]:
+def _check_targets(args: argparse.Namespace) -> tuple[str, list[tuple[Any, dict]]]:
     """(model, [(source, options)]) from a config file or a data file plus flags."""
-    from chattune.config import DEFAULT_MODEL, load_config
+    from pydantic import ValidationError
+
+    from chattune.config import DEFAULT_MODEL, DataSource, load_config
+    from chattune.errors import ConfigError
 
     if args.target.endswith((".yaml", ".yml")):
         cfg = load_config(args.target)
-        opts = {"columns": cfg.data.columns, "system_prompt": cfg.data.system_prompt, "max_length": cfg.max_length,
-                "train_on": cfg.data.train_on}
-        sources = [s for s in (cfg.data.train, cfg.data.eval) if s]
+        opts = {"max_length": cfg.max_length, "train_on": cfg.data.train_on, "truncation": cfg.data.truncation}
+        sources = cfg.data.sources("train") + cfg.data.sources("eval")
         return args.model or cfg.model, [(s, opts) for s in sources]
-    opts = {"columns": _columns(args.columns), "max_length": args.max_length, "train_on": "all_assistant"}
-    return args.model or DEFAULT_MODEL, [(args.target, opts)]
+    try:
+        spec = DataSource(path=args.target, columns=_columns(args.columns), format=args.input_format,
+                          prompt_template=args.prompt_template)
+    except ValidationError as e:
+        raise ConfigError([err["msg"] for err in e.errors()]) from None
+    opts = {"max_length": args.max_length, "train_on": "all_assistant", "truncation": args.truncation}
+    return args.model or DEFAULT_MODEL, [(spec, opts)]
 
 
 def _print_check(report) -> None:
@@ -195,9 +203,17 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 def _cmd_data_convert(args: argparse.Namespace) -> int:
     from chattune.datacheck import convert_file
 
-    n = convert_file(args.input, args.output, columns=_columns(args.columns), system_prompt=args.system_prompt)
+    n = convert_file(args.input, args.output, columns=_columns(args.columns), system_prompt=args.system_prompt,
+                     fmt=args.input_format, prompt_template=args.prompt_template)
     console.print(f"wrote {n} rows to {args.output}")
     return 0
+
+
+def _add_shape_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input-format", choices=["messages", "sharegpt", "alpaca", "prompt_completion", "text"],
+                   help="the rows' shape (default: detected per row)")
+    p.add_argument("--prompt-template", help="user message from columns, e.g. 'Question: {question}' (with "
+                   "--columns answer=assistant)")
 
 
 def _add_data_commands(sub: argparse._SubParsersAction) -> None:
@@ -211,6 +227,9 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="tokenizer and template to render with (default: the config's, or SmolLM2)")
     p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles (data files only)")
     p.add_argument("--max-length", type=int, default=1024, help="truncation length (data files only)")
+    p.add_argument("--truncation", choices=["error", "drop", "keep_start", "keep_end"], default="keep_start",
+                   help="rows longer than --max-length (data files only)")
+    _add_shape_flags(p)
     p.add_argument("--limit", type=int, help="check only the first N rows")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_cmd_data_check)
@@ -220,6 +239,7 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=["messages"], default="messages", help="output shape (messages)")
     p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles")
     p.add_argument("--system-prompt", help="add this system message to every conversation")
+    _add_shape_flags(p)
     p.set_defaults(func=_cmd_data_convert)
 
 

@@ -5,6 +5,7 @@ Training keys take TRL `SFTConfig`'s names where the meaning is the same, so a T
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,20 +22,94 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class DataConfig(_Strict):
-    """Where the conversations come from and how rows map to messages."""
+Role = Literal["system", "user", "assistant"]
+Format = Literal["messages", "sharegpt", "alpaca", "prompt_completion", "text"]
+Truncation = Literal["error", "drop", "keep_start", "keep_end"]
+_SOURCE_DEFAULTS = ("format", "columns", "prompt_template", "system_prompt")
 
-    train: str = Field(description="Training data: a local file (.jsonl[.gz], .json, .csv, .parquet), "
-                       "a `datasets.save_to_disk` directory, or a hub dataset id.")
-    eval: str | None = Field(None, description="Optional evaluation data, same kinds as `train`.")
-    columns: dict[str, Literal["system", "user", "assistant"]] | None = Field(
-        None, description="Map columns to roles, e.g. {question: user, answer: assistant}; "
-        "None detects the format (messages, ShareGPT, Alpaca, prompt/completion, text).")
+
+class DataSource(_Strict):
+    """One dataset: where it is and how its rows become conversations. Unset keys take data's defaults."""
+
+    path: str = Field(description="A local file (.jsonl[.gz], .json, .csv, .parquet), a glob of them, a "
+                      "`datasets.save_to_disk` directory, or a hub dataset id (`owner/name` or `owner/name:split`).")
+    format: Format | None = Field(None, description="The rows' shape; None detects it per row.")
+    columns: dict[str, Role] | None = Field(
+        None, description="Map columns to roles, e.g. {question: user, answer: assistant}.")
+    prompt_template: str | None = Field(
+        None, description="The user message built from columns, e.g. 'Question: {question}'; the other roles "
+        "come from `columns`.")
     system_prompt: str | None = Field(None, description="A system message added to every conversation.")
-    num_samples: int | None = Field(None, gt=0, description="Use only the first N training rows.")
-    eval_num_samples: int | None = Field(None, gt=0, description="Use only the first N eval rows.")
+    num_samples: int | None = Field(None, gt=0, description="Use only the first N rows of this source.")
+    split: str | None = Field(None, description="Hub split (default train).")
+    name: str | None = Field(None, description="Hub dataset config name.")
+
+    @model_validator(mode="after")
+    def _check_template(self) -> DataSource:
+        if self.prompt_template and "assistant" not in (self.columns or {}).values():
+            raise ValueError("prompt_template builds the user message; also map the answer column in `columns`, "
+                             "e.g. {answer: assistant}")
+        return self
+
+
+Sources = str | DataSource | list[str | DataSource]
+
+
+class DataConfig(_Strict):
+    """Where the conversations come from, how rows map to messages, and what happens to bad or long rows."""
+
+    train: Sources = Field(description="Training data: a path, glob or hub id, a source with its own settings, "
+                           "or a list of them mixed into one set.")
+    eval: Sources | None = Field(None, description="Evaluation data, same kinds as `train`.")
+    test_size: float | int | None = Field(
+        None, gt=0, description="Hold out this share (0-1) or number of training examples as the eval set.")
+    format: Format | None = Field(None, description="Default row shape for every source; None detects it.")
+    columns: dict[str, Role] | None = Field(
+        None, description="Default column -> role map, e.g. {question: user, answer: assistant}; "
+        "None detects the format (messages, ShareGPT, Alpaca, prompt/completion, text).")
+    prompt_template: str | None = Field(None, description="Default user-message template with {column} fields.")
+    system_prompt: str | None = Field(None, description="A system message added to every conversation.")
+    num_samples: int | None = Field(None, gt=0, description="Use only the first N rows of each training source.")
+    eval_num_samples: int | None = Field(None, gt=0, description="Use only the first N rows of each eval source.")
     train_on: TrainOn = Field("all_assistant", description="Which tokens are trained: every assistant turn, "
                               "the last one, or every token (plain language modelling).")
+    on_bad_row: Literal["error", "skip"] = Field(
+        "error", description="error: stop before training listing every bad row; skip: leave them out and count "
+        "them by reason.")
+    truncation: Truncation = Field(
+        "keep_start", description="Rows longer than max_length: error, drop, keep_start or keep_end.")
+    num_proc: int | None = Field(None, gt=0, description="Processes preparing data; None uses every core for "
+                                 "large sets.")
+    cache: bool = Field(True, description="Reuse prepared data from an earlier run with the same inputs.")
+
+    @model_validator(mode="after")
+    def _check_split(self) -> DataConfig:
+        if self.test_size is not None and self.eval is not None:
+            raise ValueError("set data.eval or data.test_size, not both")
+        if isinstance(self.test_size, float) and self.test_size >= 1:
+            raise ValueError(f"data.test_size as a share must be below 1, got {self.test_size}")
+        return self
+
+    def sources(self, which: Literal["train", "eval"] = "train") -> list[DataSource]:
+        """The train or eval sources with data's defaults filled in."""
+        given = self.train if which == "train" else self.eval
+        if given is None:
+            return []
+        limit = self.num_samples if which == "train" else self.eval_num_samples
+        out = []
+        for item in given if isinstance(given, list) else [given]:
+            src = DataSource(path=item) if isinstance(item, str) else item.model_copy()
+            for key in _SOURCE_DEFAULTS:
+                if getattr(src, key) is None and getattr(self, key) is not None:
+                    setattr(src, key, getattr(self, key))
+            if src.num_samples is None and limit is not None:
+                src.num_samples = limit
+            out.append(src)
+        return out
+
+    @property
+    def has_eval(self) -> bool:
+        return self.eval is not None or self.test_size is not None
 
 
 class LoraSettings(_Strict):
@@ -51,7 +126,7 @@ class CompareConfig(_Strict):
     """Greedy generation with the base and the tuned model after training, scored on a task."""
 
     data: str = Field(description="Questions to answer, same kinds as data.train.")
-    columns: dict[str, Literal["system", "user", "assistant"]] | None = Field(
+    columns: dict[str, Role] | None = Field(
         None, description="Column -> role map; the assistant column holds the reference answer.")
     num_samples: int = Field(100, gt=0, description="How many rows to generate for.")
     max_new_tokens: int = Field(256, gt=0, description="Generation length cap.")
@@ -87,7 +162,8 @@ class TrainConfig(_Strict):
     logging_steps: int = Field(1, gt=0, description="Log metrics every N optimizer steps.")
     eval_steps: int | None = Field(None, gt=0, description="Evaluate every N steps (needs data.eval).")
     save_steps: int | None = Field(None, gt=0, description="Save an adapter/model every N steps.")
-    max_length: int = Field(1024, gt=0, description="Longest sequence in tokens; longer rows are truncated.")
+    max_length: int = Field(1024, gt=0, description="Longest sequence in tokens; longer rows follow "
+                            "data.truncation.")
     packing: bool = Field(False, description="Pack several conversations into each row.")
     bf16: bool | None = Field(None, description="bf16 autocast; None turns it on where the hardware is fast at it.")
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory.")
@@ -96,9 +172,16 @@ class TrainConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_cross_fields(self) -> TrainConfig:
-        if self.eval_steps is not None and self.data.eval is None:
-            raise ValueError("eval_steps is set but data.eval is not")
+        if self.eval_steps is not None and not self.data.has_eval:
+            raise ValueError("eval_steps is set but neither data.eval nor data.test_size is")
         return self
+
+
+def cache_dir() -> Path:
+    """chattune's cache: $CHATTUNE_CACHE, else $XDG_CACHE_HOME/chattune, else ~/.cache/chattune."""
+    if os.environ.get("CHATTUNE_CACHE"):
+        return Path(os.environ["CHATTUNE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chattune"
 
 
 def _format_validation_error(err: ValidationError) -> list[str]:

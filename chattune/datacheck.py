@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chattune.batching.prepare import PrepareStats, prepare_examples
-from chattune.data.convert import detect_format, to_conversation
+from chattune.batching.prepare import PrepareOptions, prepare_source
+from chattune.config import DataSource
+from chattune.data.convert import conversations_from_rows
 from chattune.data.load import load_rows
-from chattune.errors import DataError
 
 HISTOGRAM_EDGES = (64, 128, 256, 512, 1024, 2048, 4096)
 
@@ -30,6 +29,7 @@ class CheckReport:
     tokens: int = 0
     trained_tokens: int = 0
     truncated: int = 0
+    dropped_too_long: int = 0
     dropped_no_trained: int = 0
     length_histogram: dict[str, int] = field(default_factory=dict)
 
@@ -45,13 +45,6 @@ class CheckReport:
         return {**asdict(self), "bad": self.bad, "trained_share": self.trained_share}
 
 
-def _reason(message: str) -> str:
-    """A problem's kind without its specifics, for counting (`field 'answer': expected column ...`)."""
-    core = message.split(": ", 1)[-1] if re.match(r".*row \d+", message) else message
-    core = re.sub(r"\d+", "N", core.split(";")[0])
-    return core[:80]
-
-
 def _histogram(lengths: list[int]) -> dict[str, int]:
     bins: Counter[str] = Counter()
     for n in lengths:
@@ -60,53 +53,42 @@ def _histogram(lengths: list[int]) -> dict[str, int]:
     return {k: bins[k] for k in [f"<={e}" for e in HISTOGRAM_EDGES] + [f">{HISTOGRAM_EDGES[-1]}"] if bins[k]}
 
 
-def check_source(source: str, tokenizer: Any, *, columns: dict[str, str] | None = None,
+def check_source(source: str | DataSource, tokenizer: Any, *, columns: dict[str, str] | None = None,
                  system_prompt: str | None = None, max_length: int = 1024, train_on: str = "all_assistant",
-                 limit: int | None = None) -> CheckReport:
-    """Convert, render and verify every row of `source`, collecting every problem instead of stopping."""
-    report = CheckReport(source)
-    rows = load_rows(source, limit=limit)
-    total = PrepareStats()
-    formats: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
+                 truncation: str = "keep_start", limit: int | None = None) -> CheckReport:
+    """Convert, render and verify every row of `source`, collecting every problem instead of stopping.
 
-    def bad(e: DataError) -> None:
-        reasons[_reason(str(e))] += 1
-        if len(report.problems) < 20:
-            report.problems.append(str(e))
-
-    for row_no, row in rows:
-        formats["columns" if columns else (detect_format(row) or "unknown")] += 1
-        try:
-            conv = to_conversation(row, source=source, row_no=row_no, columns=columns, system_prompt=system_prompt)
-            examples, stats = prepare_examples([conv], tokenizer, template=None, train_on=train_on,
-                                               max_length=max_length)
-        except DataError as e:
-            bad(e)
-            continue
-        report.ok += len(examples)
-        total.tokens += stats.tokens
-        total.trained_tokens += stats.trained_tokens
-        total.truncated += stats.truncated
-        total.dropped_no_trained += stats.dropped_no_trained
-        total.lengths += stats.lengths
-    report.rows = len(rows)
-    report.formats, report.bad_by_reason = dict(formats), dict(reasons)
-    report.tokens, report.trained_tokens = total.tokens, total.trained_tokens
-    report.truncated, report.dropped_no_trained = total.truncated, total.dropped_no_trained
-    if total.dropped_no_trained:
-        report.bad_by_reason["no trained token left after truncation at max_length"] = total.dropped_no_trained
-    report.length_histogram = _histogram(total.lengths)
+    A row is bad when it cannot be converted or masked, when truncation is `error` and it is too long, or when
+    no trained token is left after truncation (it would be dropped)."""
+    spec = source if isinstance(source, DataSource) else DataSource(path=source, columns=columns,
+                                                                     system_prompt=system_prompt)
+    if limit is not None:
+        spec = spec.model_copy(update={"num_samples": limit})
+    opts = PrepareOptions(train_on=train_on, max_length=max_length, truncation=truncation)
+    _, stats = prepare_source(spec, tokenizer, opts, cache=False)
+    report = CheckReport(spec.path, formats=stats.formats, rows=stats.rows, ok=stats.examples,
+                         bad_by_reason=dict(stats.bad_by_reason), problems=stats.problems[:20], tokens=stats.tokens,
+                         trained_tokens=stats.trained_tokens, truncated=stats.truncated,
+                         dropped_too_long=stats.dropped_too_long, dropped_no_trained=stats.dropped_no_trained,
+                         length_histogram=_histogram(stats.lengths))
+    if stats.dropped_no_trained:
+        report.bad_by_reason["no trained token left after truncation at max_length"] = stats.dropped_no_trained
+    if stats.dropped_too_long:
+        report.bad_by_reason["longer than max_length (dropped: data.truncation is drop)"] = stats.dropped_too_long
     return report
 
 
 def convert_file(source: str, out: str | Path, *, columns: dict[str, str] | None = None,
-                 system_prompt: str | None = None) -> int:
-    """Write every row of `source` as normalised `{"messages": [...]}` JSONL; returns the rows written."""
-    rows = load_rows(source)
+                 system_prompt: str | None = None, fmt: str | None = None, prompt_template: str | None = None) -> int:
+    """Write every row of `source` as normalised `{"messages": [...]}` JSONL (raw text rows as `{"text": ...}`);
+    returns the rows written. Every bad row is reported at once and nothing is written."""
+    convs = conversations_from_rows(load_rows(source), source, columns=columns, system_prompt=system_prompt,
+                                    fmt=fmt, prompt_template=prompt_template)
     lines = []
-    for row_no, row in rows:
-        conv = to_conversation(row, source=source, row_no=row_no, columns=columns, system_prompt=system_prompt)
+    for conv in convs:
+        if conv.text is not None:
+            lines.append(json.dumps({"text": conv.text}, ensure_ascii=False))
+            continue
         record: dict[str, Any] = {"messages": [m.to_template_dict() for m in conv.messages]}
         if conv.tools:
             record["tools"] = conv.tools

@@ -12,7 +12,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from chattune.batching.prepare import PrepareStats, examples_from_file
+from chattune.batching.collate import Example
+from chattune.batching.prepare import PrepareOptions, PrepareStats, prepare_sources, split_examples
 from chattune.compare import CompareSet, answer_and_score, load_compare_set, write_comparison
 from chattune.config import TrainConfig
 from chattune.generate import stop_token_ids
@@ -56,18 +57,39 @@ def setup_template(model: Any, tokenizer: Any, template: str | None) -> list[int
     return list(range(before, len(tokenizer)))
 
 
-def load_examples(source: str, cfg: TrainConfig, tokenizer: Any, limit: int | None):
-    """Rows -> Conversations -> verified Examples."""
-    return examples_from_file(source, tokenizer, columns=cfg.data.columns, system_prompt=cfg.data.system_prompt,
-                              train_on=cfg.data.train_on, max_length=cfg.max_length, limit=limit)
+def load_examples(cfg: TrainConfig, tokenizer: Any, which: str = "train") -> tuple[list[Example], PrepareStats]:
+    """The config's train or eval sources -> verified Examples (bad rows as data.on_bad_row says)."""
+    d = cfg.data
+    opts = PrepareOptions(train_on=d.train_on, max_length=cfg.max_length, truncation=d.truncation)
+    return prepare_sources(d.sources(which), tokenizer, opts, on_bad_row=d.on_bad_row, num_proc=d.num_proc,
+                           cache=d.cache)
 
 
-def _print_data(console: Console, stats: PrepareStats, source: str) -> None:
+def load_train_and_eval(cfg: TrainConfig, tokenizer: Any, console: Console):
+    """Training examples, eval examples (from data.eval, a data.test_size hold-out, or None) and their stats."""
+    examples, stats = load_examples(cfg, tokenizer, "train")
+    _print_data(console, stats, "train")
+    eval_examples = None
+    if cfg.data.eval is not None:
+        eval_examples, eval_stats = load_examples(cfg, tokenizer, "eval")
+        _print_data(console, eval_stats, "eval")
+    elif cfg.data.test_size is not None:
+        examples, eval_examples = split_examples(examples, cfg.data.test_size, cfg.seed)
+        console.print(f"eval: {len(eval_examples)} examples held out of train (data.test_size {cfg.data.test_size})")
+    return examples, eval_examples, stats
+
+
+def _print_data(console: Console, stats: PrepareStats, which: str) -> None:
     lengths = sorted(stats.lengths)
     median = lengths[len(lengths) // 2] if lengths else 0
-    console.print(f"data: {stats.rows} rows from {source}; {stats.tokens} tokens (median {median}/row), "
-                  f"{stats.trained_share:.1%} trained; {stats.truncated} truncated at max_length, "
-                  f"{stats.dropped_no_trained} dropped (no trained token left)")
+    dropped = stats.dropped_no_trained + stats.dropped_too_long
+    console.print(f"{which} data: {stats.rows} rows -> {stats.examples} examples; {stats.tokens} tokens (median "
+                  f"{median}/example), {stats.trained_share:.1%} trained; {stats.truncated} truncated, {dropped} "
+                  f"dropped at max_length; {stats.bad} bad rows skipped; formats {stats.formats}")
+    for reason, n in sorted(stats.bad_by_reason.items(), key=lambda kv: -kv[1]):
+        console.print(f"  skipped {n} x {reason}", highlight=False)
+    if stats.reused:
+        console.print(f"  reused prepared data from the cache for {', '.join(stats.reused)}")
 
 
 def _print_compare(console: Console, data: CompareSet, before, after, show: int) -> None:
@@ -97,11 +119,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None) -> RunResult:
     model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.trust_remote_code)
     new_tokens = setup_template(model, tokenizer, cfg.template)
     stops = stop_token_ids(tokenizer)
-    examples, stats = load_examples(cfg.data.train, cfg, tokenizer, cfg.data.num_samples)
-    _print_data(console, stats, cfg.data.train)
-    eval_examples = None
-    if cfg.data.eval:
-        eval_examples, _ = load_examples(cfg.data.eval, cfg, tokenizer, cfg.data.eval_num_samples)
+    examples, eval_examples, stats = load_train_and_eval(cfg, tokenizer, console)
     timings["load_and_prepare_s"] = time.perf_counter() - t0
 
     device = pick_device()

@@ -15,6 +15,14 @@ ASSETS = Path(__file__).parent / "assets"
 ROOT = Path(__file__).parent.parent
 
 
+@pytest.fixture(autouse=True)
+def prepared_cache(tmp_path, monkeypatch) -> Path:
+    """Each test gets its own prepared-data cache, so no test sees another's (or the user's) entries."""
+    path = tmp_path / "prepared-cache"
+    monkeypatch.setattr("chattune.batching.cache.prepared_dir", lambda: path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def default_model_dir() -> Path:
     """The built-in default model directory (converted from the packaged GGUF once, then cached)."""

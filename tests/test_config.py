@@ -39,7 +39,7 @@ def test_bad_override_syntax():
 
 
 def test_eval_steps_needs_eval_data():
-    with pytest.raises(ConfigError, match="eval_steps is set but data.eval is not"):
+    with pytest.raises(ConfigError, match="eval_steps is set but neither data.eval nor data.test_size"):
         build_config({**BASE, "eval_steps": 5})
 
 

@@ -19,12 +19,35 @@ def roles(conv):
      [("user", "hi"), ("assistant", "yo")]),
     ({"instruction": "add", "input": "1+1", "output": "2"}, [("user", "add\n\n1+1"), ("assistant", "2")]),
     ({"prompt": "hi", "completion": "yo"}, [("user", "hi"), ("assistant", "yo")]),
-    ({"text": "plain words"}, [("assistant", "plain words")]),
     ({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
                    {"role": "assistant", "content": "c"}]}, [("user", "ab"), ("assistant", "c")]),
 ])
 def test_shapes_convert(row, expected):
     assert roles(to_conversation(row)) == expected
+
+
+def test_raw_text_is_plain_language_modelling(tokenizer):
+    from chattune.templates.render import render
+
+    conv = to_conversation({"text": "plain words"}, system_prompt="ignored for raw text")
+    assert conv.text == "plain words" and conv.messages == []
+    r = render(tokenizer, conv)
+    assert r.labels == r.input_ids and r.input_ids[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(r.input_ids, skip_special_tokens=True) == "plain words"
+
+
+def test_format_override_and_prompt_template():
+    row = {"text": "not this", "prompt": "p", "completion": "c"}
+    assert roles(to_conversation(row)) == [("user", "p"), ("assistant", "c")]  # detection prefers prompt/completion
+    assert to_conversation(row, fmt="text").text == "not this"  # ... unless told
+    with pytest.raises(DataError, match=r"row 4, field 'instruction': expected column 'instruction' \(format alpaca\)"):
+        to_conversation(row, fmt="alpaca", source="f.jsonl", row_no=4)
+    conv = to_conversation({"question": "2+2?", "topic": "sums", "answer": "4"}, columns={"answer": "assistant"},
+                           prompt_template="[{topic}] Question: {question}", system_prompt="Be brief.")
+    assert roles(conv) == [("system", "Be brief."), ("user", "[sums] Question: 2+2?"), ("assistant", "4")]
+    with pytest.raises(DataError, match=r"field 'topic': expected column 'topic' \(from prompt_template\)"):
+        to_conversation({"question": "q", "answer": "a"}, columns={"answer": "assistant"},
+                        prompt_template="{topic}: {question}")
 
 
 def test_column_mapping_and_system_prompt():

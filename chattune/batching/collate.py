@@ -11,6 +11,7 @@ import bisect
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -27,7 +28,7 @@ class Example:
     def __post_init__(self) -> None:
         assert len(self.input_ids) == len(self.labels), "input_ids and labels must have the same length"
 
-    @property
+    @cached_property
     def num_trained(self) -> int:
         return sum(label != IGNORE_INDEX for label in self.labels[1:])  # the first token has nothing before it
 

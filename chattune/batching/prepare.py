@@ -1,66 +1,299 @@
-"""Conversations to verified training Examples: render, check the mask, truncate."""
+"""Data sources to verified training Examples: convert, render, check the mask, truncate; in parallel, cached.
+
+Every row is prepared by `prepare_row` (one function for the library, `data check` and training). A source's
+rows run through it in `datasets.map` over Arrow (`num_proc` processes), and the result is cached as an Arrow
+directory keyed by everything that decides it: the rows' content, the tokenizer, the template, the row-shape
+settings, the masking and truncation options and chattune's version.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import random
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from chattune.batching.cache import cache_key, load_cached, save_cached
 from chattune.batching.collate import Example
-from chattune.data.convert import conversations_from_rows
-from chattune.data.load import load_rows
+from chattune.config import DataSource
+from chattune.data.convert import bad_rows_error, detect_format, to_conversation
+from chattune.data.load import expand_paths, load_rows
 from chattune.data.schema import Conversation
 from chattune.errors import DataError, TemplateError
-from chattune.templates.render import check_rendered, render
+from chattune.templates.render import Rendered, check_rendered, render_many
+
+PARALLEL_FROM_ROWS = 2000  # below this, starting worker processes costs more than it saves
+TOO_LONG, NO_TRAINED = "too_long", "no_trained"
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    """How rendered rows become examples."""
+
+    train_on: str = "all_assistant"
+    max_length: int = 1024
+    truncation: str = "keep_start"  # error | drop | keep_start | keep_end
 
 
 @dataclass
 class PrepareStats:
-    """What preparation did, for the console and the report."""
+    """What preparation did, for the console, `data check` and the report."""
 
     rows: int = 0
     tokens: int = 0
     trained_tokens: int = 0
     truncated: int = 0
+    dropped_too_long: int = 0
     dropped_no_trained: int = 0
+    bad: int = 0
+    bad_by_reason: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # every bad row's message, each naming file and row
+    formats: dict[str, int] = field(default_factory=dict)
     lengths: list[int] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)  # sources whose prepared data came from the cache
+
+    @property
+    def examples(self) -> int:
+        return len(self.lengths)
 
     @property
     def trained_share(self) -> float:
         return self.trained_tokens / self.tokens if self.tokens else 0.0
 
+    def add(self, other: PrepareStats) -> None:
+        """Fold another source's stats into these."""
+        for name in ("rows", "tokens", "trained_tokens", "truncated", "dropped_too_long", "dropped_no_trained",
+                     "bad"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("bad_by_reason", "formats"):
+            setattr(self, name, dict(Counter(getattr(self, name)) + Counter(getattr(other, name))))
+        self.problems += other.problems
+        self.lengths += other.lengths
+        self.reused += other.reused
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("lengths")
+        return {**out, "examples": self.examples, "trained_share": self.trained_share}
+
+
+def reason_of(message: str) -> str:
+    """A problem's kind without its specifics, for counting ("field 'answer': expected column ..." -> reason)."""
+    core = message.split(": ", 1)[-1] if ", row " in message else message
+    core = "".join("N" if c.isdigit() else c for c in core.split(";")[0])
+    while "NN" in core:
+        core = core.replace("NN", "N")
+    return core[:80]
+
+
+def truncate(rendered_ids: list[int], labels: list[int], opts: PrepareOptions) -> tuple[Example | None, str]:
+    """Apply max_length and the truncation rule: (example or None, "" | "too_long" | "no_trained")."""
+    if len(rendered_ids) > opts.max_length:
+        if opts.truncation in ("error", "drop"):
+            return None, TOO_LONG
+        cut = slice(-opts.max_length, None) if opts.truncation == "keep_end" else slice(opts.max_length)
+        rendered_ids, labels = rendered_ids[cut], labels[cut]
+    ex = Example(rendered_ids, labels)
+    return (ex, "") if ex.num_trained else (None, NO_TRAINED)
+
+
+def finish_example(conv: Conversation, r: Rendered, opts: PrepareOptions,
+                   tokenizer: Any) -> tuple[Example | None, str, bool]:
+    """Verify a rendered conversation's mask and apply max_length: (example or None, drop reason, truncated?).
+
+    Raises DataError naming the conversation's file and row."""
+    try:
+        if conv.text is None:
+            check_rendered(tokenizer, r, conv.messages, opts.train_on)
+    except TemplateError as e:
+        raise DataError(conv.source, conv.row, None, str(e)) from None
+    if len(r.input_ids) > opts.max_length and opts.truncation == "error":
+        raise DataError(conv.source, conv.row, None, f"expected at most max_length={opts.max_length} tokens, found "
+                        f"{len(r.input_ids)} (data.truncation: error; or use drop, keep_start or keep_end)")
+    ex, dropped = truncate(r.input_ids, r.labels, opts)
+    return ex, dropped, len(r.input_ids) > opts.max_length
+
+
+def prepare_rows(rows: Sequence[tuple[int, dict[str, Any]]], source: str, spec: DataSource, tokenizer: Any,
+                 opts: PrepareOptions) -> list[dict[str, Any]]:
+    """Raw rows to output records: ids and labels, or the error that names the row and field."""
+    records, convs = [], []
+    for row_no, row in rows:
+        fmt = "columns" if spec.columns else (spec.format or detect_format(row) or "unknown")
+        records.append({"input_ids": [], "labels": [], "error": "", "format": fmt, "truncated": False,
+                        "dropped": ""})
+        try:
+            convs.append(to_conversation(row, source=source, row_no=row_no, columns=spec.columns, fmt=spec.format,
+                                         prompt_template=spec.prompt_template, system_prompt=spec.system_prompt))
+        except DataError as e:
+            records[-1]["error"] = str(e)
+            convs.append(None)
+    good = [c for c in convs if c is not None]
+    rendered = iter(render_many(tokenizer, good, train_on=opts.train_on))
+    for record, conv in zip(records, convs):
+        if conv is None:
+            continue
+        try:
+            r = next(rendered)
+            if isinstance(r, TemplateError):
+                raise DataError(conv.source, conv.row, None, str(r))
+            ex, record["dropped"], record["truncated"] = finish_example(conv, r, opts, tokenizer)
+        except DataError as e:
+            record["error"] = str(e)
+            continue
+        if ex is not None:
+            record["input_ids"], record["labels"] = ex.input_ids, ex.labels
+    return records
+
+
+def _prepare_batch(batch: dict[str, list], source: str, spec: DataSource, tokenizer: Any,
+                   opts: PrepareOptions) -> dict[str, list]:
+    rows = [(n, json.loads(r)) for n, r in zip(batch["row_no"], batch["row"])]
+    records = prepare_rows(rows, source, spec, tokenizer, opts)
+    return {key: [rec[key] for rec in records] for key in records[0]} if records else {}
+
+
+def _stats_and_examples(prepared: Any, opts: PrepareOptions) -> tuple[list[Example], PrepareStats]:
+    """Read a prepared Arrow dataset back into Examples and the stats that describe it."""
+    stats = PrepareStats(rows=len(prepared))
+    cols = prepared.to_dict()
+    for ids, error, fmt, truncated, dropped in zip(cols["input_ids"], cols["error"],
+                                                           cols["format"], cols["truncated"], cols["dropped"]):
+        stats.formats[fmt] = stats.formats.get(fmt, 0) + 1
+        if error:
+            stats.bad += 1
+            stats.problems.append(error)
+            reason = reason_of(error)
+            stats.bad_by_reason[reason] = stats.bad_by_reason.get(reason, 0) + 1
+            continue
+        stats.truncated += truncated and opts.truncation.startswith("keep")
+        stats.dropped_too_long += dropped == TOO_LONG
+        stats.dropped_no_trained += dropped == NO_TRAINED
+        if ids:
+            stats.lengths.append(len(ids))
+    examples = [Example(ids, labels) for ids, labels in zip(cols["input_ids"], cols["labels"]) if ids]
+    stats.tokens = sum(stats.lengths)
+    stats.trained_tokens = sum(ex.num_trained for ex in examples)
+    return examples, stats
+
+
+def _workers(rows: int, num_proc: int | None) -> int | None:
+    """Worker processes for datasets.map; None keeps the work in this process, where the Rust tokenizer still
+    uses every core (datasets turns that off in its workers, and a pool of one costs a process for nothing)."""
+    if num_proc is None:
+        num_proc = (os.cpu_count() or 1) if rows >= PARALLEL_FROM_ROWS else 1
+    num_proc = min(num_proc, rows)
+    return num_proc if num_proc > 1 else None
+
+
+def prepare_source(spec: DataSource, tokenizer: Any, opts: PrepareOptions, *, num_proc: int | None = None,
+                   cache: bool = True) -> tuple[list[Example], PrepareStats]:
+    """Every row of one source (a glob is several files) prepared, from the cache when nothing changed.
+
+    Bad rows do not stop it: they are in the stats' problems, for `on_bad_row` to decide."""
+    import datasets
+
+    examples: list[Example] = []
+    stats = PrepareStats()
+    for path in expand_paths(spec.path):
+        left = None if spec.num_samples is None else spec.num_samples - stats.rows  # across a glob's files
+        if left == 0:
+            break
+        rows = load_rows(path, left, split=spec.split, config_name=spec.name)
+        row_json = [json.dumps(row, ensure_ascii=False, sort_keys=True, default=str) for _, row in rows]
+        key = cache_key(path, row_json, spec, opts, tokenizer)
+        prepared = load_cached(key) if cache else None
+        reused = prepared is not None
+        if prepared is None:
+            table = datasets.Dataset.from_dict({"row_no": [n for n, _ in rows], "row": row_json})
+            with _quiet_datasets():
+                prepared = table.map(_prepare_batch, batched=True, batch_size=200, remove_columns=["row_no", "row"],
+                                     num_proc=_workers(len(rows), num_proc), new_fingerprint=key,
+                                     fn_kwargs={"source": path, "spec": spec, "tokenizer": tokenizer, "opts": opts})
+                if cache:
+                    save_cached(key, prepared)
+        source_examples, source_stats = _stats_and_examples(prepared, opts)
+        if reused:
+            source_stats.reused.append(path)
+        examples += source_examples
+        stats.add(source_stats)
+    return examples, stats
+
+
+class _quiet_datasets:
+    """Silence datasets' progress bars for one map (chattune prints its own summary)."""
+
+    def __enter__(self) -> None:
+        import datasets
+
+        self._was = datasets.utils.logging.is_progress_bar_enabled()
+        datasets.utils.logging.disable_progress_bar()
+
+    def __exit__(self, *exc: object) -> None:
+        import datasets
+
+        if self._was:
+            datasets.utils.logging.enable_progress_bar()
+
+
+def prepare_sources(sources: Sequence[DataSource], tokenizer: Any, opts: PrepareOptions, *,
+                    on_bad_row: str = "error", num_proc: int | None = None,
+                    cache: bool = True) -> tuple[list[Example], PrepareStats]:
+    """Several sources mixed into one list of Examples. With on_bad_row=error any bad row stops here, before
+    training, with every problem listed (the first 20 and a count); with skip they are left out and counted."""
+    examples: list[Example] = []
+    stats = PrepareStats()
+    for spec in sources:
+        source_examples, source_stats = prepare_source(spec, tokenizer, opts, num_proc=num_proc, cache=cache)
+        if source_stats.bad and on_bad_row == "error":
+            raise bad_rows_error(spec.path, source_stats.problems)
+        examples += source_examples
+        stats.add(source_stats)
+    return examples, stats
+
+
+def split_examples(examples: list[Example], test_size: float | int, seed: int) -> tuple[list[Example], list[Example]]:
+    """A seeded random hold-out: (train, eval). `test_size` is a share (below 1) or a count."""
+    n_eval = round(len(examples) * test_size) if isinstance(test_size, float) else int(test_size)
+    if not 0 < n_eval < len(examples):
+        raise DataError("data.test_size", None, None, f"expected a hold-out between 1 and {len(examples) - 1} "
+                        f"examples, found {n_eval} (test_size {test_size} of {len(examples)} examples)")
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    held = set(order[:n_eval])
+    return ([ex for i, ex in enumerate(examples) if i not in held], [ex for i, ex in enumerate(examples) if i in held])
+
 
 def examples_from_file(source: str, tokenizer: Any, *, columns: dict[str, str] | None = None,
                        system_prompt: str | None = None, train_on: str = "all_assistant", max_length: int = 1024,
                        limit: int | None = None) -> tuple[list[Example], PrepareStats]:
-    """Rows of `source` -> Conversations (every bad row reported at once) -> verified Examples."""
-    rows = load_rows(source, limit=limit)
-    convs = conversations_from_rows(rows, source, columns=columns, system_prompt=system_prompt)
-    return prepare_examples(convs, tokenizer, template=None, train_on=train_on, max_length=max_length)
+    """One file's rows -> verified Examples (every bad row reported at once)."""
+    spec = DataSource(path=source, columns=columns, system_prompt=system_prompt, num_samples=limit)
+    return prepare_sources([spec], tokenizer, PrepareOptions(train_on=train_on, max_length=max_length))
 
 
-def prepare_examples(conversations: Sequence[Conversation], tokenizer: Any, *, template: str | None,
-                     train_on: str, max_length: int) -> tuple[list[Example], PrepareStats]:
-    """Render and verify every conversation; rows longer than max_length keep their start.
+def prepare_examples(conversations: Sequence[Conversation], tokenizer: Any, *, template: str | None = None,
+                     train_on: str = "all_assistant", max_length: int = 1024,
+                     truncation: str = "keep_start") -> tuple[list[Example], PrepareStats]:
+    """Conversations already in memory -> verified Examples (rows longer than max_length follow `truncation`).
 
-    A row whose trained tokens all fall past max_length is dropped and counted, never kept all-masked.
-    """
-    stats = PrepareStats()
+    A row whose trained tokens all fall past the cut is dropped and counted, never kept all-masked."""
+    opts = PrepareOptions(train_on=train_on, max_length=max_length, truncation=truncation)
+    stats = PrepareStats(rows=len(conversations))
     examples = []
-    for conv in conversations:
-        try:
-            r = render(tokenizer, conv, template=template, train_on=train_on)
-            check_rendered(tokenizer, r, conv.messages, train_on)
-        except TemplateError as e:
-            raise DataError(conv.source, conv.row, None, str(e)) from None
-        ex = Example(r.input_ids[:max_length], r.labels[:max_length])
-        stats.rows += 1
-        stats.truncated += len(r.input_ids) > max_length
-        if ex.num_trained == 0:
-            stats.dropped_no_trained += 1
-            continue
-        examples.append(ex)
-        stats.tokens += len(ex.input_ids)
-        stats.trained_tokens += ex.num_trained
-        stats.lengths.append(len(ex.input_ids))
+    for conv, r in zip(conversations, render_many(tokenizer, conversations, template=template, train_on=train_on)):
+        if isinstance(r, TemplateError):
+            raise DataError(conv.source, conv.row, None, str(r))
+        ex, dropped, truncated = finish_example(conv, r, opts, tokenizer)
+        stats.truncated += truncated and truncation.startswith("keep")
+        stats.dropped_too_long += dropped == TOO_LONG
+        stats.dropped_no_trained += dropped == NO_TRAINED
+        if ex is not None:
+            examples.append(ex)
+            stats.tokens += len(ex.input_ids)
+            stats.trained_tokens += ex.num_trained
+            stats.lengths.append(len(ex.input_ids))
     return examples, stats

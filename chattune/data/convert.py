@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from typing import Any
 
 from chattune.data.load import Row
@@ -11,6 +12,10 @@ from chattune.errors import DataError
 ROLE_ORDER = ("system", "user", "assistant")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "system": "system", "tool": "tool", "observation": "tool", "function_call": "assistant"}
+
+
+FORMAT_FIELDS = {"messages": ("messages",), "sharegpt": ("conversations",), "alpaca": ("instruction", "output"),
+                 "prompt_completion": ("prompt", "completion"), "text": ("text",)}
 
 
 def detect_format(row: dict[str, Any]) -> str | None:
@@ -72,18 +77,37 @@ def parse_messages(items: Any, source: str = "<messages>") -> list[Message]:
     return messages
 
 
-def _from_columns(row: dict[str, Any], columns: dict[str, str], err) -> list[Message]:
+def _fill_template(row: dict[str, Any], template: str, err) -> str:
+    """`template` with each {column} replaced by that column's text."""
+    fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    for f in fields:
+        if f not in row:
+            raise err(f, f"expected column {f!r} (from prompt_template), found columns {sorted(row)}")
+    try:
+        return template.format_map({f: _text(row[f], f, err) for f in fields})
+    except (ValueError, IndexError, KeyError) as e:
+        raise err(None, f"prompt_template {template!r} is not a valid template with {{column}} fields ({e})") from None
+
+
+def _from_columns(row: dict[str, Any], columns: dict[str, str], err, prompt_template: str | None) -> list[Message]:
+    if prompt_template:  # the template is the user message; any user column is only a field of it
+        columns = {c: r for c, r in columns.items() if r != "user"}
     missing = [c for c in columns if c not in row]
     if missing:
         raise err(missing[0], f"expected column {missing[0]!r} (from data.columns), found columns {sorted(row)}")
     # messages follow role order, not the mapping's key order (YAML dumpers sort keys)
     order = sorted(columns.items(), key=lambda item: ROLE_ORDER.index(item[1]))
-    return [Message(role=role, content=_text(row[col], col, err)) for col, role in order]
+    messages = [Message(role=role, content=_text(row[col], col, err)) for col, role in order]
+    if prompt_template:
+        at = 1 if messages and messages[0].role == "system" else 0
+        messages.insert(at, Message("user", _fill_template(row, prompt_template, err)))
+    return messages
 
 
-def _convert(row: dict[str, Any], fmt: str, columns: dict[str, str] | None, err) -> tuple[list[Message], Any]:
+def _convert(row: dict[str, Any], fmt: str, columns: dict[str, str] | None, err,
+             prompt_template: str | None = None) -> tuple[list[Message], Any]:
     if columns:
-        return _from_columns(row, columns, err), None
+        return _from_columns(row, columns, err, prompt_template), None
     if fmt == "messages":
         return _message_list(row["messages"], "messages", err), row.get("tools")
     if fmt == "sharegpt":
@@ -101,23 +125,35 @@ def _convert(row: dict[str, Any], fmt: str, columns: dict[str, str] | None, err)
         completion = _message_list(c, "completion", err) if isinstance(c, list) and c and "role" in c[0] else \
             [Message("assistant", _text(c, "completion", err))]
         return prompt + completion, None
-    # raw text: the whole string is one assistant message so that every token is trained
-    return [Message("assistant", _text(row["text"], "text", err))], None
+    raise AssertionError(f"unhandled format {fmt}")  # text rows never get here
 
 
 def to_conversation(row: dict[str, Any], *, source: str = "<memory>", row_no: int | None = None,
                     columns: dict[str, str] | None = None, system_prompt: str | None = None,
-                    require_assistant: bool = True) -> Conversation:
-    """Convert one raw row to a validated Conversation, raising DataError that names source, row and field."""
+                    require_assistant: bool = True, fmt: str | None = None,
+                    prompt_template: str | None = None) -> Conversation:
+    """Convert one raw row to a validated Conversation, raising DataError that names source, row and field.
+
+    `fmt` names the shape instead of detecting it. Raw `text` becomes a Conversation with no messages, trained
+    as plain language modelling (as TRL does), so the system prompt does not apply to it."""
 
     def err(field: str | None, message: str) -> DataError:
         return DataError(source, row_no, field, message)
 
-    fmt = detect_format(row)
+    if fmt is not None and not columns:
+        missing = [f for f in FORMAT_FIELDS[fmt] if f not in row]
+        if missing:
+            raise err(missing[0], f"expected column {missing[0]!r} (format {fmt}), found columns {sorted(row)}")
+    fmt = fmt or detect_format(row)
     if fmt is None and not columns:
         raise err(None, f"cannot tell the data format from columns {sorted(row)}; expected messages, "
                   "conversations, instruction/output, prompt/completion or text, or set data.columns")
-    messages, tools = _convert(row, fmt or "columns", columns, err)
+    if fmt == "text" and not columns:
+        text = _text(row["text"], "text", err)
+        if not text.strip():
+            raise err("text", "expected text to train on, found an empty string")
+        return Conversation(messages=[], source=source, row=row_no, text=text)
+    messages, tools = _convert(row, fmt or "columns", columns, err, prompt_template)
     if system_prompt and messages and messages[0].role != "system":
         messages = [Message("system", system_prompt)] + messages
     problems = validate_messages(messages)
@@ -128,18 +164,21 @@ def to_conversation(row: dict[str, Any], *, source: str = "<memory>", row_no: in
     return Conversation(messages=messages, source=source, row=row_no, tools=tools)
 
 
-def conversations_from_rows(rows: list[Row], source: str, *, columns: dict[str, str] | None = None,
-                            system_prompt: str | None = None) -> list[Conversation]:
-    """Convert every row, collecting all bad rows into one error (the first 20 and a count)."""
+def bad_rows_error(source: str, problems: list[str]) -> DataError:
+    """One error listing the first 20 problems and a count of the rest."""
+    shown = "\n".join(f"  - {p}" for p in problems[:20])
+    more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+    return DataError(source, None, None, f"{len(problems)} bad row(s):\n{shown}{more}")
+
+
+def conversations_from_rows(rows: list[Row], source: str, **options: Any) -> list[Conversation]:
+    """Convert every row (options as to_conversation's), collecting all bad rows into one error."""
     out, problems = [], []
     for row_no, row in rows:
         try:
-            out.append(to_conversation(row, source=source, row_no=row_no, columns=columns,
-                                       system_prompt=system_prompt))
+            out.append(to_conversation(row, source=source, row_no=row_no, **options))
         except DataError as e:
             problems.append(str(e))
     if problems:
-        shown = "\n".join(f"  - {p}" for p in problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise DataError(source, None, None, f"{len(problems)} bad row(s):\n{shown}{more}")
+        raise bad_rows_error(source, problems)
     return out

@@ -102,25 +102,44 @@ def _read_rows(path: Path) -> Iterator[Row]:
                     ".parquet (optionally .gz) or a saved datasets directory")
 
 
-def _read_hub(dataset_id: str) -> Iterator[Row]:
+def _read_hub(dataset_id: str, split: str | None = None, config_name: str | None = None) -> Iterator[Row]:
     """`owner/name` or `owner/name:split` (default split 'train') through datasets.load_dataset."""
     import datasets
 
-    name, _, split = dataset_id.partition(":")
+    name, _, id_split = dataset_id.partition(":")
     try:
-        ds = datasets.load_dataset(name, split=split or "train")
+        ds = datasets.load_dataset(name, config_name, split=split or id_split or "train")
     except Exception as e:  # the hub, the network or the name: all are the user's to fix
         raise DataError(dataset_id, None, None, f"not a local file, and loading it from the hub failed: {e}") from None
     return _read_arrow(iter(ds))
 
 
-def load_rows(source: str, limit: int | None = None) -> list[Row]:
-    """All rows of `source` (the first `limit` if given), each with its 1-based row number."""
+GLOB_CHARS = "*?["
+
+
+def expand_paths(source: str) -> list[str]:
+    """A glob's matching files in sorted order; anything else as given. A glob matching nothing is an error."""
+    if not any(c in source for c in GLOB_CHARS):
+        return [source]
+    path = Path(source).expanduser()
+    anchor = Path(path.anchor) if path.is_absolute() else Path(".")
+    pattern = str(path.relative_to(anchor)) if path.is_absolute() else source
+    matches = sorted(str(p) for p in anchor.glob(pattern) if p.is_file())
+    if not matches:
+        raise DataError(source, None, None, "no file matches this pattern")
+    return matches
+
+
+def load_rows(source: str, limit: int | None = None, *, split: str | None = None,
+              config_name: str | None = None) -> list[Row]:
+    """All rows of `source` (the first `limit` if given), each with its 1-based row number.
+
+    `split` and `config_name` apply to hub datasets."""
     path = Path(source).expanduser()
     if path.exists():
         reader = _read_rows(path)
     elif "/" in source and not source.startswith((".", "/")) and not Path(source).suffix:
-        reader = _read_hub(source)
+        reader = _read_hub(source, split, config_name)
     else:
         raise DataError(source, None, None, "file not found")
     rows: list[Row] = []

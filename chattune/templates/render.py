@@ -8,7 +8,7 @@ boundary (BLOOM's `?\\n\\n`) cannot hide it.
 
 from __future__ import annotations
 
-import os
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +89,20 @@ def _trained_messages(messages: Sequence[Message], train_on: str) -> list[int]:
 FOLLOW_UP = Message("user", "Go on.")
 
 
+def _common_prefix_len(a: str, b: str) -> int:
+    """Length of the longest common prefix, by bisection on slice equality (C speed, not a per-char loop)."""
+    if b.startswith(a):
+        return len(a)
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def _turn_end(tokenizer: Any, through_msgs: Sequence[Message], jinja: str, tools, through: str,
               continued: str | None, specials: list[str]) -> int:
     """Where the last message of `through` ends: where its rendering and a rendering that continues the
@@ -96,7 +110,7 @@ def _turn_end(tokenizer: Any, through_msgs: Sequence[Message], jinja: str, tools
     eos when there is no generation prompt), so len(through) alone would be wrong."""
     if continued is None:
         continued = render_text(tokenizer, [*through_msgs, FOLLOW_UP], jinja=jinja, tools=tools)
-    common = os.path.commonprefix([through, continued])
+    common = through[:_common_prefix_len(through, continued)]
     # the two may agree on a few characters past the turn ("<|" of two different tokens): end the turn at the
     # last special token that lies wholly in the common part
     ends = [common.rfind(s) + len(s) for s in specials if s in common]
@@ -113,12 +127,13 @@ def _assistant_span(tokenizer: Any, messages: Sequence[Message], i: int, jinja: 
         before = full[:found]
     else:
         before = render_text(tokenizer, messages[:i], jinja=jinja, tools=tools, add_generation_prompt=True)
-    through = render_text(tokenizer, messages[: i + 1], jinja=jinja, tools=tools)
+    last = i + 1 == len(messages)  # the conversation through its last message is `full` itself
+    through = full if last else render_text(tokenizer, messages[: i + 1], jinja=jinja, tools=tools)
     if not full.startswith(before) or not through.startswith(before):
         raise TemplateError(f"the template is not prefix-preserving at message {i}: the prompt before it does not "
                             "render as a prefix of the whole conversation, so its mask cannot be found exactly")
     start = len(before)
-    end = _turn_end(tokenizer, messages[: i + 1], jinja, tools, through, full if i + 1 < len(messages) else None,
+    end = _turn_end(tokenizer, messages[: i + 1], jinja, tools, through, None if last else full,
                     specials)
     turn = full[start:end]
     if end <= start or not any(turn.endswith(s) for s in specials):
@@ -140,6 +155,71 @@ def end_of_turn(tokenizer: Any, template: str | None = None) -> str:
                         f"{text[-20:]!r}); set `template` or call chattune.setup_chat_format")
 
 
+def encode_with_offsets(tokenizer: Any, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """Token ids and character offsets of each text: one call to the Rust tokenizer when there is one (it
+    tokenises a batch on every core, and most of the Python wrapper's cost is per call)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        return [(e.ids, e.offsets) for e in backend.encode_batch(texts, add_special_tokens=False)]
+    out = []
+    for text in texts:
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        out.append((enc["input_ids"], enc["offset_mapping"]))
+    return out
+
+
+def render_plain(tokenizer: Any, text: str) -> Rendered:
+    """Raw text for plain language modelling: the tokenizer's own special tokens (bos), the text, eos; every
+    token trained, as TRL does for text datasets."""
+    ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
+    if tokenizer.eos_token_id is not None and (not ids or ids[-1] != tokenizer.eos_token_id):
+        ids.append(tokenizer.eos_token_id)
+    return Rendered(ids, list(ids), text)
+
+
+Spans = list[tuple[int, int]] | None  # character spans to train; None trains every token
+
+
+def _text_and_spans(tokenizer: Any, messages: Sequence[Message | dict[str, Any]], tools, template: str | None,
+                    add_generation_prompt: bool, train_on: str) -> tuple[str, Spans]:
+    if not all(isinstance(m, Message) for m in messages):
+        messages = parse_messages([m.to_template_dict() if isinstance(m, Message) else m for m in messages])
+    if train_on not in TRAIN_ON:
+        raise TemplateError(f"train_on must be one of {', '.join(TRAIN_ON)}, got {train_on!r}")
+    jinja = resolve_template(tokenizer, template)
+    text = render_text(tokenizer, messages, jinja=jinja, tools=tools, add_generation_prompt=add_generation_prompt)
+    if add_generation_prompt:
+        return text, []
+    if train_on == "all":
+        return text, None
+    specials = special_strings(tokenizer)
+    return text, [_assistant_span(tokenizer, messages, i, jinja, tools, text, specials)
+                  for i in _trained_messages(messages, train_on)]
+
+
+def render_many(tokenizer: Any, conversations: Sequence[Conversation], *, template: str | None = None,
+                train_on: str = "all_assistant") -> list[Rendered | TemplateError]:
+    """Render many conversations, tokenising them in one batch; a conversation that cannot be rendered or
+    masked gets its TemplateError in its place instead of stopping the others."""
+    planned: list[tuple[str, Spans] | Rendered | TemplateError] = []
+    for conv in conversations:
+        try:
+            planned.append(render_plain(tokenizer, conv.text) if conv.text is not None else
+                           _text_and_spans(tokenizer, conv.messages, conv.tools, template, False, train_on))
+        except TemplateError as e:
+            planned.append(e)
+    texts = [p[0] for p in planned if isinstance(p, tuple)]
+    encoded = iter(encode_with_offsets(tokenizer, texts))
+    out: list[Rendered | TemplateError] = []
+    for p in planned:
+        if isinstance(p, tuple):
+            ids, offsets = next(encoded)
+            out.append(Rendered(ids, list(ids) if p[1] is None else _span_labels(ids, offsets, p[1]), p[0]))
+        else:
+            out.append(p)
+    return out
+
+
 def render(tokenizer: Any, messages: Sequence[Message | dict[str, Any]] | Conversation, *,
            tools: list[dict[str, Any]] | None = None, template: str | None = None,
            add_generation_prompt: bool = False, train_on: str = "all_assistant") -> Rendered:
@@ -148,29 +228,27 @@ def render(tokenizer: Any, messages: Sequence[Message | dict[str, Any]] | Conver
     With `add_generation_prompt=True` the result is a prompt for generation and nothing is trained.
     """
     if isinstance(messages, Conversation):
+        if messages.text is not None:
+            return render_plain(tokenizer, messages.text)
         tools = tools or messages.tools
         messages = messages.messages
-    if not all(isinstance(m, Message) for m in messages):
-        messages = parse_messages([m.to_template_dict() if isinstance(m, Message) else m for m in messages])
-    if train_on not in TRAIN_ON:
-        raise TemplateError(f"train_on must be one of {', '.join(TRAIN_ON)}, got {train_on!r}")
-    jinja = resolve_template(tokenizer, template)
-    text = render_text(tokenizer, messages, jinja=jinja, tools=tools, add_generation_prompt=add_generation_prompt)
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids: list[int] = enc["input_ids"]
-    if add_generation_prompt:
-        return Rendered(ids, [IGNORE_INDEX] * len(ids), text)
-    if train_on == "all":
-        return Rendered(ids, list(ids), text)
-    specials = special_strings(tokenizer)
-    spans = [_assistant_span(tokenizer, messages, i, jinja, tools, text, specials)
-             for i in _trained_messages(messages, train_on)]
+    text, spans = _text_and_spans(tokenizer, messages, tools, template, add_generation_prompt, train_on)
+    [(ids, offsets)] = encode_with_offsets(tokenizer, [text])
+    return Rendered(ids, list(ids) if spans is None else _span_labels(ids, offsets, spans), text)
+
+
+def _span_labels(ids: list[int], offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[int]:
+    """Labels that train every token overlapping a span (a token merged across a span's start carries content).
+
+    Offsets are ordered, so each span's tokens are one slice found by bisection."""
     labels = [IGNORE_INDEX] * len(ids)
-    for t, (s, e) in enumerate(enc["offset_mapping"]):
-        # a token is trained when it ends inside a span: a token merged across the span's start carries content
-        if any(start < e <= end or (start <= s < end) for start, end in spans):
-            labels[t] = ids[t]
-    return Rendered(ids, labels, text)
+    ends = [e for _, e in offsets]
+    starts = [s for s, _ in offsets]
+    for start, end in spans:
+        first = bisect.bisect_right(ends, start)  # first token ending after the span starts
+        stop = bisect.bisect_left(starts, end)  # first token starting at or after the span ends
+        labels[first:stop] = ids[first:stop]
+    return labels
 
 
 def check_rendered(tokenizer: Any, rendered: Rendered, messages: Sequence[Message], train_on: str) -> None:
@@ -180,7 +258,9 @@ def check_rendered(tokenizer: Any, rendered: Rendered, messages: Sequence[Messag
     trained = [lab for lab in rendered.labels if lab != IGNORE_INDEX]
     if not trained:
         raise TemplateError("no token is trained in this example (all labels are masked)")
-    decoded = tokenizer.decode(trained, skip_special_tokens=False)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    decoded = backend.decode(trained, skip_special_tokens=False) if backend is not None else \
+        tokenizer.decode(trained, skip_special_tokens=False)
     pos = 0
     for i in _trained_messages(messages, train_on):
         content = messages[i].content.strip()
