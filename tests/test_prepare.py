@@ -1,0 +1,113 @@
+"""Preparing sources: truncation, bad rows, mixing, globs, hold-out, parallel workers and the cache."""
+
+import pytest
+from conftest import write_jsonl
+
+from chattune.batching.prepare import PrepareOptions, prepare_source, prepare_sources, split_examples
+from chattune.config import DataSource, build_config
+from chattune.errors import ConfigError, DataError
+from chattune.templates.render import IGNORE_INDEX
+
+QA = {"question": "user", "answer": "assistant"}
+
+
+def qa_rows(n, start=0, answer_words=3):
+    return [{"question": f"What is {i} plus {i}?", "answer": " ".join(["word"] * answer_words) + f" {2 * i}"}
+            for i in range(start, start + n)]
+
+
+def test_truncation_modes(tmp_path, tokenizer):
+    src = DataSource(path=str(write_jsonl(tmp_path / "d.jsonl", qa_rows(3) + qa_rows(1, 3, answer_words=200))),
+                     columns=QA)
+    full, _ = prepare_source(src, tokenizer, PrepareOptions(max_length=4096))
+    long_len = len(full[3].input_ids)
+    limit = long_len - 50
+
+    with_error = prepare_source(src, tokenizer, PrepareOptions(max_length=limit, truncation="error"))[1]
+    assert with_error.bad == 1 and f"row 4: expected at most max_length={limit} tokens, found {long_len}" in \
+        with_error.problems[0]
+    dropped, stats = prepare_source(src, tokenizer, PrepareOptions(max_length=limit, truncation="drop"))
+    assert len(dropped) == 3 and stats.dropped_too_long == 1 and stats.bad == 0
+    start, stats = prepare_source(src, tokenizer, PrepareOptions(max_length=limit, truncation="keep_start"))
+    assert start[3].input_ids == full[3].input_ids[:limit] and stats.truncated == 1
+    end, _ = prepare_source(src, tokenizer, PrepareOptions(max_length=limit, truncation="keep_end"))
+    assert end[3].input_ids == full[3].input_ids[-limit:] and end[3].labels == full[3].labels[-limit:]
+
+
+def test_bad_rows_error_lists_all_or_skip_counts(tmp_path, tokenizer):
+    rows = qa_rows(3) + [{"question": "no answer"}, {"question": "q", "answer": 7}] + qa_rows(2, 10)
+    src = DataSource(path=str(write_jsonl(tmp_path / "d.jsonl", rows)), columns=QA)
+    with pytest.raises(DataError) as e:
+        prepare_sources([src], tokenizer, PrepareOptions())
+    message = str(e.value)
+    assert "2 bad row(s)" in message and "row 4, field 'answer': expected column 'answer'" in message
+    assert "row 5, field 'answer': expected text" in message
+    examples, stats = prepare_sources([src], tokenizer, PrepareOptions(), on_bad_row="skip")
+    assert len(examples) == 5 and stats.bad == 2 and sum(stats.bad_by_reason.values()) == 2
+
+
+def test_mixed_sources_globs_and_sample_counts(tmp_path, tokenizer):
+    write_jsonl(tmp_path / "part-1.jsonl", qa_rows(4))
+    write_jsonl(tmp_path / "part-2.jsonl", qa_rows(4, 4))
+    chats = write_jsonl(tmp_path / "chats.jsonl", [{"messages": [{"role": "user", "content": f"hi {i}"},
+                                                                 {"role": "assistant", "content": f"yo {i}"}]}
+                                                   for i in range(6)])
+    cfg = build_config({"data": {"train": [{"path": str(tmp_path / "part-*.jsonl"), "num_samples": 6},
+                                           {"path": str(chats), "num_samples": 2}], "columns": QA}})
+    specs = cfg.data.sources("train")
+    assert specs[0].columns == QA and specs[1].columns == QA  # data-level defaults fill every source ...
+    specs[1] = specs[1].model_copy(update={"columns": None})  # ... unless the source sets its own
+    examples, stats = prepare_sources(specs, tokenizer, PrepareOptions())
+    assert stats.rows == 8 and len(examples) == 8 and stats.formats == {"columns": 6, "messages": 2}
+    with pytest.raises(DataError, match="no file matches"):
+        prepare_sources([DataSource(path=str(tmp_path / "nope-*.jsonl"))], tokenizer, PrepareOptions())
+
+
+def test_test_size_hold_out_and_config_rules(tokenizer):
+    from chattune.batching.collate import Example
+
+    examples = [Example([i, i + 1], [i, i + 1]) for i in range(20)]
+    train, held = split_examples(examples, 0.25, seed=3)
+    assert len(held) == 5 and len(train) == 15 and {ex.input_ids[0] for ex in train + held} == set(range(20))
+    assert split_examples(examples, 0.25, seed=3)[1] == held and split_examples(examples, 4, seed=3)[1] != held
+    with pytest.raises(DataError, match="expected a hold-out between 1 and 19"):
+        split_examples(examples, 20, seed=0)
+    with pytest.raises(ConfigError, match="set data.eval or data.test_size, not both"):
+        build_config({"data": {"train": "a.jsonl", "eval": "b.jsonl", "test_size": 0.1}})
+    with pytest.raises(ConfigError, match="prompt_template builds the user message"):
+        build_config({"data": {"train": {"path": "a.jsonl", "prompt_template": "Q: {q}"}}})
+    assert build_config({"data": {"train": "a.jsonl", "test_size": 0.1}, "eval_steps": 5}).data.has_eval
+
+
+def test_parallel_workers_match_one_process(tmp_path, tokenizer):
+    src = DataSource(path=str(write_jsonl(tmp_path / "d.jsonl", qa_rows(40) + [{"question": "x"}])), columns=QA)
+    one, one_stats = prepare_source(src, tokenizer, PrepareOptions(), num_proc=1, cache=False)
+    two, two_stats = prepare_source(src, tokenizer, PrepareOptions(), num_proc=2, cache=False)
+    assert one == two and one_stats.problems == two_stats.problems and len(one) == 40
+    assert all(lab == IGNORE_INDEX for lab in one[0].labels[:10])  # the prompt is masked
+
+
+def test_cache_hits_and_misses(tmp_path, tokenizer, prepared_cache):
+    path = write_jsonl(tmp_path / "d.jsonl", qa_rows(5))
+    src = DataSource(path=str(path), columns=QA)
+    opts = PrepareOptions(max_length=256)
+    first, stats = prepare_source(src, tokenizer, opts)
+    assert stats.reused == [] and len(list(prepared_cache.iterdir())) == 1
+    again, stats = prepare_source(src, tokenizer, opts)
+    assert stats.reused == [str(path)] and again == first
+
+    def misses(spec=src, options=opts, tok=tokenizer) -> bool:
+        return prepare_source(spec, tok, options)[1].reused == []
+
+    assert misses(options=PrepareOptions(max_length=128))
+    assert misses(options=PrepareOptions(max_length=256, train_on="all"))
+    assert misses(spec=src.model_copy(update={"system_prompt": "Be brief."}))
+    other_template = tokenizer.__class__.from_pretrained(tokenizer.name_or_path)
+    other_template.chat_template = other_template.chat_template.replace("You are a helpful", "You are a kind")
+    assert misses(tok=other_template)
+    other_tokenizer = tokenizer.__class__.from_pretrained(tokenizer.name_or_path)
+    other_tokenizer.add_tokens(["<new_token>"])
+    assert misses(tok=other_tokenizer)
+    write_jsonl(path, qa_rows(5, 1))  # the data changed
+    assert misses()
+    assert not misses()  # and the new entry is reused
