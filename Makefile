@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTHON ?= python3
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test lint setup clean bench-data
 
 setup: $(STAMP)
 
@@ -24,8 +24,16 @@ demo: $(STAMP)
 	$(VENV)/bin/chattune train configs/gsm8k-demo.yaml
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check chattune tests
+	$(VENV)/bin/ruff check chattune tests bench
 	$(VENV)/bin/pytest -q
+
+# benchmarks against TRL (installs it into the venv first); figures also go to bench/results/*.json
+$(VENV)/.bench: $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e ".[bench]"
+	touch $@
+
+bench-data: $(VENV)/.bench
+	HF_HUB_OFFLINE=1 $(PY) bench/prepare_data.py
 
 clean:
 	rm -rf runs .pytest_cache

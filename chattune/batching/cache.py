@@ -1,4 +1,4 @@
-"""The prepared-data cache: an Arrow directory per key, written atomically, memory-mapped when read.
+"""The prepared-data cache: an Arrow file per key, written atomically, memory-mapped when read.
 
 The key hashes everything that decides the prepared examples, so any change of data, tokenizer, template,
 row-shape settings, masking or truncation options, or chattune's version misses.
@@ -7,6 +7,7 @@ row-shape settings, masking or truncation options, or chattune's version misses.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -48,27 +49,59 @@ def prepared_dir() -> Path:
     return cache_dir() / "prepared"
 
 
-def load_cached(key: str) -> Any | None:
-    """The cached prepared dataset for `key` (memory-mapped), or None."""
-    path = prepared_dir() / key
-    if not (path / "dataset_info.json").is_file():
-        return None
-    import datasets
+SCHEMA_FIELDS = {"input_ids": "ids", "labels": "ids", "error": "text", "format": "text", "truncated": "flag",
+                 "dropped": "text"}
+ENTRY_FILE = "prepared.arrow"
 
+
+def _schema() -> Any:
+    import pyarrow as pa
+
+    kinds = {"ids": pa.list_(pa.int32()), "text": pa.string(), "flag": pa.bool_()}
+    return pa.schema([(name, kinds[kind]) for name, kind in SCHEMA_FIELDS.items()])
+
+
+def _ids_array(lists: list[list[int]]) -> Any:
+    """A list<int32> Arrow array built from flat numpy buffers (pyarrow's per-element conversion of Python lists
+    was most of the cost of writing an entry)."""
+    import numpy as np
+    import pyarrow as pa
+
+    lengths = np.fromiter((len(x) for x in lists), dtype=np.int32, count=len(lists))
+    offsets = np.zeros(len(lists) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    values = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int32, count=int(offsets[-1]))
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+
+
+def load_cached(key: str) -> dict[str, list] | None:
+    """The cached prepared columns for `key` (read through a memory map), or None."""
+    import pyarrow as pa
+
+    path = prepared_dir() / key / ENTRY_FILE
+    if not path.is_file():
+        return None
     try:
-        return datasets.load_from_disk(str(path))
-    except (OSError, ValueError):  # a damaged entry is a miss; it is rewritten below
-        shutil.rmtree(path, ignore_errors=True)
+        with pa.memory_map(str(path)) as source:
+            return pa.ipc.open_file(source).read_all().to_pydict()
+    except (OSError, pa.ArrowInvalid):  # a damaged entry is a miss; it is rewritten
+        shutil.rmtree(path.parent, ignore_errors=True)
         return None
 
 
-def save_cached(key: str, prepared: Any) -> None:
-    """Write to a temporary directory beside the entry, then rename, so a reader never sees half an entry."""
+def save_cached(key: str, columns: dict[str, list]) -> None:
+    """Write an Arrow file in a temporary directory beside the entry, then rename the directory, so a reader
+    never sees half an entry."""
+    import pyarrow as pa
+
     root = prepared_dir()
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
     try:
-        prepared.save_to_disk(str(tmp))
+        table = pa.Table.from_pydict({name: _ids_array(values) if SCHEMA_FIELDS[name] == "ids" else values
+                                      for name, values in columns.items()}, schema=_schema())
+        with pa.OSFile(str(tmp / ENTRY_FILE), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
         os.replace(tmp, root / key)
     except OSError:  # another run wrote it first, or the disk is full: the cache is an optimisation only
         shutil.rmtree(tmp, ignore_errors=True)

@@ -30,7 +30,8 @@ class Example:
 
     @cached_property
     def num_trained(self) -> int:
-        return sum(label != IGNORE_INDEX for label in self.labels[1:])  # the first token has nothing before it
+        # the first token has nothing before it to predict it from
+        return len(self.labels) - 1 - self.labels[1:].count(IGNORE_INDEX) if self.labels else 0
 
 
 @dataclass
