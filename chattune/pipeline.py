@@ -83,9 +83,10 @@ def _print_data(console: Console, stats: PrepareStats, which: str) -> None:
     lengths = sorted(stats.lengths)
     median = lengths[len(lengths) // 2] if lengths else 0
     dropped = stats.dropped_no_trained + stats.dropped_too_long
+    skipped = f"; {stats.bad} bad rows skipped" if stats.bad else ""
     console.print(f"{which} data: {stats.rows} rows -> {stats.examples} examples; {stats.tokens} tokens (median "
                   f"{median}/example), {stats.trained_share:.1%} trained; {stats.truncated} truncated, {dropped} "
-                  f"dropped at max_length; {stats.bad} bad rows skipped; formats {stats.formats}")
+                  f"dropped at max_length{skipped}; formats {stats.formats}")
     for reason, n in sorted(stats.bad_by_reason.items(), key=lambda kv: -kv[1]):
         console.print(f"  skipped {n} x {reason}", highlight=False)
     if stats.reused:
