@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTHON ?= python3
 
-.PHONY: demo test lint setup clean bench-data
+.PHONY: demo test lint setup clean bench-data bench-train
 
 setup: $(STAMP)
 
@@ -34,6 +34,9 @@ $(VENV)/.bench: $(STAMP)
 
 bench-data: $(VENV)/.bench
 	HF_HUB_OFFLINE=1 $(PY) bench/prepare_data.py
+
+bench-train: $(VENV)/.bench
+	HF_HUB_OFFLINE=1 $(PY) bench/train_speed.py
 
 clean:
 	rm -rf runs .pytest_cache
