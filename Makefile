@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/chattune train configs/gsm8k-demo.yaml
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check chattune tests bench
+	$(VENV)/bin/ruff check chattune tests bench scripts
 	$(VENV)/bin/pytest -q
 
 # benchmarks against TRL (installs it into the venv first); figures also go to bench/results/*.json

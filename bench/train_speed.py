@@ -88,7 +88,7 @@ def run_trl(args: argparse.Namespace) -> dict:
                                       "completion": [{"role": "assistant", "content": r["answer"]}]}
                                      for r in _rows(args.rows)])
     config = SFTConfig(output_dir=tempfile.mkdtemp(), max_steps=args.steps, per_device_train_batch_size=args.batch,
-                       learning_rate=args.lr, warmup_ratio=0.1, lr_scheduler_type="cosine", max_length=args.max_length,
+                       learning_rate=args.lr, warmup_steps=0.1, lr_scheduler_type="cosine", max_length=args.max_length,
                        logging_steps=1, bf16=args.bf16, use_cpu=True, report_to=[], save_strategy="no", seed=0)
     peft_config = LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
                              target_modules="all-linear", task_type="CAUSAL_LM") if args.mode == "lora" else None

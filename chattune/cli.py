@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from chattune.errors import ChattuneError
+from chattune.errors import ChattuneError, TrainingInterrupted
 
 console = Console(soft_wrap=True)  # paths and row numbers stay on one line, for copying and grep
 err_console = Console(stderr=True, soft_wrap=True)
@@ -26,7 +26,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from chattune.pipeline import run_training
 
     cfg = load_config(args.config, args.set)
-    result = run_training(cfg, console)
+    result = run_training(cfg, console, resume=args.resume)
     console.print(f"done: final loss {result.final_loss:.4f}; outputs in {result.output_dir}")
     return 0
 
@@ -335,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="YAML config file (keys take TRL SFTConfig's names)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, dotted for nested keys (e.g. --set lora.r=8); repeatable")
+    p.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
+                   help="continue from the latest checkpoint in output_dir, or from CHECKPOINT")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("chat", help="chat with a model (streaming), optionally with a LoRA adapter")
@@ -389,6 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
+    except TrainingInterrupted as e:
+        err_console.print(f"[bold yellow]stopped:[/bold yellow] {escape(str(e))}", highlight=False)
+        return 130
     except ChattuneError as e:
         err_console.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False)
         return 1

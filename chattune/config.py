@@ -161,7 +161,15 @@ class TrainConfig(_Strict):
     max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm; 0 disables clipping.")
     logging_steps: int = Field(1, gt=0, description="Log metrics every N optimizer steps.")
     eval_steps: int | None = Field(None, gt=0, description="Evaluate every N steps (needs data.eval).")
-    save_steps: int | None = Field(None, gt=0, description="Save an adapter/model every N steps.")
+    save_steps: int | None = Field(None, gt=0, description="Save a checkpoint (weights, optimizer, scheduler, RNG, "
+                                   "data position) every N steps; `--resume` continues from one.")
+    save_total_limit: int | None = Field(None, gt=0, description="Keep only the newest N checkpoints (and the best).")
+    load_best_model_at_end: bool = Field(False, description="Keep the checkpoint with the lowest eval loss and save "
+                                         "its weights as the final model (needs eval_steps and save_steps).")
+    eval_generations: int = Field(3, ge=0, description="Eval prompts answered (greedy) at each eval, logged.")
+    eval_max_new_tokens: int = Field(64, gt=0, description="Length cap of those answers.")
+    report_to: list[Literal["tensorboard", "wandb", "mlflow", "trackio"]] = Field(
+        default_factory=list, description="Trackers that also receive the metrics (each an optional extra).")
     max_length: int = Field(1024, gt=0, description="Longest sequence in tokens; longer rows follow "
                             "data.truncation.")
     packing: bool = Field(False, description="Pack several conversations into each row.")
@@ -174,6 +182,8 @@ class TrainConfig(_Strict):
     def _check_cross_fields(self) -> TrainConfig:
         if self.eval_steps is not None and not self.data.has_eval:
             raise ValueError("eval_steps is set but neither data.eval nor data.test_size is")
+        if self.load_best_model_at_end and not (self.eval_steps and self.save_steps):
+            raise ValueError("load_best_model_at_end needs eval_steps and save_steps")
         return self
 
 

@@ -30,3 +30,11 @@ class TemplateError(ChattuneError):
 
 class ModelError(ChattuneError):
     """A model or tokenizer that cannot be found or loaded."""
+
+
+class TrainingError(ChattuneError):
+    """Training cannot go on (a NaN or inf loss, a checkpoint that cannot be written); says where to resume."""
+
+
+class TrainingInterrupted(ChattuneError):
+    """The user stopped training (Ctrl-C); a checkpoint was saved where possible."""

@@ -29,17 +29,25 @@ def generate_batch(model: Any, tokenizer: Any, prompts: Sequence[Sequence[Messag
                    max_new_tokens: int = 256, batch_size: int = 16,
                    on_batch: Callable[[int], None] | None = None) -> list[str]:
     """Greedy replies to each prompt (a message list ending where the assistant should answer)."""
+    encoded = [_prompt_ids(tokenizer, p, template) for p in prompts]
+    return generate_from_ids(model, tokenizer, encoded, stops=stop_token_ids(tokenizer, template),
+                             max_new_tokens=max_new_tokens, batch_size=batch_size, on_batch=on_batch)
+
+
+@torch.no_grad()
+def generate_from_ids(model: Any, tokenizer: Any, encoded: Sequence[Sequence[int]], *, stops: list[int],
+                      max_new_tokens: int = 256, batch_size: int = 16,
+                      on_batch: Callable[[int], None] | None = None) -> list[str]:
+    """Greedy replies to prompts given as token ids (each ending with the generation prompt)."""
     model.eval()
     device = next(model.parameters()).device
-    stops = stop_token_ids(tokenizer, template)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    encoded = [_prompt_ids(tokenizer, p, template) for p in prompts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths: little padding
     replies: list[str] = [""] * len(encoded)
     for b in range(0, len(order), batch_size):
         idx = order[b:b + batch_size]
         width = max(len(encoded[i]) for i in idx)
-        ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in idx], device=device)
+        ids = torch.tensor([[pad] * (width - len(encoded[i])) + list(encoded[i]) for i in idx], device=device)
         mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in idx], device=device)
         out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
                              eos_token_id=stops, pad_token_id=pad,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from rich.console import Console
 from rich.table import Table
@@ -16,14 +17,19 @@ from chattune.batching.collate import Example
 from chattune.batching.prepare import PrepareOptions, PrepareStats, prepare_sources, split_examples
 from chattune.compare import CompareSet, answer_and_score, load_compare_set, write_comparison
 from chattune.config import TrainConfig
-from chattune.generate import stop_token_ids
+from chattune.errors import TrainingError
+from chattune.generate import generate_from_ids, stop_token_ids
 from chattune.model.device import bf16_is_fast, pick_device
-from chattune.model.load import load_model_and_tokenizer
+from chattune.model.load import load_model_and_tokenizer, load_trained_weights
 from chattune.model.lora import apply_lora, merge_adapter
+from chattune.outputs.checkpoint import Checkpointer, latest_checkpoint, load_state
 from chattune.outputs.metrics import MetricsLog, counting_progress
 from chattune.outputs.plots import plot_loss
+from chattune.outputs.report import write_report
 from chattune.outputs.save import save_pretrained_atomic
+from chattune.outputs.trackers import Trackers, check_trackers
 from chattune.templates.builtin import BUILTIN_TEMPLATES
+from chattune.templates.render import IGNORE_INDEX
 from chattune.templates.setup import setup_chat_format
 from chattune.train.loop import count_steps, train
 
@@ -108,15 +114,42 @@ def _print_compare(console: Console, data: CompareSet, before, after, show: int)
         console.print(side)
 
 
-def run_training(cfg: TrainConfig, console: Console | None = None) -> RunResult:
-    """Train as `cfg` says, save adapter/model, metrics and plot, and compare before/after if configured."""
+def _eval_prompts(examples: list[Example] | None, n: int) -> list[list[int]]:
+    """The first n eval examples cut where their first trained token starts: prompts ending with the generation
+    prompt, answered at each eval."""
+    prompts = []
+    for ex in (examples or [])[:n]:
+        first = next((i for i, lab in enumerate(ex.labels) if lab != IGNORE_INDEX), None)
+        if first:
+            prompts.append(ex.input_ids[:first])
+    return prompts
+
+
+def _resume_state(cfg: TrainConfig, resume: str | None) -> dict[str, Any] | None:
+    if resume is None:
+        return None
+    path = latest_checkpoint(Path(cfg.output_dir)) if resume == "latest" else Path(resume)
+    if path is None:
+        raise TrainingError(f"--resume: no checkpoint in {cfg.output_dir} (checkpoints are written every save_steps)")
+    state = load_state(path)
+    state["path"] = path
+    return state
+
+
+def run_training(cfg: TrainConfig, console: Console | None = None, resume: str | None = None) -> RunResult:
+    """Train as `cfg` says, save adapter/model, metrics and plot, and compare before/after if configured.
+
+    `resume`: "latest" or a checkpoint directory; training continues from it exactly."""
     console = console or Console()
+    check_trackers(cfg.report_to)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    resumed = _resume_state(cfg, resume)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
+    torch.manual_seed(cfg.seed)  # new embedding rows and LoRA's initial weights: the same run gives the same model
     model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.trust_remote_code)
     new_tokens = setup_template(model, tokenizer, cfg.template)
     stops = stop_token_ids(tokenizer)
@@ -136,6 +169,9 @@ def run_training(cfg: TrainConfig, console: Console | None = None) -> RunResult:
         timings["generate_base_s"] = time.perf_counter() - t
     if cfg.finetuning == "lora":
         model = apply_lora(model, cfg.lora, new_tokens)
+    if resumed:
+        load_trained_weights(model, resumed["path"])
+        console.print(f"resuming from {resumed['path']} (step {resumed['step']})")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total_steps = count_steps(examples, cfg)
     console.print(f"training: {cfg.finetuning}, {trainable:,} trainable parameters, {total_steps} steps, "
@@ -144,14 +180,35 @@ def run_training(cfg: TrainConfig, console: Console | None = None) -> RunResult:
 
     t = time.perf_counter()
     final_dir = out / ("adapter" if cfg.finetuning == "lora" else "model")
+    checkpointer = Checkpointer(out, model, tokenizer, stops, limit=cfg.save_total_limit,
+                                keep_best=cfg.load_best_model_at_end, records=resumed["records"] if resumed else None)
+    prompts = _eval_prompts(eval_examples, cfg.eval_generations)
+    trackers = Trackers(cfg.report_to, out, cfg.model_dump())
+    try:
+        with MetricsLog(out / "metrics.jsonl", total_steps, console,
+                        earlier=resumed["records"] if resumed else None) as log:
 
-    def save_checkpoint(step: int) -> None:
-        save_pretrained_atomic(model, tokenizer, out / f"checkpoint-{step}", stops)
+            def on_log(rec: dict[str, Any]) -> None:
+                log(rec)
+                trackers.log(rec)
 
-    with MetricsLog(out / "metrics.jsonl", total_steps, console) as log:
-        records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, bf16=bf16,
-                        eval_examples=eval_examples, on_log=log, on_save=save_checkpoint)
+            def on_eval(step: int) -> None:
+                if prompts:
+                    replies = generate_from_ids(model, tokenizer, prompts, stops=stops,
+                                                max_new_tokens=cfg.eval_max_new_tokens)
+                    model.train()  # generation switched it to eval mode
+                    log({"step": step, "generations": [{"prompt": tokenizer.decode(p[-60:]), "reply": r}
+                                                       for p, r in zip(prompts, replies)]})
+
+            records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, bf16=bf16,
+                            eval_examples=eval_examples, on_log=on_log, on_save=checkpointer, on_eval=on_eval,
+                            resume=resumed)
+    finally:
+        trackers.close()
     timings["train_s"] = time.perf_counter() - t
+    if cfg.load_best_model_at_end and checkpointer.best:
+        load_trained_weights(model, checkpointer.best[1])
+        console.print(f"loaded the best checkpoint {checkpointer.best[1]} (eval loss {checkpointer.best[0]:.4f})")
     save_pretrained_atomic(model, tokenizer, final_dir, stops)
     plot_loss(records, out / "loss.png")
     console.print(f"saved {final_dir} and {out / 'loss.png'}")
@@ -171,4 +228,6 @@ def run_training(cfg: TrainConfig, console: Console | None = None) -> RunResult:
         console.print(f"merged model saved to {out / 'merged'} (max logit difference vs adapter {diff:.1e})")
     timings["total_s"] = time.perf_counter() - t0
     (out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n", encoding="utf-8")
+    summary = {k: v for k, v in stats.as_dict().items() if k not in ("problems", "reused")}
+    console.print(f"report: {write_report(out, data=summary, timings=timings)}")
     return result

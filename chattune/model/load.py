@@ -129,3 +129,28 @@ def load_model_and_tokenizer(model: str, trust_remote_code: bool = False, dtype:
     """Resolve `model` to a local directory and load both."""
     path = resolve_model_path(model)
     return load_model(path, trust_remote_code, dtype), load_tokenizer(path, trust_remote_code)
+
+
+def load_trained_weights(model: Any, directory: Path) -> None:
+    """Put the weights saved in `directory` (a PEFT adapter or a full model, safetensors) into `model`."""
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    adapter = directory / "adapter_model.safetensors"
+    if adapter.is_file():
+        from peft import set_peft_model_state_dict
+
+        result = set_peft_model_state_dict(model, load_file(adapter))
+        unexpected = getattr(result, "unexpected_keys", [])
+        if unexpected:
+            raise ModelError(f"{adapter}: weights that this model has no place for: {unexpected[:5]}")
+        return
+    files = sorted(directory.glob("*.safetensors"))
+    if not files:
+        raise ModelError(f"{directory}: no adapter_model.safetensors or model*.safetensors to load")
+    state = {k: v for f in files for k, v in load_file(f).items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = set(getattr(model, "_tied_weights_keys", None) or [])
+    if unexpected or [k for k in missing if k not in tied and "lm_head" not in k]:
+        raise ModelError(f"{directory}: weights do not match the model (missing {missing[:5]}, unexpected "
+                         f"{unexpected[:5]})")

@@ -15,10 +15,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 class MetricsLog:
     """Append records to metrics.jsonl and show them; a progress bar on a terminal, lines otherwise."""
 
-    def __init__(self, path: Path, total_steps: int, console: Console | None = None):
+    def __init__(self, path: Path, total_steps: int, console: Console | None = None,
+                 earlier: list[dict[str, Any]] | None = None):
         self.path = path
         self.console = console or Console()
         self.file = path.open("w", encoding="utf-8")
+        for rec in earlier or []:  # a resumed run's records up to its checkpoint, then the new ones
+            self.file.write(json.dumps({k: v for k, v in rec.items() if k != "total_steps"}) + "\n")
         self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                                  console=self.console, disable=not self.console.is_terminal)
@@ -35,6 +38,10 @@ class MetricsLog:
     def __call__(self, rec: dict[str, Any]) -> None:
         self.file.write(json.dumps({k: v for k, v in rec.items() if k != "total_steps"}) + "\n")
         self.file.flush()
+        if "generations" in rec:
+            for g in rec["generations"][:1]:
+                self.console.print(f"step {rec['step']}: eval answer: {g['reply'][:200]!r}", highlight=False)
+            return
         if "eval_loss" in rec:
             self.console.print(f"step {rec['step']}: eval_loss {rec['eval_loss']:.4f} "
                                f"perplexity {rec['eval_perplexity']:.2f} accuracy {rec['eval_accuracy']:.3f}")

@@ -28,3 +28,23 @@ def plot_loss(records: list[dict[str, Any]], path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_series(records: list[dict[str, Any]], key: str, path: Path) -> Path:
+    """One logged value (learning rate, gradient norm) against optimizer step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [(r["step"], r[key]) for r in records if key in r]
+    fig, ax = plt.subplots(figsize=(7, 3), dpi=100)
+    if points:
+        ax.plot(*zip(*points), lw=1.2)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel(key.replace("_", " "))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

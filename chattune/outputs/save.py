@@ -16,6 +16,13 @@ def _set_stop_tokens(model: Any, stop_ids: list[int]) -> None:
         gen.eos_token_id = stop_ids if len(stop_ids) > 1 else stop_ids[0]
 
 
+def write_pretrained(model: Any, tokenizer: Any, directory: Path, stop_ids: list[int]) -> None:
+    """Model (or adapter) as safetensors, tokenizer, template and stop tokens into `directory`."""
+    _set_stop_tokens(model, stop_ids)
+    model.save_pretrained(directory, safe_serialization=True)
+    tokenizer.save_pretrained(directory)
+
+
 def save_pretrained_atomic(model: Any, tokenizer: Any, out_dir: Path, stop_ids: list[int]) -> Path:
     """Write model (or adapter) + tokenizer into a temporary directory, then rename over `out_dir`.
 
@@ -25,9 +32,7 @@ def save_pretrained_atomic(model: Any, tokenizer: Any, out_dir: Path, stop_ids: 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        _set_stop_tokens(model, stop_ids)
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
+        write_pretrained(model, tokenizer, tmp, stop_ids)
         old = out_dir.with_name(out_dir.name + ".old")
         if out_dir.exists():
             os.replace(out_dir, old)

@@ -1,0 +1,102 @@
+"""Checkpoints: weights, tokenizer and training state in one directory, written atomically, pruned by limit.
+
+A checkpoint is written into a temporary directory and renamed into place, so a crash, a full disk or a
+kill mid-save leaves the previous checkpoints as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from chattune.errors import TrainingError
+from chattune.outputs.save import write_pretrained
+
+STATE_FILE = "trainer_state.pt"
+RECORDS_FILE = "records.json"
+_NAME = re.compile(r"^checkpoint-(\d+)$")
+
+
+def checkpoints(out_dir: Path) -> list[Path]:
+    """Complete checkpoints in `out_dir`, oldest first."""
+    if not Path(out_dir).is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in Path(out_dir).iterdir()
+             if (m := _NAME.match(p.name)) and (p / STATE_FILE).is_file()]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    found = checkpoints(out_dir)
+    return found[-1] if found else None
+
+
+def save_checkpoint(out_dir: Path, model: Any, tokenizer: Any, stop_ids: list[int], state: dict[str, Any]) -> Path:
+    """Write checkpoint-<step>; raises TrainingError (naming the previous checkpoint, left intact) on failure."""
+    path = Path(out_dir) / f"checkpoint-{state['step']}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=out_dir))
+    try:
+        write_pretrained(model, tokenizer, tmp, stop_ids)
+        torch.save({k: v for k, v in state.items() if k != "records"}, tmp / STATE_FILE)
+        (tmp / RECORDS_FILE).write_text(json.dumps(state["records"]), encoding="utf-8")
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    except (OSError, RuntimeError) as e:
+        previous = latest_checkpoint(out_dir)
+        kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
+        raise TrainingError(f"could not save the checkpoint at step {state['step']} to {path}: {e}; {kept}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """A checkpoint's training state (tensors and plain types only: weights_only loading) and records."""
+    path = Path(path)
+    if not (path / STATE_FILE).is_file():
+        raise TrainingError(f"{path}: not a chattune checkpoint ({STATE_FILE} is missing)")
+    state = torch.load(path / STATE_FILE, weights_only=True)
+    state["records"] = json.loads((path / RECORDS_FILE).read_text(encoding="utf-8"))
+    return state
+
+
+def prune_checkpoints(out_dir: Path, limit: int | None, keep: Path | None = None) -> None:
+    """Delete the oldest checkpoints beyond `limit`, never `keep` (the best one)."""
+    if not limit:
+        return
+    found = checkpoints(out_dir)
+    removable = [p for p in found if keep is None or p.resolve() != Path(keep).resolve()]
+    excess = len(found) - limit
+    for p in removable[:max(excess, 0)]:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+class Checkpointer:
+    """Saves checkpoints for a run, keeps at most `limit` of them plus, when asked, the best by eval loss."""
+
+    def __init__(self, out_dir: Path, model: Any, tokenizer: Any, stop_ids: list[int], *, limit: int | None,
+                 keep_best: bool, records: list[dict[str, Any]] | None = None):
+        self.out_dir, self.model, self.tokenizer, self.stop_ids = Path(out_dir), model, tokenizer, stop_ids
+        self.limit, self.keep_best = limit, keep_best
+        self.best: tuple[float, Path] | None = None
+        for path in checkpoints(self.out_dir):  # a resumed run knows its earlier checkpoints' eval losses
+            self._consider(path, records or [])
+
+    def _consider(self, path: Path, records: list[dict[str, Any]]) -> None:
+        step = int(_NAME.match(path.name).group(1))
+        losses = [r["eval_loss"] for r in records if r.get("step") == step and "eval_loss" in r]
+        if self.keep_best and losses and (self.best is None or losses[-1] < self.best[0]):
+            self.best = (losses[-1], path)
+
+    def __call__(self, step: int, state: dict[str, Any]) -> Path:
+        path = save_checkpoint(self.out_dir, self.model, self.tokenizer, self.stop_ids, state)
+        self._consider(path, state["records"])
+        prune_checkpoints(self.out_dir, self.limit, keep=self.best[1] if self.best else None)
+        return path

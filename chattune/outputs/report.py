@@ -1,0 +1,101 @@
+"""report.html: one self-contained page (images inlined, no network) that says what a run did and how it went."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chattune.outputs.metrics import read_metrics
+from chattune.outputs.plots import plot_loss, plot_series
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;
+vertical-align:top}th{background:#f4f4f4}pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.85em}
+img{max-width:100%;border:1px solid #eee}.side td{width:50%;white-space:pre-wrap;font-size:.9em}
+"""
+# set on <body> once every image has loaded and decoded, so a headless browser can confirm the page is whole
+IMAGE_CHECK = """<script>
+window.addEventListener("load", () => {
+  const imgs = [...document.images];
+  const ok = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
+  document.body.dataset.images = ok + "/" + imgs.length;
+});
+</script>"""
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...] | None = None, cls: str = "") -> str:
+    head = "<tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr>" if header else ""
+    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}">{head}{body}</table>'
+
+
+def _image(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<p><img alt="{_esc(alt)}" src="data:image/png;base64,{data}"></p>'
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def write_report(out_dir: Path, *, data: dict[str, Any] | None = None, timings: dict[str, float] | None = None) -> Path:
+    """Write report.html (and the curves as PNG) from what the run left in `out_dir`."""
+    out_dir = Path(out_dir)
+    records = read_metrics(out_dir / "metrics.jsonl") if (out_dir / "metrics.jsonl").is_file() else []
+    train = [r for r in records if "loss" in r]
+    evals = [r for r in records if "eval_loss" in r]
+    images = [plot_loss(records, out_dir / "loss.png"),
+              plot_series(train, "learning_rate", out_dir / "learning_rate.png"),
+              plot_series(train, "grad_norm", out_dir / "grad_norm.png")]
+    parts = [f"<h1>chattune run: {_esc(out_dir.name)}</h1>"]
+
+    if train:
+        last = train[-1]
+        seconds = sum(r["step_time_s"] for r in train)
+        parts.append("<h2>Summary</h2>" + _table([
+            ("steps", last["step"]), ("final train loss", _fmt(last["loss"])),
+            ("final eval loss", _fmt(evals[-1]["eval_loss"]) if evals else "-"),
+            ("tokens", last["tokens"]), ("trained tokens", last["trained_tokens"]),
+            ("mean tokens/s", f"{last['tokens'] / max(seconds, 1e-9):.0f}" if seconds else "-")]))
+    parts.append("<h2>Curves</h2>" + "".join(_image(p, p.stem) for p in images))
+    if evals:
+        keys = [k for k in evals[0] if k != "step"]
+        parts.append("<h2>Eval metrics</h2>" + _table([(r["step"], *(_fmt(r[k]) for k in keys)) for r in evals],
+                                                       ("step", *keys)))
+    generations = [r for r in records if "generations" in r]
+    if generations:
+        rows = [(r["step"], g["prompt"], g["reply"]) for r in generations for g in r["generations"]]
+        parts.append("<h2>Eval answers during training</h2>" + _table(rows, ("step", "prompt (end)", "answer")))
+    compare = out_dir / "compare.jsonl"
+    if compare.is_file():
+        scores = json.loads((out_dir / "compare.json").read_text(encoding="utf-8"))
+        parts.append("<h2>Before / after</h2>" + _table(
+            [(k, *(_fmt(scores[s].get(k)) for s in ("base", "tuned"))) for k in scores["base"]],
+            ("", "base", "tuned")))
+        side = [json.loads(line) for line in compare.read_text(encoding="utf-8").splitlines()[:10]]
+        parts.append(_table([(f"{s['question']}\n\nBASE:\n{s['base']}", f"TUNED:\n{s['tuned']}") for s in side],
+                            ("question and base answer", "tuned answer"), cls="side"))
+    if data:
+        parts.append("<h2>Data</h2>" + _table([(k, _fmt(v)) for k, v in data.items()]))
+    if timings:
+        parts.append("<h2>Timings</h2>" + _table([(k, f"{v:.1f}") for k, v in timings.items()]))
+    config = out_dir / "config.yaml"
+    if config.is_file():
+        resolved = yaml.safe_dump(yaml.safe_load(config.read_text(encoding="utf-8")), sort_keys=False)
+        parts.append(f"<h2>Resolved config</h2><pre>{_esc(resolved)}</pre>")
+    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>chattune report</title>'
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}{IMAGE_CHECK}</body></html>")
+    path = out_dir / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path

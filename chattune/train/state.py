@@ -1,0 +1,48 @@
+"""What exact resume needs besides the weights: optimizer, scheduler, RNG, data position, counters, records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+def rng_state() -> dict[str, Any]:
+    """The random generators training draws from (dropout); data order has its own seeded generator."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class TrainProgress:
+    """Where a run is after its last completed optimizer step."""
+
+    step: int = 0
+    micro_batches: int = 0  # consumed from the seeded data stream
+    tokens: int = 0
+    trained_tokens: int = 0
+    records: list[dict[str, Any]] = field(default_factory=list)
+    rng: dict[str, Any] = field(default_factory=rng_state)
+
+    def snapshot(self, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+        """Everything to save with the weights, as plain types and tensors (loadable with weights_only=True)."""
+        return {"step": self.step, "micro_batches": self.micro_batches, "tokens": self.tokens,
+                "trained_tokens": self.trained_tokens, "records": list(self.records), "rng": self.rng,
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+
+    @classmethod
+    def restore(cls, saved: dict[str, Any], optimizer: Any, scheduler: Any) -> TrainProgress:
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        set_rng_state(saved["rng"])
+        return cls(saved["step"], saved["micro_batches"], saved["tokens"], saved["trained_tokens"],
+                   list(saved["records"]), saved["rng"])
