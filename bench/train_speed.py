@@ -62,7 +62,7 @@ def run_chattune(args: argparse.Namespace) -> dict:
     cfg = build_config({"data": {"train": str(DATA)}, "finetuning": args.mode, "lora": LORA, "max_steps": args.steps,
                         "per_device_train_batch_size": args.batch, "learning_rate": args.lr, "warmup_ratio": 0.1,
                         "max_length": args.max_length, "logging_steps": 1, "bf16": args.bf16,
-                        "gradient_checkpointing": False, "seed": 0})
+                        "gradient_checkpointing": args.checkpointing, "seed": 0})
     if args.mode == "lora":
         model = apply_lora(model, cfg.lora, [])
     records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=__import__("torch").device("cpu"),
@@ -149,12 +149,14 @@ def orchestrate(args: argparse.Namespace) -> None:
                      "rows": args.rows, "steps": args.steps, "warmup_steps": WARMUP_STEPS, "batch": args.batch,
                      "max_length": args.max_length, "bf16": args.bf16, "lora": LORA, "runs": {}}
     results["matmul_peak_flops"] = matmul_peak(args.bf16)
+    engines = ["chattune", "trl"] + (["chattune_gc"] if args.checkpointing else [])
     for mode in args.modes:
-        for engine in ("chattune", "trl"):
+        for engine in engines:
             print(f"running {engine} {mode} ({args.steps} steps) ...", flush=True)
-            cmd = [sys.executable, __file__, "--worker", engine, "--mode", mode, "--steps", str(args.steps),
-                   "--rows", str(args.rows), "--batch", str(args.batch), "--max-length", str(args.max_length),
-                   "--lr", str(args.lr if mode == "lora" else args.full_lr)] + (["--bf16"] if args.bf16 else [])
+            cmd = [sys.executable, __file__, "--worker", engine.removesuffix("_gc"), "--mode", mode,
+                   "--steps", str(args.steps), "--rows", str(args.rows), "--batch", str(args.batch),
+                   "--max-length", str(args.max_length), "--lr", str(args.lr if mode == "lora" else args.full_lr)]
+            cmd += (["--bf16"] if args.bf16 else []) + (["--checkpointing"] if engine.endswith("_gc") else [])
             out = Path(tempfile.mkstemp(suffix=".json")[1])
             subprocess.run(cmd + ["--result", str(out)], check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
             run = json.loads(out.read_text())
@@ -163,9 +165,9 @@ def orchestrate(args: argparse.Namespace) -> None:
     print(f"\n{args.rows} gsm8k rows, batch {args.batch}, max_length {args.max_length}, "
           f"{'bf16' if args.bf16 else 'fp32'}, {results['cores']} cores; matmul peak "
           f"{results['matmul_peak_flops'] / 1e9:.0f} GFLOP/s; timed steps {WARMUP_STEPS + 1}-{args.steps}")
-    print(f"  {'':16} {'tokens/s':>9} {'trained/s':>9} {'peak RSS':>9} {'MFU':>6} {'final loss':>10}")
+    print(f"  {'':18} {'tokens/s':>9} {'trained/s':>9} {'peak RSS':>9} {'MFU':>6} {'final loss':>10}")
     for name, run in results["runs"].items():
-        print(f"  {name:16} {run['tokens_per_s']:9.0f} {run['trained_tokens_per_s']:9.0f} "
+        print(f"  {name:18} {run['tokens_per_s']:9.0f} {run['trained_tokens_per_s']:9.0f} "
               f"{run['peak_rss_mb']:7.0f}MB {run['mfu']:6.1%} {run['final_loss']:10.3f}")
     for mode in args.modes:
         ours, theirs = results["runs"][f"chattune_{mode}"], results["runs"][f"trl_{mode}"]
@@ -173,6 +175,10 @@ def orchestrate(args: argparse.Namespace) -> None:
         results[f"{mode}_memory_ratio"] = ours["peak_rss_mb"] / theirs["peak_rss_mb"]
         print(f"{mode}: {results[f'{mode}_speedup']:.2f}x TRL's tokens/s, "
               f"{results[f'{mode}_memory_ratio']:.2f}x its peak memory")
+        if f"chattune_gc_{mode}" in results["runs"]:
+            gc = results["runs"][f"chattune_gc_{mode}"]
+            print(f"{mode} with gradient checkpointing: {gc['tokens_per_s'] / theirs['tokens_per_s']:.2f}x TRL's "
+                  f"tokens/s, {gc['peak_rss_mb'] / theirs['peak_rss_mb']:.2f}x its peak memory")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -189,6 +195,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3, help="LoRA learning rate")
     parser.add_argument("--full-lr", type=float, default=2e-5, help="full fine-tuning learning rate")
     parser.add_argument("--bf16", action="store_true", help="bf16 for both (slow on a CPU without AMX)")
+    parser.add_argument("--checkpointing", action="store_true",
+                        help="also run chattune with gradient checkpointing (TRL's default), as chattune_gc")
     parser.add_argument("--out", default="bench/results/train_speed.json")
     parser.add_argument("--worker", choices=["chattune", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=["lora", "full"], help=argparse.SUPPRESS)
