@@ -33,3 +33,18 @@ def test_report_after_training(tmp_path, tiny_model_dir, gsm8k_small):
     check = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(check)
     assert check.rendered_images(out / "report.html") == (3, 3)
+
+
+def test_tensorboard_receives_the_metrics(tmp_path, tiny_model_dir, gsm8k_small):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = chattune.build_config({"model": str(tiny_model_dir), "output_dir": str(tmp_path / "out"), "merge": False,
+                                 "data": {"train": str(gsm8k_small), "columns": COLUMNS, "test_size": 2},
+                                 "max_steps": 2, "eval_steps": 2, "per_device_train_batch_size": 2,
+                                 "eval_generations": 0, "report_to": ["tensorboard"]})
+    result = chattune.run_training(cfg)
+    events = EventAccumulator(str(tmp_path / "out" / "tensorboard"))
+    events.Reload()
+    losses = [e.value for e in events.Scalars("train/loss")]
+    assert losses == pytest.approx([r["loss"] for r in result.records if "loss" in r])
+    assert [e.step for e in events.Scalars("eval/loss")] == [2]
