@@ -31,6 +31,7 @@ from chattune.outputs.trackers import Trackers, check_trackers
 from chattune.templates.builtin import BUILTIN_TEMPLATES
 from chattune.templates.render import IGNORE_INDEX
 from chattune.templates.setup import setup_chat_format
+from chattune.train.dist import Dist
 from chattune.train.loop import count_steps, train
 
 
@@ -140,12 +141,15 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
     """Train as `cfg` says, save adapter/model, metrics and plot, and compare before/after if configured.
 
     `resume`: "latest" or a checkpoint directory; training continues from it exactly."""
-    console = console or Console()
+    dist = Dist.from_env(cpu=not torch.cuda.is_available())
+    # one process speaks and writes; the others train their share and stop after the last step
+    console = (console or Console()) if dist.is_main else Console(quiet=True)
     check_trackers(cfg.report_to)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     resumed = _resume_state(cfg, resume)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
+    if dist.is_main:
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
@@ -153,14 +157,15 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
     model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.trust_remote_code)
     new_tokens = setup_template(model, tokenizer, cfg.template)
     stops = stop_token_ids(tokenizer)
-    examples, eval_examples, stats = load_train_and_eval(cfg, tokenizer, console)
+    with dist.main_first():  # the main process fills the prepared-data cache; the others then reuse it
+        examples, eval_examples, stats = load_train_and_eval(cfg, tokenizer, console)
     timings["load_and_prepare_s"] = time.perf_counter() - t0
 
-    device = pick_device()
+    device = dist.device or pick_device()
     bf16 = bf16_is_fast(device) if cfg.bf16 is None else cfg.bf16
     model.to(device)
     compare_set = before = None
-    if cfg.compare:
+    if cfg.compare and dist.is_main:
         compare_set = load_compare_set(cfg.compare, cfg.data.system_prompt)
         t = time.perf_counter()
         console.print(f"generating {len(compare_set.prompts)} answers with the base model ...")
@@ -173,16 +178,22 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
         load_trained_weights(model, resumed["path"])
         console.print(f"resuming from {resumed['path']} (step {resumed['step']})")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total_steps = count_steps(examples, cfg)
-    console.print(f"training: {cfg.finetuning}, {trainable:,} trainable parameters, {total_steps} steps, "
-                  f"batch {cfg.per_device_train_batch_size} x {cfg.gradient_accumulation_steps} accumulation, "
-                  f"{device.type}, {'bf16' if bf16 else 'fp32'}")
+    total_steps = count_steps(examples, cfg, dist.world)
+    batch = cfg.per_device_train_batch_size
+    console.print(f"training: {cfg.finetuning}, {trainable:,} trainable parameters, {total_steps} steps, global "
+                  f"batch {batch * cfg.gradient_accumulation_steps * dist.world} = {batch} per device x "
+                  f"{cfg.gradient_accumulation_steps} accumulation x {dist.world} process(es), {device.type}, "
+                  f"{'bf16' if bf16 else 'fp32'}")
 
     t = time.perf_counter()
     final_dir = out / ("adapter" if cfg.finetuning == "lora" else "model")
     checkpointer = Checkpointer(out, model, tokenizer, stops, limit=cfg.save_total_limit,
                                 keep_best=cfg.load_best_model_at_end, records=resumed["records"] if resumed else None)
     prompts = _eval_prompts(eval_examples, cfg.eval_generations)
+    if not dist.is_main:
+        records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, bf16=bf16,
+                        eval_examples=eval_examples, resume=resumed, dist=dist)
+        return RunResult(out, records, stats, timings=timings)
     trackers = Trackers(cfg.report_to, out, cfg.model_dump())
     try:
         with MetricsLog(out / "metrics.jsonl", total_steps, console,
@@ -202,7 +213,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
 
             records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, bf16=bf16,
                             eval_examples=eval_examples, on_log=on_log, on_save=checkpointer, on_eval=on_eval,
-                            resume=resumed)
+                            resume=resumed, dist=dist)
     finally:
         trackers.close()
     timings["train_s"] = time.perf_counter() - t

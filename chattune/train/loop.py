@@ -14,6 +14,7 @@ import torch
 from chattune.batching.collate import Batch, Example, collate, plan_batches
 from chattune.config import TrainConfig
 from chattune.errors import TrainingError, TrainingInterrupted
+from chattune.train.dist import Dist
 from chattune.train.loss import loss_and_accuracy, summed_loss
 from chattune.train.optim import build_optimizer, build_scheduler
 from chattune.train.state import TrainProgress, rng_state
@@ -21,11 +22,14 @@ from chattune.train.state import TrainProgress, rng_state
 Hook = Callable[[dict[str, Any]], None]
 
 
-def _micro_batches(examples: Sequence[Example], cfg: TrainConfig, pad_id: int,
-                   skip: int = 0) -> Iterator[tuple[float, Batch]]:
-    """Micro-batches forever, epoch after epoch (each reshuffled from the seed), with the fractional epoch reached.
+Plan = list[list[int]]  # one micro-batch: rows of example indices
 
-    The first `skip` are planned but not built: a resumed run continues exactly where the checkpoint left off."""
+
+def _micro_batches(examples: Sequence[Example], cfg: TrainConfig, skip: int = 0) -> Iterator[tuple[float, Plan]]:
+    """Micro-batch plans forever, epoch after epoch (each reshuffled from the seed), with the fractional epoch.
+
+    Every process walks the same stream (the global order); the first `skip` are passed over, so a resumed run
+    continues exactly where its checkpoint left off."""
     epoch = n = 0
     while True:
         plan = plan_batches(examples, cfg.per_device_train_batch_size, packing=cfg.packing,
@@ -33,17 +37,30 @@ def _micro_batches(examples: Sequence[Example], cfg: TrainConfig, pad_id: int,
         for k, rows in enumerate(plan):
             n += 1
             if n > skip:
-                yield epoch + (k + 1) / len(plan), collate([[examples[i] for i in row] for row in rows], pad_id)
+                yield epoch + (k + 1) / len(plan), rows
         epoch += 1
 
 
-def count_steps(examples: Sequence[Example], cfg: TrainConfig) -> int:
-    """Optimizer steps in the run: max_steps, or num_train_epochs over the micro-batch plan."""
+def count_steps(examples: Sequence[Example], cfg: TrainConfig, world: int = 1) -> int:
+    """Optimizer steps in the run: max_steps, or num_train_epochs over the micro-batch plan (each step takes
+    gradient_accumulation_steps micro-batches on every process)."""
     if cfg.max_steps > 0:
         return cfg.max_steps
     per_epoch = len(plan_batches(examples, cfg.per_device_train_batch_size, packing=cfg.packing,
                                  max_length=cfg.max_length, seed=cfg.seed))
-    return max(1, math.ceil(cfg.num_train_epochs * per_epoch / cfg.gradient_accumulation_steps))
+    return max(1, math.ceil(cfg.num_train_epochs * per_epoch / (cfg.gradient_accumulation_steps * world)))
+
+
+class SummedLoss(torch.nn.Module):
+    """The model with chattune's loss as its forward, so DDP/FSDP wrap the call that runs the model (their
+    gradient hooks are set up in forward) while the LM head still runs only on trained positions."""
+
+    def __init__(self, model: Any):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        return summed_loss(self.model, Batch(input_ids, labels, position_ids, 0, 0))
 
 
 def autocast(device: torch.device, bf16: bool):
@@ -52,16 +69,20 @@ def autocast(device: torch.device, bf16: bool):
 
 @torch.no_grad()
 def evaluate_loss(model: Any, examples: Sequence[Example], batch_size: int, pad_id: int,
-                  device: torch.device, bf16: bool = False) -> dict[str, float]:
-    """Mean loss, perplexity and next-token accuracy over the trained tokens of `examples`."""
+                  device: torch.device, bf16: bool = False, dist: Dist | None = None) -> dict[str, float]:
+    """Mean loss, perplexity and next-token accuracy over the trained tokens of `examples` (each process takes
+    its share of the batches; the sums are added up over processes)."""
+    dist = dist or Dist()
     was_training = model.training
     model.eval()
     loss = correct = count = 0.0
-    for rows in plan_batches(examples, batch_size, packing=False, max_length=0, seed=0):
+    plan = plan_batches(examples, batch_size, packing=False, max_length=0, seed=0)
+    for rows in plan[dist.rank::dist.world]:
         batch = collate([[examples[i] for i in row] for row in rows], pad_id).to(device)
         with autocast(device, bf16):
             s, c, n = loss_and_accuracy(model, batch)
         loss, correct, count = loss + s, correct + c, count + n
+    loss, correct, count = dist.sum([loss, correct, count])
     model.train(was_training)
     mean = loss / max(count, 1)
     return {"eval_loss": mean, "eval_perplexity": math.exp(min(mean, 50)), "eval_accuracy": correct / max(count, 1)}
@@ -71,19 +92,22 @@ class _NotFinite(Exception):
     """The step's loss or gradient norm is NaN or infinite (raised before the optimizer touches the weights)."""
 
 
-def _optimizer_step(model: Any, optimizer: Any, scheduler: Any, micro: list[Batch], cfg: TrainConfig,
-                    device: torch.device, bf16: bool) -> tuple[float, float]:
-    """Forward/backward over one step's micro-batches; loss normalised by the step's trained tokens."""
-    trained = sum(b.num_trained for b in micro)
+def _optimizer_step(wrapped: Any, optimizer: Any, scheduler: Any, micro: list[Batch], trained: int,
+                    cfg: TrainConfig, device: torch.device, bf16: bool, dist: Dist) -> tuple[float, float]:
+    """Forward/backward over this process's micro-batches of the step; the loss is normalised by the trained
+    tokens of the whole step on every process. Returns the step's loss (summed over processes) and grad norm."""
     total = 0.0
-    for b in micro:
-        with autocast(device, bf16):
-            loss = summed_loss(model, b.to(device)) / max(trained, 1)
-        loss.backward()
-        total += loss.item()
-    params = [p for p in model.parameters() if p.requires_grad]
+    for k, b in enumerate(micro):
+        b = b.to(device)
+        with dist.no_sync(wrapped, sync=k == len(micro) - 1), autocast(device, bf16):
+            # DDP averages gradients over processes: scaling by their number makes that average a sum
+            loss = wrapped(b.input_ids, b.labels, b.position_ids) / (max(trained, 1) / dist.world)
+            loss.backward()
+        total += loss.item() / dist.world
+    [total] = dist.sum([total])
+    params = [p for p in wrapped.parameters() if p.requires_grad]
     max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+    grad_norm = dist.clip_grad_norm(wrapped, params, max_norm)
     if not (math.isfinite(total) and math.isfinite(grad_norm)):
         optimizer.zero_grad(set_to_none=True)
         raise _NotFinite(f"loss {total}, gradient norm {grad_norm}")
@@ -99,24 +123,29 @@ SaveHook = Callable[[int, dict[str, Any]], Path | None]
 def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: int, device: torch.device,
           bf16: bool, eval_examples: Sequence[Example] | None = None, on_log: Hook | None = None,
           on_save: SaveHook | None = None, on_eval: Callable[[int], None] | None = None,
-          resume: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+          resume: dict[str, Any] | None = None, dist: Dist | None = None) -> list[dict[str, Any]]:
     """Train `model` in place and return the logged records (one per logging step, plus eval records).
 
     `on_save(step, state)` writes a checkpoint every save_steps (and on Ctrl-C) and returns its path;
     `resume` is a saved state: the run continues from its step with the same data, RNG and optimizer.
-    A NaN or infinite loss or gradient norm stops the run before the weights change."""
+    A NaN or infinite loss or gradient norm stops the run before the weights change. With several processes
+    (`dist`), step k takes micro-batches k*A*W .. (k+1)*A*W-1 of the global stream, process r every W-th
+    from r, so W processes with accumulation A train exactly what one process with accumulation A*W does."""
+    dist = dist or Dist()
     torch.manual_seed(cfg.seed)
-    total_steps = count_steps(examples, cfg)
-    optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg, total_steps)
+    total_steps = count_steps(examples, cfg, dist.world)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     model.train()
+    wrapped = dist.wrap(SummedLoss(model))
+    optimizer = build_optimizer(wrapped, cfg)
+    scheduler = build_scheduler(optimizer, cfg, total_steps)
     progress = TrainProgress.restore(resume, optimizer, scheduler) if resume else TrainProgress()
     last_checkpoint = resume.get("path") if resume else None
-    stream = _micro_batches(examples, cfg, pad_id, skip=progress.micro_batches)
+    stream = _micro_batches(examples, cfg, skip=progress.micro_batches)
+    per_step = cfg.gradient_accumulation_steps * dist.world
     window: list[tuple[float, float, int]] = []  # (loss, seconds, tokens) of the steps not yet logged
 
     def emit(rec: dict[str, Any]) -> None:
@@ -127,20 +156,25 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
     try:
         for step in range(progress.step + 1, total_steps + 1):
             start = time.perf_counter()
-            epoch, first = next(stream)
-            micro = [first] + [next(stream)[1] for _ in range(cfg.gradient_accumulation_steps - 1)]
+            plans = [next(stream) for _ in range(per_step)]
+            epoch = plans[-1][0]
+            docs = [examples[i] for _, rows in plans for row in rows for i in row]
+            step_tokens = sum(len(d.input_ids) for d in docs)
+            trained = sum(d.num_trained for d in docs)  # the whole step's, known to every process from the plan
+            micro = [collate([[examples[i] for i in row] for row in rows], pad_id)
+                     for _, rows in plans[dist.rank::dist.world]]
             lr = scheduler.get_last_lr()[0]
             try:
-                loss, grad_norm = _optimizer_step(model, optimizer, scheduler, micro, cfg, device, bf16)
+                loss, grad_norm = _optimizer_step(wrapped, optimizer, scheduler, micro, trained, cfg, device, bf16,
+                                                  dist)
             except _NotFinite as e:
                 where = f"the last good checkpoint is {last_checkpoint} (chattune train CONFIG --resume)" \
                     if last_checkpoint else "no checkpoint was saved yet (set save_steps to keep one)"
                 raise TrainingError(f"training stopped at step {step}: {e}; the weights were not updated. "
                                     f"{where}. A lower learning_rate or max_grad_norm usually helps.") from None
-            step_tokens = sum(b.num_tokens for b in micro)
-            progress.step, progress.micro_batches = step, progress.micro_batches + len(micro)
+            progress.step, progress.micro_batches = step, progress.micro_batches + per_step
             progress.tokens += step_tokens
-            progress.trained_tokens += sum(b.num_trained for b in micro)
+            progress.trained_tokens += trained
             progress.rng = rng_state()  # after the step's dropout: what the next step starts from
             # a logged record covers every step since the previous one: mean loss and time, tokens/s over all
             window.append((loss, time.perf_counter() - start, step_tokens))
@@ -153,7 +187,7 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
                 window.clear()
             if eval_examples and cfg.eval_steps and (step % cfg.eval_steps == 0 or step == total_steps):
                 emit({"step": step, **evaluate_loss(model, eval_examples, cfg.per_device_eval_batch_size, pad_id,
-                                                    device, bf16)})
+                                                    device, bf16, dist)})
                 if on_eval:
                     on_eval(step)
             if on_save and cfg.save_steps and step % cfg.save_steps == 0 and step != total_steps:

@@ -1,0 +1,68 @@
+"""One process or many: torch.distributed through accelerate (DDP, FSDP, DeepSpeed as its config says).
+
+`chattune train` runs unchanged under `accelerate launch` or `torchrun`: WORLD_SIZE > 1 in the environment
+turns this on. With one process nothing is wrapped and no collective runs, so single-process training is
+exactly what it was.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+
+
+class Dist:
+    """The process group as the training loop sees it."""
+
+    def __init__(self, accelerator: Any = None):
+        self.accelerator = accelerator
+        self.rank = accelerator.process_index if accelerator else 0
+        self.world = accelerator.num_processes if accelerator else 1
+        self.is_main = self.rank == 0
+
+    @classmethod
+    def from_env(cls, cpu: bool) -> Dist:
+        """Several processes when a launcher set WORLD_SIZE > 1; otherwise a single one."""
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            from accelerate import Accelerator
+
+            return cls(Accelerator(cpu=cpu))
+        return cls()
+
+    @property
+    def device(self) -> torch.device | None:
+        return self.accelerator.device if self.accelerator else None
+
+    def wrap(self, model: Any) -> Any:
+        """DDP (or FSDP / DeepSpeed, as the accelerate config says) around the model; itself alone."""
+        return self.accelerator.prepare_model(model) if self.accelerator else model
+
+    def unwrap(self, model: Any) -> Any:
+        return self.accelerator.unwrap_model(model) if self.accelerator else model
+
+    def no_sync(self, model: Any, sync: bool):
+        """Skip the gradient all-reduce on micro-batches before the step's last one."""
+        return nullcontext() if sync or not self.accelerator else self.accelerator.no_sync(model)
+
+    def sum(self, values: list[float]) -> list[float]:
+        """Element-wise sum over processes."""
+        if not self.accelerator:
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self.accelerator.device)
+        return self.accelerator.reduce(t, reduction="sum").tolist()
+
+    def barrier(self) -> None:
+        if self.accelerator:
+            self.accelerator.wait_for_everyone()
+
+    def main_first(self):
+        """The main process runs the block first (data preparation fills the cache), then the others."""
+        return self.accelerator.main_process_first() if self.accelerator else nullcontext()
+
+    def clip_grad_norm(self, model: Any, params: list[torch.Tensor], max_norm: float) -> float:
+        if self.accelerator:
+            return float(self.accelerator.clip_grad_norm_(params, max_norm))
+        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
