@@ -7,6 +7,7 @@ message and exit code 1, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,7 +28,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.set)
     result = run_training(cfg, console, resume=args.resume)
-    console.print(f"done: final loss {result.final_loss:.4f}; outputs in {result.output_dir}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under a launcher, one process reports
+        console.print(f"done: final loss {result.final_loss:.4f}; outputs in {result.output_dir}")
     return 0
 
 

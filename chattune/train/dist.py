@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from chattune.errors import ConfigError
+
 
 class Dist:
     """The process group as the training loop sees it."""
@@ -28,8 +30,15 @@ class Dist:
         """Several processes when a launcher set WORLD_SIZE > 1; otherwise a single one."""
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             from accelerate import Accelerator
+            from accelerate.utils import DistributedType
 
-            return cls(Accelerator(cpu=cpu))
+            accelerator = Accelerator(cpu=cpu)
+            if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+                # their sharded weights need gathered saves and all-process generation, which chattune does not
+                # do yet; refusing beats writing a checkpoint that holds one shard
+                raise ConfigError([f"{accelerator.distributed_type.value} through accelerate is not supported by "
+                                   "chattune yet; launch without an FSDP/DeepSpeed accelerate config to use DDP"])
+            return cls(accelerator)
         return cls()
 
     @property
