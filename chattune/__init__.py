@@ -37,6 +37,8 @@ _EXPORTS = {
     "stream_reply": "chattune.generate",
     "score_gsm8k": "chattune.evaluate",
     "run_training": "chattune.pipeline",
+    "SFTConfig": "chattune.trainer",
+    "SFTTrainer": "chattune.trainer",
     "ChattuneError": "chattune.errors",
     "ConfigError": "chattune.errors",
     "DataError": "chattune.errors",

@@ -1,0 +1,55 @@
+"""`from chattune import SFTConfig, SFTTrainer`: a TRL script's arguments on chattune's engine."""
+
+import pytest
+from conftest import make_tiny_model
+
+from chattune import SFTConfig, SFTTrainer
+from chattune.errors import ConfigError
+from chattune.templates.render import IGNORE_INDEX
+
+CHATS = [{"messages": [{"role": "user", "content": f"How do you say {w} in Spanish?"},
+                       {"role": "assistant", "content": s}]}
+         for w, s in [("dog", "perro"), ("cat", "gato"), ("house", "casa"), ("water", "agua"), ("red", "rojo")]]
+
+
+def test_course_style_lora_run(tmp_path, tokenizer):
+    from peft import LoraConfig
+
+    args = SFTConfig(output_dir=str(tmp_path / "sft"), max_steps=6, per_device_train_batch_size=2,
+                     learning_rate=5e-3, logging_steps=1, save_steps=100, eval_strategy="steps", eval_steps=3,
+                     warmup_steps=0.1)
+    peft = LoraConfig(r=6, lora_alpha=8, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=make_tiny_model(tokenizer), args=args, train_dataset=CHATS, eval_dataset=CHATS[:2],
+                         processing_class=tokenizer, peft_config=peft)
+    before = trainer.evaluate()["eval_loss"]
+    out = trainer.train()
+    assert out["global_step"] == 6 and trainer.evaluate()["eval_loss"] < before
+    # the prompt is masked, the answer and its end-of-turn token are trained
+    first = trainer.train_examples[0]
+    trained = tokenizer.decode([t for t in first.labels if t != IGNORE_INDEX])
+    assert trained.startswith("perro") and trained.endswith("<|im_end|>")
+    saved = trainer.save_model(str(tmp_path / "adapter"))
+    assert (saved / "adapter_model.safetensors").is_file() and (saved / "chat_template.jinja").is_file()
+
+
+def test_formatting_func_and_datasets_dataset(tmp_path, tokenizer):
+    import datasets
+
+    rows = datasets.Dataset.from_list([{"question": "2+2?", "answer": "4"}, {"question": "3+3?", "answer": "6"}])
+    trainer = SFTTrainer(make_tiny_model(tokenizer), args=SFTConfig(output_dir=str(tmp_path), max_steps=1,
+                                                                    packing=True, report_to="none"),
+                         train_dataset=rows, tokenizer=tokenizer,
+                         formatting_func=lambda r: f"### Question: {r['question']}\n ### Answer: {r['answer']}")
+    ex = trainer.train_examples[0]
+    assert ex.labels == ex.input_ids  # formatted text is plain language modelling, as in TRL
+    assert trainer.train()["global_step"] == 1
+
+
+def test_unsupported_arguments_are_named(tokenizer):
+    with pytest.raises(TypeError, match="SFTConfig: chattune does not support neftune_noise_alpha"):
+        SFTConfig(output_dir="x", neftune_noise_alpha=5)
+    with pytest.raises(TypeError, match="SFTTrainer: chattune does not support data_collator"):
+        SFTTrainer(make_tiny_model(tokenizer), train_dataset=CHATS, tokenizer=tokenizer, data_collator=object())
+    with pytest.raises(ConfigError, match="eval_strategy"):
+        SFTTrainer(make_tiny_model(tokenizer), args=SFTConfig(eval_strategy="epoch"), train_dataset=CHATS,
+                   tokenizer=tokenizer)
