@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTHON ?= python3
 
-.PHONY: demo test lint setup clean bench-data bench-train
+.PHONY: demo test lint setup clean bench-data bench-train examples
 
 setup: $(STAMP)
 
@@ -24,8 +24,14 @@ demo: $(STAMP)
 	$(VENV)/bin/chattune train configs/gsm8k-demo.yaml
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check chattune tests bench scripts
+	$(VENV)/bin/ruff check chattune tests bench scripts examples
 	$(VENV)/bin/pytest -q
+
+# every example in full form on the default model; outputs recorded in examples/outputs/
+EXAMPLES := chat_templates dataset_conversion sft_smollm2 packing_and_formatting lora_adapter spanish_masking multi_turn
+examples: $(STAMP)
+	mkdir -p examples/outputs
+	for e in $(EXAMPLES); do HF_HUB_OFFLINE=1 $(PY) examples/$$e.py 2>/dev/null | tee examples/outputs/$$e.txt || exit 1; done
 
 # benchmarks against TRL (installs it into the venv first); figures also go to bench/results/*.json
 $(VENV)/.bench: $(STAMP)

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from chattune.config import DEFAULT_MODEL
 from chattune.model.load import load_tokenizer, resolve_model_path
+from chattune.model.tiny import make_tiny_model  # noqa: F401  (tests import it from here)
 
 ASSETS = Path(__file__).parent / "assets"
 ROOT = Path(__file__).parent.parent
@@ -32,18 +32,6 @@ def default_model_dir() -> Path:
 @pytest.fixture(scope="session")
 def tokenizer(default_model_dir):
     return load_tokenizer(default_model_dir)
-
-
-def make_tiny_model(tokenizer, seed: int = 0):
-    """A 2-layer Llama with SmolLM2's vocabulary and random weights: fast, and real enough to train."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    return LlamaForCausalLM(config).eval()
 
 
 @pytest.fixture
