@@ -82,11 +82,18 @@ class SFTConfig:
 
 
 def _rows(dataset: Any) -> list[dict[str, Any]]:
+    """Rows of a datasets.Dataset or a list of dicts."""
     if dataset is None:
         return []
-    if isinstance(dataset, dict):  # a DatasetDict: its train split, as TRL users pass ds["train"]
-        raise TypeError("pass one split (e.g. ds['train']), not a DatasetDict")
-    return [dict(r) for r in (dataset if isinstance(dataset, Iterable) else [])]
+    if isinstance(dataset, dict):  # a DatasetDict
+        raise TypeError("pass one split of a DatasetDict (e.g. ds['train']), not the whole DatasetDict")
+    if isinstance(dataset, (str, bytes)) or not isinstance(dataset, Iterable):
+        raise TypeError(f"expected a datasets.Dataset or a list of dicts, got {type(dataset).__name__}")
+    rows = list(dataset)
+    bad = next((i for i, r in enumerate(rows, start=1) if not isinstance(r, dict)), None)
+    if bad:
+        raise TypeError(f"row {bad}: expected a dict, got {type(rows[bad - 1]).__name__}")
+    return [dict(r) for r in rows]
 
 
 def _conversations(rows: list[dict[str, Any]], formatting_func: Callable | None, text_field: str,
