@@ -133,8 +133,10 @@ class SFTTrainer:
         self.cfg = self.args.train_config(str(getattr(model, "name_or_path", "model")), len(train_rows),
                                           bool(eval_rows))
         if peft_config is not None:
+            import torch
             from peft import get_peft_model
 
+            torch.manual_seed(self.cfg.seed)  # LoRA's initial weights: the same script gives the same run
             if new_tokens:
                 peft_config.trainable_token_indices = new_tokens
             model = get_peft_model(model, peft_config)
