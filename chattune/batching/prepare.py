@@ -119,6 +119,16 @@ def finish_example(conv: Conversation, r: Rendered, opts: PrepareOptions,
     return ex, dropped, len(r.input_ids) > opts.max_length
 
 
+def example_record(conv: Conversation, r: Rendered | TemplateError, opts: PrepareOptions,
+                   tokenizer: Any) -> dict[str, Any]:
+    """One rendered conversation as the record fields (ids, labels, drop reason, truncated); raises DataError."""
+    if isinstance(r, TemplateError):
+        raise DataError(conv.source, conv.row, None, str(r))
+    ex, dropped, truncated = finish_example(conv, r, opts, tokenizer)
+    ids, labels = (ex.input_ids, ex.labels) if ex is not None else ([], [])
+    return {"input_ids": ids, "labels": labels, "dropped": dropped, "truncated": truncated}
+
+
 def prepare_rows(rows: Sequence[tuple[int, dict[str, Any]]], source: str, spec: DataSource, tokenizer: Any,
                  opts: PrepareOptions) -> list[dict[str, Any]]:
     """Raw rows to output records: ids and labels, or the error that names the row and field."""
@@ -139,15 +149,9 @@ def prepare_rows(rows: Sequence[tuple[int, dict[str, Any]]], source: str, spec: 
         if conv is None:
             continue
         try:
-            r = next(rendered)
-            if isinstance(r, TemplateError):
-                raise DataError(conv.source, conv.row, None, str(r))
-            ex, record["dropped"], record["truncated"] = finish_example(conv, r, opts, tokenizer)
+            record.update(example_record(conv, next(rendered), opts, tokenizer))
         except DataError as e:
             record["error"] = str(e)
-            continue
-        if ex is not None:
-            record["input_ids"], record["labels"] = ex.input_ids, ex.labels
     return records
 
 
@@ -202,7 +206,8 @@ def _stats_and_examples(cols: dict[str, list], opts: PrepareOptions) -> tuple[li
     stats = PrepareStats(rows=len(cols["input_ids"]))
     for ids, error, fmt, truncated, dropped in zip(cols["input_ids"], cols["error"], cols["format"],
                                                    cols["truncated"], cols["dropped"]):
-        stats.formats[fmt] = stats.formats.get(fmt, 0) + 1
+        if fmt:  # conversations given in memory have no row format
+            stats.formats[fmt] = stats.formats.get(fmt, 0) + 1
         if error:
             stats.bad += 1
             stats.problems.append(error)
@@ -292,18 +297,8 @@ def prepare_examples(conversations: Sequence[Conversation], tokenizer: Any, *, t
 
     A row whose trained tokens all fall past the cut is dropped and counted, never kept all-masked."""
     opts = PrepareOptions(train_on=train_on, max_length=max_length, truncation=truncation)
-    stats = PrepareStats(rows=len(conversations))
-    examples = []
-    for conv, r in zip(conversations, render_many(tokenizer, conversations, template=template, train_on=train_on)):
-        if isinstance(r, TemplateError):
-            raise DataError(conv.source, conv.row, None, str(r))
-        ex, dropped, truncated = finish_example(conv, r, opts, tokenizer)
-        stats.truncated += truncated and truncation.startswith("keep")
-        stats.dropped_too_long += dropped == TOO_LONG
-        stats.dropped_no_trained += dropped == NO_TRAINED
-        if ex is not None:
-            examples.append(ex)
-            stats.tokens += len(ex.input_ids)
-            stats.trained_tokens += ex.num_trained
-            stats.lengths.append(len(ex.input_ids))
-    return examples, stats
+    rendered = render_many(tokenizer, conversations, template=template, train_on=train_on)
+    # the first bad conversation raises; counting is the same as for prepared sources
+    records = [{"error": "", "format": "", **example_record(conv, r, opts, tokenizer)}
+               for conv, r in zip(conversations, rendered)]
+    return _stats_and_examples({key: [rec[key] for rec in records] for key in RECORD_KEYS}, opts)
