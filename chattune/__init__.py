@@ -39,6 +39,7 @@ _EXPORTS = {
     "run_training": "chattune.pipeline",
     "SFTConfig": "chattune.trainer",
     "SFTTrainer": "chattune.trainer",
+    "DataCollatorForCompletionOnlyLM": "chattune.trainer",
     "ChattuneError": "chattune.errors",
     "ConfigError": "chattune.errors",
     "DataError": "chattune.errors",

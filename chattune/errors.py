@@ -38,3 +38,7 @@ class TrainingError(ChattuneError):
 
 class TrainingInterrupted(ChattuneError):
     """The user stopped training (Ctrl-C); a checkpoint was saved where possible."""
+
+
+class HubError(ChattuneError):
+    """An upload to the hub failed; the files it was to send are still on disk."""

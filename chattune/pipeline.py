@@ -17,12 +17,11 @@ from chattune.batching.collate import Example
 from chattune.batching.prepare import PrepareOptions, PrepareStats, prepare_sources, split_examples
 from chattune.compare import CompareSet, answer_and_score, load_compare_set, write_comparison
 from chattune.config import TrainConfig
-from chattune.errors import TrainingError
 from chattune.generate import generate_from_ids, stop_token_ids
 from chattune.model.device import bf16_is_fast, pick_device
 from chattune.model.load import load_model_and_tokenizer, load_trained_weights
 from chattune.model.lora import apply_lora, merge_adapter
-from chattune.outputs.checkpoint import Checkpointer, latest_checkpoint, load_state
+from chattune.outputs.checkpoint import Checkpointer, resume_state
 from chattune.outputs.metrics import MetricsLog, counting_progress
 from chattune.outputs.plots import plot_loss
 from chattune.outputs.report import write_report
@@ -126,17 +125,6 @@ def _eval_prompts(examples: list[Example] | None, n: int) -> list[list[int]]:
     return prompts
 
 
-def _resume_state(cfg: TrainConfig, resume: str | None) -> dict[str, Any] | None:
-    if resume is None:
-        return None
-    path = latest_checkpoint(Path(cfg.output_dir)) if resume == "latest" else Path(resume)
-    if path is None:
-        raise TrainingError(f"--resume: no checkpoint in {cfg.output_dir} (checkpoints are written every save_steps)")
-    state = load_state(path)
-    state["path"] = path
-    return state
-
-
 def run_training(cfg: TrainConfig, console: Console | None = None, resume: str | None = None) -> RunResult:
     """Train as `cfg` says, save adapter/model, metrics and plot, and compare before/after if configured.
 
@@ -147,7 +135,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
     check_trackers(cfg.report_to)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    resumed = _resume_state(cfg, resume)
+    resumed = resume_state(Path(cfg.output_dir), resume)
     if dist.is_main:
         (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
     timings: dict[str, float] = {}

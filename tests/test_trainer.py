@@ -23,7 +23,7 @@ def test_course_style_lora_run(tmp_path, tokenizer):
                          processing_class=tokenizer, peft_config=peft)
     before = trainer.evaluate()["eval_loss"]
     out = trainer.train()
-    assert out["global_step"] == 6 and trainer.evaluate()["eval_loss"] < before
+    assert out.global_step == 6 and trainer.evaluate()["eval_loss"] < before
     # the prompt is masked, the answer and its end-of-turn token are trained
     first = trainer.train_examples[0]
     trained = tokenizer.decode([t for t in first.labels if t != IGNORE_INDEX])
@@ -42,14 +42,42 @@ def test_formatting_func_and_datasets_dataset(tmp_path, tokenizer):
                          formatting_func=lambda r: f"### Question: {r['question']}\n ### Answer: {r['answer']}")
     ex = trainer.train_examples[0]
     assert ex.labels == ex.input_ids  # formatted text is plain language modelling, as in TRL
-    assert trainer.train()["global_step"] == 1
+    assert trainer.train().global_step == 1
 
 
 def test_unsupported_arguments_are_named(tokenizer):
     with pytest.raises(TypeError, match="SFTConfig: chattune does not support neftune_noise_alpha"):
         SFTConfig(output_dir="x", neftune_noise_alpha=5)
-    with pytest.raises(TypeError, match="SFTTrainer: chattune does not support data_collator"):
-        SFTTrainer(make_tiny_model(tokenizer), train_dataset=CHATS, tokenizer=tokenizer, data_collator=object())
+    with pytest.raises(TypeError, match="SFTTrainer: chattune does not support compute_metrics"):
+        SFTTrainer(make_tiny_model(tokenizer), train_dataset=CHATS, tokenizer=tokenizer, compute_metrics=print)
     with pytest.raises(ConfigError, match="eval_strategy"):
         SFTTrainer(make_tiny_model(tokenizer), args=SFTConfig(eval_strategy="epoch"), train_dataset=CHATS,
                    tokenizer=tokenizer)
+
+
+def test_push_to_hub_offline_says_where_the_model_is(tmp_path, tokenizer, monkeypatch):
+    import huggingface_hub.constants
+
+    from chattune.errors import HubError
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    args = SFTConfig(output_dir=str(tmp_path / "sft"), max_steps=1, hub_model_id="me/tuned", report_to="none")
+    trainer = SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=CHATS, processing_class=tokenizer)
+    trainer.train()
+    with pytest.raises(HubError, match="could not upload to 'me/tuned'.*offline") as err:
+        trainer.push_to_hub(tags=["course"])
+    folder = tmp_path / "sft" / "hub"
+    assert str(folder) in str(err.value) and (folder / "model.safetensors").is_file()
+    card = (folder / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: transformers") and "- course" in card and "final loss" in card
+
+
+def test_trl_defaults_and_changed_args(tmp_path):
+    args = SFTConfig(output_dir=str(tmp_path))
+    assert (args.learning_rate, args.num_train_epochs, args.logging_steps) == (2e-5, 3.0, 10)  # TRL 1.16's
+    cfg = args.train_config("m", 10, has_eval=False)
+    assert (cfg.lr_scheduler_type, cfg.warmup_ratio, cfg.save_steps, cfg.eval_steps) == ("linear", 0.0, 500, None)
+    args.eval_strategy, args.eval_steps = "steps", None
+    assert args.train_config("m", 10, has_eval=True).eval_steps == 10  # transformers: eval_steps = logging_steps
+    with pytest.raises(TypeError, match="chattune does not support neftune_noise_alpha"):
+        args.neftune_noise_alpha = 5

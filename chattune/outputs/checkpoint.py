@@ -100,3 +100,16 @@ class Checkpointer:
         self._consider(path, state["records"])
         prune_checkpoints(self.out_dir, self.limit, keep=self.best[1] if self.best else None)
         return path
+
+
+def resume_state(out_dir: Path, resume: str | Path | None) -> dict[str, Any] | None:
+    """The state to resume from: `resume` is "latest" (the newest checkpoint in out_dir), a checkpoint
+    directory, or None (start afresh)."""
+    if resume is None:
+        return None
+    path = latest_checkpoint(Path(out_dir)) if resume == "latest" else Path(resume)
+    if path is None:
+        raise TrainingError(f"resume: no checkpoint in {out_dir} (checkpoints are written every save_steps)")
+    state = load_state(path)
+    state["path"] = path
+    return state

@@ -123,10 +123,12 @@ SaveHook = Callable[[int, dict[str, Any]], Path | None]
 def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: int, device: torch.device,
           bf16: bool, eval_examples: Sequence[Example] | None = None, on_log: Hook | None = None,
           on_save: SaveHook | None = None, on_eval: Callable[[int], None] | None = None,
-          resume: dict[str, Any] | None = None, dist: Dist | None = None) -> list[dict[str, Any]]:
+          resume: dict[str, Any] | None = None, dist: Dist | None = None,
+          save_last: bool = False) -> list[dict[str, Any]]:
     """Train `model` in place and return the logged records (one per logging step, plus eval records).
 
     `on_save(step, state)` writes a checkpoint every save_steps (and on Ctrl-C) and returns its path;
+    `save_last` checkpoints the last step too (as TRL does; chattune's own runs save it as the final model).
     `resume` is a saved state: the run continues from its step with the same data, RNG and optimizer.
     A NaN or infinite loss or gradient norm stops the run before the weights change. With several processes
     (`dist`), step k takes micro-batches k*A*W .. (k+1)*A*W-1 of the global stream, process r every W-th
@@ -135,7 +137,10 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
     torch.manual_seed(cfg.seed)
     total_steps = count_steps(examples, cfg, dist.world)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.20's name for it
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     model.train()
@@ -190,7 +195,7 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
                                                     device, bf16, dist)})
                 if on_eval:
                     on_eval(step)
-            if on_save and cfg.save_steps and step % cfg.save_steps == 0 and step != total_steps:
+            if on_save and cfg.save_steps and step % cfg.save_steps == 0 and (step != total_steps or save_last):
                 last_checkpoint = on_save(step, progress.snapshot(optimizer, scheduler))
     except KeyboardInterrupt:
         optimizer.zero_grad(set_to_none=True)

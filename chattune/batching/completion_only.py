@@ -1,0 +1,132 @@
+"""TRL's DataCollatorForCompletionOnlyLM (removed from TRL in 0.20), so scripts and notebooks that use it run.
+
+Two fixes over TRL's, both for mistakes its users hit:
+- Templates are found in the text, not as token ids. A template tokenises differently in context
+  (`"?\\n\\n"` is one token), so TRL often found nothing, warned, and trained the row on nothing. Here the
+  ids are decoded, re-encoded with character offsets, and a token is trained when it starts inside a
+  response. Only when that round trip changes the ids does it fall back to TRL's id matching.
+- Padding is masked by position, never by token id, so an eos that doubles as pad is still trained (the
+  model learns to stop).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from chattune.templates.render import IGNORE_INDEX
+
+
+def _find_all(seq: Sequence[int], sub: Sequence[int]) -> list[int]:
+    n = len(sub)
+    return [i for i in range(len(seq) - n + 1) if n and list(seq[i:i + n]) == list(sub)]
+
+
+def _spans(text: str, template: str) -> list[tuple[int, int]]:
+    out, start = [], text.find(template)
+    while template and start != -1:
+        out.append((start, start + len(template)))
+        start = text.find(template, start + len(template))
+    return out
+
+
+def _trained_regions(responses: list[tuple[int, int]], instructions: list[tuple[int, int]],
+                     end: int) -> list[tuple[int, int]]:
+    """Each response runs from the end of its template to the start of the next instruction (or the end)."""
+    regions = []
+    for _, r_end in responses:
+        nxt = min((s for s, _ in instructions if s >= r_end), default=end)
+        regions.append((r_end, nxt))
+    return regions
+
+
+class DataCollatorForCompletionOnlyLM:
+    """Pad a list of tokenised examples and train only what follows `response_template` (and, with an
+    `instruction_template`, stop at the next instruction), as TRL's collator of the same name did."""
+
+    def __init__(self, response_template: str | list[int], instruction_template: str | list[int] | None = None,
+                 *, tokenizer: Any, ignore_index: int = IGNORE_INDEX, mlm: bool = False, **unsupported: Any):
+        if unsupported:
+            raise TypeError(f"DataCollatorForCompletionOnlyLM: chattune does not support "
+                            f"{', '.join(sorted(unsupported))}")
+        if mlm:
+            raise TypeError("DataCollatorForCompletionOnlyLM: mlm=True is masked language modelling, not SFT")
+        self.tokenizer = tokenizer
+        self.response_template = response_template
+        self.instruction_template = instruction_template
+        self.ignore_index = ignore_index
+
+    @property
+    def response_text(self) -> str:
+        return self._as_text(self.response_template) or ""
+
+    def _as_text(self, template: str | list[int] | None) -> str | None:
+        if template is None or isinstance(template, str):
+            return template
+        return self.tokenizer.decode(template, clean_up_tokenization_spaces=False)
+
+    def _as_ids(self, template: str | list[int] | None) -> list[int] | None:
+        if template is None or not isinstance(template, str):
+            return template
+        return self.tokenizer.encode(template, add_special_tokens=False)
+
+    def _by_text(self, ids: list[int]) -> list[int] | None:
+        """Labels from template positions in the decoded text; None when decoding does not round-trip."""
+        if not getattr(self.tokenizer, "is_fast", False):
+            return None
+        text = self.tokenizer.decode(ids, clean_up_tokenization_spaces=False)
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        if enc["input_ids"] != list(ids):
+            return None
+        responses = _spans(text, self._as_text(self.response_template))
+        instruction = self._as_text(self.instruction_template)
+        instructions = _spans(text, instruction) if instruction else []
+        if instruction and responses and not instructions:
+            return [self.ignore_index] * len(ids)  # TRL's rule: both templates must be present
+        regions = _trained_regions(responses, instructions, len(text))
+        return [t if any(a <= s < b for a, b in regions) else self.ignore_index
+                for t, (s, _) in zip(ids, enc["offset_mapping"])]
+
+    def _by_ids(self, ids: list[int]) -> list[int]:
+        """TRL's rule on token ids: train from each response template's end to the next instruction."""
+        response = self._as_ids(self.response_template)
+        instruction = self._as_ids(self.instruction_template)
+        responses = [(i, i + len(response)) for i in _find_all(ids, response)]
+        instructions = [(i, i + len(instruction)) for i in _find_all(ids, instruction)] if instruction else []
+        if instruction and not instructions:
+            return [self.ignore_index] * len(ids)
+        regions = _trained_regions(responses, instructions, len(ids))
+        return [t if any(a <= i < b for a, b in regions) else self.ignore_index for i, t in enumerate(ids)]
+
+    def labels_for(self, ids: Sequence[int]) -> list[int]:
+        """Labels for one example's ids: its completion tokens, IGNORE_INDEX elsewhere."""
+        ids = list(ids)
+        labels = self._by_text(ids)
+        return labels if labels is not None else self._by_ids(ids)
+
+    def __call__(self, examples: list[Any]) -> dict[str, torch.Tensor]:
+        """Pad (on the tokenizer's side) and label a list of `tokenizer(text)` outputs or id lists."""
+        rows = [list(e["input_ids"] if not isinstance(e, (list, tuple)) else e) for e in examples]
+        labels = []
+        for row in rows:
+            lab = self.labels_for(row)
+            if all(t == self.ignore_index for t in lab):
+                warnings.warn(f"DataCollatorForCompletionOnlyLM: no completion found in "
+                              f"{self.tokenizer.decode(row)!r} (response template "
+                              f"{self.response_text!r}); this example trains nothing",
+                              stacklevel=2)
+            labels.append(lab)
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        left = getattr(self.tokenizer, "padding_side", "right") == "left"
+
+        def padded(seq: list[int], fill: int) -> list[int]:
+            fillers = [fill] * (width - len(seq))
+            return fillers + seq if left else seq + fillers
+
+        return {"input_ids": torch.tensor([padded(r, pad) for r in rows]),
+                "attention_mask": torch.tensor([padded([1] * len(r), 0) for r in rows]),
+                "labels": torch.tensor([padded(lab, self.ignore_index) for lab in labels])}

@@ -1,0 +1,135 @@
+"""SFTConfig: TRL's training arguments, under TRL's names and defaults, turned into chattune's TrainConfig.
+
+transformers' TrainingArguments are accepted too (old TRL scripts and notebooks pass them): every field
+chattune supports is taken, and a field it does not support but the script changed raises an error naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from chattune.config import TrainConfig, build_config
+from chattune.errors import ConfigError
+
+# TRL SFTConfig names that mean the same in chattune's config
+SAME_NAMES = {"num_train_epochs", "max_steps", "per_device_train_batch_size", "per_device_eval_batch_size",
+              "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type", "warmup_ratio", "weight_decay",
+              "adam_beta1", "adam_beta2", "max_grad_norm", "logging_steps", "eval_steps", "save_steps",
+              "save_total_limit", "load_best_model_at_end", "max_length", "packing", "bf16",
+              "gradient_checkpointing", "seed", "report_to"}
+# accepted with a translation (see SFTConfig.train_config)
+TRANSLATED = {"eval_strategy", "evaluation_strategy", "warmup_steps", "max_seq_length", "dataset_text_field",
+              "completion_only_loss", "assistant_only_loss", "use_mps_device", "save_strategy", "use_cpu",
+              "logging_strategy"}
+# read by SFTTrainer.push_to_hub
+HUB_NAMES = {"hub_model_id", "hub_token", "hub_private_repo", "push_to_hub"}
+SUPPORTED = SAME_NAMES | TRANSLATED | HUB_NAMES
+
+# TRL 1.16's SFTConfig defaults where chattune's own differ: a script brought over trains the same way
+TRL_DEFAULTS: dict[str, Any] = {"learning_rate": 2e-5, "num_train_epochs": 3.0, "lr_scheduler_type": "linear",
+                                "warmup_ratio": 0.0, "weight_decay": 0.0, "logging_steps": 10, "save_steps": 500,
+                                "gradient_checkpointing": True, "per_device_train_batch_size": 8,
+                                "per_device_eval_batch_size": 8, "seed": 42, "max_length": 1024}
+
+
+def _plain(value: Any) -> Any:
+    """transformers' enums (IntervalStrategy.STEPS, SchedulerType.LINEAR) as their plain values."""
+    return getattr(value, "value", value)
+
+
+class SFTConfig:
+    """Training arguments under TRL's names. Unsupported ones raise TypeError naming them.
+
+    Attributes can be changed after construction (`args.num_train_epochs = 5`) and copied with copy()."""
+
+    def __init__(self, output_dir: str = "runs/chattune", **kwargs: Any):
+        unknown = sorted(set(kwargs) - SUPPORTED)
+        if unknown:
+            raise TypeError(f"SFTConfig: chattune does not support {', '.join(unknown)}; supported: "
+                            f"{', '.join(sorted(SUPPORTED))}")
+        self.output_dir = output_dir
+        for name, value in kwargs.items():
+            setattr(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name != "output_dir" and name not in SUPPORTED:
+            raise TypeError(f"SFTConfig: chattune does not support {name}")
+        super().__setattr__(name, _plain(value))
+
+    def __getattr__(self, name: str) -> Any:  # only called for names never set: TRL's default, else None
+        if name in SUPPORTED or name in TRL_DEFAULTS:
+            return TRL_DEFAULTS.get(name)
+        raise AttributeError(name)
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The arguments set, without output_dir."""
+        return {k: v for k, v in vars(self).items() if k != "output_dir"}
+
+    def __repr__(self) -> str:
+        return f"SFTConfig(output_dir={self.output_dir!r}, {', '.join(f'{k}={v!r}' for k, v in self.values.items())})"
+
+    @classmethod
+    def from_training_arguments(cls, args: Any) -> SFTConfig:
+        """transformers.TrainingArguments (or TRL's SFTConfig) -> SFTConfig, naming changed unsupported fields."""
+        default = type(args)(output_dir=args.output_dir, **({"bf16": args.bf16} if hasattr(args, "bf16") else {}))
+        kept: dict[str, Any] = {}
+        changed = []
+        for field in dataclasses.fields(args):
+            value = getattr(args, field.name)
+            if field.name in SUPPORTED:
+                kept[field.name] = value
+            elif field.name != "output_dir" and value != getattr(default, field.name):
+                changed.append(field.name)
+        if changed:
+            raise TypeError(f"{type(args).__name__}: chattune does not support {', '.join(sorted(changed))}")
+        if kept.get("warmup_ratio") is None:
+            kept.pop("warmup_ratio", None)
+        return cls(output_dir=args.output_dir, **{k: v for k, v in kept.items() if v is not None})
+
+    def train_config(self, model_name: str, total_rows: int, has_eval: bool) -> TrainConfig:
+        """chattune's TrainConfig for these arguments (validated: every problem reported at once)."""
+        v = {**TRL_DEFAULTS, **self.values}
+        cfg: dict[str, Any] = {k: v.pop(k) for k in list(v) if k in SAME_NAMES}
+        cfg["output_dir"] = self.output_dir
+        if v.get("max_seq_length") is not None:
+            cfg["max_length"] = v.pop("max_seq_length")
+        strategy = v.pop("eval_strategy", None) or v.pop("evaluation_strategy", None)
+        if strategy in (None, "no"):  # TRL's default: no evaluation during training, whatever eval_steps says
+            cfg.pop("eval_steps", None)
+        elif strategy != "steps":
+            raise ConfigError([f"eval_strategy: chattune evaluates every eval_steps ('steps' or 'no'), got "
+                               f"{strategy!r}"])
+        elif cfg.get("eval_steps") is None:
+            cfg["eval_steps"] = cfg["logging_steps"]  # transformers' rule for eval_strategy="steps"
+        save = v.pop("save_strategy", None)
+        if save == "no":
+            cfg["save_steps"] = None
+        elif save not in (None, "steps"):
+            raise ConfigError([f"save_strategy: chattune saves every save_steps ('steps' or 'no'), got {save!r}"])
+        if v.pop("logging_strategy", None) not in (None, "steps"):
+            raise ConfigError(["logging_strategy: chattune logs every logging_steps ('steps')"])
+        warmup = v.pop("warmup_steps", None)
+        if warmup:  # transformers 5: a float below 1 is a share of the steps, an int a step count
+            steps = cfg.get("max_steps", -1)
+            cfg["warmup_ratio"] = warmup if warmup < 1 else warmup / max(steps if steps > 0 else total_rows, 1)
+        if v.pop("use_mps_device", False):
+            import torch
+
+            if not torch.backends.mps.is_available():
+                raise ConfigError(["use_mps_device=True, but this machine has no MPS device"])
+        if isinstance(cfg.get("report_to"), str):
+            cfg["report_to"] = [] if cfg["report_to"] == "none" else [cfg["report_to"]]
+        if cfg.get("report_to") is None:
+            cfg["report_to"] = []
+        cfg["data"] = {"train": "<train_dataset>", "eval": "<eval_dataset>" if has_eval else None}
+        cfg["model"] = model_name
+        return build_config(cfg)
+
+    @property
+    def train_on(self) -> str:
+        values = self.values
+        if values.get("completion_only_loss") is False and not values.get("assistant_only_loss"):
+            return "all"
+        return "all_assistant"

@@ -1,0 +1,257 @@
+"""TRL-style API on chattune's engine: `from chattune import SFTConfig, SFTTrainer` in a TRL script.
+
+The common arguments of TRL's SFTConfig/SFTTrainer (and the course's, old TRL's included) are accepted with
+their meaning; anything chattune does not support raises an error that names it, never a silent no-op.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from chattune.batching.collate import Example
+from chattune.batching.completion_only import DataCollatorForCompletionOnlyLM
+from chattune.batching.prepare import prepare_examples
+from chattune.data.convert import to_conversation
+from chattune.data.schema import Conversation
+from chattune.errors import ConfigError
+from chattune.templates.render import IGNORE_INDEX
+from chattune.trainer.args import SFTConfig
+
+
+def _rows(dataset: Any, name: str) -> list[dict[str, Any]]:
+    """Rows of a datasets.Dataset or a list of dicts."""
+    if dataset is None:
+        return []
+    if isinstance(dataset, dict):  # a DatasetDict
+        raise TypeError(f"{name}: pass one split of a DatasetDict (e.g. ds['train']), not the whole DatasetDict "
+                        f"(splits: {', '.join(map(str, dataset))})")
+    if isinstance(dataset, (str, bytes)) or not isinstance(dataset, Iterable):
+        raise TypeError(f"{name}: expected a datasets.Dataset or a list of dicts, got {type(dataset).__name__}")
+    rows = list(dataset)
+    bad = next((i for i, r in enumerate(rows, start=1) if not isinstance(r, dict)), None)
+    if bad:
+        raise TypeError(f"{name}, row {bad}: expected a dict, got {type(rows[bad - 1]).__name__}")
+    return [dict(r) for r in rows]
+
+
+def _conversations(rows: list[dict[str, Any]], formatting_func: Callable | None, text_field: str,
+                   name: str) -> list[Conversation]:
+    out = []
+    for i, row in enumerate(rows, start=1):
+        if formatting_func is not None:  # TRL trains the formatted text as plain language modelling
+            out.append(Conversation(messages=[], source=name, row=i, text=formatting_func(row)))
+        elif text_field in row and not any(k in row for k in ("messages", "conversations", "prompt")):
+            out.append(to_conversation({"text": row[text_field]}, source=name, row_no=i))
+        else:
+            out.append(to_conversation(row, source=name, row_no=i))
+    return out
+
+
+def _collator_examples(convs: list[Conversation], tokenizer: Any, collator: DataCollatorForCompletionOnlyLM,
+                       max_length: int) -> list[Example]:
+    """Text rows tokenised as `tokenizer(text)` and labelled by the collator; rows it finds no completion in
+    are named, not trained on nothing."""
+    examples, empty = [], []
+    for conv in convs:
+        if conv.text is None:
+            raise TypeError(f"{conv.source}, row {conv.row}: DataCollatorForCompletionOnlyLM needs text rows "
+                            "(dataset_text_field or formatting_func)")
+        ids = tokenizer(conv.text)["input_ids"][:max_length]
+        labels = collator.labels_for(ids)
+        if all(t == IGNORE_INDEX for t in labels[1:]):
+            empty.append(conv.row)
+        else:
+            examples.append(Example(ids, labels))
+    if empty:
+        warnings.warn(f"DataCollatorForCompletionOnlyLM found no completion in rows {empty[:10]} "
+                      f"(response template {collator.response_text!r}); they are left out",
+                      stacklevel=3)
+    return examples
+
+
+class SFTTrainer:
+    """TRL's SFTTrainer surface on chattune's engine (exact masks, packing, chunked loss, checkpoints)."""
+
+    def __init__(self, model: Any, args: Any = None, data_collator: Any = None, train_dataset: Any = None,
+                 eval_dataset: Any = None, processing_class: Any = None, *, tokenizer: Any = None,
+                 peft_config: Any = None, formatting_func: Callable[[dict], str] | None = None,
+                 dataset_text_field: str | None = None, max_seq_length: int | None = None,
+                 packing: bool | None = None, **unsupported: Any):
+        if unsupported:
+            raise TypeError(f"SFTTrainer: chattune does not support {', '.join(sorted(unsupported))}")
+        if data_collator is not None and not isinstance(data_collator, DataCollatorForCompletionOnlyLM):
+            raise TypeError(f"SFTTrainer: chattune batches examples itself; data_collator takes only "
+                            f"DataCollatorForCompletionOnlyLM, got {type(data_collator).__name__}")
+        from chattune.model.load import load_model_and_tokenizer, load_tokenizer
+        from chattune.pipeline import setup_template
+
+        self.args = args
+        # old TRL took these on the trainer; they are arguments like any other
+        for name, value in (("max_seq_length", max_seq_length), ("packing", packing),
+                            ("dataset_text_field", dataset_text_field)):
+            if value is not None:
+                setattr(self.args, name, value)
+        if isinstance(model, str):
+            model, loaded_tokenizer = load_model_and_tokenizer(model)
+            processing_class = processing_class or tokenizer or loaded_tokenizer
+        self.tokenizer = processing_class or tokenizer or load_tokenizer(model.name_or_path)
+        self.data_collator = data_collator
+        text_field = self.args.dataset_text_field or "text"
+        self._convs = {name: _conversations(_rows(data, name), formatting_func, text_field, name)
+                       for name, data in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset))}
+        new_tokens = []
+        if any(c.text is None for convs in self._convs.values() for c in convs):  # chats need a template
+            new_tokens = setup_template(model, self.tokenizer, None)
+        if peft_config is not None:
+            import torch
+            from peft import get_peft_model
+
+            torch.manual_seed(self.args.seed)  # LoRA's initial weights: the same script gives the same run
+            if new_tokens:
+                peft_config.trainable_token_indices = new_tokens
+            model = get_peft_model(model, peft_config)
+        self.model = model
+        self._prepared: tuple[int, list[Example], list[Example]] | None = None
+        self.cfg = self._train_config()
+
+    @property
+    def args(self) -> SFTConfig:
+        return self._args
+
+    @args.setter
+    def args(self, value: Any) -> None:
+        """SFTConfig, or transformers' TrainingArguments (translated); None means TRL's defaults."""
+        if value is None:
+            value = SFTConfig(output_dir="trainer_output")
+        elif not isinstance(value, SFTConfig):
+            value = SFTConfig.from_training_arguments(value)
+        self._args = value
+
+    def _train_config(self) -> Any:
+        name = str(getattr(getattr(self.model, "config", None), "_name_or_path", "") or "model")
+        return self.args.train_config(name, len(self._convs["train_dataset"]), bool(self._convs["eval_dataset"]))
+
+    def _examples(self, which: str) -> list[Example]:
+        convs = self._convs[which]
+        if not convs:
+            return []
+        if self.data_collator is not None:
+            return _collator_examples(convs, self.tokenizer, self.data_collator, self.cfg.max_length)
+        examples, _ = prepare_examples(convs, self.tokenizer, train_on=self.args.train_on,
+                                       max_length=self.cfg.max_length)
+        return examples
+
+    def _prepare(self) -> tuple[list[Example], list[Example]]:
+        if self._prepared is None or self._prepared[0] != self.cfg.max_length:
+            self._prepared = (self.cfg.max_length, self._examples("train_dataset"), self._examples("eval_dataset"))
+        return self._prepared[1], self._prepared[2]
+
+    @property
+    def train_examples(self) -> list[Example]:
+        return self._prepare()[0]
+
+    @property
+    def eval_examples(self) -> list[Example]:
+        return self._prepare()[1]
+
+    def _device_and_bf16(self) -> tuple[Any, bool]:
+        import torch
+
+        from chattune.model.device import bf16_is_fast, pick_device
+
+        device = torch.device("cpu") if self.args.use_cpu else pick_device()
+        return device, bf16_is_fast(device) if self.cfg.bf16 is None else self.cfg.bf16
+
+    def train(self, resume_from_checkpoint: bool | str | None = None) -> Any:
+        """Train (again, with the current args, when called again); returns transformers' TrainOutput.
+
+        resume_from_checkpoint: True for the newest checkpoint in output_dir, or a checkpoint directory."""
+        from rich.console import Console
+        from transformers.trainer_utils import TrainOutput
+
+        from chattune.generate import stop_token_ids
+        from chattune.model.load import load_trained_weights
+        from chattune.outputs.checkpoint import Checkpointer, resume_state
+        from chattune.outputs.metrics import MetricsLog
+        from chattune.train.loop import count_steps, train
+
+        self.cfg = self._train_config()
+        examples, eval_examples = self._prepare()
+        out = Path(self.cfg.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        resumed = resume_state(out, "latest" if resume_from_checkpoint is True else resume_from_checkpoint or None)
+        device, bf16 = self._device_and_bf16()
+        self.model.to(device)
+        if resumed:
+            load_trained_weights(self.model, resumed["path"])
+        checkpointer = Checkpointer(out, self.model, self.tokenizer, stop_token_ids(self.tokenizer),
+                                    limit=self.cfg.save_total_limit, keep_best=self.cfg.load_best_model_at_end,
+                                    records=resumed["records"] if resumed else None)
+        total = count_steps(examples, self.cfg)
+        start = time.perf_counter()
+        with MetricsLog(out / "metrics.jsonl", total, Console(),
+                        earlier=resumed["records"] if resumed else None) as log:
+            self.records = train(self.model, examples, self.cfg, pad_id=self.tokenizer.pad_token_id,
+                                 device=device, bf16=bf16, eval_examples=eval_examples or None, on_log=log,
+                                 on_save=checkpointer if self.cfg.save_steps else None, resume=resumed,
+                                 save_last=True)
+        runtime = time.perf_counter() - start
+        if self.cfg.load_best_model_at_end and checkpointer.best:
+            load_trained_weights(self.model, checkpointer.best[1])
+        losses = [r["loss"] for r in self.records if "loss" in r]
+        step = self.records[-1]["step"] if self.records else 0
+        metrics = {"train_runtime": round(runtime, 4), "train_samples_per_second": len(examples) / max(runtime, 1e-9),
+                   "train_steps_per_second": step / max(runtime, 1e-9),
+                   "train_loss": sum(losses) / max(len(losses), 1),
+                   "epoch": self.records[-1].get("epoch", 0.0) if self.records else 0.0}
+        if self.args.push_to_hub:
+            self.push_to_hub()
+        return TrainOutput(step, metrics["train_loss"], metrics)
+
+    def evaluate(self) -> dict[str, float]:
+        """Eval loss, perplexity and token accuracy on eval_dataset."""
+        from chattune.train.loop import evaluate_loss
+
+        if not self.eval_examples:
+            raise ConfigError(["evaluate() needs an eval_dataset"])
+        device, bf16 = self._device_and_bf16()
+        self.model.to(device)
+        return evaluate_loss(self.model, self.eval_examples, self.cfg.per_device_eval_batch_size,
+                             self.tokenizer.pad_token_id, device, bf16)
+
+    def save_model(self, output_dir: str | None = None) -> Path:
+        """The adapter (with peft) or the model, with tokenizer, template and stop tokens."""
+        from chattune.generate import stop_token_ids
+        from chattune.outputs.save import save_pretrained_atomic
+
+        path = Path(output_dir or self.cfg.output_dir)
+        if output_dir is None:  # never replace output_dir itself: it holds the checkpoints and metrics
+            path = path / ("adapter" if hasattr(self.model, "peft_config") else "model")
+        return save_pretrained_atomic(self.model, self.tokenizer, path, stop_token_ids(self.tokenizer))
+
+    def push_to_hub(self, commit_message: str = "End of training", blocking: bool = True, token: str | None = None,
+                    revision: str | None = None, *, tags: list[str] | str | None = None,
+                    model_name: str | None = None, dataset_name: str | None = None, **unsupported: Any) -> Any:
+        """Save the model with a model card and upload it to args.hub_model_id (default: output_dir's name).
+
+        Returns huggingface_hub's CommitInfo. A failed upload raises HubError naming the saved directory."""
+        from chattune.outputs.hub import push_folder, write_model_card
+
+        if unsupported:
+            raise TypeError(f"push_to_hub: chattune does not support {', '.join(sorted(unsupported))}")
+        repo_id = self.args.hub_model_id or model_name or Path(self.cfg.output_dir).resolve().name
+        folder = self.save_model(str(Path(self.cfg.output_dir) / "hub"))
+        tag_list = [tags] if isinstance(tags, str) else list(tags or [])
+        base = getattr(getattr(self.model, "peft_config", {}).get("default"), "base_model_name_or_path", None) \
+            if hasattr(self.model, "peft_config") else self.cfg.model
+        losses = [r["loss"] for r in getattr(self, "records", []) if "loss" in r]
+        summary = {"steps": getattr(self, "records", [{}])[-1].get("step") if losses else None,
+                   "final loss": round(losses[-1], 4) if losses else None, "dataset": dataset_name}
+        write_model_card(folder, repo_id, base_model=base if base != "model" else None, tags=tag_list,
+                         summary={k: v for k, v in summary.items() if v is not None})
+        return push_folder(folder, repo_id, token=token or self.args.hub_token, private=self.args.hub_private_repo,
+                           revision=revision, commit_message=commit_message)
