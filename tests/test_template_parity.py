@@ -112,3 +112,36 @@ def test_doctor_fails_with_fixes(tokenizer):
     tok.chat_template = None
     checks = diagnose(tok)
     assert len(checks) == 1 and not checks[0].ok and "chatml" in checks[0].fix
+
+
+def test_builtin_chatml_renders_tools_and_tool_calls(tokenizer):
+    """The built-in ChatML writes tools and calls as Qwen 2.5 does; OpenAI's string arguments are kept as
+    they are, and the rendering equals apply_chat_template's."""
+    from chattune import setup_chat_format
+
+    tok = copy.deepcopy(tokenizer)
+    setup_chat_format(None, tok, "chatml")
+    messages = [Message("system", "Be brief."), *TOOL_CHAT]
+    r = render(tok, messages, tools=TOOLS)
+    dicts = [m.to_template_dict() for m in messages]
+    assert r.input_ids == list(tok.apply_chat_template(dicts, tools=TOOLS, tokenize=True, return_dict=False))
+    assert r.text.startswith("<|im_start|>system\nBe brief.\n\n# Tools\n") and r.text.count("<|im_start|>system") == 1
+    got = trained(tok, r)
+    assert got == ('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call><|im_end|>'
+                   "It is 18 C in Paris.<|im_end|>")
+    as_string = [{**d, "tool_calls": [{"type": "function", "function": {"name": "get_weather",
+                                                                        "arguments": '{"city": "Paris"}'}}]}
+                 if d.get("tool_calls") else d for d in dicts]
+    assert tok.apply_chat_template(as_string, tools=TOOLS, tokenize=False) == r.text
+    # without tools nothing changes: plain ChatML
+    assert render(tok, CHAT).text.startswith("<|im_start|>user\nWhat is 2+2?<|im_end|>\n")
+    assert not [c.name for c in diagnose(tok) if not c.ok]
+
+
+def test_a_template_that_drops_tool_calls_is_an_error(tokenizer):
+    from chattune.errors import TemplateError
+
+    tok = copy.deepcopy(tokenizer)
+    with pytest.raises(TemplateError, match="message 1 \\(assistant\\): the chat template does not write its tool "
+                                            "call to 'get_weather'"):
+        render(tok, TOOL_CHAT, tools=TOOLS, template="llama3")

@@ -24,6 +24,7 @@ def test_course_style_lora_run(tmp_path, tokenizer):
     before = trainer.evaluate()["eval_loss"]
     out = trainer.train()
     assert out.global_step == 6 and trainer.evaluate()["eval_loss"] < before
+    assert out.metrics["epoch"] == 2.0 and out.metrics["train_samples_per_second"] > 0  # 3 batches an epoch
     # the prompt is masked, the answer and its end-of-turn token are trained
     first = trainer.train_examples[0]
     trained = tokenizer.decode([t for t in first.labels if t != IGNORE_INDEX])

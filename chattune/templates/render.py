@@ -221,6 +221,16 @@ def render_plain(tokenizer: Any, text: str) -> Rendered:
 Spans = list[tuple[int, int]] | None  # character spans to train; None trains every token
 
 
+def _check_tool_calls_written(messages: Sequence[Message], text: str) -> None:
+    """A template that ignores tool_calls would train an empty assistant turn: say so instead."""
+    for i, m in enumerate(messages):
+        for call in m.tool_calls or []:
+            name = (call.get("function") or call).get("name", "")
+            if name and name not in text:
+                raise TemplateError(f"message {i} ({m.role}): the chat template does not write its tool call to "
+                                    f"{name!r}; use a template that renders tool_calls (template: chatml does)")
+
+
 def _text_and_spans(tokenizer: Any, messages: Sequence[Message | dict[str, Any]], tools, template: str | None,
                     add_generation_prompt: bool, train_on: str) -> tuple[str, Spans]:
     if not all(isinstance(m, Message) for m in messages):
@@ -229,6 +239,7 @@ def _text_and_spans(tokenizer: Any, messages: Sequence[Message | dict[str, Any]]
         raise TemplateError(f"train_on must be one of {', '.join(TRAIN_ON)}, got {train_on!r}")
     jinja = resolve_template(tokenizer, template)
     text = render_text(tokenizer, messages, jinja=jinja, tools=tools, add_generation_prompt=add_generation_prompt)
+    _check_tool_calls_written(messages, text)
     if add_generation_prompt:
         return text, []
     if train_on == "all":

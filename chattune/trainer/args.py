@@ -21,7 +21,7 @@ SAME_NAMES = {"num_train_epochs", "max_steps", "per_device_train_batch_size", "p
 # accepted with a translation (see SFTConfig.train_config)
 TRANSLATED = {"eval_strategy", "evaluation_strategy", "warmup_steps", "max_seq_length", "dataset_text_field",
               "completion_only_loss", "assistant_only_loss", "use_mps_device", "save_strategy", "use_cpu",
-              "logging_strategy"}
+              "logging_strategy", "eval_packing"}
 # read by SFTTrainer.push_to_hub
 HUB_NAMES = {"hub_model_id", "hub_token", "hub_private_repo", "push_to_hub"}
 SUPPORTED = SAME_NAMES | TRANSLATED | HUB_NAMES
@@ -43,7 +43,7 @@ class SFTConfig:
 
     Attributes can be changed after construction (`args.num_train_epochs = 5`) and copied with copy()."""
 
-    def __init__(self, output_dir: str = "runs/chattune", **kwargs: Any):
+    def __init__(self, output_dir: str = "trainer_output", **kwargs: Any):
         unknown = sorted(set(kwargs) - SUPPORTED)
         if unknown:
             raise TypeError(f"SFTConfig: chattune does not support {', '.join(unknown)}; supported: "
@@ -108,6 +108,8 @@ class SFTConfig:
             cfg["save_steps"] = None
         elif save not in (None, "steps"):
             raise ConfigError([f"save_strategy: chattune saves every save_steps ('steps' or 'no'), got {save!r}"])
+        if v.pop("eval_packing", None):
+            raise ConfigError(["eval_packing=True: chattune evaluates on padded, unpacked batches"])
         if v.pop("logging_strategy", None) not in (None, "steps"):
             raise ConfigError(["logging_strategy: chattune logs every logging_steps ('steps')"])
         warmup = v.pop("warmup_steps", None)

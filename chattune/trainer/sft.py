@@ -126,7 +126,7 @@ class SFTTrainer:
     def args(self, value: Any) -> None:
         """SFTConfig, or transformers' TrainingArguments (translated); None means TRL's defaults."""
         if value is None:
-            value = SFTConfig(output_dir="trainer_output")
+            value = SFTConfig()
         elif not isinstance(value, SFTConfig):
             value = SFTConfig.from_training_arguments(value)
         self._args = value
@@ -202,12 +202,14 @@ class SFTTrainer:
         runtime = time.perf_counter() - start
         if self.cfg.load_best_model_at_end and checkpointer.best:
             load_trained_weights(self.model, checkpointer.best[1])
-        losses = [r["loss"] for r in self.records if "loss" in r]
-        step = self.records[-1]["step"] if self.records else 0
-        metrics = {"train_runtime": round(runtime, 4), "train_samples_per_second": len(examples) / max(runtime, 1e-9),
-                   "train_steps_per_second": step / max(runtime, 1e-9),
-                   "train_loss": sum(losses) / max(len(losses), 1),
-                   "epoch": self.records[-1].get("epoch", 0.0) if self.records else 0.0}
+        logged = [r for r in self.records if "loss" in r]  # training records (eval records carry eval_loss)
+        step = logged[-1]["step"] if logged else 0
+        done = step - (resumed["step"] if resumed else 0)
+        samples = done * self.cfg.per_device_train_batch_size * self.cfg.gradient_accumulation_steps
+        metrics = {"train_runtime": round(runtime, 4), "train_samples_per_second": round(samples / runtime, 3),
+                   "train_steps_per_second": round(done / runtime, 3),
+                   "train_loss": sum(r["loss"] for r in logged) / max(len(logged), 1),
+                   "epoch": logged[-1]["epoch"] if logged else 0.0}
         if self.args.push_to_hub:
             self.push_to_hub()
         return TrainOutput(step, metrics["train_loss"], metrics)
