@@ -41,8 +41,12 @@ def test_templates_are_found_whatever_their_tokens_in_context(tokenizer):
     text = "### Question: What is 2+2?\n ### Answer: 4"
     collator = DataCollatorForCompletionOnlyLM("Answer:", tokenizer=tokenizer)
     ids = tokenizer(text)["input_ids"]
-    assert all(t == IGNORE_INDEX for t in collator._by_ids(ids))  # TRL's rule finds nothing
+    template_ids = tokenizer.encode("Answer:", add_special_tokens=False)
+    assert not any(ids[i:i + len(template_ids)] == template_ids for i in range(len(ids)))  # TRL's search fails
     assert trained_text(tokenizer, ids, collator.labels_for(ids)) == " 4"
+    # ids that do not round-trip through the text (one token per character) are placed by decoding prefixes
+    by_char = [t for c in text for t in tokenizer.encode(c, add_special_tokens=False)]
+    assert by_char != ids and trained_text(tokenizer, by_char, collator.labels_for(by_char)) == " 4"
 
 
 def test_multi_turn_and_padding_keep_eos_trained(tokenizer):

@@ -82,3 +82,15 @@ def test_trl_defaults_and_changed_args(tmp_path):
     assert args.train_config("m", 10, has_eval=True).eval_steps == 10  # transformers: eval_steps = logging_steps
     with pytest.raises(TypeError, match="chattune does not support neftune_noise_alpha"):
         args.neftune_noise_alpha = 5
+
+
+def test_report_to_tensorboard(tmp_path, tokenizer):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args = SFTConfig(output_dir=str(tmp_path / "sft"), max_steps=2, logging_steps=1, report_to="tensorboard",
+                     gradient_checkpointing=False)
+    trainer = SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=CHATS, processing_class=tokenizer)
+    trainer.train()
+    events = EventAccumulator(str(tmp_path / "sft" / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2]

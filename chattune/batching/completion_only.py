@@ -3,8 +3,8 @@
 Two fixes over TRL's, both for mistakes its users hit:
 - Templates are found in the text, not as token ids. A template tokenises differently in context
   (`"?\\n\\n"` is one token), so TRL often found nothing, warned, and trained the row on nothing. Here the
-  ids are decoded, re-encoded with character offsets, and a token is trained when it starts inside a
-  response. Only when that round trip changes the ids does it fall back to TRL's id matching.
+  ids are decoded, each token's start in the text is known (from offsets, or from decoding the ids before
+  it), and a token is trained when it starts inside a response (DESIGN.md: masks from character spans).
 - Padding is masked by position, never by token id, so an eos that doubles as pad is still trained (the
   model learns to stop).
 """
@@ -18,11 +18,6 @@ from typing import Any
 import torch
 
 from chattune.templates.render import IGNORE_INDEX
-
-
-def _find_all(seq: Sequence[int], sub: Sequence[int]) -> list[int]:
-    n = len(sub)
-    return [i for i in range(len(seq) - n + 1) if n and list(seq[i:i + n]) == list(sub)]
 
 
 def _spans(text: str, template: str) -> list[tuple[int, int]]:
@@ -68,44 +63,32 @@ class DataCollatorForCompletionOnlyLM:
             return template
         return self.tokenizer.decode(template, clean_up_tokenization_spaces=False)
 
-    def _as_ids(self, template: str | list[int] | None) -> list[int] | None:
-        if template is None or not isinstance(template, str):
-            return template
-        return self.tokenizer.encode(template, add_special_tokens=False)
-
-    def _by_text(self, ids: list[int]) -> list[int] | None:
-        """Labels from template positions in the decoded text; None when decoding does not round-trip."""
-        if not getattr(self.tokenizer, "is_fast", False):
-            return None
+    def _text_and_starts(self, ids: list[int]) -> tuple[str, list[int]]:
+        """The decoded text and the character where each token starts in it."""
         text = self.tokenizer.decode(ids, clean_up_tokenization_spaces=False)
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        if enc["input_ids"] != list(ids):
-            return None
-        responses = _spans(text, self._as_text(self.response_template))
-        instruction = self._as_text(self.instruction_template)
-        instructions = _spans(text, instruction) if instruction else []
-        if instruction and responses and not instructions:
-            return [self.ignore_index] * len(ids)  # TRL's rule: both templates must be present
-        regions = _trained_regions(responses, instructions, len(text))
-        return [t if any(a <= s < b for a, b in regions) else self.ignore_index
-                for t, (s, _) in zip(ids, enc["offset_mapping"])]
-
-    def _by_ids(self, ids: list[int]) -> list[int]:
-        """TRL's rule on token ids: train from each response template's end to the next instruction."""
-        response = self._as_ids(self.response_template)
-        instruction = self._as_ids(self.instruction_template)
-        responses = [(i, i + len(response)) for i in _find_all(ids, response)]
-        instructions = [(i, i + len(instruction)) for i in _find_all(ids, instruction)] if instruction else []
-        if instruction and not instructions:
-            return [self.ignore_index] * len(ids)
-        regions = _trained_regions(responses, instructions, len(ids))
-        return [t if any(a <= i < b for a, b in regions) else self.ignore_index for i, t in enumerate(ids)]
+        if getattr(self.tokenizer, "is_fast", False):
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            if enc["input_ids"] == ids:
+                return text, [start for start, _ in enc["offset_mapping"]]
+        # decoding does not round-trip (a slow tokenizer, a dropped leading space): a token starts where the
+        # text of the ids before it ends
+        return text, [len(self.tokenizer.decode(ids[:k], clean_up_tokenization_spaces=False))
+                      for k in range(len(ids))]
 
     def labels_for(self, ids: Sequence[int]) -> list[int]:
-        """Labels for one example's ids: its completion tokens, IGNORE_INDEX elsewhere."""
+        """Labels for one example's ids: the tokens that start inside a response, IGNORE_INDEX elsewhere.
+
+        A response runs from the end of a response template to the next instruction template (or the end);
+        with an instruction_template, a row without one trains nothing (TRL's rule)."""
         ids = list(ids)
-        labels = self._by_text(ids)
-        return labels if labels is not None else self._by_ids(ids)
+        text, starts = self._text_and_starts(ids)
+        responses = _spans(text, self.response_text)
+        instruction = self._as_text(self.instruction_template)
+        instructions = _spans(text, instruction) if instruction else []
+        if instruction and not instructions:
+            return [self.ignore_index] * len(ids)
+        regions = _trained_regions(responses, instructions, len(text))
+        return [t if any(a <= s < b for a, b in regions) else self.ignore_index for t, s in zip(ids, starts)]
 
     def __call__(self, examples: list[Any]) -> dict[str, torch.Tensor]:
         """Pad (on the tokenizer's side) and label a list of `tokenizer(text)` outputs or id lists."""

@@ -177,9 +177,11 @@ class SFTTrainer:
         from chattune.model.load import load_trained_weights
         from chattune.outputs.checkpoint import Checkpointer, resume_state
         from chattune.outputs.metrics import MetricsLog
+        from chattune.outputs.trackers import Trackers, check_trackers
         from chattune.train.loop import count_steps, train
 
         self.cfg = self._train_config()
+        check_trackers(self.cfg.report_to)
         examples, eval_examples = self._prepare()
         out = Path(self.cfg.output_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -193,12 +195,21 @@ class SFTTrainer:
                                     records=resumed["records"] if resumed else None)
         total = count_steps(examples, self.cfg)
         start = time.perf_counter()
-        with MetricsLog(out / "metrics.jsonl", total, Console(),
-                        earlier=resumed["records"] if resumed else None) as log:
-            self.records = train(self.model, examples, self.cfg, pad_id=self.tokenizer.pad_token_id,
-                                 device=device, bf16=bf16, eval_examples=eval_examples or None, on_log=log,
-                                 on_save=checkpointer if self.cfg.save_steps else None, resume=resumed,
-                                 save_last=True)
+        trackers = Trackers(self.cfg.report_to, out, self.cfg.model_dump())
+        try:
+            with MetricsLog(out / "metrics.jsonl", total, Console(),
+                            earlier=resumed["records"] if resumed else None) as log:
+
+                def on_log(rec: dict[str, Any]) -> None:
+                    log(rec)
+                    trackers.log(rec)
+
+                self.records = train(self.model, examples, self.cfg, pad_id=self.tokenizer.pad_token_id,
+                                     device=device, bf16=bf16, eval_examples=eval_examples or None, on_log=on_log,
+                                     on_save=checkpointer if self.cfg.save_steps else None, resume=resumed,
+                                     save_last=True)
+        finally:
+            trackers.close()
         runtime = time.perf_counter() - start
         if self.cfg.load_best_model_at_end and checkpointer.best:
             load_trained_weights(self.model, checkpointer.best[1])
