@@ -94,3 +94,15 @@ def test_report_to_tensorboard(tmp_path, tokenizer):
     events = EventAccumulator(str(tmp_path / "sft" / "tensorboard"))
     events.Reload()
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
+
+
+def test_a_trl_sftconfig_converts(tmp_path):
+    """A script that still builds TRL's own SFTConfig: its values are taken (TRL is installed by `make
+    bench-train`, not by the tests' set-up, so this runs only where it is)."""
+    trl = pytest.importorskip("trl")
+    args = SFTConfig.from_training_arguments(trl.SFTConfig(output_dir=str(tmp_path), bf16=False, max_steps=3,
+                                                           learning_rate=1e-4, eval_strategy="no"))
+    cfg = args.train_config("m", 10, has_eval=False)
+    assert (cfg.max_steps, cfg.learning_rate, cfg.lr_scheduler_type, cfg.save_steps) == (3, 1e-4, "linear", 500)
+    with pytest.raises(TypeError, match="SFTConfig: chattune does not support neftune_noise_alpha"):
+        SFTConfig.from_training_arguments(trl.SFTConfig(output_dir=str(tmp_path), bf16=False, neftune_noise_alpha=5))
