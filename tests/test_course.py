@@ -1,7 +1,8 @@
 """The course's code, with `from trl import` changed to `from chattune import`, runs as written.
 
-tests/assets/course/exercises.md is the course's exercise page (huggingface/smol-course, Apache-2.0). Every
-python block in it runs in order in one namespace, except the `login()` block (it asks a person for a token).
+tests/assets/course/exercises.md is the course's exercise page and sft_notebook.txt its SFT notebook
+(huggingface/smol-course, Apache-2.0). Every code block or cell runs in order in one namespace, except the
+`login()` block (it asks a person for a token).
 The hub ids it names resolve to local stand-ins: transformers and datasets load a local directory with the
 same relative path before asking the hub, so the test runs from a directory holding `HuggingFaceTB/SmolLM2-135M`
 (a tiny model with SmolLM2's real tokenizer), `HuggingFaceTB/smoltalk` and `openai/gsm8k`. The upload at the
@@ -25,6 +26,28 @@ COURSE = ASSETS / "course"
 
 def python_blocks(markdown: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", markdown, flags=re.S)
+
+
+def notebook_cells(text: str) -> list[str]:
+    """Code cells of a notebook exported as text: each follows an `In [None]:` line and runs to a blank line
+    that is followed by prose (a blank line followed by a comment or a statement stays in the cell)."""
+    cells = []
+    for part in text.split("In [None]:\n")[1:]:
+        lines = part.split("\n")
+        end = next((i for i, line in enumerate(lines) if line == "" and not re.match(
+            r"# |    |[A-Za-z_][\w.]*\s*(=|\()", lines[i + 1] if i + 1 < len(lines) else "")), len(lines))
+        cells.append("\n".join(lines[:end]))
+    return cells
+
+
+def run_as_chattune(blocks: list[str], source: str) -> tuple[dict, str]:
+    """Run the blocks in order in one namespace, as a notebook does; returns the namespace and what printed."""
+    namespace: dict = {"__name__": "__course__"}
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        for block in blocks:
+            exec(compile(as_chattune(block), source, "exec"), namespace)  # noqa: S102 - the course's code
+    return namespace, printed.getvalue()
 
 
 def shown_outputs(markdown: str) -> list[str]:
@@ -109,12 +132,7 @@ def test_course_exercises_run_as_written(course_dir, hub_uploads):
     page = (COURSE / "exercises.md").read_text(encoding="utf-8")
     blocks = [b for b in python_blocks(page) if "login()" not in b]
     assert len(blocks) == 15 and sum("from trl import" in b for b in blocks) == 2
-    namespace: dict = {"__name__": "__course__"}
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        for block in blocks:
-            exec(compile(as_chattune(block), "exercises.md", "exec"), namespace)  # noqa: S102 - the course's code
-    out = printed.getvalue()
+    namespace, out = run_as_chattune(blocks, "exercises.md")
 
     # the chat-template part prints what the course shows, token ids included (transformers 5 returns them
     # in a dict, `{'input_ids': [...], ...}`, where the course's version printed the bare list)
@@ -133,3 +151,16 @@ def test_course_exercises_run_as_written(course_dir, hub_uploads):
     assert upload["repo_id"] == "SmolLM2-FT-MyDataset" and "model.safetensors" in upload["files"]
     assert "- smol-course" in upload["card"] and "- module_1" in upload["card"]
     assert "Before training:" in out
+
+
+@pytest.mark.slow
+def test_course_sft_notebook_runs_as_written(course_dir):
+    cells = notebook_cells((COURSE / "sft_notebook.txt").read_text(encoding="utf-8"))
+    assert len(cells) == 11 and cells[0].count("from trl import SFTConfig, SFTTrainer, setup_chat_format") == 1
+    assert cells[3].endswith('finetune_name = "SmolLM2-FT-MyDataset"') and cells[-1].endswith("(finetune_name)")
+    namespace, out = run_as_chattune(cells, "sft_notebook.txt")
+    assert "Using device: cpu" in out and "'full_topic': 'Language/Spanish/dog'" in out and "Before training:" in out
+    trainer = namespace["trainer"]
+    assert trainer.records[-1]["step"] == 1000 and sum(1 for r in trainer.records if "eval_loss" in r) == 20
+    assert (Path("SmolLM2-FT-MyDataset") / "model.safetensors").is_file()
+    assert len(list(Path("sft_output").glob("checkpoint-*"))) == 10
