@@ -125,6 +125,44 @@ def _eval_prompts(examples: list[Example] | None, n: int) -> list[list[int]]:
     return prompts
 
 
+def train_and_log(model: Any, tokenizer: Any, examples: list[Example], cfg: TrainConfig, *, device: Any,
+                  bf16: bool, stops: list[int], console: Console, eval_examples: list[Example] | None = None,
+                  resumed: dict[str, Any] | None = None, dist: Dist | None = None,
+                  eval_prompts: list[list[int]] | None = None, save_last: bool = False) -> list[dict[str, Any]]:
+    """Train with what every run writes: metrics.jsonl and the console, the configured trackers, checkpoints
+    (every save_steps and on Ctrl-C; kept by save_total_limit and, when asked, the best), answers to
+    `eval_prompts` at each eval; then load the best checkpoint's weights when load_best_model_at_end says so."""
+    out = Path(cfg.output_dir)
+    checkpointer = Checkpointer(out, model, tokenizer, stops, limit=cfg.save_total_limit,
+                                keep_best=cfg.load_best_model_at_end, records=resumed["records"] if resumed else None)
+    trackers = Trackers(cfg.report_to, out, cfg.model_dump())
+    try:
+        with MetricsLog(out / "metrics.jsonl", count_steps(examples, cfg, dist.world if dist else 1), console,
+                        earlier=resumed["records"] if resumed else None) as log:
+
+            def on_log(rec: dict[str, Any]) -> None:
+                log(rec)
+                trackers.log(rec)
+
+            def on_eval(step: int) -> None:
+                if eval_prompts:
+                    replies = generate_from_ids(model, tokenizer, eval_prompts, stops=stops,
+                                                max_new_tokens=cfg.eval_max_new_tokens)
+                    model.train()  # generation switched it to eval mode
+                    log({"step": step, "generations": [{"prompt": tokenizer.decode(p[-60:]), "reply": r}
+                                                       for p, r in zip(eval_prompts, replies)]})
+
+            records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, bf16=bf16,
+                            eval_examples=eval_examples, on_log=on_log, on_save=checkpointer, on_eval=on_eval,
+                            resume=resumed, dist=dist, save_last=save_last)
+    finally:
+        trackers.close()
+    if cfg.load_best_model_at_end and checkpointer.best:
+        load_trained_weights(model, checkpointer.best[1])
+        console.print(f"loaded the best checkpoint {checkpointer.best[1]} (eval loss {checkpointer.best[0]:.4f})")
+    return records
+
+
 def run_training(cfg: TrainConfig, console: Console | None = None, resume: str | None = None) -> RunResult:
     """Train as `cfg` says, save adapter/model, metrics and plot, and compare before/after if configured.
 
@@ -175,39 +213,14 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
 
     t = time.perf_counter()
     final_dir = out / ("adapter" if cfg.finetuning == "lora" else "model")
-    checkpointer = Checkpointer(out, model, tokenizer, stops, limit=cfg.save_total_limit,
-                                keep_best=cfg.load_best_model_at_end, records=resumed["records"] if resumed else None)
-    prompts = _eval_prompts(eval_examples, cfg.eval_generations)
     if not dist.is_main:
         records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, bf16=bf16,
                         eval_examples=eval_examples, resume=resumed, dist=dist)
         return RunResult(out, records, stats, timings=timings)
-    trackers = Trackers(cfg.report_to, out, cfg.model_dump())
-    try:
-        with MetricsLog(out / "metrics.jsonl", total_steps, console,
-                        earlier=resumed["records"] if resumed else None) as log:
-
-            def on_log(rec: dict[str, Any]) -> None:
-                log(rec)
-                trackers.log(rec)
-
-            def on_eval(step: int) -> None:
-                if prompts:
-                    replies = generate_from_ids(model, tokenizer, prompts, stops=stops,
-                                                max_new_tokens=cfg.eval_max_new_tokens)
-                    model.train()  # generation switched it to eval mode
-                    log({"step": step, "generations": [{"prompt": tokenizer.decode(p[-60:]), "reply": r}
-                                                       for p, r in zip(prompts, replies)]})
-
-            records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, bf16=bf16,
-                            eval_examples=eval_examples, on_log=on_log, on_save=checkpointer, on_eval=on_eval,
-                            resume=resumed, dist=dist)
-    finally:
-        trackers.close()
+    records = train_and_log(model, tokenizer, examples, cfg, device=device, bf16=bf16, stops=stops, console=console,
+                            eval_examples=eval_examples, resumed=resumed, dist=dist,
+                            eval_prompts=_eval_prompts(eval_examples, cfg.eval_generations))
     timings["train_s"] = time.perf_counter() - t
-    if cfg.load_best_model_at_end and checkpointer.best:
-        load_trained_weights(model, checkpointer.best[1])
-        console.print(f"loaded the best checkpoint {checkpointer.best[1]} (eval loss {checkpointer.best[0]:.4f})")
     save_pretrained_atomic(model, tokenizer, final_dir, stops)
     plot_loss(records, out / "loss.png")
     console.print(f"saved {final_dir} and {out / 'loss.png'}")

@@ -84,8 +84,6 @@ class SFTConfig:
                 changed.append(field.name)
         if changed:
             raise TypeError(f"{type(args).__name__}: chattune does not support {', '.join(sorted(changed))}")
-        if kept.get("warmup_ratio") is None:
-            kept.pop("warmup_ratio", None)
         return cls(output_dir=args.output_dir, **{k: v for k, v in kept.items() if v is not None})
 
     def train_config(self, model_name: str, total_rows: int, has_eval: bool) -> TrainConfig:

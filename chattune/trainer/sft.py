@@ -115,6 +115,7 @@ class SFTTrainer:
                 peft_config.trainable_token_indices = new_tokens
             model = get_peft_model(model, peft_config)
         self.model = model
+        self.records: list[dict[str, Any]] = []  # what the last train() logged
         self._prepared: tuple[int, list[Example], list[Example]] | None = None
         self.cfg = self._train_config()
 
@@ -175,10 +176,9 @@ class SFTTrainer:
 
         from chattune.generate import stop_token_ids
         from chattune.model.load import load_trained_weights
-        from chattune.outputs.checkpoint import Checkpointer, resume_state
-        from chattune.outputs.metrics import MetricsLog
-        from chattune.outputs.trackers import Trackers, check_trackers
-        from chattune.train.loop import count_steps, train
+        from chattune.outputs.checkpoint import resume_state
+        from chattune.outputs.trackers import check_trackers
+        from chattune.pipeline import train_and_log
 
         self.cfg = self._train_config()
         check_trackers(self.cfg.report_to)
@@ -190,30 +190,12 @@ class SFTTrainer:
         self.model.to(device)
         if resumed:
             load_trained_weights(self.model, resumed["path"])
-        checkpointer = Checkpointer(out, self.model, self.tokenizer, stop_token_ids(self.tokenizer),
-                                    limit=self.cfg.save_total_limit, keep_best=self.cfg.load_best_model_at_end,
-                                    records=resumed["records"] if resumed else None)
-        total = count_steps(examples, self.cfg)
         start = time.perf_counter()
-        trackers = Trackers(self.cfg.report_to, out, self.cfg.model_dump())
-        try:
-            with MetricsLog(out / "metrics.jsonl", total, Console(),
-                            earlier=resumed["records"] if resumed else None) as log:
-
-                def on_log(rec: dict[str, Any]) -> None:
-                    log(rec)
-                    trackers.log(rec)
-
-                self.records = train(self.model, examples, self.cfg, pad_id=self.tokenizer.pad_token_id,
-                                     device=device, bf16=bf16, eval_examples=eval_examples or None, on_log=on_log,
-                                     on_save=checkpointer if self.cfg.save_steps else None, resume=resumed,
-                                     save_last=True)
-        finally:
-            trackers.close()
+        self.records = train_and_log(self.model, self.tokenizer, examples, self.cfg, device=device, bf16=bf16,
+                                     stops=stop_token_ids(self.tokenizer), console=Console(),
+                                     eval_examples=eval_examples or None, resumed=resumed, save_last=True)
         runtime = time.perf_counter() - start
-        if self.cfg.load_best_model_at_end and checkpointer.best:
-            load_trained_weights(self.model, checkpointer.best[1])
-        logged = [r for r in self.records if "loss" in r]  # training records (eval records carry eval_loss)
+        logged = self._training_records()
         step = logged[-1]["step"] if logged else 0
         done = step - (resumed["step"] if resumed else 0)
         samples = done * self.cfg.per_device_train_batch_size * self.cfg.gradient_accumulation_steps
@@ -224,6 +206,10 @@ class SFTTrainer:
         if self.args.push_to_hub:
             self.push_to_hub()
         return TrainOutput(step, metrics["train_loss"], metrics)
+
+    def _training_records(self) -> list[dict[str, Any]]:
+        """The last train()'s logged training records (eval records carry eval_loss instead of loss)."""
+        return [r for r in self.records if "loss" in r]
 
     def evaluate(self) -> dict[str, float]:
         """Eval loss, perplexity and token accuracy on eval_dataset."""
@@ -259,12 +245,11 @@ class SFTTrainer:
         repo_id = self.args.hub_model_id or model_name or Path(self.cfg.output_dir).resolve().name
         folder = self.save_model(str(Path(self.cfg.output_dir) / "hub"))
         tag_list = [tags] if isinstance(tags, str) else list(tags or [])
-        base = getattr(getattr(self.model, "peft_config", {}).get("default"), "base_model_name_or_path", None) \
-            if hasattr(self.model, "peft_config") else self.cfg.model
-        losses = [r["loss"] for r in getattr(self, "records", []) if "loss" in r]
-        summary = {"steps": getattr(self, "records", [{}])[-1].get("step") if losses else None,
-                   "final loss": round(losses[-1], 4) if losses else None, "dataset": dataset_name}
-        write_model_card(folder, repo_id, base_model=base if base != "model" else None, tags=tag_list,
-                         summary={k: v for k, v in summary.items() if v is not None})
+        logged = self._training_records()
+        summary = {"steps": logged[-1]["step"] if logged else None,
+                   "final loss": round(logged[-1]["loss"], 4) if logged else None, "dataset": dataset_name}
+        # cfg.model is the loaded model's name (a peft model's is its base's), "model" when it has none
+        write_model_card(folder, repo_id, base_model=None if self.cfg.model == "model" else self.cfg.model,
+                         tags=tag_list, summary={k: v for k, v in summary.items() if v is not None})
         return push_folder(folder, repo_id, token=token or self.args.hub_token, private=self.args.hub_private_repo,
                            revision=revision, commit_message=commit_message)
