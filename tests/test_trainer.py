@@ -76,10 +76,10 @@ def test_push_to_hub_offline_says_where_the_model_is(tmp_path, tokenizer, monkey
 def test_trl_defaults_and_changed_args(tmp_path):
     args = SFTConfig(output_dir=str(tmp_path))
     assert (args.learning_rate, args.num_train_epochs, args.logging_steps) == (2e-5, 3.0, 10)  # TRL 1.16's
-    cfg = args.train_config("m", 10, has_eval=False)
+    cfg = args.train_config("m", has_eval=False)
     assert (cfg.lr_scheduler_type, cfg.warmup_ratio, cfg.save_steps, cfg.eval_steps) == ("linear", 0.0, 500, None)
     args.eval_strategy, args.eval_steps = "steps", None
-    assert args.train_config("m", 10, has_eval=True).eval_steps == 10  # transformers: eval_steps = logging_steps
+    assert args.train_config("m", has_eval=True).eval_steps == 10  # transformers: eval_steps = logging_steps
     with pytest.raises(TypeError, match="chattune does not support neftune_noise_alpha"):
         args.neftune_noise_alpha = 5
 
@@ -102,7 +102,22 @@ def test_a_trl_sftconfig_converts(tmp_path):
     trl = pytest.importorskip("trl")
     args = SFTConfig.from_training_arguments(trl.SFTConfig(output_dir=str(tmp_path), bf16=False, max_steps=3,
                                                            learning_rate=1e-4, eval_strategy="no"))
-    cfg = args.train_config("m", 10, has_eval=False)
+    cfg = args.train_config("m", has_eval=False)
     assert (cfg.max_steps, cfg.learning_rate, cfg.lr_scheduler_type, cfg.save_steps) == (3, 1e-4, "linear", 500)
     with pytest.raises(TypeError, match="SFTConfig: chattune does not support neftune_noise_alpha"):
         SFTConfig.from_training_arguments(trl.SFTConfig(output_dir=str(tmp_path), bf16=False, neftune_noise_alpha=5))
+
+
+def test_warmup_steps_count_is_a_share_of_the_runs_steps(tmp_path, tokenizer):
+    """warmup_steps=3 over a 3-epoch run of 5 rows in batches of 2 (3 steps an epoch, 9 in all) is 3/9 of it;
+    with max_steps it is a share of those; below 1 it is a share already."""
+    args = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, warmup_steps=3, report_to="none",
+                     save_strategy="no")
+    trainer = SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=CHATS, processing_class=tokenizer)
+    trainer.args.logging_steps = 1
+    trainer.train()
+    lrs = [r["learning_rate"] for r in trainer.records if "loss" in r]
+    assert trainer.cfg.warmup_ratio == pytest.approx(3 / 9) and len(lrs) == 9
+    assert lrs[0] == 0 and lrs[1] < lrs[2] < lrs[3] and lrs[3] == max(lrs)  # warm for 3 steps, then decay
+    assert SFTConfig(warmup_steps=5, max_steps=20).train_config("m", has_eval=False).warmup_ratio == 0.25
+    assert SFTConfig(warmup_steps=0.1).train_config("m", has_eval=False).warmup_ratio == 0.1

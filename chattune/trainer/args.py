@@ -86,8 +86,11 @@ class SFTConfig:
             raise TypeError(f"{type(args).__name__}: chattune does not support {', '.join(sorted(changed))}")
         return cls(output_dir=args.output_dir, **{k: v for k, v in kept.items() if v is not None})
 
-    def train_config(self, model_name: str, total_rows: int, has_eval: bool) -> TrainConfig:
-        """chattune's TrainConfig for these arguments (validated: every problem reported at once)."""
+    def train_config(self, model_name: str, has_eval: bool, total_steps: int | None = None) -> TrainConfig:
+        """chattune's TrainConfig for these arguments (validated: every problem reported at once).
+
+        `total_steps` (the run's optimizer steps, once the data is prepared) turns a warmup_steps count into
+        a share; until it is known, a count takes effect only with max_steps."""
         v = {**TRL_DEFAULTS, **self.values}
         cfg: dict[str, Any] = {k: v.pop(k) for k in list(v) if k in SAME_NAMES}
         cfg["output_dir"] = self.output_dir
@@ -111,9 +114,9 @@ class SFTConfig:
         if v.pop("logging_strategy", None) not in (None, "steps"):
             raise ConfigError(["logging_strategy: chattune logs every logging_steps ('steps')"])
         warmup = v.pop("warmup_steps", None)
-        if warmup:  # transformers 5: a float below 1 is a share of the steps, an int a step count
-            steps = cfg.get("max_steps", -1)
-            cfg["warmup_ratio"] = warmup if warmup < 1 else warmup / max(steps if steps > 0 else total_rows, 1)
+        steps = total_steps or (cfg["max_steps"] if cfg.get("max_steps", -1) > 0 else None)
+        if warmup and (warmup < 1 or steps):  # transformers 5: a float below 1 is a share, an int a step count
+            cfg["warmup_ratio"] = warmup if warmup < 1 else warmup / steps
         if v.pop("use_mps_device", False):
             import torch
 

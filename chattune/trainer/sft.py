@@ -132,9 +132,9 @@ class SFTTrainer:
             value = SFTConfig.from_training_arguments(value)
         self._args = value
 
-    def _train_config(self) -> Any:
+    def _train_config(self, total_steps: int | None = None) -> Any:
         name = str(getattr(getattr(self.model, "config", None), "_name_or_path", "") or "model")
-        return self.args.train_config(name, len(self._convs["train_dataset"]), bool(self._convs["eval_dataset"]))
+        return self.args.train_config(name, bool(self._convs["eval_dataset"]), total_steps)
 
     def _examples(self, which: str) -> list[Example]:
         convs = self._convs[which]
@@ -179,10 +179,12 @@ class SFTTrainer:
         from chattune.outputs.checkpoint import resume_state
         from chattune.outputs.trackers import check_trackers
         from chattune.pipeline import train_and_log
+        from chattune.train.loop import count_steps
 
         self.cfg = self._train_config()
         check_trackers(self.cfg.report_to)
         examples, eval_examples = self._prepare()
+        self.cfg = self._train_config(count_steps(examples, self.cfg))  # a warmup_steps count needs the total
         out = Path(self.cfg.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         resumed = resume_state(out, "latest" if resume_from_checkpoint is True else resume_from_checkpoint or None)
