@@ -65,8 +65,10 @@ def run_chattune(args: argparse.Namespace) -> dict:
                         "gradient_checkpointing": args.checkpointing, "seed": 0})
     if args.mode == "lora":
         model = apply_lora(model, cfg.lora, [])
-    records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=__import__("torch").device("cpu"),
-                    bf16=args.bf16)
+    import torch
+
+    records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=torch.device("cpu"),
+                    dtype=torch.bfloat16 if args.bf16 else None)
     tokens = [r["tokens"] for r in records]
     trained = [r["trained_tokens"] for r in records]
     return _summary([r["step_time_s"] for r in records], [b - a for a, b in zip([0] + tokens, tokens)],

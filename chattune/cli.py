@@ -26,34 +26,32 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from chattune.config import load_config
     from chattune.pipeline import run_training
 
-    cfg = load_config(args.config, args.set)
+    cfg = load_config(args.config, args.set + ([f"device={args.device}"] if args.device else []))
     result = run_training(cfg, console, resume=args.resume)
     if int(os.environ.get("RANK", "0")) == 0:  # under a launcher, one process reports
         console.print(f"done: final loss {result.final_loss:.4f}; outputs in {result.output_dir}")
     return 0
 
 
-def _load_for_inference(model: str, adapter: str | None, template: str | None, trust_remote_code: bool):
-    from chattune.model.device import pick_device
-    from chattune.model.load import load_model_and_tokenizer
-    from chattune.model.lora import load_adapter
-    from chattune.pipeline import setup_template
+def _load_for_inference(model: str, adapter: str | None, args: argparse.Namespace):
+    import torch
 
-    base, tokenizer = load_model_and_tokenizer(model, trust_remote_code)
-    if adapter:
-        from chattune.model.load import load_tokenizer
+    from chattune.model.device import bf16_is_fast, resolve_device
+    from chattune.model.inference import load_for_inference
 
-        tokenizer = load_tokenizer(adapter)  # the adapter carries the template it was trained with
-        base = load_adapter(base, adapter, vocab_size=len(tokenizer))
-    setup_template(base, tokenizer, template)
-    return base.to(pick_device()).eval(), tokenizer
+    device = resolve_device(args.device)
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(args.dtype)
+    if dtype is None:  # auto: bf16 on a GPU that is fast at it, fp32 elsewhere
+        dtype = torch.bfloat16 if device.type == "cuda" and bf16_is_fast(device) else torch.float32
+    return load_for_inference(model, adapter, template=getattr(args, "template", None),
+                              trust_remote_code=args.trust_remote_code, device=device, dtype=dtype)
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
     from chattune.data.schema import Message
     from chattune.generate import stream_reply
 
-    model, tokenizer = _load_for_inference(args.model, args.adapter, args.template, args.trust_remote_code)
+    model, tokenizer = _load_for_inference(args.model, args.adapter, args)
     history: list[Message] = [Message("system", args.system)] if args.system else []
 
     def answer(text: str) -> None:
@@ -87,17 +85,19 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    import torch
 
     from chattune.generate import stop_token_ids
-    from chattune.model.lora import merge_adapter
+    from chattune.model.inference import merge_saved_adapter
     from chattune.outputs.save import save_pretrained_atomic
 
-    model, tokenizer = _load_for_inference(args.base, args.adapter, None, args.trust_remote_code)
-    merged, diff = merge_adapter(model, tokenizer, tolerance=args.tolerance)
-    console.print(f"max logit difference, merged vs base+adapter: {diff:.2e} (tolerance {args.tolerance:.0e})")
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(args.dtype)
+    merged, tokenizer, diff = merge_saved_adapter(args.base, args.adapter, device=args.device,
+                                                  tolerance=args.tolerance, save_dtype=dtype,
+                                                  trust_remote_code=args.trust_remote_code)
+    console.print(f"max logit difference, merged vs base+adapter (fp32): {diff:.2e} (tolerance {args.tolerance:.0e})")
     save_pretrained_atomic(merged, tokenizer, Path(args.out), stop_token_ids(tokenizer))
-    console.print(f"merged model written to {args.out}")
+    console.print(f"merged model written to {args.out} ({str(merged.dtype).removeprefix('torch.')})")
     return 0
 
 
@@ -255,7 +255,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from chattune.evaluate import extract_gsm8k, regex_extractor
     from chattune.outputs.metrics import counting_progress
 
-    model, tokenizer = _load_for_inference(args.model, args.adapter, args.template, args.trust_remote_code)
+    model, tokenizer = _load_for_inference(args.model, args.adapter, args)
     extract = regex_extractor(args.answer_regex) if args.answer_regex else extract_gsm8k
     total = len(load_rows(args.data, limit=args.num_samples))
     with counting_progress(console, total, "generating") as advance:
@@ -282,7 +282,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from chattune.generate import generate_batch
     from chattune.outputs.metrics import counting_progress
 
-    model, tokenizer = _load_for_inference(args.model, args.adapter, args.template, args.trust_remote_code)
+    model, tokenizer = _load_for_inference(args.model, args.adapter, args)
     prompts, _ = prompts_from_file(args.data, columns=_columns(args.columns), limit=args.num_samples)
     with counting_progress(console, len(prompts), "generating") as advance:
         replies = generate_batch(model, tokenizer, prompts, max_new_tokens=args.max_new_tokens,
@@ -321,9 +321,18 @@ def _add_generation_commands(sub: argparse._SubParsersAction) -> None:
             p.set_defaults(func=_cmd_generate)
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
+def _add_model_options(p: argparse.ArgumentParser, weights: bool = True) -> None:
     p.add_argument("--template", help="built-in template name or Jinja string (default: the tokenizer's own)")
     p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a hub model (unsafe)")
+    if weights:
+        _add_device_options(p)
+
+
+def _add_device_options(p: argparse.ArgumentParser, dtype_help: str = "weights' dtype (default auto: bf16 on a "
+                        "GPU with bf16, fp32 elsewhere)") -> None:
+    p.add_argument("--device", default="auto", help="auto (the first GPU, else mps, else CPU), cpu, cuda, cuda:N "
+                   "or mps")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help=dtype_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config key, dotted for nested keys (e.g. --set lora.r=8); repeatable")
     p.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
                    help="continue from the latest checkpoint in output_dir, or from CHECKPOINT")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (the config's `device`; default auto)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("chat", help="chat with a model (streaming), optionally with a LoRA adapter")
@@ -359,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="directory to write the merged model to")
     p.add_argument("--tolerance", type=float, default=1e-3, help="max allowed logit difference (default 1e-3)")
     p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a hub model (unsafe)")
+    _add_device_options(p, "dtype the merged model is saved in (default auto: the base's stored dtype); the "
+                        "merge itself runs in fp32")
     p.set_defaults(func=_cmd_merge)
 
     p = sub.add_parser("render", help="show how a data row renders, trained tokens highlighted")
@@ -368,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles, e.g. question=user")
     p.add_argument("--train-on", default="all_assistant", choices=["all_assistant", "last_assistant", "all"],
                    help="which tokens are trained (default all_assistant)")
-    _add_model_options(p)
+    _add_model_options(p, weights=False)
     p.set_defaults(func=_cmd_render)
 
     p = sub.add_parser("doctor", help="check a model's chat template for mask and stop-token problems",
@@ -380,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="also render and verify this data file's rows")
     p.add_argument("--limit", type=int, default=200, help="rows of --data to check (default 200)")
     p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles, e.g. question=user")
-    _add_model_options(p)
+    _add_model_options(p, weights=False)
     p.set_defaults(func=_cmd_doctor)
     _add_data_commands(sub)
     _add_generation_commands(sub)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from chattune.errors import ConfigError
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
 TrainOn = Literal["all_assistant", "last_assistant", "all"]
 
 
@@ -142,7 +143,9 @@ class TrainConfig(_Strict):
                                  "tokenizer's own (chatml is set up when it has none).")
     trust_remote_code: bool = Field(False, description="Run code shipped with a hub model (off: it is unsafe).")
     data: DataConfig
-    finetuning: Literal["lora", "full"] = Field("lora", description="LoRA adapters or full fine-tuning.")
+    finetuning: Literal["lora", "qlora", "full"] = Field(
+        "lora", description="LoRA adapters, QLoRA (LoRA on a 4-bit NF4 base through bitsandbytes), or full "
+        "fine-tuning.")
     lora: LoraSettings = Field(default_factory=LoraSettings)
     compare: CompareConfig | None = Field(None, description="Before/after generation comparison.")
 
@@ -173,8 +176,16 @@ class TrainConfig(_Strict):
     max_length: int = Field(1024, gt=0, description="Longest sequence in tokens; longer rows follow "
                             "data.truncation.")
     packing: bool = Field(False, description="Pack several conversations into each row.")
-    bf16: bool | None = Field(None, description="bf16 autocast; None turns it on where the hardware is fast at it.")
-    gradient_checkpointing: bool = Field(False, description="Trade compute for memory.")
+    device: str = Field("auto", pattern=DEVICE_PATTERN, description="auto (the first GPU, else mps, else the "
+                        "CPU), cpu, cuda, cuda:N or mps.")
+    bf16: bool | None = Field(None, description="bf16 compute (a LoRA/QLoRA base is loaded in bf16, full "
+                              "fine-tuning autocasts fp32 weights); None turns it on where the hardware is fast "
+                              "at it.")
+    fp16: bool = Field(False, description="fp16 compute with loss scaling, for GPUs without bf16.")
+    bf16_full: bool = Field(False, description="Full fine-tuning in pure bf16: bf16 weights, an AdamW with "
+                            "Kahan summation (torch-optimi), no fp32 master copy; half the memory.")
+    gradient_checkpointing: bool | None = Field(None, description="Trade compute for memory; None: on for "
+                                                "qlora, off otherwise.")
     seed: int = Field(42, description="Seed for data order, init and dropout.")
     merge: bool = Field(True, description="Also save a merged model after LoRA training.")
 
@@ -184,7 +195,19 @@ class TrainConfig(_Strict):
             raise ValueError("eval_steps is set but neither data.eval nor data.test_size is")
         if self.load_best_model_at_end and not (self.eval_steps and self.save_steps):
             raise ValueError("load_best_model_at_end needs eval_steps and save_steps")
+        if self.fp16 and self.bf16:
+            raise ValueError("bf16 and fp16 are both true; choose one")
+        if self.bf16_full and (self.finetuning != "full" or self.fp16 or self.bf16 is False):
+            raise ValueError(f"bf16_full is pure-bf16 full fine-tuning: it needs finetuning: full and bf16 "
+                             f"(got finetuning {self.finetuning!r}, bf16 {self.bf16}, fp16 {self.fp16})")
         return self
+
+    @property
+    def checkpointing(self) -> bool:
+        """Gradient checkpointing as set, or on for QLoRA (its point is the least memory) when unset."""
+        if self.gradient_checkpointing is None:
+            return self.finetuning == "qlora"
+        return self.gradient_checkpointing
 
 
 def cache_dir() -> Path:

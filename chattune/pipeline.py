@@ -18,18 +18,25 @@ from chattune.batching.prepare import PrepareOptions, PrepareStats, prepare_sour
 from chattune.compare import CompareSet, answer_and_score, load_compare_set, write_comparison
 from chattune.config import TrainConfig
 from chattune.generate import generate_from_ids, stop_token_ids
-from chattune.model.device import bf16_is_fast, pick_device
-from chattune.model.load import load_model_and_tokenizer, load_trained_weights
-from chattune.model.lora import apply_lora, merge_adapter
+from chattune.model.device import Precision, resolve_device, resolve_precision
+from chattune.model.inference import merge_saved_adapter
+from chattune.model.load import (
+    check_qlora_runs,
+    is_quantized,
+    load_model,
+    load_tokenizer,
+    load_trained_weights,
+    resolve_model_path,
+)
+from chattune.model.lora import apply_lora
 from chattune.outputs.checkpoint import Checkpointer, resume_state
 from chattune.outputs.metrics import MetricsLog, counting_progress
 from chattune.outputs.plots import plot_loss
 from chattune.outputs.report import write_report
 from chattune.outputs.save import save_pretrained_atomic
 from chattune.outputs.trackers import Trackers, check_trackers
-from chattune.templates.builtin import BUILTIN_TEMPLATES
 from chattune.templates.render import IGNORE_INDEX
-from chattune.templates.setup import setup_chat_format
+from chattune.templates.setup import setup_template
 from chattune.train.dist import Dist
 from chattune.train.loop import count_steps, train
 
@@ -47,20 +54,6 @@ class RunResult:
     @property
     def final_loss(self) -> float:
         return [r["loss"] for r in self.records if "loss" in r][-1]
-
-
-def setup_template(model: Any, tokenizer: Any, template: str | None) -> list[int]:
-    """Use the configured template: a built-in is set up (tokens, embeddings, eos/pad); a Jinja string is stored.
-
-    Returns the ids of tokens it added."""
-    before = len(tokenizer)
-    if template in BUILTIN_TEMPLATES:
-        setup_chat_format(model, tokenizer, template)
-    elif template is not None:
-        tokenizer.chat_template = template
-    elif not getattr(tokenizer, "chat_template", None):
-        setup_chat_format(model, tokenizer, "chatml")
-    return list(range(before, len(tokenizer)))
 
 
 def load_examples(cfg: TrainConfig, tokenizer: Any, which: str = "train") -> tuple[list[Example], PrepareStats]:
@@ -126,7 +119,8 @@ def _eval_prompts(examples: list[Example] | None, n: int) -> list[list[int]]:
 
 
 def train_and_log(model: Any, tokenizer: Any, examples: list[Example], cfg: TrainConfig, *, device: Any,
-                  bf16: bool, stops: list[int], console: Console, eval_examples: list[Example] | None = None,
+                  dtype: torch.dtype | None, stops: list[int], console: Console,
+                  eval_examples: list[Example] | None = None,
                   resumed: dict[str, Any] | None = None, dist: Dist | None = None,
                   eval_prompts: list[list[int]] | None = None, save_last: bool = False) -> list[dict[str, Any]]:
     """Train with what every run writes: metrics.jsonl and the console, the configured trackers, checkpoints
@@ -152,7 +146,7 @@ def train_and_log(model: Any, tokenizer: Any, examples: list[Example], cfg: Trai
                     log({"step": step, "generations": [{"prompt": tokenizer.decode(p[-60:]), "reply": r}
                                                        for p, r in zip(eval_prompts, replies)]})
 
-            records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, bf16=bf16,
+            records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, dtype=dtype,
                             eval_examples=eval_examples, on_log=on_log, on_save=checkpointer, on_eval=on_eval,
                             resume=resumed, dist=dist, save_last=save_last)
     finally:
@@ -163,14 +157,34 @@ def train_and_log(model: Any, tokenizer: Any, examples: list[Example], cfg: Trai
     return records
 
 
+def load_base(cfg: TrainConfig, device: torch.device, precision: Precision) -> tuple[Any, Any, list[int]]:
+    """The model to train, in its precision on `device` (QLoRA: quantised as it loads), its tokenizer with the
+    configured template, and the ids of tokens the template added."""
+    path = resolve_model_path(cfg.model)
+    torch.manual_seed(cfg.seed)  # new embedding rows and LoRA's initial weights: the same run gives the same model
+    model = load_model(path, cfg.trust_remote_code, precision.base, quantize_4bit=cfg.finetuning == "qlora",
+                       device=device)
+    tokenizer = load_tokenizer(path, cfg.trust_remote_code)
+    new_tokens = setup_template(model, tokenizer, cfg.template)
+    if not is_quantized(model):  # a quantised model was placed on the device as it loaded
+        model.to(device)
+    return model, tokenizer, new_tokens
+
+
 def run_training(cfg: TrainConfig, console: Console | None = None, resume: str | None = None) -> RunResult:
     """Train as `cfg` says, save adapter/model, metrics and plot, and compare before/after if configured.
 
     `resume`: "latest" or a checkpoint directory; training continues from it exactly."""
-    dist = Dist.from_env(cpu=not torch.cuda.is_available())
+    device = resolve_device(cfg.device)
+    dist = Dist.from_env(device)
+    device = dist.device or device
     # one process speaks and writes; the others train their share and stop after the last step
     console = (console or Console()) if dist.is_main else Console(quiet=True)
     check_trackers(cfg.report_to)
+    if cfg.finetuning == "qlora":
+        check_qlora_runs(device)
+    precision = resolve_precision(device, finetuning=cfg.finetuning, bf16=cfg.bf16, fp16=cfg.fp16,
+                                  bf16_full=cfg.bf16_full)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     resumed = resume_state(Path(cfg.output_dir), resume)
@@ -179,17 +193,12 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
-    torch.manual_seed(cfg.seed)  # new embedding rows and LoRA's initial weights: the same run gives the same model
-    model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.trust_remote_code)
-    new_tokens = setup_template(model, tokenizer, cfg.template)
+    model, tokenizer, new_tokens = load_base(cfg, device, precision)
     stops = stop_token_ids(tokenizer)
     with dist.main_first():  # the main process fills the prepared-data cache; the others then reuse it
         examples, eval_examples, stats = load_train_and_eval(cfg, tokenizer, console)
     timings["load_and_prepare_s"] = time.perf_counter() - t0
 
-    device = dist.device or pick_device()
-    bf16 = bf16_is_fast(device) if cfg.bf16 is None else cfg.bf16
-    model.to(device)
     compare_set = before = None
     if cfg.compare and dist.is_main:
         compare_set = load_compare_set(cfg.compare, cfg.data.system_prompt)
@@ -198,7 +207,8 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
         with counting_progress(console, len(compare_set.prompts), "base answers") as advance:
             before = answer_and_score(model, tokenizer, compare_set, cfg.compare, None, advance)
         timings["generate_base_s"] = time.perf_counter() - t
-    if cfg.finetuning == "lora":
+    adapters = cfg.finetuning in ("lora", "qlora")
+    if adapters:
         model = apply_lora(model, cfg.lora, new_tokens)
     if resumed:
         load_trained_weights(model, resumed["path"])
@@ -206,19 +216,20 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total_steps = count_steps(examples, cfg, dist.world)
     batch = cfg.per_device_train_batch_size
+    base = "4-bit NF4" if cfg.finetuning == "qlora" else str(precision.base).removeprefix("torch.")
     console.print(f"training: {cfg.finetuning}, {trainable:,} trainable parameters, {total_steps} steps, global "
                   f"batch {batch * cfg.gradient_accumulation_steps * dist.world} = {batch} per device x "
-                  f"{cfg.gradient_accumulation_steps} accumulation x {dist.world} process(es), {device.type}, "
-                  f"{'bf16' if bf16 else 'fp32'}")
+                  f"{cfg.gradient_accumulation_steps} accumulation x {dist.world} process(es), {device}, "
+                  f"{precision.name} compute, weights {base}")
 
     t = time.perf_counter()
-    final_dir = out / ("adapter" if cfg.finetuning == "lora" else "model")
+    final_dir = out / ("adapter" if adapters else "model")
     if not dist.is_main:
-        records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, bf16=bf16,
+        records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, dtype=precision.compute,
                         eval_examples=eval_examples, resume=resumed, dist=dist)
         return RunResult(out, records, stats, timings=timings)
-    records = train_and_log(model, tokenizer, examples, cfg, device=device, bf16=bf16, stops=stops, console=console,
-                            eval_examples=eval_examples, resumed=resumed, dist=dist,
+    records = train_and_log(model, tokenizer, examples, cfg, device=device, dtype=precision.compute, stops=stops,
+                            console=console, eval_examples=eval_examples, resumed=resumed, dist=dist,
                             eval_prompts=_eval_prompts(eval_examples, cfg.eval_generations))
     timings["train_s"] = time.perf_counter() - t
     save_pretrained_atomic(model, tokenizer, final_dir, stops)
@@ -234,10 +245,14 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
         timings["generate_tuned_s"] = time.perf_counter() - t
         result.compare = write_comparison(out, compare_set, before, after)
         _print_compare(console, compare_set, before, after, cfg.compare.show)
-    if cfg.finetuning == "lora" and cfg.merge:
-        merged, diff = merge_adapter(model, tokenizer)
+    if adapters and cfg.merge:
+        # from the saved adapter into the unquantised base, in fp32: what `chattune merge` does
+        del model
+        merged, _, diff = merge_saved_adapter(cfg.model, final_dir, device=device,
+                                              trust_remote_code=cfg.trust_remote_code)
         save_pretrained_atomic(merged, tokenizer, out / "merged", stops)
-        console.print(f"merged model saved to {out / 'merged'} (max logit difference vs adapter {diff:.1e})")
+        console.print(f"merged model saved to {out / 'merged'} ({str(merged.dtype).removeprefix('torch.')}; max "
+                      f"logit difference vs base+adapter {diff:.1e})")
     timings["total_s"] = time.perf_counter() - t0
     (out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n", encoding="utf-8")
     summary = {k: v for k, v in stats.as_dict().items() if k not in ("problems", "reused")}

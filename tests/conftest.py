@@ -15,6 +15,18 @@ ASSETS = Path(__file__).parent / "assets"
 ROOT = Path(__file__).parent.parent
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` only mean something on an NVIDIA GPU: skipped, with the reason, elsewhere."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason=f"needs a CUDA GPU (torch {torch.__version__} sees none here)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def prepared_cache(tmp_path, monkeypatch) -> Path:
     """Each test gets its own prepared-data cache, so no test sees another's (or the user's) entries."""

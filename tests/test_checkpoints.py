@@ -87,7 +87,7 @@ def test_nan_loss_stops_before_the_weights_change(tmp_path, tokenizer, gsm8k_sma
 
     model.model.layers[0].register_forward_hook(poison)
     with pytest.raises(TrainingError) as e:
-        train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=torch.device("cpu"), bf16=False,
+        train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=torch.device("cpu"),
               on_save=saver)
     message = str(e.value)
     assert "training stopped at step 3" in message and "nan" in message and "checkpoint-2" in message
@@ -105,7 +105,7 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, tokenizer, gsm8k_sm
 
     monkeypatch.setattr("chattune.outputs.checkpoint.torch.save", full_disk)
     with pytest.raises(TrainingError, match=r"step 4 .*No space left on device.*checkpoint-2 is intact"):
-        train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=torch.device("cpu"), bf16=False,
+        train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=torch.device("cpu"),
               on_save=saver)
     assert [p.name for p in checkpoints(tmp_path)] == ["checkpoint-2"]
     assert load_state(tmp_path / "checkpoint-2")["step"] == 2
@@ -120,7 +120,7 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path, tokenizer, gsm8k_small):
             raise KeyboardInterrupt
 
     with pytest.raises(TrainingInterrupted, match="interrupted after step 3; checkpoint .*checkpoint-3"):
-        train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=torch.device("cpu"), bf16=False,
+        train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=torch.device("cpu"),
               on_save=saver, on_log=press_ctrl_c)
     assert load_state(tmp_path / "checkpoint-3")["micro_batches"] == 3
 

@@ -39,7 +39,7 @@ def grads_after(model, batches):
 def test_loss_falls_full_finetuning(tokenizer, tiny_model):
     exs = examples(tokenizer)
     records = train(tiny_model, exs, cfg(finetuning="full", max_steps=30, per_device_train_batch_size=8,
-                                         learning_rate=3e-3), pad_id=tokenizer.pad_token_id, device=CPU, bf16=False)
+                                         learning_rate=3e-3), pad_id=tokenizer.pad_token_id, device=CPU)
     losses = [r["loss"] for r in records]
     assert len(losses) == 30 and losses[-1] < losses[0] * 0.6
     for key in ("step", "epoch", "loss", "learning_rate", "grad_norm", "tokens", "trained_tokens", "step_time_s",
@@ -54,7 +54,7 @@ def test_loss_falls_lora_and_base_stays_frozen(tokenizer, tiny_model):
     exs = examples(tokenizer)
     before = evaluate_loss(model, exs, 8, tokenizer.pad_token_id, CPU)["eval_loss"]
     train(model, exs, cfg(max_steps=30, per_device_train_batch_size=8, learning_rate=1e-2),
-          pad_id=tokenizer.pad_token_id, device=CPU, bf16=False)
+          pad_id=tokenizer.pad_token_id, device=CPU)
     after = evaluate_loss(model, exs, 8, tokenizer.pad_token_id, CPU)["eval_loss"]
     assert after < before - 0.25  # from ~10.8 (uniform over 49k tokens); an untrained adapter changes nothing
     base = model.get_base_model()
@@ -95,7 +95,7 @@ def test_pack_best_fit_respects_max_length():
 def test_adapter_save_reload_identical_logits(tokenizer, tmp_path):
     model = apply_lora(make_tiny_model(tokenizer), build_config({"data": {"train": "x"}}).lora)
     train(model, examples(tokenizer), cfg(max_steps=3, learning_rate=1e-2), pad_id=tokenizer.pad_token_id,
-          device=CPU, bf16=False)
+          device=CPU)
     model.eval()
     model.save_pretrained(tmp_path / "adapter")
     reloaded = load_adapter(make_tiny_model(tokenizer), tmp_path / "adapter").eval()
@@ -107,7 +107,7 @@ def test_adapter_save_reload_identical_logits(tokenizer, tmp_path):
 def test_merge_matches_adapter_and_refuses_divergence(tokenizer):
     model = apply_lora(make_tiny_model(tokenizer), build_config({"data": {"train": "x"}}).lora)
     train(model, examples(tokenizer), cfg(max_steps=3, learning_rate=1e-2), pad_id=tokenizer.pad_token_id,
-          device=CPU, bf16=False)
+          device=CPU)
     twin = copy.deepcopy(model)
     merged, diff = merge_adapter(model, tokenizer)
     assert diff < 1e-4 and not hasattr(merged, "peft_config")
@@ -129,8 +129,7 @@ def test_adapter_with_added_chat_tokens_reloads_identically(tokenizer, tmp_path)
     setup_chat_format(base, tok, "llama3")
     new_ids = list(range(before, len(tok)))
     model = apply_lora(base, build_config({"data": {"train": "x"}}).lora, new_ids)
-    train(model, examples(tok, 8), cfg(max_steps=3, learning_rate=1e-2), pad_id=tok.pad_token_id, device=CPU,
-          bf16=False)
+    train(model, examples(tok, 8), cfg(max_steps=3, learning_rate=1e-2), pad_id=tok.pad_token_id, device=CPU)
     model.eval()
     model.save_pretrained(tmp_path / "adapter")
     reloaded = load_adapter(make_tiny_model(tokenizer), tmp_path / "adapter", vocab_size=len(tok)).eval()
@@ -144,9 +143,9 @@ def test_adapter_with_added_chat_tokens_reloads_identically(tokenizer, tmp_path)
 def test_logged_loss_is_the_mean_over_the_logging_window(tokenizer):
     exs = examples(tokenizer, 8)
     run = {"finetuning": "full", "max_steps": 4, "per_device_train_batch_size": 2, "learning_rate": 1e-3}
-    every = train(make_tiny_model(tokenizer), exs, cfg(**run), pad_id=tokenizer.pad_token_id, device=CPU, bf16=False)
+    every = train(make_tiny_model(tokenizer), exs, cfg(**run), pad_id=tokenizer.pad_token_id, device=CPU)
     paired = train(make_tiny_model(tokenizer), exs, cfg(**run, logging_steps=2), pad_id=tokenizer.pad_token_id,
-                   device=CPU, bf16=False)
+                   device=CPU)
     assert [r["step"] for r in paired] == [2, 4]
     for rec, (a, b) in zip(paired, [(every[0], every[1]), (every[2], every[3])]):
         assert abs(rec["loss"] - (a["loss"] + b["loss"]) / 2) < 1e-6

@@ -113,22 +113,74 @@ def load_tokenizer(path: str | Path, trust_remote_code: bool = False) -> Any:
     return tok
 
 
-def load_model(path: str | Path, trust_remote_code: bool = False, dtype: Any = None) -> Any:
-    """Load a causal LM from a local directory (safetensors only)."""
+def quantization_config(compute_dtype: Any) -> Any:
+    """QLoRA's base: 4-bit NF4 weights with double quantisation (the quantisation constants quantised too),
+    computing in `compute_dtype`."""
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute_dtype)
+
+
+def check_qlora_runs(device: Any) -> None:
+    """bitsandbytes is installed and can quantise on `device`; a clear ModelError before any work otherwise."""
+    try:
+        import bitsandbytes.functional as bnb_functional
+    except ImportError:
+        raise ModelError("finetuning: qlora needs bitsandbytes: pip install 'chattune[qlora]'") from None
+    import torch
+
+    try:  # a real 4-bit round trip on the device: the same kernels the run will use
+        probe = torch.linspace(-1, 1, 128, device=device)
+        packed, state = bnb_functional.quantize_4bit(probe, quant_type="nf4")
+        bnb_functional.dequantize_4bit(packed, state, quant_type="nf4")
+    except Exception as e:
+        raise ModelError(f"finetuning: qlora: bitsandbytes cannot run on {device} here ({type(e).__name__}: "
+                         f"{e}); use finetuning: lora, or a CUDA GPU") from None
+
+
+def load_model(path: str | Path, trust_remote_code: bool = False, dtype: Any = None, *,
+               quantize_4bit: bool = False, device: Any = None, extra: dict[str, Any] | None = None) -> Any:
+    """Load a causal LM from a local directory (safetensors only) in `dtype` (default fp32).
+
+    `quantize_4bit`: the weights of its linear layers in NF4 (QLoRA), placed on `device` as they load.
+    `extra`: more keyword arguments for from_pretrained (a TRL script's model_init_kwargs)."""
     import torch
     from transformers import AutoModelForCausalLM
 
+    dtype = dtype or torch.float32
+    extra = dict(extra or {})
+    if quantize_4bit:
+        extra.update(quantization_config=quantization_config(dtype), device_map={"": str(device or "cpu")})
     try:
-        return AutoModelForCausalLM.from_pretrained(str(path), trust_remote_code=trust_remote_code,
-                                                    dtype=dtype or torch.float32, use_safetensors=True)
+        return AutoModelForCausalLM.from_pretrained(str(path), trust_remote_code=trust_remote_code, dtype=dtype,
+                                                    use_safetensors=True, **extra)
     except Exception as e:
         raise ModelError(f"{path}: could not load a causal language model ({type(e).__name__}: {e})") from None
 
 
-def load_model_and_tokenizer(model: str, trust_remote_code: bool = False, dtype: Any = None) -> tuple[Any, Any]:
+def stored_dtype(path: str | Path) -> Any:
+    """The dtype a model directory's weights are stored in (its config's dtype; fp32 when it names none)."""
+    import torch
+    from transformers import AutoConfig
+
+    dtype = getattr(AutoConfig.from_pretrained(str(path)), "dtype", None)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype, None)
+    return dtype if isinstance(dtype, torch.dtype) else torch.float32
+
+
+def is_quantized(model: Any) -> bool:
+    """Loaded with bitsandbytes 4-bit or 8-bit weights."""
+    return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
+
+
+def load_model_and_tokenizer(model: str, trust_remote_code: bool = False, dtype: Any = None, *,
+                             quantize_4bit: bool = False, device: Any = None) -> tuple[Any, Any]:
     """Resolve `model` to a local directory and load both."""
     path = resolve_model_path(model)
-    return load_model(path, trust_remote_code, dtype), load_tokenizer(path, trust_remote_code)
+    return (load_model(path, trust_remote_code, dtype, quantize_4bit=quantize_4bit, device=device),
+            load_tokenizer(path, trust_remote_code))
 
 
 def load_trained_weights(model: Any, directory: Path) -> None:

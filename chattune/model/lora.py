@@ -1,4 +1,4 @@
-"""LoRA through peft: adapters in the standard format, merging checked against the unmerged model."""
+"""LoRA and QLoRA through peft: adapters in the standard format, merging checked against the unmerged model."""
 
 from __future__ import annotations
 
@@ -9,23 +9,43 @@ import torch
 
 from chattune.config import LoraSettings
 from chattune.errors import ModelError
+from chattune.model.device import ids_tensor
+from chattune.model.load import is_quantized
+
+
+def trainable_in_fp32(model: Any) -> None:
+    """Trainable weights (LoRA matrices, new token rows) in fp32 whatever the frozen base's dtype, so their
+    updates and AdamW's state keep full precision."""
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
 
 
 def apply_lora(model: Any, settings: LoraSettings, new_token_ids: list[int] | None = None) -> Any:
-    """Wrap `model` with trainable LoRA adapters; the base stays frozen.
+    """Wrap `model` with trainable LoRA adapters; the base stays frozen (in its own dtype, 4-bit for QLoRA).
 
     Tokens added for a chat template (`new_token_ids`) start untrained, so their embedding rows are trained
     too (peft's trainable tokens) and saved with the adapter.
     """
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
 
     config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                         target_modules=settings.target_modules, task_type="CAUSAL_LM",
                         trainable_token_indices=new_token_ids or None)
     try:
-        return get_peft_model(model, config)
+        return wrap_with_peft(model, config)
     except ValueError as e:  # peft names the module it could not find
         raise ModelError(f"lora.target_modules: {e}") from None
+
+
+def wrap_with_peft(model: Any, peft_config: Any) -> Any:
+    """get_peft_model with the base kept as it is (bf16 or 4-bit: norms and embeddings are not upcast, as TRL
+    does too) and every trainable weight in fp32."""
+    from peft import get_peft_model
+
+    peft_model = get_peft_model(model, peft_config)
+    trainable_in_fp32(peft_model)
+    return peft_model
 
 
 def load_adapter(model: Any, adapter_dir: str | Path, vocab_size: int | None = None) -> Any:
@@ -48,15 +68,19 @@ PROBE_PROMPTS = ["The capital of France is", "def fibonacci(n):", "Question: wha
 
 @torch.no_grad()
 def _logits(model: Any, tokenizer: Any, prompts: list[str]) -> list[torch.Tensor]:
-    return [model(**tokenizer(p, return_tensors="pt")).logits.float() for p in prompts]
+    return [model(input_ids=ids_tensor(model, [tokenizer(p)["input_ids"]])).logits.float() for p in prompts]
 
 
 def merge_adapter(peft_model: Any, tokenizer: Any, *, tolerance: float = 1e-3) -> tuple[Any, float]:
-    """Merge LoRA weights into the base; compare logits with the unmerged model first.
+    """Merge LoRA weights into the base in fp32 (the model is upcast in place: a bf16 merge would round the
+    update into the weights); compare logits with the unmerged model first.
 
-    Returns (merged model, max absolute logit difference). Raises ModelError if they diverge.
-    """
-    peft_model.eval()
+    Returns (merged model in fp32, max absolute logit difference). Raises ModelError if they diverge; the
+    caller casts to the dtype it saves in."""
+    if is_quantized(peft_model):
+        raise ModelError("merging into a 4-bit base would quantise the update away; merge the adapter into the "
+                         "unquantised base instead (chattune merge BASE ADAPTER OUT)")
+    peft_model.float().eval()
     before = _logits(peft_model, tokenizer, PROBE_PROMPTS)
     merged = peft_model.merge_and_unload()
     after = _logits(merged, tokenizer, PROBE_PROMPTS)

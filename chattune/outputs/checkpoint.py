@@ -62,7 +62,9 @@ def load_state(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not (path / STATE_FILE).is_file():
         raise TrainingError(f"{path}: not a chattune checkpoint ({STATE_FILE} is missing)")
-    state = torch.load(path / STATE_FILE, weights_only=True)
+    # on the CPU first: a checkpoint written on a GPU resumes anywhere (the optimizer moves its state to
+    # the parameters' device when loaded)
+    state = torch.load(path / STATE_FILE, weights_only=True, map_location="cpu")
     state["records"] = json.loads((path / RECORDS_FILE).read_text(encoding="utf-8"))
     return state
 

@@ -47,6 +47,8 @@ class MetricsLog:
                                f"perplexity {rec['eval_perplexity']:.2f} accuracy {rec['eval_accuracy']:.3f}")
             return
         stats = f"loss {rec['loss']:.4f}  lr {rec['learning_rate']:.2e}  {rec['tokens_per_s']:.0f} tok/s"
+        if "peak_memory_allocated_gb" in rec:
+            stats += f"  mem {rec['peak_memory_allocated_gb']:.1f}/{rec['peak_memory_reserved_gb']:.1f} GB"
         self.progress.update(self.task, completed=rec["step"], stats=stats)
         if not self.console.is_terminal:
             self.console.print(f"step {rec['step']}/{rec['total_steps']}  {stats}  grad_norm {rec['grad_norm']:.3f}")

@@ -49,6 +49,17 @@ def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def _peak_memory(train: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Peak GPU memory over the run (CUDA runs log it with every record)."""
+    rows = []
+    for key, label in (("peak_memory_allocated_gb", "peak GPU memory allocated"),
+                       ("peak_memory_reserved_gb", "peak GPU memory reserved")):
+        values = [r[key] for r in train if key in r]
+        if values:
+            rows.append((label, f"{max(values):.2f} GB"))
+    return rows
+
+
 def write_report(out_dir: Path, *, data: dict[str, Any] | None = None, timings: dict[str, float] | None = None) -> Path:
     """Write report.html (and the curves as PNG) from what the run left in `out_dir`."""
     out_dir = Path(out_dir)
@@ -67,7 +78,8 @@ def write_report(out_dir: Path, *, data: dict[str, Any] | None = None, timings: 
             ("steps", last["step"]), ("final train loss", _fmt(last["loss"])),
             ("final eval loss", _fmt(evals[-1]["eval_loss"]) if evals else "-"),
             ("tokens", last["tokens"]), ("trained tokens", last["trained_tokens"]),
-            ("mean tokens/s", f"{last['tokens'] / max(seconds, 1e-9):.0f}" if seconds else "-")]))
+            ("mean tokens/s", f"{last['tokens'] / max(seconds, 1e-9):.0f}" if seconds else "-"),
+            *_peak_memory(train)]))
     parts.append("<h2>Curves</h2>" + "".join(_image(p, p.stem) for p in images))
     if evals:
         keys = [k for k in evals[0] if k != "step"]

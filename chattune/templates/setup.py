@@ -37,3 +37,17 @@ def setup_chat_format(model: Any, tokenizer: Any, template: str = "chatml") -> t
             model.generation_config.eos_token_id = tokenizer.eos_token_id
             model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def setup_template(model: Any, tokenizer: Any, template: str | None) -> list[int]:
+    """Use the configured template: a built-in is set up (tokens, embeddings, eos/pad); a Jinja string is stored.
+
+    Returns the ids of tokens it added."""
+    before = len(tokenizer)
+    if template in BUILTIN_TEMPLATES:
+        setup_chat_format(model, tokenizer, template)
+    elif template is not None:
+        tokenizer.chat_template = template
+    elif not getattr(tokenizer, "chat_template", None):
+        setup_chat_format(model, tokenizer, "chatml")
+    return list(range(before, len(tokenizer)))

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from chattune.errors import ConfigError
+from chattune.model.device import check_processes_fit
 
 
 class Dist:
@@ -26,13 +27,16 @@ class Dist:
         self.is_main = self.rank == 0
 
     @classmethod
-    def from_env(cls, cpu: bool) -> Dist:
-        """Several processes when a launcher set WORLD_SIZE > 1; otherwise a single one."""
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    def from_env(cls, device: torch.device) -> Dist:
+        """Several processes when a launcher set WORLD_SIZE > 1; otherwise a single one. `device` is the
+        configured one: cpu runs CPU processes (gloo), cuda one GPU per process (there must be enough)."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world > 1:
             from accelerate import Accelerator
             from accelerate.utils import DistributedType
 
-            accelerator = Accelerator(cpu=cpu)
+            check_processes_fit(device, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+            accelerator = Accelerator(cpu=device.type == "cpu")
             if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
                 # their sharded weights need gathered saves and all-process generation, which chattune does not
                 # do yet; refusing beats writing a checkpoint that holds one shard

@@ -14,6 +14,7 @@ import torch
 from chattune.batching.collate import Batch, Example, collate, plan_batches
 from chattune.config import TrainConfig
 from chattune.errors import TrainingError, TrainingInterrupted
+from chattune.model.device import memory_stats
 from chattune.train.dist import Dist
 from chattune.train.loss import loss_and_accuracy, summed_loss
 from chattune.train.optim import build_optimizer, build_scheduler
@@ -63,13 +64,15 @@ class SummedLoss(torch.nn.Module):
         return summed_loss(self.model, Batch(input_ids, labels, position_ids, 0, 0))
 
 
-def autocast(device: torch.device, bf16: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """Compute in `dtype` (bf16/fp16) where the weights are fp32 (fp32 master weights, trainable adapters);
+    weights already in that dtype (a frozen bf16 base) are used as they are, with no cast."""
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
 @torch.no_grad()
 def evaluate_loss(model: Any, examples: Sequence[Example], batch_size: int, pad_id: int,
-                  device: torch.device, bf16: bool = False, dist: Dist | None = None) -> dict[str, float]:
+                  device: torch.device, dtype: torch.dtype | None = None, dist: Dist | None = None) -> dict[str, float]:
     """Mean loss, perplexity and next-token accuracy over the trained tokens of `examples` (each process takes
     its share of the batches; the sums are added up over processes)."""
     dist = dist or Dist()
@@ -79,7 +82,7 @@ def evaluate_loss(model: Any, examples: Sequence[Example], batch_size: int, pad_
     plan = plan_batches(examples, batch_size, packing=False, max_length=0, seed=0)
     for rows in plan[dist.rank::dist.world]:
         batch = collate([[examples[i] for i in row] for row in rows], pad_id).to(device)
-        with autocast(device, bf16):
+        with autocast(device, dtype):
             s, c, n = loss_and_accuracy(model, batch)
         loss, correct, count = loss + s, correct + c, count + n
     loss, correct, count = dist.sum([loss, correct, count])
@@ -93,25 +96,37 @@ class _NotFinite(Exception):
 
 
 def _optimizer_step(wrapped: Any, optimizer: Any, scheduler: Any, micro: list[Batch], trained: int,
-                    cfg: TrainConfig, device: torch.device, bf16: bool, dist: Dist) -> tuple[float, float]:
+                    cfg: TrainConfig, device: torch.device, dtype: torch.dtype | None, dist: Dist,
+                    scaler: Any = None) -> tuple[float, float]:
     """Forward/backward over this process's micro-batches of the step; the loss is normalised by the trained
-    tokens of the whole step on every process. Returns the step's loss (summed over processes) and grad norm."""
+    tokens of the whole step on every process. Returns the step's loss (summed over processes) and grad norm.
+
+    With fp16 loss scaling (`scaler`), a step whose scaled gradients overflow is skipped and the scale lowered,
+    as GradScaler does; only a non-finite loss stops the run."""
     total = 0.0
     for k, b in enumerate(micro):
         b = b.to(device)
-        with dist.no_sync(wrapped, sync=k == len(micro) - 1), autocast(device, bf16):
+        with dist.no_sync(wrapped, sync=k == len(micro) - 1), autocast(device, dtype):
             # DDP averages gradients over processes: scaling by their number makes that average a sum
             loss = wrapped(b.input_ids, b.labels, b.position_ids) / (max(trained, 1) / dist.world)
-            loss.backward()
+            (scaler.scale(loss) if scaler else loss).backward()
         total += loss.item() / dist.world
     [total] = dist.sum([total])
+    if scaler:
+        scaler.unscale_(optimizer)
     params = [p for p in wrapped.parameters() if p.requires_grad]
     max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
     grad_norm = dist.clip_grad_norm(wrapped, params, max_norm)
-    if not (math.isfinite(total) and math.isfinite(grad_norm)):
+    if not math.isfinite(total) or (not math.isfinite(grad_norm) and not scaler):
         optimizer.zero_grad(set_to_none=True)
+        if scaler:
+            scaler.update()
         raise _NotFinite(f"loss {total}, gradient norm {grad_norm}")
-    optimizer.step()
+    if scaler:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return total, grad_norm
@@ -121,7 +136,7 @@ SaveHook = Callable[[int, dict[str, Any]], Path | None]
 
 
 def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: int, device: torch.device,
-          bf16: bool, eval_examples: Sequence[Example] | None = None, on_log: Hook | None = None,
+          dtype: torch.dtype | None = None, eval_examples: Sequence[Example] | None = None, on_log: Hook | None = None,
           on_save: SaveHook | None = None, on_eval: Callable[[int], None] | None = None,
           resume: dict[str, Any] | None = None, dist: Dist | None = None,
           save_last: bool = False) -> list[dict[str, Any]]:
@@ -130,13 +145,14 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
     `on_save(step, state)` writes a checkpoint every save_steps (and on Ctrl-C) and returns its path;
     `save_last` checkpoints the last step too (as TRL does; chattune's own runs save it as the final model).
     `resume` is a saved state: the run continues from its step with the same data, RNG and optimizer.
+    `dtype`: the compute dtype (bf16/fp16 autocast; fp16 adds loss scaling), None for fp32.
     A NaN or infinite loss or gradient norm stops the run before the weights change. With several processes
     (`dist`), step k takes micro-batches k*A*W .. (k+1)*A*W-1 of the global stream, process r every W-th
     from r, so W processes with accumulation A train exactly what one process with accumulation A*W does."""
     dist = dist or Dist()
     torch.manual_seed(cfg.seed)
     total_steps = count_steps(examples, cfg, dist.world)
-    if cfg.gradient_checkpointing:
+    if cfg.checkpointing:
         if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.20's name for it
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         else:
@@ -147,7 +163,10 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
     wrapped = dist.wrap(SummedLoss(model))
     optimizer = build_optimizer(wrapped, cfg)
     scheduler = build_scheduler(optimizer, cfg, total_steps)
-    progress = TrainProgress.restore(resume, optimizer, scheduler) if resume else TrainProgress()
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+    progress = TrainProgress.restore(resume, optimizer, scheduler, scaler) if resume else TrainProgress()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     last_checkpoint = resume.get("path") if resume else None
     stream = _micro_batches(examples, cfg, skip=progress.micro_batches)
     per_step = cfg.gradient_accumulation_steps * dist.world
@@ -170,8 +189,8 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
                      for _, rows in plans[dist.rank::dist.world]]
             lr = scheduler.get_last_lr()[0]
             try:
-                loss, grad_norm = _optimizer_step(wrapped, optimizer, scheduler, micro, trained, cfg, device, bf16,
-                                                  dist)
+                loss, grad_norm = _optimizer_step(wrapped, optimizer, scheduler, micro, trained, cfg, device, dtype,
+                                                  dist, scaler)
             except _NotFinite as e:
                 where = f"the last good checkpoint is {last_checkpoint} (chattune train CONFIG --resume)" \
                     if last_checkpoint else "no checkpoint was saved yet (set save_steps to keep one)"
@@ -188,20 +207,21 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
                 emit({"step": step, "epoch": round(epoch, 4), "loss": sum(w[0] for w in window) / len(window),
                       "learning_rate": lr, "grad_norm": grad_norm, "tokens": progress.tokens,
                       "trained_tokens": progress.trained_tokens, "step_time_s": round(seconds / len(window), 4),
-                      "tokens_per_s": round(sum(w[2] for w in window) / seconds, 1), "total_steps": total_steps})
+                      "tokens_per_s": round(sum(w[2] for w in window) / seconds, 1), **memory_stats(device),
+                      "total_steps": total_steps})
                 window.clear()
             if eval_examples and cfg.eval_steps and (step % cfg.eval_steps == 0 or step == total_steps):
                 emit({"step": step, **evaluate_loss(model, eval_examples, cfg.per_device_eval_batch_size, pad_id,
-                                                    device, bf16, dist)})
+                                                    device, dtype, dist)})
                 if on_eval:
                     on_eval(step)
             if on_save and cfg.save_steps and step % cfg.save_steps == 0 and (step != total_steps or save_last):
-                last_checkpoint = on_save(step, progress.snapshot(optimizer, scheduler))
+                last_checkpoint = on_save(step, progress.snapshot(optimizer, scheduler, scaler))
     except KeyboardInterrupt:
         optimizer.zero_grad(set_to_none=True)
         saved = ""
         if on_save and progress.step > 0 and (resume is None or progress.step > resume["step"]):
-            last_checkpoint = on_save(progress.step, progress.snapshot(optimizer, scheduler))
+            last_checkpoint = on_save(progress.step, progress.snapshot(optimizer, scheduler, scaler))
         if last_checkpoint:
             saved = f"; checkpoint {last_checkpoint} (continue with chattune train CONFIG --resume)"
         raise TrainingInterrupted(f"interrupted after step {progress.step}{saved}") from None

@@ -8,6 +8,7 @@ import torch
 from transformers import get_scheduler
 
 from chattune.config import TrainConfig
+from chattune.errors import ConfigError
 
 
 def build_optimizer(model: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -17,7 +18,22 @@ def build_optimizer(model: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
         if p.requires_grad:
             (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2))
+    betas = (cfg.adam_beta1, cfg.adam_beta2)
+    if cfg.bf16_full:
+        return _kahan_adamw(groups, cfg.learning_rate, betas)
+    # fused on GPUs: one kernel for every parameter instead of a handful per tensor
+    fused = all(p.is_cuda for p in decay + no_decay) or None
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=betas, fused=fused)
+
+
+def _kahan_adamw(groups: list[dict[str, Any]], lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
+    """AdamW for bf16 weights without an fp32 master copy: Kahan summation keeps the small updates that bf16
+    rounding would drop (torch-optimi; eps as torch's AdamW, so the two differ only in the summation)."""
+    try:
+        from optimi import AdamW
+    except ImportError:
+        raise ConfigError(["bf16_full needs torch-optimi: pip install torch-optimi"]) from None
+    return AdamW(groups, lr=lr, betas=betas, eps=1e-8, kahan_sum=True)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> Any:

@@ -33,16 +33,22 @@ class TrainProgress:
     records: list[dict[str, Any]] = field(default_factory=list)
     rng: dict[str, Any] = field(default_factory=rng_state)
 
-    def snapshot(self, optimizer: Any, scheduler: Any) -> dict[str, Any]:
-        """Everything to save with the weights, as plain types and tensors (loadable with weights_only=True)."""
-        return {"step": self.step, "micro_batches": self.micro_batches, "tokens": self.tokens,
-                "trained_tokens": self.trained_tokens, "records": list(self.records), "rng": self.rng,
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+    def snapshot(self, optimizer: Any, scheduler: Any, scaler: Any = None) -> dict[str, Any]:
+        """Everything to save with the weights, as plain types and tensors (loadable with weights_only=True);
+        `scaler`: fp16's loss scale and its growth counter."""
+        state = {"step": self.step, "micro_batches": self.micro_batches, "tokens": self.tokens,
+                 "trained_tokens": self.trained_tokens, "records": list(self.records), "rng": self.rng,
+                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+        if scaler is not None:
+            state["scaler"] = scaler.state_dict()
+        return state
 
     @classmethod
-    def restore(cls, saved: dict[str, Any], optimizer: Any, scheduler: Any) -> TrainProgress:
+    def restore(cls, saved: dict[str, Any], optimizer: Any, scheduler: Any, scaler: Any = None) -> TrainProgress:
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
+        if scaler is not None and "scaler" in saved:
+            scaler.load_state_dict(saved["scaler"])
         set_rng_state(saved["rng"])
         return cls(saved["step"], saved["micro_batches"], saved["tokens"], saved["trained_tokens"],
                    list(saved["records"]), saved["rng"])

@@ -16,14 +16,14 @@ from chattune.errors import ConfigError
 SAME_NAMES = {"num_train_epochs", "max_steps", "per_device_train_batch_size", "per_device_eval_batch_size",
               "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type", "warmup_ratio", "weight_decay",
               "adam_beta1", "adam_beta2", "max_grad_norm", "logging_steps", "eval_steps", "save_steps",
-              "save_total_limit", "load_best_model_at_end", "max_length", "packing", "bf16",
+              "save_total_limit", "load_best_model_at_end", "max_length", "packing", "bf16", "fp16",
               "gradient_checkpointing", "seed", "report_to"}
 # accepted with a translation (see SFTConfig.train_config)
 TRANSLATED = {"eval_strategy", "evaluation_strategy", "warmup_steps", "max_seq_length", "dataset_text_field",
               "completion_only_loss", "assistant_only_loss", "use_mps_device", "save_strategy", "use_cpu",
               "logging_strategy", "eval_packing"}
-# read by SFTTrainer.push_to_hub
-HUB_NAMES = {"hub_model_id", "hub_token", "hub_private_repo", "push_to_hub"}
+# read by SFTTrainer (push_to_hub; loading a model given by name)
+HUB_NAMES = {"hub_model_id", "hub_token", "hub_private_repo", "push_to_hub", "model_init_kwargs"}
 SUPPORTED = SAME_NAMES | TRANSLATED | HUB_NAMES
 
 # TRL 1.16's SFTConfig defaults where chattune's own differ: a script brought over trains the same way
@@ -122,6 +122,9 @@ class SFTConfig:
 
             if not torch.backends.mps.is_available():
                 raise ConfigError(["use_mps_device=True, but this machine has no MPS device"])
+            cfg["device"] = "mps"
+        if v.pop("use_cpu", False):
+            cfg["device"] = "cpu"
         if isinstance(cfg.get("report_to"), str):
             cfg["report_to"] = [] if cfg["report_to"] == "none" else [cfg["report_to"]]
         if cfg.get("report_to") is None:

@@ -80,14 +80,14 @@ class SFTTrainer:
                  eval_dataset: Any = None, processing_class: Any = None, *, tokenizer: Any = None,
                  peft_config: Any = None, formatting_func: Callable[[dict], str] | None = None,
                  dataset_text_field: str | None = None, max_seq_length: int | None = None,
-                 packing: bool | None = None, **unsupported: Any):
+                 packing: bool | None = None, quantization_config: Any = None, **unsupported: Any):
         if unsupported:
             raise TypeError(f"SFTTrainer: chattune does not support {', '.join(sorted(unsupported))}")
         if data_collator is not None and not isinstance(data_collator, DataCollatorForCompletionOnlyLM):
             raise TypeError(f"SFTTrainer: chattune batches examples itself; data_collator takes only "
                             f"DataCollatorForCompletionOnlyLM, got {type(data_collator).__name__}")
-        from chattune.model.load import load_model_and_tokenizer, load_tokenizer
-        from chattune.pipeline import setup_template
+        from chattune.model.load import load_tokenizer
+        from chattune.templates.setup import setup_template
 
         self.args = args
         # old TRL took these on the trainer; they are arguments like any other
@@ -96,7 +96,7 @@ class SFTTrainer:
             if value is not None:
                 setattr(self.args, name, value)
         if isinstance(model, str):
-            model, loaded_tokenizer = load_model_and_tokenizer(model)
+            model, loaded_tokenizer = self._load_model(model, quantization_config)
             processing_class = processing_class or tokenizer or loaded_tokenizer
         self.tokenizer = processing_class or tokenizer or load_tokenizer(model.name_or_path)
         self.data_collator = data_collator
@@ -108,16 +108,44 @@ class SFTTrainer:
             new_tokens = setup_template(model, self.tokenizer, None)
         if peft_config is not None:
             import torch
-            from peft import get_peft_model
+
+            from chattune.model.lora import wrap_with_peft
 
             torch.manual_seed(self.args.seed)  # LoRA's initial weights: the same script gives the same run
             if new_tokens:
                 peft_config.trainable_token_indices = new_tokens
-            model = get_peft_model(model, peft_config)
+            model = wrap_with_peft(model, peft_config)
         self.model = model
         self.records: list[dict[str, Any]] = []  # what the last train() logged
         self._prepared: tuple[int, list[Example], list[Example]] | None = None
         self.cfg = self._train_config()
+
+    def _load_model(self, name: str, quantization_config: Any) -> tuple[Any, Any]:
+        """A model named by a string, loaded as TRL does: args.model_init_kwargs (dtype fp32 unless they say
+        otherwise), and a BitsAndBytesConfig (QLoRA) from the trainer or those kwargs, placed on the run's device."""
+        from chattune.model.device import resolve_device
+        from chattune.model.load import load_model, load_tokenizer, resolve_model_path
+
+        kwargs = dict(self.args.model_init_kwargs or {})
+        if quantization_config is not None:
+            if "quantization_config" in kwargs:
+                raise ConfigError(["quantization_config is set both on SFTTrainer and in args.model_init_kwargs; "
+                                   "set it in one place"])
+            kwargs["quantization_config"] = quantization_config
+        dtype = kwargs.pop("dtype", kwargs.pop("torch_dtype", None))
+        if isinstance(dtype, str) and dtype != "auto":
+            import torch
+
+            dtype = getattr(torch, dtype)
+        if kwargs.get("quantization_config") is not None:
+            kwargs.setdefault("device_map", {"": str(resolve_device(self.train_device))})
+        path = resolve_model_path(name)
+        trust = bool(kwargs.pop("trust_remote_code", False))
+        return load_model(path, trust, dtype, extra=kwargs), load_tokenizer(path, trust)
+
+    @property
+    def train_device(self) -> str:
+        return "cpu" if self.args.use_cpu else "mps" if self.args.use_mps_device else "auto"
 
     @property
     def args(self) -> SFTConfig:
@@ -159,13 +187,20 @@ class SFTTrainer:
     def eval_examples(self) -> list[Example]:
         return self._prepare()[1]
 
-    def _device_and_bf16(self) -> tuple[Any, bool]:
-        import torch
+    def _device_and_dtype(self) -> tuple[Any, Any]:
+        """The device (use_cpu / use_mps_device, else the first GPU) and the compute dtype (None for fp32)."""
+        from chattune.model.device import resolve_device, resolve_precision
 
-        from chattune.model.device import bf16_is_fast, pick_device
+        device = resolve_device(self.cfg.device)
+        precision = resolve_precision(device, finetuning=self.cfg.finetuning, bf16=self.cfg.bf16,
+                                      fp16=self.cfg.fp16)
+        return device, precision.compute
 
-        device = torch.device("cpu") if self.args.use_cpu else pick_device()
-        return device, bf16_is_fast(device) if self.cfg.bf16 is None else self.cfg.bf16
+    def _to_device(self, device: Any) -> None:
+        from chattune.model.load import is_quantized
+
+        if not is_quantized(self.model):  # bitsandbytes placed its weights when the model loaded
+            self.model.to(device)
 
     def train(self, resume_from_checkpoint: bool | str | None = None) -> Any:
         """Train (again, with the current args, when called again); returns transformers' TrainOutput.
@@ -188,12 +223,12 @@ class SFTTrainer:
         out = Path(self.cfg.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         resumed = resume_state(out, "latest" if resume_from_checkpoint is True else resume_from_checkpoint or None)
-        device, bf16 = self._device_and_bf16()
-        self.model.to(device)
+        device, dtype = self._device_and_dtype()
+        self._to_device(device)
         if resumed:
             load_trained_weights(self.model, resumed["path"])
         start = time.perf_counter()
-        self.records = train_and_log(self.model, self.tokenizer, examples, self.cfg, device=device, bf16=bf16,
+        self.records = train_and_log(self.model, self.tokenizer, examples, self.cfg, device=device, dtype=dtype,
                                      stops=stop_token_ids(self.tokenizer), console=Console(),
                                      eval_examples=eval_examples or None, resumed=resumed, save_last=True)
         runtime = time.perf_counter() - start
@@ -219,10 +254,10 @@ class SFTTrainer:
 
         if not self.eval_examples:
             raise ConfigError(["evaluate() needs an eval_dataset"])
-        device, bf16 = self._device_and_bf16()
-        self.model.to(device)
+        device, dtype = self._device_and_dtype()
+        self._to_device(device)
         return evaluate_loss(self.model, self.eval_examples, self.cfg.per_device_eval_batch_size,
-                             self.tokenizer.pad_token_id, device, bf16)
+                             self.tokenizer.pad_token_id, device, dtype)
 
     def save_model(self, output_dir: str | None = None) -> Path:
         """The adapter (with peft) or the model, with tokenizer, template and stop tokens."""

@@ -1,0 +1,42 @@
+"""A model ready to answer: base (+ adapter, + template) on the chosen device; and merging a saved adapter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from chattune.model.device import resolve_device
+from chattune.model.load import load_model, load_tokenizer, resolve_model_path, stored_dtype
+from chattune.model.lora import load_adapter, merge_adapter
+from chattune.templates.setup import setup_template
+
+
+def load_for_inference(model: str, adapter: str | Path | None = None, *, template: str | None = None,
+                       trust_remote_code: bool = False, device: str | torch.device | None = None,
+                       dtype: torch.dtype | None = None) -> tuple[Any, Any]:
+    """(model in eval mode on `device`, tokenizer). With an adapter, its tokenizer (which carries the template
+    it was trained with) is used and the base's embeddings grow to it. `dtype`: default fp32."""
+    target = device if isinstance(device, torch.device) else resolve_device(device)
+    path = resolve_model_path(model)
+    base = load_model(path, trust_remote_code, dtype)
+    tokenizer = load_tokenizer(path, trust_remote_code)
+    if adapter:
+        tokenizer = load_tokenizer(adapter)
+        base = load_adapter(base, adapter, vocab_size=len(tokenizer))
+    setup_template(base, tokenizer, template)
+    return base.to(target).eval(), tokenizer
+
+
+def merge_saved_adapter(model: str, adapter: str | Path, *, device: str | torch.device | None = None,
+                        tolerance: float = 1e-3, save_dtype: torch.dtype | None = None,
+                        trust_remote_code: bool = False) -> tuple[Any, Any, float]:
+    """Load the unquantised base in fp32 with the saved adapter, merge (logits checked), and cast to
+    `save_dtype` (default: the dtype the base is stored in). Returns (merged model, tokenizer, max logit
+    difference). Works for QLoRA adapters too: they merge into the base they were trained from."""
+    peft_model, tokenizer = load_for_inference(model, adapter, trust_remote_code=trust_remote_code, device=device,
+                                               dtype=torch.float32)
+    merged, diff = merge_adapter(peft_model, tokenizer, tolerance=tolerance)
+    dtype = save_dtype or stored_dtype(resolve_model_path(model))
+    return merged.to(dtype), tokenizer, diff
