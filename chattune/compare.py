@@ -16,6 +16,7 @@ from chattune.data.schema import Message
 from chattune.errors import DataError
 from chattune.evaluate import TaskScore, extract_gsm8k, score_answers, score_gsm8k
 from chattune.generate import generate_batch
+from chattune.model.device import model_device
 from chattune.train.loop import evaluate_loss
 
 
@@ -63,9 +64,8 @@ def evaluate_dataset(model: Any, tokenizer: Any, source: str, *, columns: dict[s
     """Loss, perplexity and next-token accuracy on the answers; with `generate`, greedy answers scored for
     format compliance and exact match through `extract`."""
     examples, stats = examples_from_file(source, tokenizer, columns=columns, max_length=max_length, limit=limit)
-    device = next(model.parameters()).device
     metrics: dict[str, Any] = {"rows": stats.rows, **evaluate_loss(model, examples, batch_size, tokenizer.pad_token_id,
-                                                                  device)}
+                                                                  model_device(model))}
     results: dict[str, Any] = {"data": source, "metrics": metrics}
     if generate:
         prompts, refs = prompts_from_file(source, columns=columns, limit=limit)

@@ -57,3 +57,14 @@ def test_demo_config_is_valid():
 
     cfg = load_config(ROOT / "configs" / "gsm8k-demo.yaml")
     assert cfg.compare is not None and cfg.compare.num_samples >= 100
+
+
+def test_every_shipped_config_is_valid():
+    from conftest import ROOT
+
+    from chattune.config import load_config
+
+    shipped = sorted((ROOT / "configs").glob("*.yaml"))
+    assert len(shipped) >= 2
+    for path in shipped:
+        load_config(path)

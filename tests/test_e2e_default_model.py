@@ -37,3 +37,42 @@ def test_default_model_train_chat_merge(tmp_path, gsm8k_small, default_model_dir
     base = load_model(default_model_dir).eval()
     with torch.no_grad():
         assert not torch.equal(merged(ids).logits, base(ids).logits)  # the adapter changed something
+
+
+@pytest.mark.slow
+def test_default_model_qlora_trains_and_its_adapter_reloads_on_a_bf16_base(tmp_path, gsm8k_small, default_model_dir):
+    """QLoRA on the real model, on the GPU where there is one (bitsandbytes' CPU backend otherwise). Tolerance:
+    on a bf16 base the adapter's logits differ from the 4-bit model's by the base's own NF4 error (the same
+    comparison without the adapter) and by at most a quarter more: the adapter adds no error of its own."""
+    pytest.importorskip("bitsandbytes", reason="the qlora extra is not installed")
+    from chattune.model.device import ids_tensor, resolve_device
+    from chattune.model.lora import load_adapter
+
+    cfg = {"model": DEFAULT_MODEL, "data": {"train": str(gsm8k_small), "columns": {"question": "user",
+           "answer": "assistant"}}, "output_dir": str(tmp_path / "out"), "max_steps": 2, "finetuning": "qlora",
+           "per_device_train_batch_size": 2, "learning_rate": 2e-3, "max_length": 128, "bf16": True, "merge": False}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(tmp_path / "cfg.yaml")]) == 0
+    adapter = tmp_path / "out" / "adapter"
+    assert json.loads((adapter / "adapter_config.json").read_text())["peft_type"] == "LORA"
+    device = resolve_device("auto")
+    tok = load_tokenizer(adapter)
+    text = tok.apply_chat_template([{"role": "user", "content": "What is 12 * 7? Show your steps."}],
+                                   add_generation_prompt=True, tokenize=False)
+    prompt = tok(text, add_special_tokens=False)["input_ids"]
+
+    @torch.no_grad()
+    def logits(quantised: bool, with_adapter: bool) -> torch.Tensor:
+        model = load_model(default_model_dir, dtype=torch.bfloat16, quantize_4bit=quantised, device=device)
+        if not quantised:
+            model.to(device)
+        if with_adapter:
+            model = load_adapter(model, adapter, vocab_size=len(tok))
+        return model.eval()(input_ids=ids_tensor(model, [prompt])).logits.float()
+
+    nf4_error = (logits(True, False) - logits(False, False)).abs().mean()
+    with_adapter = (logits(True, True) - logits(False, True)).abs().mean()
+    print(f"mean |logit difference| 4-bit vs bf16 base: {nf4_error:.4f} without the adapter, {with_adapter:.4f} "
+          "with it")
+    assert with_adapter <= 1.25 * nf4_error
+    assert (logits(False, True) - logits(False, False)).abs().max() > 0  # the adapter was trained

@@ -121,3 +121,29 @@ def test_warmup_steps_count_is_a_share_of_the_runs_steps(tmp_path, tokenizer):
     assert lrs[0] == 0 and lrs[1] < lrs[2] < lrs[3] and lrs[3] == max(lrs)  # warm for 3 steps, then decay
     assert SFTConfig(warmup_steps=5, max_steps=20).train_config("m", has_eval=False).warmup_ratio == 0.25
     assert SFTConfig(warmup_steps=0.1).train_config("m", has_eval=False).warmup_ratio == 0.1
+
+
+def test_qlora_as_trl_users_write_it(tmp_path, tiny_model_dir):
+    """A model named by path with a BitsAndBytesConfig (on the trainer, or in model_init_kwargs) and a LoRA
+    peft_config: a 4-bit base, fp32 adapters, trained and saved as a PEFT adapter."""
+    pytest.importorskip("bitsandbytes", reason="the qlora extra is not installed")
+    import bitsandbytes as bnb
+    import torch
+    from peft import LoraConfig
+    from transformers import BitsAndBytesConfig
+
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                               bnb_4bit_compute_dtype=torch.bfloat16)
+    peft = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
+    in_args = {"model_init_kwargs": {"quantization_config": quant, "dtype": "bfloat16"}}
+    for i, (on_trainer, on_args) in enumerate([({"quantization_config": quant}, {}), ({}, in_args)]):
+        args = SFTConfig(output_dir=str(tmp_path / f"run{i}"), max_steps=2, per_device_train_batch_size=2, bf16=True,
+                         learning_rate=1e-2, use_cpu=True, report_to="none", **on_args)
+        trainer = SFTTrainer(str(tiny_model_dir), args=args, train_dataset=CHATS, peft_config=peft, **on_trainer)
+        assert any(isinstance(m, bnb.nn.Linear4bit) for m in trainer.model.modules())
+        assert {p.dtype for p in trainer.model.parameters() if p.requires_grad} == {torch.float32}
+        assert trainer.train().global_step == 2
+        assert (trainer.save_model() / "adapter_model.safetensors").is_file()
+    with pytest.raises(ConfigError, match="both on SFTTrainer and in args.model_init_kwargs"):
+        SFTTrainer(str(tiny_model_dir), args=SFTConfig(output_dir=str(tmp_path), model_init_kwargs={
+            "quantization_config": quant}), train_dataset=CHATS, quantization_config=quant)
