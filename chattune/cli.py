@@ -7,6 +7,7 @@ message and exit code 1, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -401,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `chattune` command."""
+    # bitsandbytes' CPU backend warns on import (through peft) that an optional hub-downloaded kernel is
+    # missing; it falls back to its own, and the advice does not apply offline
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
