@@ -157,10 +157,9 @@ def train_and_log(model: Any, tokenizer: Any, examples: list[Example], cfg: Trai
     return records
 
 
-def load_base(cfg: TrainConfig, device: torch.device, precision: Precision) -> tuple[Any, Any, list[int]]:
-    """The model to train, in its precision on `device` (QLoRA: quantised as it loads), its tokenizer with the
-    configured template, and the ids of tokens the template added."""
-    path = resolve_model_path(cfg.model)
+def load_base(cfg: TrainConfig, path: Path, device: torch.device, precision: Precision) -> tuple[Any, Any, list[int]]:
+    """The model to train from its local directory `path`, in its precision on `device` (QLoRA: quantised as
+    it loads), its tokenizer with the configured template, and the ids of tokens the template added."""
     torch.manual_seed(cfg.seed)  # new embedding rows and LoRA's initial weights: the same run gives the same model
     model = load_model(path, cfg.trust_remote_code, precision.base, quantize_4bit=cfg.finetuning == "qlora",
                        device=device)
@@ -193,7 +192,8 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
-    model, tokenizer, new_tokens = load_base(cfg, device, precision)
+    model_path = resolve_model_path(cfg.model)
+    model, tokenizer, new_tokens = load_base(cfg, model_path, device, precision)
     stops = stop_token_ids(tokenizer)
     with dist.main_first():  # the main process fills the prepared-data cache; the others then reuse it
         examples, eval_examples, stats = load_train_and_eval(cfg, tokenizer, console)
@@ -248,7 +248,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
     if adapters and cfg.merge:
         # from the saved adapter into the unquantised base, in fp32: what `chattune merge` does
         del model
-        merged, _, diff = merge_saved_adapter(cfg.model, final_dir, device=device,
+        merged, _, diff = merge_saved_adapter(str(model_path), final_dir, device=device,
                                               trust_remote_code=cfg.trust_remote_code)
         save_pretrained_atomic(merged, tokenizer, out / "merged", stops)
         console.print(f"merged model saved to {out / 'merged'} ({str(merged.dtype).removeprefix('torch.')}; max "

@@ -32,10 +32,10 @@ def config(tmp_path, model_dir, data, **extra):
                          "merge": False, **extra})
 
 
-def trained_lora(cfg, data):
+def trained_lora(cfg, model_dir, data):
     """A LoRA model as `chattune train` builds it for `cfg`, trained for cfg.max_steps."""
     precision = resolve_precision(CPU, finetuning=cfg.finetuning, bf16=cfg.bf16, fp16=cfg.fp16)
-    model, tokenizer, new_tokens = load_base(cfg, CPU, precision)
+    model, tokenizer, new_tokens = load_base(cfg, model_dir, CPU, precision)
     model = apply_lora(model, cfg.lora, new_tokens)
     examples, _ = examples_from_file(str(data), tokenizer, columns=COLUMNS, max_length=cfg.max_length)
     records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=CPU, dtype=precision.compute)
@@ -50,7 +50,7 @@ def logits(model, ids, dtype=None):
 
 def test_lora_base_in_bf16_adapters_in_fp32_and_the_adapter_reloads_exactly(tmp_path, tiny_model_dir, gsm8k_small):
     cfg = config(tmp_path, tiny_model_dir, gsm8k_small, bf16=True)
-    model, tokenizer, examples, records = trained_lora(cfg, gsm8k_small)
+    model, tokenizer, examples, records = trained_lora(cfg, tiny_model_dir, gsm8k_small)
     frozen = {p.dtype for p in model.parameters() if not p.requires_grad}
     trainable = {p.dtype for p in model.parameters() if p.requires_grad}
     assert frozen == {torch.bfloat16} and trainable == {torch.float32}
@@ -147,7 +147,7 @@ def test_qlora_trains_a_4bit_base_and_its_adapter_loads_on_the_unquantised_base(
 
     cfg = config(tmp_path, tiny_model_dir, gsm8k_small, finetuning="qlora", bf16=True, max_steps=3)
     assert cfg.checkpointing  # on by default for QLoRA
-    model, tokenizer, examples, records = trained_lora(cfg, gsm8k_small)
+    model, tokenizer, examples, records = trained_lora(cfg, tiny_model_dir, gsm8k_small)
     assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
     assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
     save_pretrained_atomic(model, tokenizer, tmp_path / "adapter", stop_token_ids(tokenizer))

@@ -97,8 +97,8 @@ def _cpu_flags() -> set[str]:
 def bf16_is_fast(device: torch.device) -> bool:
     """bf16 pays off on GPUs that support it and on CPUs with AMX or AVX512-BF16; elsewhere it is emulated
     and many times slower than fp32, so it stays off."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # native bf16 (Ampere and newer); older GPUs only emulate it
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type == "mps":
         return False
     return bool(_cpu_flags() & {"amx_bf16", "avx512_bf16"})
@@ -128,7 +128,7 @@ def resolve_precision(device: torch.device, *, finetuning: str, bf16: bool | Non
     if fp16:
         compute: torch.dtype | None = torch.float16
     elif bf16 or (bf16 is None and bf16_is_fast(device)):
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
             raise ConfigError([f"bf16: this GPU ({torch.cuda.get_device_name(device)}) has no bf16 support; "
                                "set fp16: true (or bf16: false for fp32)"])
         compute = torch.bfloat16

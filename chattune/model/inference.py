@@ -35,8 +35,9 @@ def merge_saved_adapter(model: str, adapter: str | Path, *, device: str | torch.
     """Load the unquantised base in fp32 with the saved adapter, merge (logits checked), and cast to
     `save_dtype` (default: the dtype the base is stored in). Returns (merged model, tokenizer, max logit
     difference). Works for QLoRA adapters too: they merge into the base they were trained from."""
-    peft_model, tokenizer = load_for_inference(model, adapter, trust_remote_code=trust_remote_code, device=device,
-                                               dtype=torch.float32)
+    path = resolve_model_path(model)  # once: a hub id is looked up a single time
+    peft_model, tokenizer = load_for_inference(str(path), adapter, trust_remote_code=trust_remote_code,
+                                               device=device, dtype=torch.float32)
     merged, diff = merge_adapter(peft_model, tokenizer, tolerance=tolerance)
-    dtype = save_dtype or stored_dtype(resolve_model_path(model))
+    dtype = save_dtype or stored_dtype(path)
     return merged.to(dtype), tokenizer, diff
