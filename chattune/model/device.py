@@ -1,7 +1,7 @@
 """Which device to run on, in what precision, and moving inputs to the model: one place for all three.
 
 Every command and the Python API pick their device here (`auto`, `cpu`, `cuda`, `cuda:N`, `mps`) and create
-input tensors through `to_model_device`, so no call site builds a CPU tensor for a GPU model.
+input tensors through `ids_tensor`, so no call site builds a CPU tensor for a GPU model.
 """
 
 from __future__ import annotations
@@ -69,12 +69,6 @@ def check_processes_fit(device: torch.device, local_processes: int, gpus: int | 
 def model_device(model: Any) -> torch.device:
     """Where the model's weights are (its first parameter's device)."""
     return next(model.parameters()).device
-
-
-def to_model_device(model: Any, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """`tensors` on the model's device."""
-    device = model_device(model)
-    return tuple(t.to(device) for t in tensors)
 
 
 def ids_tensor(model: Any, rows: list[list[int]]) -> torch.Tensor:
