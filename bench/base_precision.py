@@ -20,39 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from shapes import SHAPES, build_model_dir  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "gsm8k" / "train.jsonl.gz"
-SHAPES = {  # LlamaConfig fields of each model family (vocabulary: the SmolLM2 tokenizer's unless given)
-    "tiny": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-             "num_key_value_heads": 2},
-    "smollm2-360m": {"hidden_size": 960, "intermediate_size": 2560, "num_hidden_layers": 32,
-                     "num_attention_heads": 15, "num_key_value_heads": 5},
-    "smollm2-1.7b": {"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 24,
-                     "num_attention_heads": 32, "num_key_value_heads": 32},
-    "llama-3.2-1b": {"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
-                     "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256},
-}
 WARMUP_STEPS = 2
-
-
-def build_model_dir(shape: str, out: Path) -> None:
-    """A random-init Llama of `shape` with the default model's tokenizer, saved in bf16."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from chattune.config import DEFAULT_MODEL
-    from chattune.model.load import load_tokenizer, resolve_model_path
-
-    tokenizer = load_tokenizer(resolve_model_path(DEFAULT_MODEL))
-    fields = {"vocab_size": len(tokenizer), **SHAPES[shape]}
-    config = LlamaConfig(**fields, max_position_embeddings=8192, tie_word_embeddings=True, rope_theta=130000,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, dtype="bfloat16")
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-
-
 def worker(args: argparse.Namespace) -> dict:
     import torch
 

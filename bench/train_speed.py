@@ -7,8 +7,14 @@ own defaults otherwise. The first steps are warm-up and not timed.
 
     make bench-train         # or: .venv/bin/python bench/train_speed.py [--modes lora full] [--steps 12]
 
-Prints trained and all tokens/s, peak RSS, the ratios, MFU against this machine's measured matmul peak and
-both final losses, and writes them as JSON.
+On a GPU, a random-init model of a real shape (no hub needed), with and without packing, and TRL both with its
+default gradient checkpointing and without it:
+
+    python bench/train_speed.py --device cuda --bf16 --shape smollm2-1.7b --batch 16 --max-length 1024 \
+        --rows 400 --steps 12 --checkpointing [--packing]
+
+Prints trained and all tokens/s, peak memory (GPU: allocated by tensors; CPU: RSS), the ratios, MFU against the
+device's measured matmul peak and both final losses, and writes them as JSON.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from shapes import SHAPES, build_model_dir, count_params  # noqa: E402
+
 DATA = ROOT / "data" / "gsm8k" / "train.jsonl.gz"
 WARMUP_STEPS = 2
 LORA = {"r": 16, "alpha": 32, "dropout": 0.05}
@@ -50,29 +59,37 @@ def _summary(step_times: list[float], step_tokens: list[int], step_trained: list
 
 
 def run_chattune(args: argparse.Namespace) -> dict:
+    import torch
+
     from chattune.batching.prepare import examples_from_file
     from chattune.config import DEFAULT_MODEL, build_config
-    from chattune.model.load import load_model_and_tokenizer
+    from chattune.model.device import memory_stats, resolve_device, resolve_precision
+    from chattune.model.load import load_model, load_model_and_tokenizer, load_tokenizer
     from chattune.model.lora import apply_lora
     from chattune.train.loop import train
 
-    model, tokenizer = load_model_and_tokenizer(DEFAULT_MODEL)
+    device = resolve_device(args.device)
+    precision = resolve_precision(device, finetuning=args.mode, bf16=args.bf16)
+    if args.model_dir:  # a random-init shape: bf16 frozen base for LoRA, fp32 master weights for full
+        model, tokenizer = load_model(args.model_dir, dtype=precision.base), load_tokenizer(args.model_dir)
+    else:
+        model, tokenizer = load_model_and_tokenizer(DEFAULT_MODEL, dtype=precision.base)
+    model.to(device)
     examples, _ = examples_from_file(str(DATA), tokenizer, columns={"question": "user", "answer": "assistant"},
                                      max_length=args.max_length, limit=args.rows)
     cfg = build_config({"data": {"train": str(DATA)}, "finetuning": args.mode, "lora": LORA, "max_steps": args.steps,
                         "per_device_train_batch_size": args.batch, "learning_rate": args.lr, "warmup_ratio": 0.1,
                         "max_length": args.max_length, "logging_steps": 1, "bf16": args.bf16,
-                        "gradient_checkpointing": args.checkpointing, "seed": 0})
+                        "gradient_checkpointing": args.checkpointing, "seed": 0, "packing": args.packing,
+                        "device": args.device})
     if args.mode == "lora":
         model = apply_lora(model, cfg.lora, [])
-    import torch
-
-    records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=torch.device("cpu"),
-                    dtype=torch.bfloat16 if args.bf16 else None)
+    records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, dtype=precision.compute)
     tokens = [r["tokens"] for r in records]
     trained = [r["trained_tokens"] for r in records]
-    return _summary([r["step_time_s"] for r in records], [b - a for a, b in zip([0] + tokens, tokens)],
-                    [b - a for a, b in zip([0] + trained, trained)], [r["loss"] for r in records])
+    return {**_summary([r["step_time_s"] for r in records], [b - a for a, b in zip([0] + tokens, tokens)],
+                       [b - a for a, b in zip([0] + trained, trained)], [r["loss"] for r in records]),
+            **memory_stats(device), "cuda": torch.cuda.is_available() and device.type == "cuda"}
 
 
 def run_trl(args: argparse.Namespace) -> dict:
@@ -84,14 +101,16 @@ def run_trl(args: argparse.Namespace) -> dict:
     from chattune.config import DEFAULT_MODEL
     from chattune.model.load import resolve_model_path
 
-    model_dir = resolve_model_path(DEFAULT_MODEL)
+    model_dir = args.model_dir or resolve_model_path(DEFAULT_MODEL)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     ds = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": r["question"]}],
                                       "completion": [{"role": "assistant", "content": r["answer"]}]}
                                      for r in _rows(args.rows)])
     config = SFTConfig(output_dir=tempfile.mkdtemp(), max_steps=args.steps, per_device_train_batch_size=args.batch,
                        learning_rate=args.lr, warmup_steps=0.1, lr_scheduler_type="cosine", max_length=args.max_length,
-                       logging_steps=1, bf16=args.bf16, use_cpu=True, report_to=[], save_strategy="no", seed=0)
+                       logging_steps=1, bf16=args.bf16, use_cpu=args.device == "cpu", report_to=[],
+                       save_strategy="no", seed=0, packing=args.packing,
+                       gradient_checkpointing=not args.trl_no_checkpointing)
     peft_config = LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
                              target_modules="all-linear", task_type="CAUSAL_LM") if args.mode == "lora" else None
     model = AutoModelForCausalLM.from_pretrained(model_dir)
@@ -121,66 +140,99 @@ def run_trl(args: argparse.Namespace) -> dict:
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     # the dataloader prefetches: the first len(times) batches are the ones trained on
     counts = counts[: len(times)]
+    import torch
+
+    memory = {}
+    if torch.cuda.is_available() and args.device != "cpu":
+        memory = {"peak_memory_allocated_gb": torch.cuda.max_memory_allocated() / 1e9,
+                  "peak_memory_reserved_gb": torch.cuda.max_memory_reserved() / 1e9}
     return {**_summary(times, [c[0] for c in counts], [c[1] for c in counts], losses),
-            "gradient_checkpointing": config.gradient_checkpointing}
+            "gradient_checkpointing": config.gradient_checkpointing, **memory}
 
 
-def matmul_peak(bf16: bool) -> float:
-    """FLOP/s of a large matrix product on this machine, in the precision the runs use."""
+def matmul_peak(bf16: bool, device: str = "cpu") -> float:
+    """FLOP/s of a large matrix product on this machine's CPU or GPU, in the precision the runs use."""
     import torch
 
     dtype = torch.bfloat16 if bf16 else torch.float32
-    a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+    size = 8192 if device != "cpu" else 2048
+    a, b = (torch.randn(size, size, dtype=dtype, device=device) for _ in range(2))
     a @ b
+    sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
+    sync()
     start, n = time.perf_counter(), 0
     while time.perf_counter() - start < 3:
         a @ b
         n += 1
-    return 2 * 2048**3 * n / (time.perf_counter() - start)
+        sync()
+    return 2 * size**3 * n / (time.perf_counter() - start)
 
 
-def flops_per_token(mode: str) -> float:
+def flops_per_token(mode: str, n_params: int = 134_515_008) -> float:
     """Approximate training FLOPs per token: 6N for full fine-tuning, 4N for LoRA (no weight gradients for the
-    frozen base), N = the parameters every token multiplies through (layers plus the output head)."""
-    n_params = 134_515_008  # SmolLM2-135M, the tied embedding counted once, as the output head
+    frozen base), N = the parameters every token multiplies through (layers plus the output head; the default
+    is SmolLM2-135M's, the tied embedding counted once)."""
     return (6 if mode == "full" else 4) * n_params
+
+
+def _memory(run: dict) -> str:
+    if "peak_memory_allocated_gb" in run:
+        return f"{run['peak_memory_allocated_gb']:7.1f}GB"
+    return f"{run['peak_rss_mb'] / 1000:7.1f}GB"
 
 
 def orchestrate(args: argparse.Namespace) -> None:
     results: dict = {"machine": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                     "device": args.device, "shape": args.shape, "packing": args.packing,
                      "rows": args.rows, "steps": args.steps, "warmup_steps": WARMUP_STEPS, "batch": args.batch,
                      "max_length": args.max_length, "bf16": args.bf16, "lora": LORA, "runs": {}}
-    results["matmul_peak_flops"] = matmul_peak(args.bf16)
-    engines = ["chattune", "trl"] + (["chattune_gc"] if args.checkpointing else [])
-    for mode in args.modes:
-        for engine in engines:
-            print(f"running {engine} {mode} ({args.steps} steps) ...", flush=True)
-            cmd = [sys.executable, __file__, "--worker", engine.removesuffix("_gc"), "--mode", mode,
-                   "--steps", str(args.steps), "--rows", str(args.rows), "--batch", str(args.batch),
-                   "--max-length", str(args.max_length), "--lr", str(args.lr if mode == "lora" else args.full_lr)]
-            cmd += (["--bf16"] if args.bf16 else []) + (["--checkpointing"] if engine.endswith("_gc") else [])
-            out = Path(tempfile.mkstemp(suffix=".json")[1])
-            subprocess.run(cmd + ["--result", str(out)], check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-            run = json.loads(out.read_text())
-            run["mfu"] = run["tokens_per_s"] * flops_per_token(mode) / results["matmul_peak_flops"]
-            results["runs"][f"{engine}_{mode}"] = run
-    print(f"\n{args.rows} gsm8k rows, batch {args.batch}, max_length {args.max_length}, "
-          f"{'bf16' if args.bf16 else 'fp32'}, {results['cores']} cores; matmul peak "
-          f"{results['matmul_peak_flops'] / 1e9:.0f} GFLOP/s; timed steps {WARMUP_STEPS + 1}-{args.steps}")
-    print(f"  {'':18} {'tokens/s':>9} {'trained/s':>9} {'peak RSS':>9} {'MFU':>6} {'final loss':>10}")
+    results["matmul_peak_flops"] = matmul_peak(args.bf16, args.device)
+    engines = ["chattune", "trl"] + (["chattune_gc", "trl_nogc"] if args.checkpointing else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = None
+        n_params = 134_515_008
+        if args.shape != "default":
+            model_dir = Path(tmp) / args.shape
+            build_model_dir(args.shape, model_dir)
+            n_params = count_params(model_dir)
+        results["params_per_token"] = n_params
+        for mode in args.modes:
+            for engine in engines:
+                print(f"running {engine} {mode} ({args.steps} steps) ...", flush=True)
+                cmd = [sys.executable, __file__, "--worker", engine.split("_")[0], "--mode", mode,
+                       "--steps", str(args.steps), "--rows", str(args.rows), "--batch", str(args.batch),
+                       "--max-length", str(args.max_length), "--device", args.device,
+                       "--lr", str(args.lr if mode == "lora" else args.full_lr)]
+                cmd += (["--bf16"] if args.bf16 else []) + (["--packing"] if args.packing else [])
+                cmd += (["--checkpointing"] if engine == "chattune_gc" else [])
+                cmd += (["--trl-no-checkpointing"] if engine == "trl_nogc" else [])
+                cmd += ["--model-dir", str(model_dir)] if model_dir else []
+                out = Path(tempfile.mkstemp(suffix=".json")[1])
+                subprocess.run(cmd + ["--result", str(out)], check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                run = json.loads(out.read_text())
+                run["mfu"] = run["tokens_per_s"] * flops_per_token(mode, n_params) / results["matmul_peak_flops"]
+                results["runs"][f"{engine}_{mode}"] = run
+    gpu = any("peak_memory_allocated_gb" in r for r in results["runs"].values())
+    print(f"\n{args.shape} shape on {args.device}, {args.rows} gsm8k rows, batch {args.batch}, max_length "
+          f"{args.max_length}, {'bf16' if args.bf16 else 'fp32'}{', packing' if args.packing else ''}, "
+          f"{results['cores']} cores; matmul peak {results['matmul_peak_flops'] / 1e12:.2f} TFLOP/s; timed steps "
+          f"{WARMUP_STEPS + 1}-{args.steps}")
+    print(f"  {'':18} {'tokens/s':>9} {'trained/s':>9} {'peak GPU' if gpu else 'peak RSS':>9} {'MFU':>6} "
+          f"{'final loss':>10}")
     for name, run in results["runs"].items():
-        print(f"  {name:18} {run['tokens_per_s']:9.0f} {run['trained_tokens_per_s']:9.0f} "
-              f"{run['peak_rss_mb']:7.0f}MB {run['mfu']:6.1%} {run['final_loss']:10.3f}")
+        print(f"  {name:18} {run['tokens_per_s']:9.0f} {run['trained_tokens_per_s']:9.0f} {_memory(run)} "
+              f"{run['mfu']:6.1%} {run['final_loss']:10.3f}")
+    memory_key = "peak_memory_allocated_gb" if gpu else "peak_rss_mb"
     for mode in args.modes:
         ours, theirs = results["runs"][f"chattune_{mode}"], results["runs"][f"trl_{mode}"]
         results[f"{mode}_speedup"] = ours["tokens_per_s"] / theirs["tokens_per_s"]
-        results[f"{mode}_memory_ratio"] = ours["peak_rss_mb"] / theirs["peak_rss_mb"]
+        results[f"{mode}_memory_ratio"] = ours[memory_key] / theirs[memory_key]
         print(f"{mode}: {results[f'{mode}_speedup']:.2f}x TRL's tokens/s, "
               f"{results[f'{mode}_memory_ratio']:.2f}x its peak memory")
         if f"chattune_gc_{mode}" in results["runs"]:
             gc = results["runs"][f"chattune_gc_{mode}"]
             print(f"{mode} with gradient checkpointing: {gc['tokens_per_s'] / theirs['tokens_per_s']:.2f}x TRL's "
-                  f"tokens/s, {gc['peak_rss_mb'] / theirs['peak_rss_mb']:.2f}x its peak memory")
+                  f"tokens/s, {gc[memory_key] / theirs[memory_key]:.2f}x its peak memory")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -198,12 +250,22 @@ def main() -> None:
     parser.add_argument("--full-lr", type=float, default=2e-5, help="full fine-tuning learning rate")
     parser.add_argument("--bf16", action="store_true", help="bf16 for both (slow on a CPU without AMX)")
     parser.add_argument("--checkpointing", action="store_true",
-                        help="also run chattune with gradient checkpointing (TRL's default), as chattune_gc")
-    parser.add_argument("--out", default="bench/results/train_speed.json")
+                        help="also run chattune with gradient checkpointing (TRL's default), as chattune_gc, and TRL "
+                        "without it, as trl_nogc")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU benchmark")
+    parser.add_argument("--shape", default="default", choices=["default", *sorted(SHAPES)],
+                        help="default: SmolLM2-135M-Instruct itself; else a random-init model of that shape")
+    parser.add_argument("--packing", action="store_true", help="packing on for both")
+    parser.add_argument("--trl-no-checkpointing", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--model-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help="JSON results (default bench/results/train_speed[-DEVICE-SHAPE].json)")
     parser.add_argument("--worker", choices=["chattune", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=["lora", "full"], help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.out is None:
+        suffix = "" if args.device == "cpu" and args.shape == "default" else f"-{args.device}-{args.shape}"
+        args.out = f"bench/results/train_speed{suffix}.json"
     if args.worker:
         result = (run_chattune if args.worker == "chattune" else run_trl)(args)
         Path(args.result).write_text(json.dumps(result), encoding="utf-8")

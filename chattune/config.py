@@ -176,6 +176,12 @@ class TrainConfig(_Strict):
     max_length: int = Field(1024, gt=0, description="Longest sequence in tokens; longer rows follow "
                             "data.truncation.")
     packing: bool = Field(False, description="Pack several conversations into each row.")
+    padding_free: bool = Field(False, description="Each micro-batch as one sequence (its documents end to end, "
+                               "position ids restarting per document): no compute on padding, exact. Pays with "
+                               "variable-length attention; with SDPA the block-diagonal mask is dense.")
+    max_tokens_per_batch: int | None = Field(None, gt=0, description="Fill each micro-batch up to this many tokens "
+                                             "(padded: rows x longest row) instead of per_device_train_batch_size "
+                                             "rows.")
     device: str = Field("auto", pattern=DEVICE_PATTERN, description="auto (the first GPU, else mps, else the "
                         "CPU), cpu, cuda, cuda:N or mps.")
     bf16: bool | None = Field(None, description="bf16 compute (a LoRA/QLoRA base is loaded in bf16, full "

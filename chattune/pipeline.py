@@ -170,6 +170,17 @@ def load_base(cfg: TrainConfig, path: Path, device: torch.device, precision: Pre
     return model, tokenizer, new_tokens
 
 
+def batching_features(cfg: TrainConfig) -> str:
+    """How micro-batches are laid out, in the run's first lines."""
+    parts = ["packed rows" if cfg.packing else "one row per example"]
+    parts.append("padding-free (one sequence per micro-batch)" if cfg.padding_free else "padded to the longest row")
+    if cfg.max_tokens_per_batch:
+        parts.append(f"up to {cfg.max_tokens_per_batch} tokens per micro-batch")
+    if cfg.checkpointing:
+        parts.append("gradient checkpointing")
+    return ", ".join(parts)
+
+
 def run_training(cfg: TrainConfig, console: Console | None = None, resume: str | None = None) -> RunResult:
     """Train as `cfg` says, save adapter/model, metrics and plot, and compare before/after if configured.
 
@@ -221,6 +232,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
                   f"batch {batch * cfg.gradient_accumulation_steps * dist.world} = {batch} per device x "
                   f"{cfg.gradient_accumulation_steps} accumulation x {dist.world} process(es), {device}, "
                   f"{precision.name} compute, weights {base}")
+    console.print(f"batching: {batching_features(cfg)}")
 
     t = time.perf_counter()
     final_dir = out / ("adapter" if adapters else "model")

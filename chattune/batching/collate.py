@@ -44,8 +44,9 @@ class Batch:
     num_tokens: int  # real (non-pad) tokens
     num_trained: int
 
-    def to(self, device: torch.device | str) -> Batch:
-        return Batch(self.input_ids.to(device), self.labels.to(device), self.position_ids.to(device),
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        move = {"device": device, "non_blocking": non_blocking}
+        return Batch(self.input_ids.to(**move), self.labels.to(**move), self.position_ids.to(**move),
                      self.num_tokens, self.num_trained)
 
 
@@ -70,6 +71,12 @@ def collate(rows: Sequence[Sequence[Example]], pad_id: int) -> Batch:
     return Batch(torch.tensor(ids), torch.tensor(labels), torch.tensor(pos), num_tokens, num_trained)
 
 
+def collate_padding_free(rows: Sequence[Sequence[Example]], pad_id: int) -> Batch:
+    """Every document of the micro-batch end to end in one row: no padding at all, and position ids that
+    restart per document keep them from attending to each other (what packing does, without the row bins)."""
+    return collate([[doc for row in rows for doc in row]], pad_id)
+
+
 def pack(examples: Sequence[Example], max_length: int) -> list[list[int]]:
     """Best-fit decreasing: indices of examples grouped into rows of at most max_length tokens."""
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids), reverse=True)
@@ -90,24 +97,50 @@ def pack(examples: Sequence[Example], max_length: int) -> list[list[int]]:
     return rows
 
 
+def _fill(order: Sequence[int], lengths: Sequence[int], batch_size: int, max_tokens: int | None,
+          padded: bool) -> list[list[int]]:
+    """Consecutive groups of `order`: batch_size each, or as many as fit in max_tokens (padded: rows x the
+    longest row; otherwise the sum of lengths). One example longer than the budget is a batch of its own."""
+    if not max_tokens:
+        return [list(order[b:b + batch_size]) for b in range(0, len(order), batch_size)]
+    groups: list[list[int]] = []
+    group: list[int] = []
+    longest = used = 0
+    for i in order:
+        n = lengths[i]
+        cost = (len(group) + 1) * max(longest, n) if padded else used + n
+        if group and cost > max_tokens:
+            groups.append(group)
+            group, longest, used = [], 0, 0
+        group.append(i)
+        longest, used = max(longest, n), used + n
+    return groups + ([group] if group else [])
+
+
 def plan_batches(examples: Sequence[Example], batch_size: int, *, packing: bool, max_length: int,
-                 seed: int) -> list[list[list[int]]]:
+                 seed: int, max_tokens: int | None = None, padding_free: bool = False) -> list[list[list[int]]]:
     """One epoch's micro-batches as lists of rows of example indices, in a seeded shuffled order.
 
     Without packing, examples are sorted by length inside shuffled windows so a batch holds similar lengths
-    (little padding) while the epoch order stays random.
+    (little padding) while the epoch order stays random. `max_tokens` fills each micro-batch up to a token
+    budget instead of a row count (padded rows count at the batch's longest; padding-free and packed rows at
+    their length).
     """
     rng = random.Random(seed)
     if packing:
         rows = pack(examples, max_length)
         rng.shuffle(rows)
-        return [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+        per_batch = max(1, max_tokens // max_length) if max_tokens else batch_size
+        return [rows[i:i + per_batch] for i in range(0, len(rows), per_batch)]
+    lengths = [len(e.input_ids) for e in examples]
     idx = list(range(len(examples)))
     rng.shuffle(idx)
-    window = batch_size * 16
+    # sort inside windows of about 16 batches: similar lengths together, the epoch order still random
+    mean = sum(lengths) / max(len(lengths), 1)
+    window = 16 * (batch_size if not max_tokens else max(1, int(max_tokens / max(mean, 1))))
     batches = []
     for w in range(0, len(idx), window):
-        chunk = sorted(idx[w:w + window], key=lambda i: len(examples[i].input_ids))
-        batches += [[[i] for i in chunk[b:b + batch_size]] for b in range(0, len(chunk), batch_size)]
+        chunk = sorted(idx[w:w + window], key=lambda i: lengths[i])
+        batches += [[[i] for i in group] for group in _fill(chunk, lengths, batch_size, max_tokens, not padding_free)]
     rng.shuffle(batches)
     return batches

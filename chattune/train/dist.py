@@ -75,7 +75,12 @@ class Dist:
         """The main process runs the block first (data preparation fills the cache), then the others."""
         return self.accelerator.main_process_first() if self.accelerator else nullcontext()
 
-    def clip_grad_norm(self, model: Any, params: list[torch.Tensor], max_norm: float) -> float:
+    def sum_tensor(self, value: torch.Tensor) -> torch.Tensor:
+        """A tensor summed over processes, left on its device (no host sync)."""
+        return self.accelerator.reduce(value, reduction="sum") if self.accelerator else value
+
+    def clip_grad_norm(self, model: Any, params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+        """Clip in place; the total norm before clipping, as a tensor (reading it is the caller's sync)."""
         if self.accelerator:
-            return float(self.accelerator.clip_grad_norm_(params, max_norm))
-        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+            return self.accelerator.clip_grad_norm_(params, max_norm)
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from chattune.batching.collate import Batch, Example, collate, plan_batches
+from chattune.batching.collate import Batch, Example, collate, collate_padding_free, plan_batches
 from chattune.config import TrainConfig
 from chattune.errors import TrainingError, TrainingInterrupted
 from chattune.model.device import memory_stats
@@ -33,8 +33,7 @@ def _micro_batches(examples: Sequence[Example], cfg: TrainConfig, skip: int = 0)
     continues exactly where its checkpoint left off."""
     epoch = n = 0
     while True:
-        plan = plan_batches(examples, cfg.per_device_train_batch_size, packing=cfg.packing,
-                            max_length=cfg.max_length, seed=cfg.seed + epoch)
+        plan = epoch_plan(examples, cfg, cfg.seed + epoch)
         for k, rows in enumerate(plan):
             n += 1
             if n > skip:
@@ -42,13 +41,18 @@ def _micro_batches(examples: Sequence[Example], cfg: TrainConfig, skip: int = 0)
         epoch += 1
 
 
+def epoch_plan(examples: Sequence[Example], cfg: TrainConfig, seed: int) -> list[Plan]:
+    """One epoch's micro-batch plans as the config batches them (rows or a token budget; packed or not)."""
+    return plan_batches(examples, cfg.per_device_train_batch_size, packing=cfg.packing, max_length=cfg.max_length,
+                        seed=seed, max_tokens=cfg.max_tokens_per_batch, padding_free=cfg.padding_free)
+
+
 def count_steps(examples: Sequence[Example], cfg: TrainConfig, world: int = 1) -> int:
     """Optimizer steps in the run: max_steps, or num_train_epochs over the micro-batch plan (each step takes
     gradient_accumulation_steps micro-batches on every process)."""
     if cfg.max_steps > 0:
         return cfg.max_steps
-    per_epoch = len(plan_batches(examples, cfg.per_device_train_batch_size, packing=cfg.packing,
-                                 max_length=cfg.max_length, seed=cfg.seed))
+    per_epoch = len(epoch_plan(examples, cfg, cfg.seed))
     return max(1, math.ceil(cfg.num_train_epochs * per_epoch / (cfg.gradient_accumulation_steps * world)))
 
 
@@ -103,20 +107,21 @@ def _optimizer_step(wrapped: Any, optimizer: Any, scheduler: Any, micro: list[Ba
 
     With fp16 loss scaling (`scaler`), a step whose scaled gradients overflow is skipped and the scale lowered,
     as GradScaler does; only a non-finite loss stops the run."""
-    total = 0.0
+    total = torch.zeros((), device=device)
     for k, b in enumerate(micro):
-        b = b.to(device)
+        b = b.to(device, non_blocking=True)
         with dist.no_sync(wrapped, sync=k == len(micro) - 1), autocast(device, dtype):
             # DDP averages gradients over processes: scaling by their number makes that average a sum
             loss = wrapped(b.input_ids, b.labels, b.position_ids) / (max(trained, 1) / dist.world)
             (scaler.scale(loss) if scaler else loss).backward()
-        total += loss.item() / dist.world
-    [total] = dist.sum([total])
+        total += loss.detach().float() / dist.world  # stays on the device: no host sync per micro-batch
     if scaler:
         scaler.unscale_(optimizer)
     params = [p for p in wrapped.parameters() if p.requires_grad]
     max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
-    grad_norm = dist.clip_grad_norm(wrapped, params, max_norm)
+    norm = dist.clip_grad_norm(wrapped, params, max_norm)
+    # the step's one host sync: both values are needed before the optimizer may touch the weights
+    total, grad_norm = torch.stack([dist.sum_tensor(total), norm.detach().float().to(device)]).tolist()
     if not math.isfinite(total) or (not math.isfinite(grad_norm) and not scaler):
         optimizer.zero_grad(set_to_none=True)
         if scaler:
@@ -185,7 +190,8 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
             docs = [examples[i] for _, rows in plans for row in rows for i in row]
             step_tokens = sum(len(d.input_ids) for d in docs)
             trained = sum(d.num_trained for d in docs)  # the whole step's, known to every process from the plan
-            micro = [collate([[examples[i] for i in row] for row in rows], pad_id)
+            lay_out = collate_padding_free if cfg.padding_free else collate
+            micro = [lay_out([[examples[i] for i in row] for row in rows], pad_id)
                      for _, rows in plans[dist.rank::dist.world]]
             lr = scheduler.get_last_lr()[0]
             try:

@@ -16,7 +16,7 @@ from chattune.errors import ConfigError
 SAME_NAMES = {"num_train_epochs", "max_steps", "per_device_train_batch_size", "per_device_eval_batch_size",
               "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type", "warmup_ratio", "weight_decay",
               "adam_beta1", "adam_beta2", "max_grad_norm", "logging_steps", "eval_steps", "save_steps",
-              "save_total_limit", "load_best_model_at_end", "max_length", "packing", "bf16", "fp16",
+              "save_total_limit", "load_best_model_at_end", "max_length", "packing", "bf16", "fp16", "padding_free",
               "gradient_checkpointing", "seed", "report_to"}
 # accepted with a translation (see SFTConfig.train_config)
 TRANSLATED = {"eval_strategy", "evaluation_strategy", "warmup_steps", "max_seq_length", "dataset_text_field",

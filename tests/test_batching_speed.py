@@ -1,0 +1,56 @@
+"""Speed features of batching are exact: padding-free micro-batches train what padded ones do, and a token
+budget covers the epoch once with every micro-batch inside it."""
+
+import copy
+
+import pytest
+import torch
+from conftest import make_tiny_model
+from test_train import cfg, examples
+
+from chattune.batching import Example
+from chattune.batching.collate import collate, collate_padding_free, plan_batches
+from chattune.train.loop import train
+from chattune.train.loss import summed_loss
+
+CPU = torch.device("cpu")
+
+
+def test_padding_free_batch_has_no_padding_and_the_same_loss(tokenizer, tiny_model):
+    exs = examples(tokenizer, 6)
+    rows = [[e] for e in exs]
+    padded, flat = collate(rows, tokenizer.pad_token_id), collate_padding_free(rows, tokenizer.pad_token_id)
+    assert flat.input_ids.shape == (1, sum(len(e.input_ids) for e in exs)) < padded.input_ids.shape
+    assert flat.num_trained == padded.num_trained
+    with torch.no_grad():
+        torch.testing.assert_close(summed_loss(tiny_model, flat), summed_loss(tiny_model, padded), atol=1e-5,
+                                   rtol=1e-5)
+
+
+def test_padding_free_training_follows_the_padded_loss_curve(tokenizer):
+    exs = examples(tokenizer, 16)
+    run = {"finetuning": "full", "max_steps": 4, "per_device_train_batch_size": 4, "learning_rate": 3e-3}
+    base = make_tiny_model(tokenizer)
+    padded = train(copy.deepcopy(base), exs, cfg(**run), pad_id=tokenizer.pad_token_id, device=CPU)
+    flat = train(copy.deepcopy(base), exs, cfg(**run, padding_free=True), pad_id=tokenizer.pad_token_id, device=CPU)
+    assert [r["loss"] for r in flat] == pytest.approx([r["loss"] for r in padded], rel=1e-4)
+    assert [r["tokens"] for r in flat] == [r["tokens"] for r in padded]  # the same rows in every step
+
+
+@pytest.mark.parametrize("padding_free", [False, True])
+def test_token_budget_batches_cover_the_epoch_within_the_budget(padding_free):
+    lengths = [5, 90, 33, 12, 64, 7, 250, 40, 18, 120, 3, 77] * 3
+    exs = [Example([1] * n, [1] * n) for n in lengths]
+    plan = plan_batches(exs, 8, packing=False, max_length=512, seed=3, max_tokens=200, padding_free=padding_free)
+    assert sorted(i for batch in plan for row in batch for i in row) == list(range(len(exs)))
+    for batch in plan:
+        sizes = [len(exs[row[0]].input_ids) for row in batch]
+        cost = sum(sizes) if padding_free else len(sizes) * max(sizes)
+        assert cost <= 200 or len(batch) == 1  # only a lone example longer than the budget goes over
+    assert any(len(batch) > 8 for batch in plan)  # short examples fill a batch past the row count
+
+
+def test_token_budget_with_packing_takes_whole_rows():
+    exs = [Example([1] * n, [1] * n) for n in [100, 80, 60, 40, 20] * 4]
+    plan = plan_batches(exs, 8, packing=True, max_length=128, seed=0, max_tokens=300)
+    assert all(len(batch) <= 2 for batch in plan)  # 300 // 128 rows of 128 tokens
