@@ -171,13 +171,15 @@ def load_base(cfg: TrainConfig, path: Path, device: torch.device, precision: Pre
 
 
 def batching_features(cfg: TrainConfig) -> str:
-    """How micro-batches are laid out, in the run's first lines."""
+    """How micro-batches are laid out and what speed features run, in the run's first lines."""
     parts = ["packed rows" if cfg.packing else "one row per example"]
     parts.append("padding-free (one sequence per micro-batch)" if cfg.padding_free else "padded to the longest row")
     if cfg.max_tokens_per_batch:
         parts.append(f"up to {cfg.max_tokens_per_batch} tokens per micro-batch")
     if cfg.checkpointing:
         parts.append("gradient checkpointing")
+    if cfg.compile:
+        parts.append("compile: decoder layers")
     return ", ".join(parts)
 
 

@@ -54,3 +54,15 @@ def test_token_budget_with_packing_takes_whole_rows():
     exs = [Example([1] * n, [1] * n) for n in [100, 80, 60, 40, 20] * 4]
     plan = plan_batches(exs, 8, packing=True, max_length=128, seed=0, max_tokens=300)
     assert all(len(batch) <= 2 for batch in plan)  # 300 // 128 rows of 128 tokens
+
+
+@pytest.mark.slow
+def test_compiled_layers_follow_the_eager_loss_curve_and_generation_runs_eager(tokenizer):
+    exs = examples(tokenizer, 8)
+    run = {"finetuning": "full", "max_steps": 3, "per_device_train_batch_size": 4, "learning_rate": 3e-3}
+    base = make_tiny_model(tokenizer)
+    eager = train(copy.deepcopy(base), exs, cfg(**run), pad_id=tokenizer.pad_token_id, device=CPU)
+    model = copy.deepcopy(base)
+    compiled = train(model, exs, cfg(**run, compile=True), pad_id=tokenizer.pad_token_id, device=CPU)
+    assert [r["loss"] for r in compiled] == pytest.approx([r["loss"] for r in eager], rel=1e-4)
+    assert all(layer._compiled_call_impl is None for layer in model.model.layers)  # eager again afterwards

@@ -18,6 +18,7 @@ from chattune.model.device import memory_stats
 from chattune.train.dist import Dist
 from chattune.train.loss import loss_and_accuracy, summed_loss
 from chattune.train.optim import build_optimizer, build_scheduler
+from chattune.train.speed import CompiledLayers
 from chattune.train.state import TrainProgress, rng_state
 
 Hook = Callable[[dict[str, Any]], None]
@@ -182,54 +183,56 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
         if on_log:
             on_log(rec)
 
-    try:
-        for step in range(progress.step + 1, total_steps + 1):
-            start = time.perf_counter()
-            plans = [next(stream) for _ in range(per_step)]
-            epoch = plans[-1][0]
-            docs = [examples[i] for _, rows in plans for row in rows for i in row]
-            step_tokens = sum(len(d.input_ids) for d in docs)
-            trained = sum(d.num_trained for d in docs)  # the whole step's, known to every process from the plan
-            lay_out = collate_padding_free if cfg.padding_free else collate
-            micro = [lay_out([[examples[i] for i in row] for row in rows], pad_id)
-                     for _, rows in plans[dist.rank::dist.world]]
-            lr = scheduler.get_last_lr()[0]
-            try:
-                loss, grad_norm = _optimizer_step(wrapped, optimizer, scheduler, micro, trained, cfg, device, dtype,
-                                                  dist, scaler)
-            except _NotFinite as e:
-                where = f"the last good checkpoint is {last_checkpoint} (chattune train CONFIG --resume)" \
-                    if last_checkpoint else "no checkpoint was saved yet (set save_steps to keep one)"
-                raise TrainingError(f"training stopped at step {step}: {e}; the weights were not updated. "
-                                    f"{where}. A lower learning_rate or max_grad_norm usually helps.") from None
-            progress.step, progress.micro_batches = step, progress.micro_batches + per_step
-            progress.tokens += step_tokens
-            progress.trained_tokens += trained
-            progress.rng = rng_state()  # after the step's dropout: what the next step starts from
-            # a logged record covers every step since the previous one: mean loss and time, tokens/s over all
-            window.append((loss, time.perf_counter() - start, step_tokens))
-            if step % cfg.logging_steps == 0 or step == total_steps:
-                seconds = sum(w[1] for w in window)
-                emit({"step": step, "epoch": round(epoch, 4), "loss": sum(w[0] for w in window) / len(window),
-                      "learning_rate": lr, "grad_norm": grad_norm, "tokens": progress.tokens,
-                      "trained_tokens": progress.trained_tokens, "step_time_s": round(seconds / len(window), 4),
-                      "tokens_per_s": round(sum(w[2] for w in window) / seconds, 1), **memory_stats(device),
-                      "total_steps": total_steps})
-                window.clear()
-            if eval_examples and cfg.eval_steps and (step % cfg.eval_steps == 0 or step == total_steps):
-                emit({"step": step, **evaluate_loss(model, eval_examples, cfg.per_device_eval_batch_size, pad_id,
-                                                    device, dtype, dist)})
-                if on_eval:
-                    on_eval(step)
-            if on_save and cfg.save_steps and step % cfg.save_steps == 0 and (step != total_steps or save_last):
-                last_checkpoint = on_save(step, progress.snapshot(optimizer, scheduler, scaler))
-    except KeyboardInterrupt:
-        optimizer.zero_grad(set_to_none=True)
-        saved = ""
-        if on_save and progress.step > 0 and (resume is None or progress.step > resume["step"]):
-            last_checkpoint = on_save(progress.step, progress.snapshot(optimizer, scheduler, scaler))
-        if last_checkpoint:
-            saved = f"; checkpoint {last_checkpoint} (continue with chattune train CONFIG --resume)"
-        raise TrainingInterrupted(f"interrupted after step {progress.step}{saved}") from None
+    with CompiledLayers(model, cfg.compile) as compiled:
+        try:
+            for step in range(progress.step + 1, total_steps + 1):
+                start = time.perf_counter()
+                plans = [next(stream) for _ in range(per_step)]
+                epoch = plans[-1][0]
+                docs = [examples[i] for _, rows in plans for row in rows for i in row]
+                step_tokens = sum(len(d.input_ids) for d in docs)
+                trained = sum(d.num_trained for d in docs)  # the whole step's, known to every process from the plan
+                lay_out = collate_padding_free if cfg.padding_free else collate
+                micro = [lay_out([[examples[i] for i in row] for row in rows], pad_id)
+                         for _, rows in plans[dist.rank::dist.world]]
+                lr = scheduler.get_last_lr()[0]
+                try:
+                    loss, grad_norm = _optimizer_step(wrapped, optimizer, scheduler, micro, trained, cfg, device, dtype,
+                                                      dist, scaler)
+                except _NotFinite as e:
+                    where = f"the last good checkpoint is {last_checkpoint} (chattune train CONFIG --resume)" \
+                        if last_checkpoint else "no checkpoint was saved yet (set save_steps to keep one)"
+                    raise TrainingError(f"training stopped at step {step}: {e}; the weights were not updated. "
+                                        f"{where}. A lower learning_rate or max_grad_norm usually helps.") from None
+                progress.step, progress.micro_batches = step, progress.micro_batches + per_step
+                progress.tokens += step_tokens
+                progress.trained_tokens += trained
+                progress.rng = rng_state()  # after the step's dropout: what the next step starts from
+                # a logged record covers every step since the previous one: mean loss and time, tokens/s over all
+                window.append((loss, time.perf_counter() - start, step_tokens))
+                if step % cfg.logging_steps == 0 or step == total_steps:
+                    seconds = sum(w[1] for w in window)
+                    emit({"step": step, "epoch": round(epoch, 4), "loss": sum(w[0] for w in window) / len(window),
+                          "learning_rate": lr, "grad_norm": grad_norm, "tokens": progress.tokens,
+                          "trained_tokens": progress.trained_tokens, "step_time_s": round(seconds / len(window), 4),
+                          "tokens_per_s": round(sum(w[2] for w in window) / seconds, 1), **memory_stats(device),
+                          "total_steps": total_steps})
+                    window.clear()
+                if eval_examples and cfg.eval_steps and (step % cfg.eval_steps == 0 or step == total_steps):
+                    emit({"step": step, **evaluate_loss(model, eval_examples, cfg.per_device_eval_batch_size, pad_id,
+                                                        device, dtype, dist)})
+                    if on_eval:
+                        with compiled.eager():
+                            on_eval(step)
+                if on_save and cfg.save_steps and step % cfg.save_steps == 0 and (step != total_steps or save_last):
+                    last_checkpoint = on_save(step, progress.snapshot(optimizer, scheduler, scaler))
+        except KeyboardInterrupt:
+            optimizer.zero_grad(set_to_none=True)
+            saved = ""
+            if on_save and progress.step > 0 and (resume is None or progress.step > resume["step"]):
+                last_checkpoint = on_save(progress.step, progress.snapshot(optimizer, scheduler, scaler))
+            if last_checkpoint:
+                saved = f"; checkpoint {last_checkpoint} (continue with chattune train CONFIG --resume)"
+            raise TrainingInterrupted(f"interrupted after step {progress.step}{saved}") from None
     model.eval()
     return progress.records
