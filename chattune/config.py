@@ -179,6 +179,8 @@ class TrainConfig(_Strict):
     padding_free: bool = Field(False, description="Each micro-batch as one sequence (its documents end to end, "
                                "position ids restarting per document): no compute on padding, exact. Pays with "
                                "variable-length attention; with SDPA the block-diagonal mask is dense.")
+    liger: bool = Field(False, description="Liger Kernel's fused RMSNorm, RoPE, SwiGLU and linear cross-entropy "
+                        "(CUDA GPUs, with chattune[liger]).")
     compile: bool = Field(False, description="torch.compile each decoder layer (regional, dynamic shapes); "
                           "the first steps pay the compile time.")
     max_tokens_per_batch: int | None = Field(None, gt=0, description="Fill each micro-batch up to this many tokens "

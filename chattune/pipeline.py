@@ -39,6 +39,7 @@ from chattune.templates.render import IGNORE_INDEX
 from chattune.templates.setup import setup_template
 from chattune.train.dist import Dist
 from chattune.train.loop import count_steps, train
+from chattune.train.speed import apply_liger, check_liger
 
 
 @dataclass
@@ -167,10 +168,16 @@ def load_base(cfg: TrainConfig, path: Path, device: torch.device, precision: Pre
     new_tokens = setup_template(model, tokenizer, cfg.template)
     if not is_quantized(model):  # a quantised model was placed on the device as it loaded
         model.to(device)
+    if cfg.liger:
+        model.chattune_speed = apply_liger(model, device)  # before LoRA wraps the layers it patches
     return model, tokenizer, new_tokens
 
 
-def batching_features(cfg: TrainConfig) -> str:
+def _base(model: Any) -> Any:
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def batching_features(cfg: TrainConfig, speed: str | None = None) -> str:
     """How micro-batches are laid out and what speed features run, in the run's first lines."""
     parts = ["packed rows" if cfg.packing else "one row per example"]
     parts.append("padding-free (one sequence per micro-batch)" if cfg.padding_free else "padded to the longest row")
@@ -180,6 +187,8 @@ def batching_features(cfg: TrainConfig) -> str:
         parts.append("gradient checkpointing")
     if cfg.compile:
         parts.append("compile: decoder layers")
+    if speed:
+        parts.append(speed)
     return ", ".join(parts)
 
 
@@ -195,6 +204,8 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
     check_trackers(cfg.report_to)
     if cfg.finetuning == "qlora":
         check_qlora_runs(device)
+    if cfg.liger:
+        check_liger(device)
     precision = resolve_precision(device, finetuning=cfg.finetuning, bf16=cfg.bf16, fp16=cfg.fp16,
                                   bf16_full=cfg.bf16_full)
     out = Path(cfg.output_dir)
@@ -234,7 +245,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
                   f"batch {batch * cfg.gradient_accumulation_steps * dist.world} = {batch} per device x "
                   f"{cfg.gradient_accumulation_steps} accumulation x {dist.world} process(es), {device}, "
                   f"{precision.name} compute, weights {base}")
-    console.print(f"batching: {batching_features(cfg)}")
+    console.print(f"batching: {batching_features(cfg, getattr(_base(model), 'chattune_speed', None))}")
 
     t = time.perf_counter()
     final_dir = out / ("adapter" if adapters else "model")

@@ -66,3 +66,33 @@ def test_compiled_layers_follow_the_eager_loss_curve_and_generation_runs_eager(t
     compiled = train(model, exs, cfg(**run, compile=True), pad_id=tokenizer.pad_token_id, device=CPU)
     assert [r["loss"] for r in compiled] == pytest.approx([r["loss"] for r in eager], rel=1e-4)
     assert all(layer._compiled_call_impl is None for layer in model.model.layers)  # eager again afterwards
+
+
+def test_liger_where_it_cannot_run_is_refused_before_any_work(tmp_path, tiny_model_dir, gsm8k_small):
+    from chattune.config import build_config
+    from chattune.errors import ConfigError
+    from chattune.pipeline import run_training
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: liger may run here")
+    cfg = build_config({"model": str(tiny_model_dir), "data": {"train": str(gsm8k_small)}, "liger": True,
+                        "output_dir": str(tmp_path / "run")})
+    with pytest.raises(ConfigError, match="Liger Kernel runs on CUDA GPUs"):
+        run_training(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.cuda
+def test_liger_follows_the_unfused_loss_curve_on_the_gpu(tmp_path, tiny_model_dir, gsm8k_small):
+    pytest.importorskip("liger_kernel", reason="the liger extra is not installed")
+    from chattune.config import build_config
+    from chattune.pipeline import run_training
+
+    losses = {}
+    for liger in (False, True):
+        cfg = build_config({"model": str(tiny_model_dir), "output_dir": str(tmp_path / f"liger-{liger}"),
+                            "data": {"train": str(gsm8k_small), "columns": {"question": "user", "answer": "assistant"}},
+                            "liger": liger, "max_steps": 4, "per_device_train_batch_size": 4, "merge": False,
+                            "lora": {"dropout": 0.0}})
+        losses[liger] = [r["loss"] for r in run_training(cfg).records if "loss" in r]
+    assert losses[True] == pytest.approx(losses[False], rel=2e-2)  # bf16 kernels: bf16 noise

@@ -42,9 +42,18 @@ def trained_hidden(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor
     return hidden[keep], targets[keep], lm.get_output_embeddings()
 
 
+def _fused_loss(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Linear) -> torch.Tensor:
+    """Liger's fused linear cross-entropy: the LM head and the loss in chunks inside one kernel."""
+    from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+
+    return LigerFusedLinearCrossEntropyLoss(reduction="sum")(head.weight, hidden, targets, head.bias).float()
+
+
 def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
     """Sum of token cross-entropies over the batch's trained positions (the caller normalises)."""
     hidden, targets, head = trained_hidden(model, batch)
+    if getattr(_unwrap(model), "chattune_fused_loss", False) and type(head) is torch.nn.Linear:
+        return _fused_loss(hidden, targets, head)
     total = hidden.new_zeros((), dtype=torch.float32)
     for s in range(0, targets.numel(), CHUNK):
         h, t = hidden[s:s + CHUNK], targets[s:s + CHUNK]

@@ -1,4 +1,5 @@
-"""Speed features that change how the model runs, not what it computes: regional torch.compile."""
+"""Speed features that change how the model runs, not what it computes: Liger Kernel's fused kernels and
+regional torch.compile."""
 
 from __future__ import annotations
 
@@ -16,6 +17,40 @@ def decoder_layers(model: Any) -> list[torch.nn.Module]:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     decoder = base.get_decoder() if hasattr(base, "get_decoder") else None
     return list(getattr(decoder, "layers", None) or [])
+
+
+LIGER_KERNELS = ("rms_norm", "rope", "swiglu", "fused linear cross-entropy")
+
+
+def liger_available(device: torch.device) -> bool:
+    """Liger's Triton kernels run on CUDA GPUs, where the package is installed."""
+    import importlib.util
+
+    return device.type == "cuda" and importlib.util.find_spec("liger_kernel") is not None
+
+
+def check_liger(device: torch.device) -> None:
+    """liger: true where it cannot run is a ConfigError that says why."""
+    if not liger_available(device):
+        raise ConfigError([f"liger: Liger Kernel runs on CUDA GPUs with the liger-kernel package "
+                           f"(pip install 'chattune[liger]'); this run is on {device}"])
+
+
+def apply_liger(model: Any, device: torch.device) -> str:
+    """Patch the model in place with Liger Kernel's RMSNorm, RoPE and SwiGLU, and mark it for the fused linear
+    cross-entropy in chattune's loss (the LM head and loss in one kernel, the logits never materialised).
+    Returns what was applied, for the run's first lines. Call before LoRA wraps the model."""
+    check_liger(device)
+    from liger_kernel.transformers import _apply_liger_kernel_to_instance
+    from liger_kernel.transformers.monkey_patch import MODEL_TYPE_TO_APPLY_LIGER_FN
+
+    model_type = getattr(model.config, "model_type", None)
+    if model_type not in MODEL_TYPE_TO_APPLY_LIGER_FN:
+        return f"liger: none (no kernels for model type {model_type!r})"
+    _apply_liger_kernel_to_instance(model=model, rms_norm=True, rope=True, swiglu=True, cross_entropy=False,
+                                    fused_linear_cross_entropy=False)  # chattune's loss calls the fused one
+    model.chattune_fused_loss = True
+    return "liger: " + " ".join(LIGER_KERNELS)
 
 
 class CompiledLayers:
