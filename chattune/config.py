@@ -181,6 +181,10 @@ class TrainConfig(_Strict):
                                "variable-length attention; with SDPA the block-diagonal mask is dense.")
     liger: bool = Field(False, description="Liger Kernel's fused RMSNorm, RoPE, SwiGLU and linear cross-entropy "
                         "(CUDA GPUs, with chattune[liger]).")
+    attn_implementation: Literal["sdpa", "eager", "flex_attention", "flash_attention_2"] | None = Field(
+        None, description="Attention kernel (transformers' name); None: transformers' default (sdpa). With "
+        "padding_free, flex_attention and flash_attention_2 attend within each document only instead of over a "
+        "dense block mask.")
     compile: bool = Field(False, description="torch.compile each decoder layer (regional, dynamic shapes); "
                           "the first steps pay the compile time.")
     max_tokens_per_batch: int | None = Field(None, gt=0, description="Fill each micro-batch up to this many tokens "

@@ -162,8 +162,9 @@ def load_base(cfg: TrainConfig, path: Path, device: torch.device, precision: Pre
     """The model to train from its local directory `path`, in its precision on `device` (QLoRA: quantised as
     it loads), its tokenizer with the configured template, and the ids of tokens the template added."""
     torch.manual_seed(cfg.seed)  # new embedding rows and LoRA's initial weights: the same run gives the same model
+    attention = {"attn_implementation": cfg.attn_implementation} if cfg.attn_implementation else {}
     model = load_model(path, cfg.trust_remote_code, precision.base, quantize_4bit=cfg.finetuning == "qlora",
-                       device=device)
+                       device=device, extra=attention)
     tokenizer = load_tokenizer(path, cfg.trust_remote_code)
     new_tokens = setup_template(model, tokenizer, cfg.template)
     if not is_quantized(model):  # a quantised model was placed on the device as it loaded
@@ -185,6 +186,8 @@ def batching_features(cfg: TrainConfig, speed: str | None = None) -> str:
         parts.append(f"up to {cfg.max_tokens_per_batch} tokens per micro-batch")
     if cfg.checkpointing:
         parts.append("gradient checkpointing")
+    if cfg.attn_implementation:
+        parts.append(f"attention: {cfg.attn_implementation}")
     if cfg.compile:
         parts.append("compile: decoder layers")
     if speed:

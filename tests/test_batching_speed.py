@@ -96,3 +96,20 @@ def test_liger_follows_the_unfused_loss_curve_on_the_gpu(tmp_path, tiny_model_di
                             "lora": {"dropout": 0.0}})
         losses[liger] = [r["loss"] for r in run_training(cfg).records if "loss" in r]
     assert losses[True] == pytest.approx(losses[False], rel=2e-2)  # bf16 kernels: bf16 noise
+
+
+def test_attention_kernel_and_padding_free_from_config_train_the_same(tmp_path, tiny_model_dir, gsm8k_small, capsys):
+    from chattune.config import build_config
+    from chattune.pipeline import run_training
+
+    losses = {}
+    for name, extra in (("sdpa-padded", {}), ("eager-padding-free", {"attn_implementation": "eager",
+                                                                       "padding_free": True})):
+        cfg = build_config({"model": str(tiny_model_dir), "output_dir": str(tmp_path / name), "device": "cpu",
+                            "data": {"train": str(gsm8k_small), "columns": {"question": "user", "answer": "assistant"}},
+                            "max_steps": 3, "per_device_train_batch_size": 4, "merge": False, "bf16": False,
+                            "lora": {"dropout": 0.0}, **extra})
+        losses[name] = [r["loss"] for r in run_training(cfg).records if "loss" in r]
+    assert losses["eager-padding-free"] == pytest.approx(losses["sdpa-padded"], rel=1e-4)
+    said = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    assert "padding-free (one sequence per micro-batch), attention: eager" in said
