@@ -81,7 +81,8 @@ def run_chattune(args: argparse.Namespace) -> dict:
                         "per_device_train_batch_size": args.batch, "learning_rate": args.lr, "warmup_ratio": 0.1,
                         "max_length": args.max_length, "logging_steps": 1, "bf16": args.bf16,
                         "gradient_checkpointing": args.checkpointing, "seed": 0, "packing": args.packing,
-                        "device": args.device})
+                        "device": args.device, "max_tokens_per_batch": args.max_tokens,
+                        "padding_free": args.padding_free})
     if args.mode == "lora":
         model = apply_lora(model, cfg.lora, [])
     records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, dtype=precision.compute)
@@ -204,6 +205,8 @@ def orchestrate(args: argparse.Namespace) -> None:
                        "--max-length", str(args.max_length), "--device", args.device,
                        "--lr", str(args.lr if mode == "lora" else args.full_lr)]
                 cmd += (["--bf16"] if args.bf16 else []) + (["--packing"] if args.packing else [])
+                cmd += ["--max-tokens", str(args.max_tokens)] if args.max_tokens else []
+                cmd += ["--padding-free"] if args.padding_free else []
                 cmd += (["--checkpointing"] if engine == "chattune_gc" else [])
                 cmd += (["--trl-no-checkpointing"] if engine == "trl_nogc" else [])
                 cmd += ["--model-dir", str(model_dir)] if model_dir else []
@@ -256,6 +259,9 @@ def main() -> None:
     parser.add_argument("--shape", default="default", choices=["default", *sorted(SHAPES)],
                         help="default: SmolLM2-135M-Instruct itself; else a random-init model of that shape")
     parser.add_argument("--packing", action="store_true", help="packing on for both")
+    parser.add_argument("--max-tokens", type=int, help="chattune only: micro-batches of up to N tokens (e.g. 16384) "
+                        "instead of --batch rows")
+    parser.add_argument("--padding-free", action="store_true", help="chattune only: padding-free micro-batches")
     parser.add_argument("--trl-no-checkpointing", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--out", help="JSON results (default bench/results/train_speed[-DEVICE-SHAPE].json)")
