@@ -91,8 +91,8 @@ def main() -> None:
     print(f"bf16 base / fp32 base: memory {runs['bf16'][key] / runs['fp32'][key]:.2f}x, "
           f"tokens/s {runs['bf16']['tokens_per_s'] / runs['fp32']['tokens_per_s']:.2f}x")
     out = ROOT / "bench" / "results" / f"base_precision-{args.shape}.json"
-    out.write_text(json.dumps({"shape": args.shape, "batch": args.batch, "max_length": args.max_length,
-                               "runs": runs}, indent=2) + "\n")
+    out.write_text(json.dumps({"device": args.device, "shape": args.shape, "batch": args.batch,
+                               "max_length": args.max_length, "runs": runs}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
