@@ -34,6 +34,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dtype(name: str) -> Any:
+    """A --dtype value as a torch dtype; None for auto."""
+    import torch
+
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(name)
+
+
 def _load_for_inference(model: str, adapter: str | None, args: argparse.Namespace):
     import torch
 
@@ -41,7 +48,7 @@ def _load_for_inference(model: str, adapter: str | None, args: argparse.Namespac
     from chattune.model.inference import load_for_inference
 
     device = resolve_device(args.device)
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(args.dtype)
+    dtype = _dtype(args.dtype)
     if dtype is None:  # auto: bf16 on a GPU that is fast at it, fp32 elsewhere
         dtype = torch.bfloat16 if device.type == "cuda" and bf16_is_fast(device) else torch.float32
     return load_for_inference(model, adapter, template=getattr(args, "template", None),
@@ -86,15 +93,12 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    import torch
-
     from chattune.generate import stop_token_ids
     from chattune.model.inference import merge_saved_adapter
     from chattune.outputs.save import save_pretrained_atomic
 
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(args.dtype)
     merged, tokenizer, diff = merge_saved_adapter(args.base, args.adapter, device=args.device,
-                                                  tolerance=args.tolerance, save_dtype=dtype,
+                                                  tolerance=args.tolerance, save_dtype=_dtype(args.dtype),
                                                   trust_remote_code=args.trust_remote_code)
     console.print(f"max logit difference, merged vs base+adapter (fp32): {diff:.2e} (tolerance {args.tolerance:.0e})")
     save_pretrained_atomic(merged, tokenizer, Path(args.out), stop_token_ids(tokenizer))

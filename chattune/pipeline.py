@@ -28,7 +28,7 @@ from chattune.model.load import (
     load_trained_weights,
     resolve_model_path,
 )
-from chattune.model.lora import apply_lora
+from chattune.model.lora import apply_lora, base_model
 from chattune.outputs.checkpoint import Checkpointer, resume_state
 from chattune.outputs.metrics import MetricsLog, counting_progress
 from chattune.outputs.plots import plot_loss
@@ -174,10 +174,6 @@ def load_base(cfg: TrainConfig, path: Path, device: torch.device, precision: Pre
     return model, tokenizer, new_tokens
 
 
-def _base(model: Any) -> Any:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def batching_features(cfg: TrainConfig, speed: str | None = None) -> str:
     """How micro-batches are laid out and what speed features run, in the run's first lines."""
     parts = ["packed rows" if cfg.packing else "one row per example"]
@@ -248,7 +244,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
                   f"batch {batch * cfg.gradient_accumulation_steps * dist.world} = {batch} per device x "
                   f"{cfg.gradient_accumulation_steps} accumulation x {dist.world} process(es), {device}, "
                   f"{precision.name} compute, weights {base}")
-    console.print(f"batching: {batching_features(cfg, getattr(_base(model), 'chattune_speed', None))}")
+    console.print(f"batching: {batching_features(cfg, getattr(base_model(model), 'chattune_speed', None))}")
 
     t = time.perf_counter()
     final_dir = out / ("adapter" if adapters else "model")

@@ -110,11 +110,6 @@ class Precision(NamedTuple):
     def name(self) -> str:
         return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.compute]
 
-    @property
-    def scaled(self) -> bool:
-        """fp16 gradients underflow without loss scaling."""
-        return self.compute == torch.float16
-
 
 def resolve_precision(device: torch.device, *, finetuning: str, bf16: bool | None, fp16: bool = False,
                       bf16_full: bool = False) -> Precision:

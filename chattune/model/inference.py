@@ -21,9 +21,8 @@ def load_for_inference(model: str, adapter: str | Path | None = None, *, templat
     target = device if isinstance(device, torch.device) else resolve_device(device)
     path = resolve_model_path(model)
     base = load_model(path, trust_remote_code, dtype)
-    tokenizer = load_tokenizer(path, trust_remote_code)
+    tokenizer = load_tokenizer(adapter) if adapter else load_tokenizer(path, trust_remote_code)
     if adapter:
-        tokenizer = load_tokenizer(adapter)
         base = load_adapter(base, adapter, vocab_size=len(tokenizer))
     setup_template(base, tokenizer, template)
     return base.to(target).eval(), tokenizer

@@ -175,12 +175,10 @@ def is_quantized(model: Any) -> bool:
     return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
 
 
-def load_model_and_tokenizer(model: str, trust_remote_code: bool = False, dtype: Any = None, *,
-                             quantize_4bit: bool = False, device: Any = None) -> tuple[Any, Any]:
+def load_model_and_tokenizer(model: str, trust_remote_code: bool = False, dtype: Any = None) -> tuple[Any, Any]:
     """Resolve `model` to a local directory and load both."""
     path = resolve_model_path(model)
-    return (load_model(path, trust_remote_code, dtype, quantize_4bit=quantize_4bit, device=device),
-            load_tokenizer(path, trust_remote_code))
+    return load_model(path, trust_remote_code, dtype), load_tokenizer(path, trust_remote_code)
 
 
 def load_trained_weights(model: Any, directory: Path) -> None:

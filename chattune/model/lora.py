@@ -13,6 +13,11 @@ from chattune.model.device import ids_tensor
 from chattune.model.load import is_quantized
 
 
+def base_model(model: Any) -> Any:
+    """The causal LM inside a peft wrapper (LoRA layers stay injected in it); the model itself otherwise."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def trainable_in_fp32(model: Any) -> None:
     """Trainable weights (LoRA matrices, new token rows) in fp32 whatever the frozen base's dtype, so their
     updates and AdamW's state keep full precision."""

@@ -183,6 +183,7 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
         if on_log:
             on_log(rec)
 
+    lay_out = collate_padding_free if cfg.padding_free else collate
     with CompiledLayers(model, cfg.compile) as compiled:
         try:
             for step in range(progress.step + 1, total_steps + 1):
@@ -192,7 +193,6 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
                 docs = [examples[i] for _, rows in plans for row in rows for i in row]
                 step_tokens = sum(len(d.input_ids) for d in docs)
                 trained = sum(d.num_trained for d in docs)  # the whole step's, known to every process from the plan
-                lay_out = collate_padding_free if cfg.padding_free else collate
                 micro = [lay_out([[examples[i] for i in row] for row in rows], pad_id)
                          for _, rows in plans[dist.rank::dist.world]]
                 lr = scheduler.get_last_lr()[0]

@@ -10,14 +10,10 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from chattune.batching.collate import Batch
+from chattune.model.lora import base_model
 from chattune.templates.render import IGNORE_INDEX
 
 CHUNK = 2048  # trained positions per LM-head chunk
-
-
-def _unwrap(model: Any) -> Any:
-    """The causal LM inside a peft wrapper (LoRA layers stay injected in it)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def _chunk_loss(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module) -> torch.Tensor:
@@ -34,7 +30,7 @@ def _chunk_stats(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Mod
 
 def trained_hidden(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.nn.Module]:
     """Hidden states that predict trained tokens, their targets, and the LM head."""
-    lm = _unwrap(model)
+    lm = base_model(model)
     out = lm.get_decoder()(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False)
     hidden = out.last_hidden_state[:, :-1]
     targets = batch.labels[:, 1:]
@@ -52,7 +48,7 @@ def _fused_loss(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Line
 def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
     """Sum of token cross-entropies over the batch's trained positions (the caller normalises)."""
     hidden, targets, head = trained_hidden(model, batch)
-    if getattr(_unwrap(model), "chattune_fused_loss", False) and type(head) is torch.nn.Linear:
+    if getattr(base_model(model), "chattune_fused_loss", False) and type(head) is torch.nn.Linear:
         return _fused_loss(hidden, targets, head)
     total = hidden.new_zeros((), dtype=torch.float32)
     for s in range(0, targets.numel(), CHUNK):

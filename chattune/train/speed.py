@@ -10,11 +10,12 @@ from typing import Any
 import torch
 
 from chattune.errors import ConfigError
+from chattune.model.lora import base_model
 
 
 def decoder_layers(model: Any) -> list[torch.nn.Module]:
     """The repeated decoder blocks of a causal LM (inside a peft wrapper too)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     decoder = base.get_decoder() if hasattr(base, "get_decoder") else None
     return list(getattr(decoder, "layers", None) or [])
 
@@ -22,16 +23,12 @@ def decoder_layers(model: Any) -> list[torch.nn.Module]:
 LIGER_KERNELS = ("rms_norm", "rope", "swiglu", "fused linear cross-entropy")
 
 
-def liger_available(device: torch.device) -> bool:
-    """Liger's Triton kernels run on CUDA GPUs, where the package is installed."""
+def check_liger(device: torch.device) -> None:
+    """Liger's Triton kernels run on CUDA GPUs where the package is installed; liger: true elsewhere is a
+    ConfigError that says why."""
     import importlib.util
 
-    return device.type == "cuda" and importlib.util.find_spec("liger_kernel") is not None
-
-
-def check_liger(device: torch.device) -> None:
-    """liger: true where it cannot run is a ConfigError that says why."""
-    if not liger_available(device):
+    if device.type != "cuda" or importlib.util.find_spec("liger_kernel") is None:
         raise ConfigError([f"liger: Liger Kernel runs on CUDA GPUs with the liger-kernel package "
                            f"(pip install 'chattune[liger]'); this run is on {device}"])
 

@@ -122,9 +122,7 @@ class SFTConfig:
 
             if not torch.backends.mps.is_available():
                 raise ConfigError(["use_mps_device=True, but this machine has no MPS device"])
-            cfg["device"] = "mps"
-        if v.pop("use_cpu", False):
-            cfg["device"] = "cpu"
+        cfg["device"] = self.device
         if isinstance(cfg.get("report_to"), str):
             cfg["report_to"] = [] if cfg["report_to"] == "none" else [cfg["report_to"]]
         if cfg.get("report_to") is None:
@@ -132,6 +130,11 @@ class SFTConfig:
         cfg["data"] = {"train": "<train_dataset>", "eval": "<eval_dataset>" if has_eval else None}
         cfg["model"] = model_name
         return build_config(cfg)
+
+    @property
+    def device(self) -> str:
+        """use_cpu / use_mps_device as chattune's device key (auto otherwise)."""
+        return "cpu" if self.use_cpu else "mps" if self.use_mps_device else "auto"
 
     @property
     def train_on(self) -> str:

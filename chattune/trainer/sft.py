@@ -138,14 +138,10 @@ class SFTTrainer:
 
             dtype = getattr(torch, dtype)
         if kwargs.get("quantization_config") is not None:
-            kwargs.setdefault("device_map", {"": str(resolve_device(self.train_device))})
+            kwargs.setdefault("device_map", {"": str(resolve_device(self.args.device))})
         path = resolve_model_path(name)
         trust = bool(kwargs.pop("trust_remote_code", False))
         return load_model(path, trust, dtype, extra=kwargs), load_tokenizer(path, trust)
-
-    @property
-    def train_device(self) -> str:
-        return "cpu" if self.args.use_cpu else "mps" if self.args.use_mps_device else "auto"
 
     @property
     def args(self) -> SFTConfig:
