@@ -59,16 +59,17 @@ def test_column_mapping_and_system_prompt():
 
 def test_errors_name_file_row_field():
     with pytest.raises(DataError) as e:
-        to_conversation({"messages": [{"role": "robot", "content": "x"}]}, source="f.jsonl", row_no=7)
-    assert "f.jsonl, row 7" in str(e.value) and "robot" in str(e.value)
+        to_conversation({"messages": [{"role": "", "content": "x"}]}, source="f.jsonl", row_no=7)
+    assert "f.jsonl, row 7" in str(e.value) and "role must be a non-empty string" in str(e.value)
     with pytest.raises(DataError, match=r"row 3, field 'answer'.*expected column 'answer'"):
         to_conversation({"question": "q"}, source="g.jsonl", row_no=3,
                         columns={"question": "user", "answer": "assistant"})
     with pytest.raises(DataError, match=r"field 'messages\[1\].content'.*found int"):
         to_conversation({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": 5}]})
-    with pytest.raises(DataError, match="system message must come first"):
-        to_conversation({"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "s"},
-                                      {"role": "assistant", "content": "b"}]})
+    # a system message later in the conversation is the template's to place (or refuse), not chattune's
+    late = to_conversation({"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "s"},
+                                         {"role": "assistant", "content": "b"}]})
+    assert [m.role for m in late.messages] == ["user", "system", "assistant"]
     with pytest.raises(DataError, match="cannot tell the data format"):
         to_conversation({"foo": 1})
 

@@ -76,11 +76,20 @@ def test_unclosed_assistant_turn_is_an_error(tokenizer):
         render(tokenizer, MESSAGES, template=no_eot)
 
 
-def test_non_prefix_preserving_template_is_an_error(tokenizer):
-    # renders the number of messages first: adding a message changes the start of the text
+def test_non_prefix_preserving_template_is_masked_from_the_whole_rendering(tokenizer):
+    # renders the number of messages first: adding a message changes the start of the text, yet the turns of the
+    # whole conversation are where they are
     shifty = "{{ messages|length }}{% for m in messages %}{{ m['content'] + '<|im_end|>' }}{% endfor %}"
-    with pytest.raises(TemplateError, match="not prefix-preserving"):
-        render(tokenizer, MESSAGES[1:3], template=shifty)
+    r = render(tokenizer, MESSAGES[1:3], template=shifty)
+    assert r.text.startswith("2")
+    assert tokenizer.decode([t for t in r.labels if t != IGNORE_INDEX]) == MESSAGES[2].content + "<|im_end|>"
+
+
+def test_a_template_that_drops_the_turn_is_an_error(tokenizer):
+    drops = "{% for m in messages %}{% if m.role != 'assistant' %}{{ m['content'] + '<|im_end|>' }}{% endif %}" \
+            "{% endfor %}"
+    with pytest.raises(TemplateError, match="does not render it"):
+        render(tokenizer, MESSAGES[1:3], template=drops)
 
 
 def test_unknown_template_name(tokenizer):
@@ -139,8 +148,13 @@ def test_malformed_messages_name_their_index(tokenizer):
 
     with pytest.raises(DataError, match=r"messages\[1\].*missing 'role'"):
         render(tokenizer, [{"role": "user", "content": "hi"}, {"content": "no role"}])
-    with pytest.raises(DataError, match=r"message 1: role must be one of"):
+    with pytest.raises(TemplateError, match=r"message 1: role 'bot' is neither one chattune knows"):
         render(tokenizer, [{"role": "user", "content": "hi"}, {"role": "bot", "content": "x"}])
+    # a role the template names is passed through (Llama 3.1's ipython)
+    ipython = "{% for m in messages %}{% if m.role == 'ipython' %}IPY{% endif %}{{ m.content }}<|im_end|>{% endfor %}"
+    r = render(tokenizer, [{"role": "ipython", "content": "out"}, {"role": "assistant", "content": "ok"}],
+               template=ipython)
+    assert r.text.startswith("IPYout<|im_end|>") and trained_text(tokenizer, r) == "ok<|im_end|>"
     with pytest.raises(DataError, match=r"messages\[0\].content.*found int"):
         render(tokenizer, [{"role": "user", "content": 3}])
     parts = [{"role": "user", "content": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]},

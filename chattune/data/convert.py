@@ -6,7 +6,7 @@ import string
 from typing import Any
 
 from chattune.data.load import Row
-from chattune.data.schema import Conversation, Message, validate_messages
+from chattune.data.schema import REASONING_KEYS, Conversation, Message, validate_messages
 from chattune.errors import DataError
 
 ROLE_ORDER = ("system", "user", "assistant")
@@ -58,9 +58,12 @@ def _message_list(items: Any, field: str, err, role_key="role", content_key="con
                 raise err(f"{where}.{role_key}", f"expected one of {sorted(roles)}, found {role!r}")
             role = roles[role]
         content = m.get(content_key)
-        content = "" if content is None and m.get("tool_calls") else _text(content, f"{where}.{content_key}", err)
+        extra = {k: v for k, v in m.items() if k not in (role_key, content_key, "tool_calls", "name", "train")}
+        reasoning = any(extra.get(k) for k in REASONING_KEYS)
+        content = "" if content is None and (m.get("tool_calls") or reasoning) else \
+            _text(content, f"{where}.{content_key}", err)
         out.append(Message(role=role, content=content, tool_calls=m.get("tool_calls"), name=m.get("name"),
-                           train=m.get("train")))
+                           train=m.get("train"), extra=extra or None))
     return out
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chattune.data.convert import parse_messages
-from chattune.data.schema import Conversation, Message
+from chattune.data.schema import ROLES, Conversation, Message
 from chattune.errors import TemplateError
 from chattune.templates.builtin import BUILTIN_TEMPLATES
+from chattune.templates.spans import assistant_spans
 
 IGNORE_INDEX = -100  # the one label value that means "not trained"
 TRAIN_ON = ("all_assistant", "last_assistant", "all")
@@ -30,6 +31,7 @@ class Rendered:
     input_ids: list[int]
     labels: list[int]
     text: str
+    spans: tuple[tuple[int, int], ...] | None = None  # the trained character spans of `text` (None: all of it)
 
     @property
     def num_trained(self) -> int:
@@ -66,27 +68,42 @@ except ImportError:  # a transformers without it: every render goes through appl
 
 def _plain_json(value: Any) -> Any:
     """A copy made only of JSON types, so the template can reach no object's methods."""
-    return None if value is None else json.loads(json.dumps(value))
+    return None if value is None else json.loads(json.dumps(value, default=str))
+
+
+def _is_plain(d: dict[str, Any]) -> bool:
+    return all(type(v) is str for v in d.values())
+
+
+def render_dicts(tokenizer: Any, messages: list[dict[str, Any]], *, jinja: str,
+                 tools: list[dict[str, Any]] | None = None, add_generation_prompt: bool = False,
+                 template_kwargs: dict[str, Any] | None = None) -> str:
+    """Render template dicts to text with transformers' sandboxed Jinja environment, passing what
+    apply_chat_template passes (the special tokens, tools, documents, and `template_kwargs` such as
+    enable_thinking). Messages of plain strings skip apply_chat_template's per-call copying (a fifth of
+    preparation's cost); anything else is made plain JSON first. tests/test_template_parity.py holds the two
+    equal."""
+    kwargs = dict(template_kwargs or {})
+    documents = kwargs.pop("documents", None)
+    try:
+        if _compile_jinja_template is not None:
+            plain = [d if _is_plain(d) else _plain_json(d) for d in messages]
+            return _compile_jinja_template(jinja).render(
+                messages=plain, tools=_plain_json(tools), documents=_plain_json(documents),
+                add_generation_prompt=add_generation_prompt,
+                **{**tokenizer.special_tokens_map, **_plain_json(kwargs)})
+        return tokenizer.apply_chat_template(messages, chat_template=jinja, tools=tools, documents=documents,
+                                             tokenize=False, add_generation_prompt=add_generation_prompt, **kwargs)
+    except Exception as e:  # jinja raises many types; the template is what the user must fix
+        raise TemplateError(f"the chat template failed to render: {type(e).__name__}: {e}") from None
 
 
 def render_text(tokenizer: Any, messages: Sequence[Message | dict[str, Any]], *, jinja: str,
-                tools: list[dict[str, Any]] | None = None, add_generation_prompt: bool = False) -> str:
-    """Render messages to text with transformers' sandboxed Jinja environment.
-
-    Messages that are all chattune Messages (plain strings, and tool calls parsed from JSON) go straight to
-    transformers' compiled template with what apply_chat_template passes it (the special tokens and the
-    messages without None keys), skipping its per-call copying of arbitrary inputs, a fifth of preparation's
-    cost; anything else takes apply_chat_template. tests/test_template_parity.py holds the two equal."""
-    try:
-        if _compile_jinja_template is not None and all(isinstance(m, Message) for m in messages):
-            plain = [_plain_json(d) if "tool_calls" in d else d for d in _as_dicts(messages)]
-            return _compile_jinja_template(jinja).render(
-                messages=plain, tools=_plain_json(tools), documents=None, add_generation_prompt=add_generation_prompt,
-                **tokenizer.special_tokens_map)
-        return tokenizer.apply_chat_template(_as_dicts(messages), chat_template=jinja, tools=tools, tokenize=False,
-                                             add_generation_prompt=add_generation_prompt)
-    except Exception as e:  # jinja raises many types; the template is what the user must fix
-        raise TemplateError(f"the chat template failed to render: {type(e).__name__}: {e}") from None
+                tools: list[dict[str, Any]] | None = None, add_generation_prompt: bool = False,
+                template_kwargs: dict[str, Any] | None = None) -> str:
+    """Render messages (chattune Messages or template dicts) to text; see render_dicts."""
+    return render_dicts(tokenizer, _as_dicts(messages), jinja=jinja, tools=tools,
+                        add_generation_prompt=add_generation_prompt, template_kwargs=template_kwargs)
 
 
 def special_strings(tokenizer: Any) -> list[str]:
@@ -108,73 +125,31 @@ def _trained_messages(messages: Sequence[Message], train_on: str) -> list[int]:
     return sorted(chosen)
 
 
-FOLLOW_UP = Message("user", "Go on.")
+PROBE = [Message("user", "Hi"), Message("assistant", "Hello")]
 
 
-def _common_prefix_len(a: str, b: str) -> int:
-    """Length of the longest common prefix, by bisection on slice equality (C speed, not a per-char loop)."""
-    if b.startswith(a):
-        return len(a)
-    lo, hi = 0, min(len(a), len(b))
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[:mid] == b[:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+def _renderer(tokenizer: Any, jinja: str, tools, template_kwargs) -> Callable[[list[dict[str, Any]], bool], str]:
+    def run(dicts: list[dict[str, Any]], add_generation_prompt: bool) -> str:
+        return render_dicts(tokenizer, dicts, jinja=jinja, tools=tools, add_generation_prompt=add_generation_prompt,
+                            template_kwargs=template_kwargs)
+    return run
 
 
-def _turn_end(tokenizer: Any, through_msgs: Sequence[Message], jinja: str, tools, through: str,
-              continued: str | None, specials: list[str]) -> int:
-    """Where the last message of `through` ends: where its rendering and a rendering that continues the
-    conversation stop agreeing. Some templates close a whole conversation with an extra token (Phi-3 appends
-    eos when there is no generation prompt), so len(through) alone would be wrong."""
-    if continued is None:
-        continued = render_text(tokenizer, [*through_msgs, FOLLOW_UP], jinja=jinja, tools=tools)
-    common = through[:_common_prefix_len(through, continued)]
-    # the two may agree on a few characters past the turn ("<|" of two different tokens): end the turn at the
-    # last special token that lies wholly in the common part
-    ends = [common.rfind(s) + len(s) for s in specials if s in common]
-    return max(ends) if ends else len(common.rstrip())
-
-
-def _assistant_span(tokenizer: Any, messages: Sequence[Message], i: int, jinja: str, tools, full: str,
-                    specials: list[str]) -> tuple[int, int]:
-    """Character span of message i's content and end-of-turn token in `full`."""
-    if i == 0:  # nothing before it to render: the prompt is whatever the template writes ahead of the content
-        found = full.find(messages[0].content.strip())
-        if found < 0:
-            raise TemplateError("message 0 (assistant): its content does not appear in the rendering")
-        before = full[:found]
-    else:
-        before = render_text(tokenizer, messages[:i], jinja=jinja, tools=tools, add_generation_prompt=True)
-    last = i + 1 == len(messages)  # the conversation through its last message is `full` itself
-    through = full if last else render_text(tokenizer, messages[: i + 1], jinja=jinja, tools=tools)
-    if not full.startswith(before) or not through.startswith(before):
-        raise TemplateError(f"the template is not prefix-preserving at message {i}: the prompt before it does not "
-                            "render as a prefix of the whole conversation, so its mask cannot be found exactly")
-    start = len(before)
-    end = _turn_end(tokenizer, messages[: i + 1], jinja, tools, through, None if last else full,
-                    specials)
-    turn = full[start:end]
-    if end <= start or not any(turn.endswith(s) for s in specials):
-        raise TemplateError(f"message {i} (assistant) does not end with an end-of-turn special token in this "
-                            f"template (it ends {turn[-20:]!r}); the model would never learn to stop")
-    return start, end
-
-
-def end_of_turn(tokenizer: Any, template: str | None = None) -> str:
-    """The special token that closes an assistant turn, read off a probe rendering."""
+def end_of_turn(tokenizer: Any, template: str | None = None,
+                template_kwargs: dict[str, Any] | None = None) -> str:
+    """The special token that closes an assistant turn (the last of them, where several do), read off a probe."""
     jinja = resolve_template(tokenizer, template)
-    probe = [Message("user", "Hi"), Message("assistant", "Hello")]
-    through = render_text(tokenizer, probe, jinja=jinja)
-    text = through[:_turn_end(tokenizer, probe, jinja, None, through, None, special_strings(tokenizer))]
-    for s in special_strings(tokenizer):
-        if text.endswith(s):
+    dicts = _as_dicts(PROBE)
+    run = _renderer(tokenizer, jinja, None, template_kwargs)
+    text = run(dicts, False)
+    specials = tuple(special_strings(tokenizer))
+    [span] = assistant_spans(run, dicts, [1], text, specials)
+    turn = text[span.start:span.end]
+    for s in specials:
+        if turn.endswith(s):
             return s
     raise TemplateError(f"the template does not close an assistant turn with a special token (it ends "
-                        f"{text[-20:]!r}); set `template` or call chattune.setup_chat_format")
+                        f"{turn[-20:]!r}); set `template` or call chattune.setup_chat_format")
 
 
 class Encoded:
@@ -231,33 +206,48 @@ def _check_tool_calls_written(messages: Sequence[Message], text: str) -> None:
                                     f"{name!r}; use a template that renders tool_calls (template: chatml does)")
 
 
+def _check_roles(messages: Sequence[Message], jinja: str) -> None:
+    """A role chattune does not know is accepted when the template names it (ipython, developer, function):
+    a template that writes any role it is given would otherwise turn a typo into a silently untrained turn."""
+    for i, m in enumerate(messages):
+        if m.role not in ROLES and f"'{m.role}'" not in jinja and f'"{m.role}"' not in jinja:
+            raise TemplateError(f"message {i}: role {m.role!r} is neither one chattune knows ({', '.join(ROLES)}) "
+                                "nor one the chat template names")
+
+
 def _text_and_spans(tokenizer: Any, messages: Sequence[Message | dict[str, Any]], tools, template: str | None,
-                    add_generation_prompt: bool, train_on: str) -> tuple[str, Spans]:
+                    add_generation_prompt: bool, train_on: str,
+                    template_kwargs: dict[str, Any] | None = None) -> tuple[str, Spans]:
     if not all(isinstance(m, Message) for m in messages):
         messages = parse_messages([m.to_template_dict() if isinstance(m, Message) else m for m in messages])
     if train_on not in TRAIN_ON:
         raise TemplateError(f"train_on must be one of {', '.join(TRAIN_ON)}, got {train_on!r}")
     jinja = resolve_template(tokenizer, template)
-    text = render_text(tokenizer, messages, jinja=jinja, tools=tools, add_generation_prompt=add_generation_prompt)
+    _check_roles(messages, jinja)
+    dicts = _as_dicts(messages)
+    run = _renderer(tokenizer, jinja, tools, template_kwargs)
+    text = run(dicts, add_generation_prompt)
     _check_tool_calls_written(messages, text)
     if add_generation_prompt:
         return text, []
     if train_on == "all":
         return text, None
-    specials = special_strings(tokenizer)
-    return text, [_assistant_span(tokenizer, messages, i, jinja, tools, text, specials)
-                  for i in _trained_messages(messages, train_on)]
+    spans = assistant_spans(run, dicts, _trained_messages(messages, train_on), text,
+                            tuple(special_strings(tokenizer)))
+    return text, [(s.start, s.end) for s in spans]
 
 
 def render_many(tokenizer: Any, conversations: Sequence[Conversation], *, template: str | None = None,
-                train_on: str = "all_assistant") -> list[Rendered | TemplateError]:
+                train_on: str = "all_assistant",
+                template_kwargs: dict[str, Any] | None = None) -> list[Rendered | TemplateError]:
     """Render many conversations, tokenising them in one batch; a conversation that cannot be rendered or
     masked gets its TemplateError in its place instead of stopping the others."""
     planned: list[tuple[str, Spans] | Rendered | TemplateError] = []
     for conv in conversations:
         try:
             planned.append(render_plain(tokenizer, conv.text) if conv.text is not None else
-                           _text_and_spans(tokenizer, conv.messages, conv.tools, template, False, train_on))
+                           _text_and_spans(tokenizer, conv.messages, conv.tools, template, False, train_on,
+                                           template_kwargs))
         except TemplateError as e:
             planned.append(e)
     texts = [p[0] for p in planned if isinstance(p, tuple)]
@@ -266,7 +256,7 @@ def render_many(tokenizer: Any, conversations: Sequence[Conversation], *, templa
     for p in planned:
         if isinstance(p, tuple):
             enc = next(encoded)
-            out.append(Rendered(enc.ids, list(enc.ids) if p[1] is None else _span_labels(enc, p[1]), p[0]))
+            out.append(_rendered(enc, p[0], p[1]))
         else:
             out.append(p)
     return out
@@ -274,19 +264,28 @@ def render_many(tokenizer: Any, conversations: Sequence[Conversation], *, templa
 
 def render(tokenizer: Any, messages: Sequence[Message | dict[str, Any]] | Conversation, *,
            tools: list[dict[str, Any]] | None = None, template: str | None = None,
-           add_generation_prompt: bool = False, train_on: str = "all_assistant") -> Rendered:
+           add_generation_prompt: bool = False, train_on: str = "all_assistant",
+           template_kwargs: dict[str, Any] | None = None) -> Rendered:
     """Render a conversation to ids and labels; labels train only what `train_on` selects.
 
     With `add_generation_prompt=True` the result is a prompt for generation and nothing is trained.
+    `template_kwargs` go to the template as apply_chat_template's keyword arguments do (enable_thinking=False).
     """
     if isinstance(messages, Conversation):
         if messages.text is not None:
             return render_plain(tokenizer, messages.text)
         tools = tools or messages.tools
         messages = messages.messages
-    text, spans = _text_and_spans(tokenizer, messages, tools, template, add_generation_prompt, train_on)
+    text, spans = _text_and_spans(tokenizer, messages, tools, template, add_generation_prompt, train_on,
+                                  template_kwargs)
     [enc] = encode_many(tokenizer, [text])
-    return Rendered(enc.ids, list(enc.ids) if spans is None else _span_labels(enc, spans), text)
+    return _rendered(enc, text, spans)
+
+
+def _rendered(enc: Encoded, text: str, spans: Spans) -> Rendered:
+    if spans is None:
+        return Rendered(enc.ids, list(enc.ids), text)
+    return Rendered(enc.ids, _span_labels(enc, spans), text, tuple(spans))
 
 
 def _span_labels(enc: Encoded, spans: list[tuple[int, int]]) -> list[int]:
@@ -300,8 +299,9 @@ def _span_labels(enc: Encoded, spans: list[tuple[int, int]]) -> list[int]:
 
 
 def check_rendered(tokenizer: Any, rendered: Rendered, messages: Sequence[Message], train_on: str) -> None:
-    """Verify trained tokens decode to the trained assistant contents plus end-of-turn, in order."""
-    if train_on == "all":
+    """Verify the trained tokens decode to exactly the text of the trained spans, in order: no token of the
+    turn left out, none of the prompt taken in (a token merged across a span's edge would show here)."""
+    if train_on == "all" or rendered.spans is None:
         return
     trained = [lab for lab in rendered.labels if lab != IGNORE_INDEX]
     if not trained:
@@ -310,10 +310,10 @@ def check_rendered(tokenizer: Any, rendered: Rendered, messages: Sequence[Messag
     decoded = backend.decode(trained, skip_special_tokens=False) if backend is not None else \
         tokenizer.decode(trained, skip_special_tokens=False)
     pos = 0
-    for i in _trained_messages(messages, train_on):
-        content = messages[i].content.strip()
-        found = decoded.find(content, pos)
-        if content and found < 0:
-            raise TemplateError(f"trained tokens do not contain message {i}'s content; trained text is "
-                                f"{decoded[:200]!r}")
-        pos = max(pos, found + len(content))
+    for start, end in rendered.spans:  # a token merged across a span's start is trained, so allow extra text there
+        turn = rendered.text[start:end].strip()
+        found = decoded.find(turn, pos)
+        if found < 0:
+            raise TemplateError(f"trained tokens do not cover an assistant turn: trained text is {decoded[:200]!r}, "
+                                f"the turn is {turn[:200]!r}")
+        pos = found + len(turn)

@@ -1,0 +1,359 @@
+"""Where each assistant turn lies in the rendering of the whole conversation.
+
+The model trains on one text: the whole conversation rendered once. Templates may rewrite history (Qwen3 strips
+the reasoning of earlier turns and writes an empty `<think>` block into the last one), move text (Mistral Nemo
+puts the system prompt in the last user turn), or close a turn with several tokens (Command-R7B), so a turn
+cannot be found by rendering growing prefixes of the conversation. Instead the template is run once more with
+each message's text wrapped in marker characters (Unicode plane-15 private-use code points, placed inside the
+text's leading and trailing whitespace so `trim` behaves the same). Removing the markers must give back the
+real rendering character for character; then each marker's position is where that message's text lies in the
+text the model sees.
+
+An assistant turn's trained span runs from the end of its header (what the generation prompt writes before the
+reply, aligned with the rendering; so an injected `<think>` block is trained as the model would generate it)
+through its reasoning, tool calls and content, to the end of the special token(s) that close it. It never
+reaches into another message's text or the next turn's header.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from chattune.errors import TemplateError
+
+REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
+CONTENT, REASONING, TOOL_CALLS = 0, 1, 2  # the kinds of text a message carries, each with its own marker pair
+KIND_NAMES = {CONTENT: "content", REASONING: "reasoning", TOOL_CALLS: "tool calls"}
+# Private-use code points (planes 15 and 16, then the BMP's area): no template writes them, and the markers are
+# taken from a stretch the conversation's own text does not use
+_PRIVATE_USE = ((0xF0000, 0xFFFFD), (0x100000, 0x10FFFD), (0xE000, 0xF8FF))
+_DEFAULT_BASE = _PRIVATE_USE[0][0]
+
+Render = Callable[[list[dict[str, Any]], bool], str]  # (messages, add_generation_prompt) -> text
+
+
+@functools.lru_cache(maxsize=256)
+def _marker_pattern(base: int, count: int) -> re.Pattern[str]:
+    return re.compile(f"[{chr(base)}-{chr(base + count - 1)}]")
+
+
+def _free_base(text: str, count: int) -> int | None:
+    """The first code point of `count` consecutive private-use code points that `text` does not contain."""
+    used = sorted(ord(c) for c in set(text) if ord(c) >= 0xE000)
+    for lo, hi in _PRIVATE_USE:
+        base = lo
+        for u in used:
+            if base <= u < base + count:
+                base = u + 1
+        if base + count - 1 <= hi:
+            return base
+    return None
+
+
+def _pair(message: int, kind: int, base: int = _DEFAULT_BASE) -> tuple[str, str]:
+    n = base + 2 * (3 * message + kind)
+    return chr(n), chr(n + 1)
+
+
+def _decode(ch: str, base: int) -> tuple[int, int, bool]:
+    """(message, kind, is_open) of a marker character."""
+    n = ord(ch) - base
+    return n // 6, (n // 2) % 3, n % 2 == 0
+
+
+def _wrap(text: Any, pair: tuple[str, str]) -> Any:
+    """Text with the markers around its non-space core (empty text is left alone: a template's `if content`
+    must see what it would see)."""
+    if not isinstance(text, str) or not text.strip():
+        return text
+    lead = len(text) - len(text.lstrip())
+    trail = len(text.rstrip())
+    return text[:lead] + pair[0] + text[lead:trail] + pair[1] + text[trail:]
+
+
+def _close_last_leaf(value: Any, close: str) -> tuple[Any, bool]:
+    """A copy of a JSON value with `close` after its last non-empty string (tool-call arguments, which may be an
+    object or a JSON string), and whether there was one."""
+    if isinstance(value, str):
+        if not value.strip():
+            return value, False
+        trail = len(value.rstrip())
+        return value[:trail] + close + value[trail:], True
+    items = list(value.items()) if isinstance(value, dict) else list(enumerate(value)) if isinstance(value, list) \
+        else []
+    for k in range(len(items) - 1, -1, -1):
+        new, done = _close_last_leaf(items[k][1], close)
+        if done:
+            if isinstance(value, dict):
+                return {**value, items[k][0]: new}, True
+            return [*value[:k], new, *value[k + 1:]], True
+    return value, False
+
+
+def _mark_call(call: Any, pair: tuple[str, str]) -> Any:
+    """A tool call with the open marker before its name and the close marker after its arguments' last text."""
+    if not isinstance(call, dict):
+        return call
+    fn = call.get("function")
+    marked = dict(fn if isinstance(fn, dict) else call)
+    closed = False
+    if marked.get("arguments"):
+        marked["arguments"], closed = _close_last_leaf(marked["arguments"], pair[1])
+    if isinstance(marked.get("name"), str) and marked["name"]:
+        marked["name"] = pair[0] + marked["name"] + ("" if closed else pair[1])
+    return {**call, "function": marked} if isinstance(fn, dict) else marked
+
+
+def mark_message(message: dict[str, Any], index: int, *, calls: bool = True,
+                 base: int = _DEFAULT_BASE) -> dict[str, Any]:
+    """A copy of a template message with its content, reasoning and (with `calls`) tool calls wrapped in markers."""
+    out = dict(message)
+    content = out.get("content")
+    pair = _pair(index, CONTENT, base)
+    if isinstance(content, list):  # content parts: each text part marked
+        out["content"] = [{**p, "text": _wrap(p["text"], pair)} if isinstance(p, dict) and "text" in p else p
+                          for p in content]
+    else:
+        out["content"] = _wrap(content, pair)
+    for key in REASONING_KEYS:
+        if key in out:
+            out[key] = _wrap(out[key], _pair(index, REASONING, base))
+    if calls and isinstance(out.get("tool_calls"), list):
+        out["tool_calls"] = [_mark_call(c, _pair(index, TOOL_CALLS, base)) for c in out["tool_calls"]]
+    return out
+
+
+@dataclass
+class Located:
+    """A rendering and, for each message, where its marked texts lie in it (character positions)."""
+
+    text: str
+    positions: dict[int, list[tuple[int, int, bool]]] = field(default_factory=dict)  # message -> (pos, kind, open)
+
+    def first(self, message: int) -> int | None:
+        """Where the message's first text opens (a template may repeat a tool's name later: opens only count)."""
+        marks = self.positions.get(message)
+        opens = [p for p, _, is_open in marks or [] if is_open]
+        return min(opens or [p for p, _, _ in marks]) if marks else None
+
+    def last(self, message: int) -> int | None:
+        """Where the message's last text closes."""
+        marks = self.positions.get(message)
+        closes = [p for p, _, is_open in marks or [] if not is_open]
+        return max(closes or [p for p, _, _ in marks]) if marks else None
+
+    def all_marks(self) -> list[int]:
+        return sorted(p for marks in self.positions.values() for p, _, _ in marks)
+
+    def kinds(self, message: int) -> set[int]:
+        return {kind for _, kind, _ in self.positions.get(message, [])}
+
+    def others(self, message: int) -> list[int]:
+        return sorted(p for m, marks in self.positions.items() if m != message for p, _, _ in marks)
+
+
+def _locate(marked_text: str, base: int, count: int) -> Located:
+    """Strip the markers from a marked rendering, remembering where each stood in the stripped text."""
+    located = Located("")
+    pieces, last = [], 0
+    for removed, m in enumerate(_marker_pattern(base, count).finditer(marked_text)):
+        pieces.append(marked_text[last:m.start()])
+        last = m.end()
+        message, kind, is_open = _decode(m.group(), base)
+        located.positions.setdefault(message, []).append((m.start() - removed, kind, is_open))
+    pieces.append(marked_text[last:])
+    located.text = "".join(pieces)
+    for message, marks in located.positions.items():  # a text repeated past its close (a tool's name written
+        closes = [p for p, _, is_open in marks if not is_open]  # again in the tool result's header) is not the turn
+        if closes:
+            located.positions[message] = [mark for mark in marks if mark[0] <= max(closes)]
+    return located
+
+
+def locate(render: Render, messages: list[dict[str, Any]], add_generation_prompt: bool,
+           expected: str | None = None) -> Located:
+    """Render `messages` with markers and find each message's texts. With `expected` (the unmarked rendering),
+    the markers must not have changed anything else; tool calls are left unmarked if marking them does (a
+    template that branches on a tool's name), and a template that changes still is refused."""
+    text = expected if expected is not None else json.dumps(messages, ensure_ascii=False, default=str)
+    count = 6 * len(messages)
+    base = _free_base(text, count)
+    if base is None:
+        raise TemplateError(f"chattune cannot mask a conversation of {len(messages)} messages whose text uses "
+                            "this many Unicode private-use characters (it marks turns with them)")
+    for calls in (True, False):
+        located = _locate(render([mark_message(m, i, calls=calls, base=base) for i, m in enumerate(messages)],
+                                 add_generation_prompt), base, count)
+        if expected is None or located.text == expected:
+            return located
+    raise TemplateError("the template renders the conversation differently when a message's text changes, so "
+                        "chattune cannot tell exactly which tokens belong to which turn")
+
+
+@functools.lru_cache(maxsize=64)
+def specials_pattern(specials: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex matching any special token, longest first."""
+    return re.compile("|".join(map(re.escape, specials))) if specials else None
+
+
+def _common_prefix_len(a: str, b: str) -> int:
+    """Length of the longest common prefix, by bisection on slice equality (C speed, not a per-char loop)."""
+    if b.startswith(a):
+        return len(a)
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+@dataclass(frozen=True)
+class _Markup:
+    """What the template writes between texts: the special tokens that close a message (the first one after any
+    message's text) and those that open one (the generation prompt's header; in the markup before another
+    message's text, after the last closer, from the first special token followed by text: `<|im_system|>tool`)."""
+
+    closers: frozenset[str]
+    openers: frozenset[str]
+
+    def header(self, gap: str, pattern: re.Pattern[str]) -> str:
+        """The part of a gap after its last closer: the next message's header."""
+        ends = [m.end() for m in pattern.finditer(gap) if m.group() in self.closers]
+        return gap[max(ends, default=0):]
+
+
+def _markup(full: Located, prompt_gap: str, pattern: re.Pattern[str]) -> _Markup:
+    text, marks = full.text, full.all_marks()
+    closers = set()
+    for message in full.positions:
+        last = full.last(message)
+        limit = next((p for p in marks if p > last), len(text))
+        if (m := pattern.search(text, last, limit)) is not None:
+            closers.add(m.group())
+    def after_last_closer(gap: str) -> list[re.Match[str]]:
+        found = list(pattern.finditer(gap))
+        return found[max((k for k, m in enumerate(found) if m.group() in closers), default=-1) + 1:]
+
+    # the generation prompt's header opens the reply, every token of it
+    openers = {m.group() for m in after_last_closer(prompt_gap)} | {m.group() for m in
+                                                                    list(pattern.finditer(prompt_gap))[-1:]}
+    for message in full.positions:  # another message's header starts at its first special token followed by text
+        first = full.first(message)
+        gap = text[max((p for p in marks if p < first), default=0):first]
+        found = after_last_closer(gap)
+        for k, m in enumerate(found):
+            following = gap[m.end():found[k + 1].start()] if k + 1 < len(found) else "text"
+            if following.strip():
+                openers.update(f.group() for f in found[k:])
+                break
+    return _Markup(frozenset(closers), frozenset(openers))
+
+
+@dataclass(frozen=True)
+class TurnSpan:
+    """One trained assistant turn: characters [start, end) of the full rendering."""
+
+    message: int
+    start: int
+    end: int
+
+
+def _closing_end(text: str, after: int, limit: int, pattern: re.Pattern[str], openers: set[str]) -> int | None:
+    """End of the special token(s) closing a turn whose text ends at `after`: the first special token before
+    `limit`, and any special tokens directly after it that do not open a turn (<|END_RESPONSE|><|END_OF_TURN|>)."""
+    first = pattern.search(text, after, limit)
+    if first is None:
+        return None
+    end = first.end()
+    while (nxt := pattern.match(text, end, limit)) is not None and nxt.group() not in openers:
+        end = nxt.end()
+    return end
+
+
+def prompt_gap(render: Render, messages: list[dict[str, Any]], upto: int) -> str:
+    """What the generation prompt writes after the last text of messages[:upto]: the previous turn's closing and
+    the assistant header (with anything the template adds for a reply to begin, such as `<think>\\n`)."""
+    if upto == 0:
+        try:
+            return render([], True)
+        except TemplateError:
+            return ""
+    prompt = locate(render, messages[:upto], True)
+    marks = [p for ms in prompt.positions.values() for p, _, _ in ms]
+    return prompt.text[max(marks, default=0):]
+
+
+def _snap_out_of_special(text: str, pos: int, pattern: re.Pattern[str], floor: int) -> int:
+    """`pos`, moved back to the start of a special token it falls inside (alignment can stop at `<|START_`)."""
+    for m in pattern.finditer(text, max(floor, pos - 64), pos + 64):
+        if m.start() < pos < m.end():
+            return m.start()
+    return pos
+
+
+def _snap_back(text: str, pos: int, floor: int, pattern: re.Pattern[str] | None) -> int:
+    """`pos`, moved back to just after a space or a special token: two texts can agree on part of a word
+    (`<t` of `<think>` and `<tool_call>`), and the turn must not start inside it."""
+    if pos <= floor or text[pos - 1].isspace():
+        return pos
+    ends = [floor] + [k + 1 for k in range(pos - 1, floor - 1, -1) if text[k].isspace()][:1]
+    if pattern is not None:
+        ends += [m.end() for m in pattern.finditer(text, floor, pos) if m.end() <= pos]
+    return max(ends)
+
+
+def _turn_start(full: Located, j: int, gap: str, markup: _Markup | None, pattern: re.Pattern[str] | None) -> int:
+    """Where assistant turn j's trained text starts: after its header. The header is what the generation prompt
+    writes after its last closer, found right before the turn; where the template renders the turn's header
+    differently (Qwen3.5 writes `<think>` in the prompt only), the prompt's tail is aligned with the rendering
+    and the turn starts where they stop agreeing."""
+    first = full.first(j)
+    earlier = [p for p in full.others(j) if p <= first]
+    before = max(earlier, default=0)
+    header = markup.header(gap, pattern) if markup is not None and pattern is not None else gap
+    found = full.text.rfind(header, before, first) if header.strip() else -1
+    if found >= 0:
+        start = found + len(header)
+    elif earlier:
+        start = _snap_back(full.text, before + _common_prefix_len(gap, full.text[before:first]), before, pattern)
+    else:  # nothing before this turn but what the template adds itself, and no header to find: its own text
+        start = first
+    return start if pattern is None else _snap_out_of_special(full.text, start, pattern, before)
+
+
+def assistant_spans(render: Render, messages: list[dict[str, Any]], trained: Sequence[int], full_text: str,
+                    specials: tuple[str, ...]) -> list[TurnSpan]:
+    """The trained span of each message in `trained` (assistant turns), found in the whole rendering."""
+    pattern = specials_pattern(specials)
+    full = locate(render, messages, False, full_text)
+    spans = []
+    for j in trained:
+        role = messages[j].get("role")
+        first, last = full.first(j), full.last(j)
+        if first is None or last is None:
+            raise TemplateError(f"message {j} ({role}): the template does not render it, so there is nothing to "
+                                "train")
+        others = full.others(j)
+        if any(first < p < last for p in others):
+            raise TemplateError(f"message {j} ({role}): the template writes another message's text inside it, so "
+                                "its tokens cannot be trained alone")
+        gap = prompt_gap(render, messages, j)
+        markup = None if pattern is None else _markup(full, gap, pattern)
+        start = _turn_start(full, j, gap, markup, pattern)
+        limit = min((p for p in others if p >= last), default=len(full.text))
+        end = None if pattern is None or markup is None else \
+            _closing_end(full.text, last, limit, pattern, set(markup.openers))
+        if end is None:
+            raise TemplateError(f"message {j} ({role}) is not followed by an end-of-turn special token in this "
+                                f"template (it is followed by {full.text[last:limit][:30]!r}); the model would "
+                                "never learn to stop")
+        spans.append(TurnSpan(j, start, end))
+    return spans
