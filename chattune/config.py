@@ -141,6 +141,9 @@ class TrainConfig(_Strict):
     model: str = Field(DEFAULT_MODEL, description="Hub id, local model directory or .gguf file.")
     template: str | None = Field(None, description="Built-in template name or a Jinja string; None uses the "
                                  "tokenizer's own (chatml is set up when it has none).")
+    template_kwargs: dict[str, Any] | None = Field(
+        None, description="Keyword arguments for the chat template, as apply_chat_template passes them "
+        "(e.g. {enable_thinking: false} for Qwen3).")
     trust_remote_code: bool = Field(False, description="Run code shipped with a hub model (off: it is unsafe).")
     data: DataConfig
     finetuning: Literal["lora", "qlora", "full"] = Field(

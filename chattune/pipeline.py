@@ -60,7 +60,8 @@ class RunResult:
 def load_examples(cfg: TrainConfig, tokenizer: Any, which: str = "train") -> tuple[list[Example], PrepareStats]:
     """The config's train or eval sources -> verified Examples (bad rows as data.on_bad_row says)."""
     d = cfg.data
-    opts = PrepareOptions(train_on=d.train_on, max_length=cfg.max_length, truncation=d.truncation)
+    opts = PrepareOptions(train_on=d.train_on, max_length=cfg.max_length, truncation=d.truncation,
+                          template_kwargs=cfg.template_kwargs)
     return prepare_sources(d.sources(which), tokenizer, opts, on_bad_row=d.on_bad_row, num_proc=d.num_proc,
                            cache=d.cache)
 

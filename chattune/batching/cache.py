@@ -18,7 +18,7 @@ from typing import Any
 
 from chattune.config import DataSource, cache_dir
 
-FORMAT_VERSION = 1  # bump when the layout of a prepared record changes
+FORMAT_VERSION = 2  # bump when the layout of a prepared record or how its labels are made changes
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:

@@ -38,6 +38,7 @@ class PrepareOptions:
     train_on: str = "all_assistant"
     max_length: int = 1024
     truncation: str = "keep_start"  # error | drop | keep_start | keep_end
+    template_kwargs: dict[str, Any] | None = None  # passed to the chat template (enable_thinking, ...)
 
 
 @dataclass
@@ -144,7 +145,7 @@ def prepare_rows(rows: Sequence[tuple[int, dict[str, Any]]], source: str, spec: 
             records[-1]["error"] = str(e)
             convs.append(None)
     good = [c for c in convs if c is not None]
-    rendered = iter(render_many(tokenizer, good, train_on=opts.train_on))
+    rendered = iter(render_many(tokenizer, good, train_on=opts.train_on, template_kwargs=opts.template_kwargs))
     for record, conv in zip(records, convs):
         if conv is None:
             continue

@@ -34,6 +34,8 @@ KIND_NAMES = {CONTENT: "content", REASONING: "reasoning", TOOL_CALLS: "tool call
 _PRIVATE_USE = ((0xF0000, 0xFFFFD), (0x100000, 0x10FFFD), (0xE000, 0xF8FF))
 _DEFAULT_BASE = _PRIVATE_USE[0][0]
 
+_ROLEISH = re.compile(r"user|assistant|system|human|model|bot", re.IGNORECASE)  # names of turn headers
+_ENDISH = re.compile(r"end|eot|eos|stop|close", re.IGNORECASE)  # names of tokens that close rather than open
 Render = Callable[[list[dict[str, Any]], bool], str]  # (messages, add_generation_prompt) -> text
 
 
@@ -230,21 +232,24 @@ class _Markup:
         return gap[max(ends, default=0):]
 
 
-def _markup(full: Located, prompt_gap: str, pattern: re.Pattern[str]) -> _Markup:
+def _markup(full: Located, prompt_gap: str, pattern: re.Pattern[str], assistant: dict[int, bool]) -> _Markup:
     text, marks = full.text, full.all_marks()
     closers = set()
     for message in full.positions:
         last = full.last(message)
         limit = next((p for p in marks if p > last), len(text))
-        if (m := pattern.search(text, last, limit)) is not None:
+        m = pattern.search(text, last, limit)
+        # after a user's or system's text the first special token may be the next header (<｜Assistant｜>)
+        if m is not None and (assistant.get(message) or not _ROLEISH.search(m.group())):
             closers.add(m.group())
     def after_last_closer(gap: str) -> list[re.Match[str]]:
         found = list(pattern.finditer(gap))
         return found[max((k for k, m in enumerate(found) if m.group() in closers), default=-1) + 1:]
 
-    # the generation prompt's header opens the reply, every token of it
-    openers = {m.group() for m in after_last_closer(prompt_gap)} | {m.group() for m in
-                                                                    list(pattern.finditer(prompt_gap))[-1:]}
+    # the generation prompt's header opens the reply: its last token, and those after the previous turn's first
+    # closer that are not named as ends themselves (<|END_TEXT|><|END_OF_TURN_TOKEN|> close a Cohere turn)
+    openers = {m.group() for m in after_last_closer(prompt_gap) if not _ENDISH.search(m.group())}
+    openers.update(m.group() for m in list(pattern.finditer(prompt_gap))[-1:])
     for message in full.positions:  # another message's header starts at its first special token followed by text
         first = full.first(message)
         gap = text[max((p for p in marks if p < first), default=0):first]
@@ -334,6 +339,7 @@ def assistant_spans(render: Render, messages: list[dict[str, Any]], trained: Seq
     """The trained span of each message in `trained` (assistant turns), found in the whole rendering."""
     pattern = specials_pattern(specials)
     full = locate(render, messages, False, full_text)
+    assistant = {i: m.get("role") == "assistant" for i, m in enumerate(messages)}
     spans = []
     for j in trained:
         role = messages[j].get("role")
@@ -346,7 +352,7 @@ def assistant_spans(render: Render, messages: list[dict[str, Any]], trained: Seq
             raise TemplateError(f"message {j} ({role}): the template writes another message's text inside it, so "
                                 "its tokens cannot be trained alone")
         gap = prompt_gap(render, messages, j)
-        markup = None if pattern is None else _markup(full, gap, pattern)
+        markup = None if pattern is None else _markup(full, gap, pattern, assistant)
         start = _turn_start(full, j, gap, markup, pattern)
         limit = min((p for p in others if p >= last), default=len(full.text))
         end = None if pattern is None or markup is None else \
