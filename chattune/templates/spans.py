@@ -24,11 +24,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chattune.data.schema import REASONING_KEYS
 from chattune.errors import TemplateError
 
-REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
 CONTENT, REASONING, TOOL_CALLS = 0, 1, 2  # the kinds of text a message carries, each with its own marker pair
-KIND_NAMES = {CONTENT: "content", REASONING: "reasoning", TOOL_CALLS: "tool calls"}
 # Private-use code points (planes 15 and 16, then the BMP's area): no template writes them, and the markers are
 # taken from a stretch the conversation's own text does not use
 _PRIVATE_USE = ((0xF0000, 0xFFFFD), (0x100000, 0x10FFFD), (0xE000, 0xF8FF))
@@ -151,9 +150,6 @@ class Located:
 
     def all_marks(self) -> list[int]:
         return sorted(p for marks in self.positions.values() for p, _, _ in marks)
-
-    def kinds(self, message: int) -> set[int]:
-        return {kind for _, kind, _ in self.positions.get(message, [])}
 
     def others(self, message: int) -> list[int]:
         return sorted(p for m, marks in self.positions.items() if m != message for p, _, _ in marks)
