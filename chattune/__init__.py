@@ -18,7 +18,7 @@ _EXPORTS = {
     "Conversation": "chattune.data.schema",
     "Message": "chattune.data.schema",
     "Rendered": "chattune.templates.render",
-    "IGNORE_INDEX": "chattune.templates.render",
+    "IGNORE_INDEX": "chattune.labels",
     "render": "chattune.templates.render",
     "setup_chat_format": "chattune.templates.setup",
     "BUILTIN_TEMPLATES": "chattune.templates.builtin",

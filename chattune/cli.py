@@ -118,10 +118,35 @@ def _cmd_render(args: argparse.Namespace) -> int:
     rows = load_rows(args.data, limit=args.row)
     row_no, row = rows[args.row - 1]
     conv = to_conversation(row, source=args.data, row_no=row_no, columns=columns)
-    rendered = render(tokenizer, conv, template=args.template, train_on=args.train_on)
+    kwargs = _template_kwargs(args.template_kwargs)
+    rendered = render(tokenizer, conv, template=args.template, train_on=args.train_on, template_kwargs=kwargs)
     check_rendered(tokenizer, rendered, conv.messages, args.train_on)
     show_rendered(console, tokenizer, rendered)
+    if conv.text is None:
+        from chattune.templates.history import history_notes
+
+        notes = history_notes(tokenizer, conv.messages, template=args.template, tools=conv.tools,
+                              template_kwargs=kwargs)
+        console.print("[bold]what the template does with this conversation[/bold]: "
+                      + ("none of its turns are moved, dropped or rewritten" if not notes else ""))
+        for note in notes:
+            console.print(f"  - {escape(note)}", highlight=False)
     return 0
+
+
+def _template_kwargs(text: str | None) -> dict[str, Any] | None:
+    """--template-kwargs '{"enable_thinking": false}' -> a dict (a clear error for anything else)."""
+    import json
+
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ChattuneError(f"--template-kwargs expects a JSON object, got {text!r} ({e.msg})") from None
+    if not isinstance(value, dict):
+        raise ChattuneError(f"--template-kwargs expects a JSON object, got {type(value).__name__}")
+    return value
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -138,7 +163,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         columns = _columns(args.columns)
         convs = [c.messages for c in conversations_from_rows(load_rows(args.data, limit=args.limit), args.data,
                                                              columns=columns)]
-    checks = diagnose(tokenizer, args.template, convs)
+    checks = diagnose(tokenizer, args.template, convs, template_kwargs=_template_kwargs(args.template_kwargs))
     table = Table(title=f"chat template doctor: {args.model}")
     for col in ("check", "result", "detail", "fix"):
         table.add_column(col, overflow="fold")
@@ -146,6 +171,11 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         table.add_row(c.name, "[green]pass[/green]" if c.ok else "[red]FAIL[/red]", escape(c.detail), escape(c.fix))
     console.print(table)
     return 0 if all(c.ok for c in checks) else 1
+
+
+def _add_template_kwargs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--template-kwargs", metavar="JSON",
+                   help='options for the chat template, e.g. \'{"enable_thinking": false}\'')
 
 
 def _columns(pairs: list[str] | None) -> dict[str, str] | None:
@@ -385,18 +415,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles, e.g. question=user")
     p.add_argument("--train-on", default="all_assistant", choices=["all_assistant", "last_assistant", "all"],
                    help="which tokens are trained (default all_assistant)")
+    _add_template_kwargs(p)
     _add_model_options(p, weights=False)
     p.set_defaults(func=_cmd_render)
 
     p = sub.add_parser("doctor", help="check a model's chat template for mask and stop-token problems",
-                       description="Checks: template present, prefix-preserving, end-of-turn is one special token "
-                       "and is trained, no doubled BOS, pad set, generation prompt matches training, chat special "
-                       "tokens are single ids; with --data, every row renders with a verified mask. Exit 1 on "
-                       "any failure.")
+                       description="Checks: template present, exact masks, what the template does with history "
+                       "(reasoning of earlier turns dropped, system prompt moved, turns rewritten), end-of-turn is "
+                       "one special token and is trained, no doubled BOS, pad set, generation prompt matches "
+                       "training, chat special tokens are single ids; with --data, every row renders with a "
+                       "verified mask. Exit 1 on any failure.")
     p.add_argument("--model", required=True, help="model whose tokenizer and template to check")
     p.add_argument("--data", help="also render and verify this data file's rows")
     p.add_argument("--limit", type=int, default=200, help="rows of --data to check (default 200)")
     p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles, e.g. question=user")
+    _add_template_kwargs(p)
     _add_model_options(p, weights=False)
     p.set_defaults(func=_cmd_doctor)
     _add_data_commands(sub)

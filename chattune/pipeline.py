@@ -18,6 +18,7 @@ from chattune.batching.prepare import PrepareOptions, PrepareStats, prepare_sour
 from chattune.compare import CompareSet, answer_and_score, load_compare_set, write_comparison
 from chattune.config import TrainConfig
 from chattune.generate import generate_from_ids, stop_token_ids
+from chattune.labels import first_trained
 from chattune.model.device import Precision, resolve_device, resolve_precision
 from chattune.model.inference import merge_saved_adapter
 from chattune.model.load import (
@@ -35,7 +36,6 @@ from chattune.outputs.plots import plot_loss
 from chattune.outputs.report import write_report
 from chattune.outputs.save import save_pretrained_atomic
 from chattune.outputs.trackers import Trackers, check_trackers
-from chattune.templates.render import IGNORE_INDEX
 from chattune.templates.setup import setup_template
 from chattune.train.dist import Dist
 from chattune.train.loop import count_steps, train
@@ -114,7 +114,7 @@ def _eval_prompts(examples: list[Example] | None, n: int) -> list[list[int]]:
     prompt, answered at each eval."""
     prompts = []
     for ex in (examples or [])[:n]:
-        first = next((i for i, lab in enumerate(ex.labels) if lab != IGNORE_INDEX), None)
+        first = first_trained(ex.labels)
         if first:
             prompts.append(ex.input_ids[:first])
     return prompts

@@ -19,8 +19,8 @@ from chattune import (
     prepare_examples,
 )
 from chattune.data.schema import Conversation
+from chattune.labels import IGNORE_INDEX
 from chattune.model.device import pick_device
-from chattune.templates.render import IGNORE_INDEX
 from chattune.train.loop import train
 
 PAIRS = [("dog", "perro"), ("water", "agua"), ("mother", "madre"), ("hello", "hola"), ("tree", "árbol")]

@@ -8,7 +8,7 @@ import pytest
 from conftest import make_tiny_model
 
 from chattune import DataCollatorForCompletionOnlyLM, SFTTrainer
-from chattune.templates.render import IGNORE_INDEX
+from chattune.labels import IGNORE_INDEX
 
 HUMAN, ASSISTANT = "\n\n### Human:", "\n\n### Assistant:"
 PAIRS = [("dog", "perro"), ("water", "agua"), ("mother", "madre"), ("hello", "hola"), ("tree", "árbol")]

@@ -6,7 +6,7 @@ from conftest import write_jsonl
 from chattune.batching.prepare import PrepareOptions, prepare_source, prepare_sources, split_examples
 from chattune.config import DataSource, build_config
 from chattune.errors import ConfigError, DataError
-from chattune.templates.render import IGNORE_INDEX
+from chattune.labels import IGNORE_INDEX
 
 QA = {"question": "user", "answer": "assistant"}
 

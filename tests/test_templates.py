@@ -65,7 +65,7 @@ def test_builtin_template_parity_and_mask(tokenizer, name):
     assert render_text(tok, MESSAGES, jinja=tok.chat_template) == tok.apply_chat_template(dicts, tokenize=False)
     r = render(tok, MESSAGES)
     eot = end_of_turn(tok)
-    got = trained_text(tok, r)
+    got = trained_text(tok, r).replace("<think>\n\n</think>\n\n", "")  # qwen3's empty block in the last turn
     assert got.replace(" ", "") == f"It is 4.{eot}6{eot}".replace(" ", "")
     check_rendered(tok, r, MESSAGES, "all_assistant")
 
@@ -128,7 +128,8 @@ def test_property_trained_tokens_are_assistant_contents(builtin_tokenizers, turn
         content = msgs[i].content.strip()  # llama3 and gemma trim contents
         prompt = render_text(tok, msgs[:i], jinja=tok.chat_template, add_generation_prompt=True)
         start = r.text.index(content, len(prompt))
-        spans.append((start, r.text.index(eot, start + len(content)) + len(eot)))
+        # what follows the generation prompt is the model's to generate (qwen3's empty <think> block included)
+        spans.append((len(prompt), r.text.index(eot, start + len(content)) + len(eot)))
     offsets = tok(r.text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     trained = [(s, e) for (s, e), label in zip(offsets, r.labels) if label != IGNORE_INDEX]
     covered = {c for s, e in trained for c in range(s, e)}
@@ -203,6 +204,9 @@ GOLDEN = {
                "[[6<|im_end|>]]",
     "phi3": "<|system|>\nBe brief.<|end|>\n<|user|>\nWhat is 2+2?<|end|>\n<|assistant|>\n[[It is 4.<|end|>]]\n"
             "<|user|>\nAnd 3+3?<|end|>\n<|assistant|>\n[[6<|end|>]]\n",
+    "qwen3": "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
+             "<|im_start|>assistant\n[[It is 4.<|im_end|>]]\n<|im_start|>user\nAnd 3+3?<|im_end|>\n"
+             "<|im_start|>assistant\n[[<think>\n\n</think>\n\n6<|im_end|>]]\n",
     "zephyr": "<|system|>\nBe brief.<|im_end|>\n<|user|>\nWhat is 2+2?<|im_end|>\n<|assistant|>\n[[It is 4.<|im_end|>]]"
               "\n<|user|>\nAnd 3+3?<|im_end|>\n<|assistant|>\n[[6<|im_end|>]]\n",
 }

@@ -5,7 +5,7 @@ from conftest import make_tiny_model
 
 from chattune import SFTConfig, SFTTrainer
 from chattune.errors import ConfigError
-from chattune.templates.render import IGNORE_INDEX
+from chattune.labels import IGNORE_INDEX
 
 CHATS = [{"messages": [{"role": "user", "content": f"How do you say {w} in Spanish?"},
                        {"role": "assistant", "content": s}]}

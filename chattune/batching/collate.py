@@ -15,7 +15,7 @@ from functools import cached_property
 
 import torch
 
-from chattune.templates.render import IGNORE_INDEX
+from chattune.labels import IGNORE_INDEX, as_document, num_trained
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,7 @@ class Example:
 
     @cached_property
     def num_trained(self) -> int:
-        # the first token has nothing before it to predict it from
-        return len(self.labels) - 1 - self.labels[1:].count(IGNORE_INDEX) if self.labels else 0
+        return num_trained(self.labels)
 
 
 @dataclass
@@ -59,8 +58,7 @@ def collate(rows: Sequence[Sequence[Example]], pad_id: int) -> Batch:
         r_ids, r_lab, r_pos = [], [], []
         for doc in row:
             r_ids += doc.input_ids
-            # the first token of a document has no context in it, so it is never a target
-            r_lab += [IGNORE_INDEX] + doc.labels[1:]
+            r_lab += as_document(doc.labels)
             r_pos += range(len(doc.input_ids))
             num_trained += doc.num_trained
         num_tokens += len(r_ids)

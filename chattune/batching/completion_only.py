@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from chattune.templates.render import IGNORE_INDEX
+from chattune.labels import IGNORE_INDEX, labels_from_token_starts
 
 
 def _spans(text: str, template: str) -> list[tuple[int, int]]:
@@ -88,7 +88,7 @@ class DataCollatorForCompletionOnlyLM:
         if instruction and not instructions:
             return [self.ignore_index] * len(ids)
         regions = _trained_regions(responses, instructions, len(text))
-        return [t if any(a <= s < b for a, b in regions) else self.ignore_index for t, s in zip(ids, starts)]
+        return labels_from_token_starts(ids, starts, regions, self.ignore_index)
 
     def __call__(self, examples: list[Any]) -> dict[str, torch.Tensor]:
         """Pad (on the tokenizer's side) and label a list of `tokenizer(text)` outputs or id lists."""

@@ -7,7 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from chattune.templates.render import IGNORE_INDEX, Rendered
+from chattune.labels import IGNORE_INDEX
+from chattune.templates.render import Rendered
 
 
 def marked_text(tokenizer: Any, rendered: Rendered, color: bool) -> Text:

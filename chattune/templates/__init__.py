@@ -1,8 +1,8 @@
 """Templates stage: render Conversations to ids and labels with exact masks."""
 
+from chattune.labels import IGNORE_INDEX
 from chattune.templates.builtin import BUILTIN_TEMPLATES, BuiltinTemplate
 from chattune.templates.render import (
-    IGNORE_INDEX,
     Rendered,
     check_rendered,
     end_of_turn,

@@ -1,6 +1,8 @@
 """Built-in chat templates as Jinja strings, rendered exactly as transformers' apply_chat_template renders them.
 
-Each is prefix-preserving (rendering k messages is a prefix of rendering k+1), which exact masks rely on.
+All but `qwen3` are prefix-preserving (rendering k messages is a prefix of rendering k+1); `qwen3` rewrites
+history as Qwen3 does (the reasoning of turns before the last user message is dropped). Masks do not depend on
+either: they come from the whole conversation's rendering (spans.py).
 """
 
 from __future__ import annotations
@@ -37,20 +39,70 @@ _CHATML_CALLS = (
     "{% if f['arguments'] is string %}{{ f['arguments'] }}{% else %}{{ f['arguments'] | tojson }}{% endif %}"
     "{{ '}\n</tool_call>' }}{% endfor %}{% endif %}"
 )
+# An assistant's reasoning (reasoning_content; chattune gives `thinking` and `reasoning` under that name too) in a
+# <think> block before its content, as Qwen3 and DeepSeek-R1 write it
+_THINK = (
+    "{% set reasoning = message['reasoning_content'] if message['reasoning_content'] is string else '' %}"
+)
 CHATML = BuiltinTemplate(
     "chatml",
     _CHATML_TOOLS + "{% for message in messages %}{% if not (tools and loop.first and message['role'] == 'system') %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + (message['content'] or '') }}" + _CHATML_CALLS +
+    "{{ '<|im_start|>' + message['role'] + '\n' }}" + _THINK +
+    "{% if message['role'] == 'assistant' and reasoning %}{{ '<think>\n' + reasoning.strip('\n') + '\n</think>\n\n' }}"
+    "{% endif %}{{ message['content'] or '' }}" + _CHATML_CALLS +
     "{{ '<|im_end|>' + '\n' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
     "{% endif %}",
     ("<|im_start|>", "<|im_end|>"),
     "<|im_end|>",
 )
 
+# Qwen3: ChatML with tools, reasoning in <think> blocks kept only after the last user message (the last assistant
+# turn always gets one, empty without reasoning), tool results as <tool_response> in a user turn, and
+# `enable_thinking: false` writing an empty <think> block into the generation prompt
+QWEN3 = BuiltinTemplate(
+    "qwen3",
+    _CHATML_TOOLS + "{% set ns = namespace(last_query=-1) %}{% for message in messages %}"
+    "{% if message['role'] == 'user' %}{% set ns.last_query = loop.index0 %}{% endif %}{% endfor %}"
+    "{% for message in messages %}{% if tools and loop.first and message['role'] == 'system' %}"
+    "{% elif message['role'] == 'assistant' %}{{ '<|im_start|>assistant\n' }}" + _THINK +
+    "{% if loop.index0 > ns.last_query and (loop.last or reasoning) %}"
+    "{{ '<think>\n' + reasoning.strip('\n') + '\n</think>\n\n' }}{% endif %}{{ message['content'] or '' }}"
+    + _CHATML_CALLS + "{{ '<|im_end|>\n' }}"
+    "{% elif message['role'] == 'tool' %}{% if loop.first or messages[loop.index0 - 1]['role'] != 'tool' %}"
+    "{{ '<|im_start|>user' }}{% endif %}{{ '\n<tool_response>\n' + message['content'] + '\n</tool_response>' }}"
+    "{% if loop.last or messages[loop.index0 + 1]['role'] != 'tool' %}{{ '<|im_end|>\n' }}{% endif %}"
+    "{% else %}{{ '<|im_start|>' + message['role'] + '\n' + (message['content'] or '') + '<|im_end|>\n' }}"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
+    "{% if enable_thinking is defined and enable_thinking is false %}{{ '<think>\n\n</think>\n\n' }}{% endif %}"
+    "{% endif %}",
+    ("<|im_start|>", "<|im_end|>"),
+    "<|im_end|>",
+)
+
+# Llama 3.x with JSON tool calls as Llama 3.1/3.2 write them: the functions in the system turn, each call as
+# {"name": ..., "parameters": ...} in the assistant turn, results in an `ipython` turn (role tool or ipython)
+_LLAMA3_TOOLS = (
+    "{% if tools %}{{ '<|start_header_id|>system<|end_header_id|>\n\n' }}{% if messages[0]['role'] == 'system' %}"
+    "{{ messages[0]['content'] | trim + '\n\n' }}{% endif %}{{ 'You have access to the following functions. To "
+    "call a function, respond with JSON for a function call in the form {\"name\": function name, \"parameters\": "
+    "dictionary of argument name and its value}. Do not use variables.\n\n' }}{% for tool in tools %}"
+    "{{ tool | tojson(indent=4) + '\n\n' }}{% endfor %}{{ '<|eot_id|>' }}{% endif %}"
+)
+_LLAMA3_CALLS = (
+    "{% if message['tool_calls'] is defined and message['tool_calls'] %}{% for call in message['tool_calls'] %}"
+    "{% set f = call['function'] if call['function'] is defined else call %}"
+    "{% if message['content'] or not loop.first %}{{ '\n' }}{% endif %}"
+    "{{ '{\"name\": \"' + f['name'] + '\", \"parameters\": ' }}"
+    "{% if f['arguments'] is string %}{{ f['arguments'] }}{% else %}{{ f['arguments'] | tojson }}{% endif %}"
+    "{{ '}' }}{% endfor %}{% endif %}"
+)
 LLAMA3 = BuiltinTemplate(
     "llama3",
-    "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>"
-    "\n\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ bos_token }}" + _LLAMA3_TOOLS + "{% for message in messages %}"
+    "{% if not (tools and loop.first and message['role'] == 'system') %}"
+    "{% set role = 'ipython' if message['role'] == 'tool' else message['role'] %}"
+    "{{ '<|start_header_id|>' + role + '<|end_header_id|>\n\n' + (message['content'] or '') | trim }}"
+    + _LLAMA3_CALLS + "{{ '<|eot_id|>' }}{% endif %}{% endfor %}{% if add_generation_prompt %}"
     "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}",
     ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
     "<|eot_id|>",
@@ -119,5 +171,5 @@ HUMAN_ASSISTANT = BuiltinTemplate(
 )
 
 BUILTIN_TEMPLATES: dict[str, BuiltinTemplate] = {
-    t.name: t for t in (CHATML, LLAMA3, MISTRAL, GEMMA, PHI3, ZEPHYR, ALPACA, HUMAN_ASSISTANT)
+    t.name: t for t in (CHATML, QWEN3, LLAMA3, MISTRAL, GEMMA, PHI3, ZEPHYR, ALPACA, HUMAN_ASSISTANT)
 }

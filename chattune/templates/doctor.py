@@ -8,8 +8,9 @@ from typing import Any
 
 from chattune.data.schema import Message
 from chattune.errors import TemplateError
+from chattune.labels import trained_ids
+from chattune.templates.history import probe_history
 from chattune.templates.render import (
-    IGNORE_INDEX,
     check_rendered,
     end_of_turn,
     render,
@@ -49,8 +50,10 @@ def _probe_for(tokenizer: Any, template: str | None) -> list[Message]:
 
 
 def diagnose(tokenizer: Any, template: str | None = None,
-             conversations: Sequence[Sequence[Message]] = ()) -> list[Check]:
-    """Run every check on the probe conversation (and on `conversations`, where given)."""
+             conversations: Sequence[Sequence[Message]] = (), *,
+             template_kwargs: dict[str, Any] | None = None) -> list[Check]:
+    """Run every check on the probe conversation (and on `conversations`, where given); `template_kwargs` go to
+    the template where rendering is about the user's data (history notes, data rows)."""
     checks = [_try("template present", lambda: resolve_template(tokenizer, template) and "found",
                    "set `template: chatml` (or another built-in) in the config, or call chattune.setup_chat_format")]
     if not checks[0].ok:
@@ -58,9 +61,14 @@ def diagnose(tokenizer: Any, template: str | None = None,
     fix_template = "use a built-in template (`template: chatml`) or fix the Jinja template"
     probe = _probe_for(tokenizer, template)
 
-    def prefix() -> str:
-        render(tokenizer, probe, template=template)
-        return "rendering k messages is a prefix of rendering k+1"
+    def exact_masks() -> str:
+        r = render(tokenizer, probe, template=template)
+        check_rendered(tokenizer, r, probe, "all_assistant")
+        return f"each of {len(r.spans or ())} assistant turns is found in the whole rendering and trained exactly"
+
+    def history() -> str:
+        notes = probe_history(tokenizer, template, template_kwargs)
+        return "; ".join(notes) or "every turn renders as given, in place, the same whatever follows it"
 
     def eot_trained() -> str:
         eot = end_of_turn(tokenizer, template)
@@ -68,7 +76,7 @@ def diagnose(tokenizer: Any, template: str | None = None,
         if len(ids) != 1:
             raise AssertionError(f"end-of-turn {eot!r} encodes to {len(ids)} ids, expected 1")
         r = render(tokenizer, probe, template=template)
-        trained = [t for t in r.labels if t != IGNORE_INDEX]
+        trained = trained_ids(r.labels)
         if not trained or trained[-1] != ids[0]:
             raise AssertionError(f"the last trained token is not the end-of-turn token {eot!r}")
         return f"{eot!r} is one special token and is trained"
@@ -103,14 +111,15 @@ def diagnose(tokenizer: Any, template: str | None = None,
 
     def data_rows() -> str:
         for k, conv in enumerate(conversations, start=1):
-            r = render(tokenizer, conv, template=template)
+            r = render(tokenizer, conv, template=template, template_kwargs=template_kwargs)
             check_rendered(tokenizer, r, list(conv), "all_assistant")
             if r.num_trained == 0:
                 raise AssertionError(f"row {k}: no trained token")
         return f"{len(conversations)} rows render with a verified mask"
 
     checks += [
-        _try("prefix-preserving", prefix, fix_template),
+        _try("exact masks", exact_masks, fix_template),
+        _try("history", history, fix_template),
         _try("end-of-turn trained", eot_trained, "use a template that ends each assistant turn with a special token "
              "(chattune.setup_chat_format adds one)"),
         _try("no doubled BOS", single_bos, "remove `{{ bos_token }}` from the template or stop adding special tokens"),

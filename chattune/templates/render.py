@@ -17,10 +17,10 @@ from typing import Any
 from chattune.data.convert import parse_messages
 from chattune.data.schema import ROLES, Conversation, Message
 from chattune.errors import TemplateError
+from chattune.labels import labels_from_token_ranges, num_trained, trained_ids
 from chattune.templates.builtin import BUILTIN_TEMPLATES
 from chattune.templates.spans import assistant_spans
 
-IGNORE_INDEX = -100  # the one label value that means "not trained"
 TRAIN_ON = ("all_assistant", "last_assistant", "all")
 
 
@@ -35,7 +35,7 @@ class Rendered:
 
     @property
     def num_trained(self) -> int:
-        return sum(label != IGNORE_INDEX for label in self.labels)
+        return num_trained(self.labels)
 
 
 def resolve_template(tokenizer: Any, template: str | None = None) -> str:
@@ -285,17 +285,9 @@ def render(tokenizer: Any, messages: Sequence[Message | dict[str, Any]] | Conver
 def _rendered(enc: Encoded, text: str, spans: Spans) -> Rendered:
     if spans is None:
         return Rendered(enc.ids, list(enc.ids), text)
-    return Rendered(enc.ids, _span_labels(enc, spans), text, tuple(spans))
-
-
-def _span_labels(enc: Encoded, spans: list[tuple[int, int]]) -> list[int]:
-    """Labels that train every token overlapping a span, IGNORE_INDEX elsewhere."""
-    ids = enc.ids
-    labels = [IGNORE_INDEX] * len(ids)
-    for start, end in spans:
-        first, stop = enc.token_range(start, end)
-        labels[first:stop] = ids[first:stop]
-    return labels
+    # every token overlapping a span is trained: a token merged across the span's start carries content
+    labels = labels_from_token_ranges(enc.ids, (enc.token_range(start, end) for start, end in spans))
+    return Rendered(enc.ids, labels, text, tuple(spans))
 
 
 def check_rendered(tokenizer: Any, rendered: Rendered, messages: Sequence[Message], train_on: str) -> None:
@@ -303,7 +295,7 @@ def check_rendered(tokenizer: Any, rendered: Rendered, messages: Sequence[Messag
     turn left out, none of the prompt taken in (a token merged across a span's edge would show here)."""
     if train_on == "all" or rendered.spans is None:
         return
-    trained = [lab for lab in rendered.labels if lab != IGNORE_INDEX]
+    trained = trained_ids(rendered.labels)
     if not trained:
         raise TemplateError("no token is trained in this example (all labels are masked)")
     backend = getattr(tokenizer, "backend_tokenizer", None)

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from chattune.batching.collate import Batch
+from chattune.labels import IGNORE_INDEX
 from chattune.model.lora import base_model
-from chattune.templates.render import IGNORE_INDEX
 
 CHUNK = 2048  # trained positions per LM-head chunk
 

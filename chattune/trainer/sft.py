@@ -18,7 +18,7 @@ from chattune.batching.prepare import prepare_examples
 from chattune.data.convert import to_conversation
 from chattune.data.schema import Conversation
 from chattune.errors import ConfigError
-from chattune.templates.render import IGNORE_INDEX
+from chattune.labels import num_trained
 from chattune.trainer.args import SFTConfig
 
 
@@ -62,7 +62,7 @@ def _collator_examples(convs: list[Conversation], tokenizer: Any, collator: Data
                             "(dataset_text_field or formatting_func)")
         ids = tokenizer(conv.text)["input_ids"][:max_length]
         labels = collator.labels_for(ids)
-        if all(t == IGNORE_INDEX for t in labels[1:]):
+        if not num_trained(labels):
             empty.append(conv.row)
         else:
             examples.append(Example(ids, labels))
