@@ -115,8 +115,16 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
     tokenizer = load_tokenizer(resolve_model_path(args.model), args.trust_remote_code)
     columns = _columns(args.columns)
-    rows = load_rows(args.data, limit=args.row)
-    row_no, row = rows[args.row - 1]
+    if args.line is not None:  # the line an error message or an editor names
+        found = [r for r in load_rows(args.data) if r[0] == args.line]
+        if not found:
+            raise ChattuneError(f"{args.data}: no row starts on line {args.line}")
+        row_no, row = found[0]
+    else:
+        rows = load_rows(args.data, limit=args.row)
+        if len(rows) < args.row:
+            raise ChattuneError(f"{args.data}: has {len(rows)} rows, --row {args.row} asked for")
+        row_no, row = rows[args.row - 1]
     conv = to_conversation(row, source=args.data, row_no=row_no, columns=columns)
     kwargs = _template_kwargs(args.template_kwargs)
     rendered = render(tokenizer, conv, template=args.template, train_on=args.train_on, template_kwargs=kwargs)
@@ -188,8 +196,8 @@ def _columns(pairs: list[str] | None) -> dict[str, str] | None:
     return dict(pair.split("=", 1) for pair in pairs)
 
 
-def _check_targets(args: argparse.Namespace) -> tuple[str, list[tuple[Any, dict]]]:
-    """(model, [(source, options)]) from a config file or a data file plus flags."""
+def _check_targets(args: argparse.Namespace) -> tuple[str, str | None, list[tuple[Any, dict]]]:
+    """(model, template, [(source, options)]) from a config file or a data file plus flags."""
     from pydantic import ValidationError
 
     from chattune.config import DEFAULT_MODEL, DataSource, load_config
@@ -197,44 +205,38 @@ def _check_targets(args: argparse.Namespace) -> tuple[str, list[tuple[Any, dict]
 
     if args.target.endswith((".yaml", ".yml")):
         cfg = load_config(args.target)
-        opts = {"max_length": cfg.max_length, "train_on": cfg.data.train_on, "truncation": cfg.data.truncation}
+        opts = {"max_length": cfg.max_length, "train_on": cfg.data.train_on, "truncation": cfg.data.truncation,
+                "template_kwargs": cfg.template_kwargs}
         sources = cfg.data.sources("train") + cfg.data.sources("eval")
-        return args.model or cfg.model, [(s, opts) for s in sources]
+        return args.model or cfg.model, args.template or cfg.template, [(s, opts) for s in sources]
     try:
         spec = DataSource(path=args.target, columns=_columns(args.columns), format=args.input_format,
                           prompt_template=args.prompt_template)
     except ValidationError as e:
         raise ConfigError([err["msg"] for err in e.errors()]) from None
-    opts = {"max_length": args.max_length, "train_on": "all_assistant", "truncation": args.truncation}
-    return args.model or DEFAULT_MODEL, [(spec, opts)]
-
-
-def _print_check(report) -> None:
-    console.print(f"[bold]{escape(report.source)}[/bold]: {report.rows} rows, {report.ok} ok, {report.bad} bad; "
-                  f"formats {report.formats}")
-    for reason, n in sorted(report.bad_by_reason.items(), key=lambda kv: -kv[1]):
-        console.print(f"  {n} x {escape(reason)}")
-    for p in report.problems:
-        console.print(f"  - {escape(p)}", highlight=False)
-    console.print(f"  tokens {report.tokens}, trained {report.trained_share:.1%}; truncated {report.truncated}; "
-                  f"lengths {report.length_histogram}")
+    opts = {"max_length": args.max_length, "train_on": "all_assistant", "truncation": args.truncation,
+            "template_kwargs": _template_kwargs(args.template_kwargs)}
+    return args.model or DEFAULT_MODEL, args.template, [(spec, opts)]
 
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
     import json
 
+    from chattune.batching.prepare import print_stats
     from chattune.datacheck import check_source
     from chattune.model.load import load_tokenizer, resolve_model_path
+    from chattune.templates.setup import setup_template
 
-    model, targets = _check_targets(args)
+    model, template, targets = _check_targets(args)
     tokenizer = load_tokenizer(resolve_model_path(model))
+    setup_template(None, tokenizer, template)  # as training sets it up (a built-in adds its tokens)
     reports = [check_source(src, tokenizer, limit=args.limit, **opts) for src, opts in targets]
     if args.json:
         console.print_json(json.dumps([r.as_dict() for r in reports]))
     else:
         for r in reports:
-            _print_check(r)
-    return 1 if any(r.bad for r in reports) else 0
+            print_stats(console, r, r.source, problems=20)
+    return 1 if any(r.bad or r.dropped for r in reports) else 0
 
 
 def _cmd_data_convert(args: argparse.Namespace) -> int:
@@ -259,13 +261,16 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     p = data.add_parser("check", help="validate every row and report",
                         description="Converts, renders and verifies every row; reports formats, rows ok and bad "
                         "by reason (the first 20 problems with their rows), token lengths, trained share and "
-                        "truncation. Exit 1 if any row is bad.")
+                        "truncation: the account training prints. Exit 1 if any row is bad or dropped.")
     p.add_argument("target", help="a training config (.yaml: its data.train and data.eval) or a data file")
     p.add_argument("--model", help="tokenizer and template to render with (default: the config's, or SmolLM2)")
     p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles (data files only)")
     p.add_argument("--max-length", type=int, default=1024, help="truncation length (data files only)")
     p.add_argument("--truncation", choices=["error", "drop", "keep_start", "keep_end"], default="keep_start",
                    help="rows longer than --max-length (data files only)")
+    p.add_argument("--template", help="chat template: a built-in name or Jinja (default: the config's or the "
+                   "model's own)")
+    _add_template_kwargs(p)
     _add_shape_flags(p)
     p.add_argument("--limit", type=int, help="check only the first N rows")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -412,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model whose tokenizer and template to use")
     p.add_argument("--data", required=True, help="data file")
     p.add_argument("--row", type=int, default=1, help="1-based row to show (default 1)")
+    p.add_argument("--line", type=int, help="show the row on this line of the file (as errors name it)")
     p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles, e.g. question=user")
     p.add_argument("--train-on", default="all_assistant", choices=["all_assistant", "last_assistant", "all"],
                    help="which tokens are trained (default all_assistant)")

@@ -16,11 +16,15 @@ class ConfigError(ChattuneError):
 
 
 class DataError(ChattuneError):
-    """A problem in a user's data, located by source file and 1-based row (the line for jsonl)."""
+    """A problem in a user's data, located by source file and 1-based row (the editor's line for jsonl, csv and
+    json files). `reason` is a short code of the kind of problem (chattune.batching.prepare.REASONS), by which
+    bad rows are counted."""
 
-    def __init__(self, source: str, row: int | None, field: str | None, message: str):
-        self.source, self.row, self.field = source, row, field
-        where = source + (f", row {row}" if row is not None else "") + (f", field '{field}'" if field else "")
+    def __init__(self, source: str, row: int | None, field: str | None, message: str, *,
+                 reason: str = "invalid_row"):
+        self.source, self.row, self.field, self.reason = source, row, field, reason
+        at = getattr(row, "where", f"row {row}")  # data.load.RowNo: the line an editor shows ("line 7")
+        where = source + (f", {at}" if row is not None else "") + (f", field '{field}'" if field else "")
         super().__init__(f"{where}: {message}")
 
 

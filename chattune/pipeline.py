@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chattune.batching.collate import Example
-from chattune.batching.prepare import PrepareOptions, PrepareStats, prepare_sources, split_examples
+from chattune.batching.prepare import PrepareOptions, PrepareStats, prepare_sources, print_stats, split_examples
 from chattune.compare import CompareSet, answer_and_score, load_compare_set, write_comparison
 from chattune.config import TrainConfig
 from chattune.generate import generate_from_ids, stop_token_ids
@@ -69,29 +69,15 @@ def load_examples(cfg: TrainConfig, tokenizer: Any, which: str = "train") -> tup
 def load_train_and_eval(cfg: TrainConfig, tokenizer: Any, console: Console):
     """Training examples, eval examples (from data.eval, a data.test_size hold-out, or None) and their stats."""
     examples, stats = load_examples(cfg, tokenizer, "train")
-    _print_data(console, stats, "train")
+    print_stats(console, stats, "train data", bad="skipped")
     eval_examples = None
     if cfg.data.eval is not None:
         eval_examples, eval_stats = load_examples(cfg, tokenizer, "eval")
-        _print_data(console, eval_stats, "eval")
+        print_stats(console, eval_stats, "eval data", bad="skipped")
     elif cfg.data.test_size is not None:
         examples, eval_examples = split_examples(examples, cfg.data.test_size, cfg.seed)
         console.print(f"eval: {len(eval_examples)} examples held out of train (data.test_size {cfg.data.test_size})")
     return examples, eval_examples, stats
-
-
-def _print_data(console: Console, stats: PrepareStats, which: str) -> None:
-    lengths = sorted(stats.lengths)
-    median = lengths[len(lengths) // 2] if lengths else 0
-    dropped = stats.dropped_no_trained + stats.dropped_too_long
-    skipped = f"; {stats.bad} bad rows skipped" if stats.bad else ""
-    console.print(f"{which} data: {stats.rows} rows -> {stats.examples} examples; {stats.tokens} tokens (median "
-                  f"{median}/example), {stats.trained_share:.1%} trained; {stats.truncated} truncated, {dropped} "
-                  f"dropped at max_length{skipped}; formats {stats.formats}")
-    for reason, n in sorted(stats.bad_by_reason.items(), key=lambda kv: -kv[1]):
-        console.print(f"  skipped {n} x {reason}", highlight=False)
-    if stats.reused:
-        console.print(f"  reused prepared data from the cache for {', '.join(stats.reused)}")
 
 
 def _print_compare(console: Console, data: CompareSet, before, after, show: int) -> None:

@@ -32,6 +32,6 @@ def test_train_with_skipped_rows_and_a_held_out_eval(tmp_path, tiny_model_dir, g
                                  "max_steps": 2, "eval_steps": 2, "per_device_train_batch_size": 4, "merge": False})
     result = chattune.run_training(cfg)
     out = capsys.readouterr().out
-    assert result.data.rows == 13 and result.data.bad == 1 and "skipped 1 x" in out
+    assert result.data.rows == 13 and result.data.bad == 1 and "skipped: 1 x" in out
     assert "3 examples held out" in out
     assert any("eval_loss" in r for r in result.records)

@@ -82,7 +82,7 @@ def test_bad_data_row_is_named(tmp_path, tiny_model_dir, capsys):
     cfg = write_config(tmp_path, tiny_model_dir, data)
     assert main(["train", str(cfg)]) == 1
     err = capsys.readouterr().err
-    assert "d.jsonl, row 2" in err and "answer" in err
+    assert "d.jsonl, line 2" in err and "answer" in err
 
 
 def test_missing_model_is_a_message(tmp_path, capsys):

@@ -98,14 +98,16 @@ def test_load_formats(tmp_path):
 
 def test_broken_files(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{"text": "cut\n')
-    with pytest.raises(DataError, match=r"bad.jsonl, row 2: expected a JSON object"):
+    with pytest.raises(DataError, match=r"bad.jsonl, .*: expected a JSON object") as e:
         load_rows(str(tmp_path / "bad.jsonl"))
+    assert e.value.row == 2 and e.value.row.where == "line 2"
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(DataError, match="no rows found"):
         load_rows(str(tmp_path / "empty.jsonl"))
     (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3\n")
-    with pytest.raises(DataError, match=r"row 2: expected 2 fields"):
+    with pytest.raises(DataError, match=r"expected 2 fields like the header, found 1") as e:
         load_rows(str(tmp_path / "ragged.csv"))
+    assert e.value.row == 3 and e.value.row.where == "line 3"  # the line an editor shows, the header being line 1
     (tmp_path / "latin.jsonl").write_bytes(b'{"text": "caf\xe9"}\n')
     with pytest.raises(DataError, match="expected UTF-8"):
         load_rows(str(tmp_path / "latin.jsonl"))

@@ -118,5 +118,8 @@ def test_render_command_explains_history(tmp_path, tiny_model_dir, capsys):
                  "--template-kwargs", '{"enable_thinking": true}']) == 0
     out = capsys.readouterr().out
     assert "reasoning of earlier assistant turns is dropped" in out
+    assert main(["render", "--model", str(tiny_model_dir), "--data", str(data), "--line", "1"]) == 0
+    assert main(["render", "--model", str(tiny_model_dir), "--data", str(data), "--line", "2"]) == 1
+    assert "no row starts on line 2" in capsys.readouterr().err
     assert main(["render", "--model", str(tiny_model_dir), "--data", str(data), "--template-kwargs", "[1]"]) == 1
     assert "--template-kwargs expects a JSON object" in capsys.readouterr().err

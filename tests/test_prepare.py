@@ -24,7 +24,7 @@ def test_truncation_modes(tmp_path, tokenizer):
     limit = long_len - 50
 
     with_error = prepare_source(src, tokenizer, PrepareOptions(max_length=limit, truncation="error"))[1]
-    assert with_error.bad == 1 and f"row 4: expected at most max_length={limit} tokens, found {long_len}" in \
+    assert with_error.bad == 1 and f"line 4: expected at most max_length={limit} tokens, found {long_len}" in \
         with_error.problems[0]
     dropped, stats = prepare_source(src, tokenizer, PrepareOptions(max_length=limit, truncation="drop"))
     assert len(dropped) == 3 and stats.dropped_too_long == 1 and stats.bad == 0
@@ -40,8 +40,8 @@ def test_bad_rows_error_lists_all_or_skip_counts(tmp_path, tokenizer):
     with pytest.raises(DataError) as e:
         prepare_sources([src], tokenizer, PrepareOptions())
     message = str(e.value)
-    assert "2 bad row(s)" in message and "row 4, field 'answer': expected column 'answer'" in message
-    assert "row 5, field 'answer': expected text" in message
+    assert "2 bad row(s)" in message and "line 4, field 'answer': expected column 'answer'" in message
+    assert "line 5, field 'answer': expected text" in message
     examples, stats = prepare_sources([src], tokenizer, PrepareOptions(), on_bad_row="skip")
     assert len(examples) == 5 and stats.bad == 2 and sum(stats.bad_by_reason.values()) == 2
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from chattune.config import DataSource, cache_dir
 
-FORMAT_VERSION = 2  # bump when the layout of a prepared record or how its labels are made changes
+FORMAT_VERSION = 3  # bump when the layout of a prepared record or how its labels are made changes
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
@@ -49,8 +49,8 @@ def prepared_dir() -> Path:
     return cache_dir() / "prepared"
 
 
-SCHEMA_FIELDS = {"input_ids": "ids", "labels": "ids", "error": "text", "format": "text", "truncated": "flag",
-                 "dropped": "text"}
+SCHEMA_FIELDS = {"format": "text", "input_ids": "ids", "labels": "ids", "truncated": "flag", "reason": "text",
+                 "error": "text"}  # the fields of batching.prepare.PreparedRow
 ENTRY_FILE = "prepared.arrow"
 
 

@@ -15,7 +15,7 @@ import random
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from chattune.batching.cache import cache_key, load_cached, save_cached
@@ -25,10 +25,25 @@ from chattune.data.convert import bad_rows_error, detect_format, to_conversation
 from chattune.data.load import expand_paths, load_rows
 from chattune.data.schema import Conversation
 from chattune.errors import DataError, TemplateError
+from chattune.labels import num_trained
 from chattune.templates.render import Rendered, check_rendered, render_many
 
 PARALLEL_FROM_ROWS = 2000  # below this, starting worker processes costs more than it saves
-TOO_LONG, NO_TRAINED = "too_long", "no_trained"
+
+# Why a row is not an example. A bad row stops training (data.on_bad_row: error) or is skipped and counted; a
+# dropped row is left out by a setting (truncation) and counted. Codes, not messages, are what is counted.
+TOO_LONG, NO_TRAINED, TEMPLATE = "too_long", "no_trained", "template"
+REASONS = {
+    TOO_LONG: "longer than max_length",
+    NO_TRAINED: "no trained token left after truncation at max_length",
+    TEMPLATE: "the chat template cannot render or mask it",
+    "invalid_row": "the row cannot be converted to a conversation",
+    "unknown_format": "the data format cannot be told from the row's columns",
+    "missing_field": "a field the format needs is missing",
+    "wrong_type": "a field has the wrong type",
+    "invalid_messages": "the messages are not a valid conversation",
+    "empty_text": "a text row with no text",
+}
 
 
 @dataclass(frozen=True)
@@ -42,17 +57,49 @@ class PrepareOptions:
 
 
 @dataclass
-class PrepareStats:
-    """What preparation did, for the console, `data check` and the report."""
+class PreparedRow:
+    """One row after preparation: an example (ids and labels), or why it is not one (`reason`, a code of
+    REASONS; `error` the message naming file, row and field, for bad rows)."""
 
+    format: str = ""
+    input_ids: list[int] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    truncated: bool = False
+    reason: str = ""
+    error: str = ""
+
+    @property
+    def bad(self) -> bool:
+        return bool(self.error)
+
+
+RECORD_KEYS = tuple(f.name for f in fields(PreparedRow))  # the cache's columns
+
+
+def to_columns(rows: Sequence[PreparedRow]) -> dict[str, list]:
+    return {key: [getattr(row, key) for row in rows] for key in RECORD_KEYS}
+
+
+def from_columns(cols: dict[str, list]) -> list[PreparedRow]:
+    return [PreparedRow(*values) for values in zip(*(cols[key] for key in RECORD_KEYS))]
+
+
+HISTOGRAM_EDGES = (64, 128, 256, 512, 1024, 2048, 4096)
+
+
+@dataclass
+class PrepareStats:
+    """What preparation did to a source (or several): the one account `data check`, the training summary and the
+    report print."""
+
+    source: str = ""
     rows: int = 0
     tokens: int = 0
     trained_tokens: int = 0
     truncated: int = 0
-    dropped_too_long: int = 0
-    dropped_no_trained: int = 0
     bad: int = 0
-    bad_by_reason: dict[str, int] = field(default_factory=dict)
+    bad_by_reason: dict[str, int] = field(default_factory=dict)  # reason code -> rows
+    dropped_by_reason: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # every bad row's message, each naming file and row
     formats: dict[str, int] = field(default_factory=dict)
     lengths: list[int] = field(default_factory=list)
@@ -63,16 +110,53 @@ class PrepareStats:
         return len(self.lengths)
 
     @property
+    def dropped(self) -> int:
+        return sum(self.dropped_by_reason.values())
+
+    @property
+    def dropped_too_long(self) -> int:
+        return self.dropped_by_reason.get(TOO_LONG, 0)
+
+    @property
+    def dropped_no_trained(self) -> int:
+        return self.dropped_by_reason.get(NO_TRAINED, 0)
+
+    @property
     def trained_share(self) -> float:
         return self.trained_tokens / self.tokens if self.tokens else 0.0
 
+    @property
+    def length_histogram(self) -> dict[str, int]:
+        bins: Counter[str] = Counter()
+        for n in self.lengths:
+            upper = next((e for e in HISTOGRAM_EDGES if n <= e), None)
+            bins[f"<={upper}" if upper else f">{HISTOGRAM_EDGES[-1]}"] += 1
+        return {k: bins[k] for k in [f"<={e}" for e in HISTOGRAM_EDGES] + [f">{HISTOGRAM_EDGES[-1]}"] if bins[k]}
+
+    def count(self, row: PreparedRow) -> None:
+        """Fold one prepared row into the account."""
+        self.rows += 1
+        if row.format:  # conversations given in memory have no row format
+            self.formats[row.format] = self.formats.get(row.format, 0) + 1
+        if row.bad:
+            self.bad += 1
+            self.problems.append(row.error)
+            self.bad_by_reason[row.reason] = self.bad_by_reason.get(row.reason, 0) + 1
+        elif row.reason:
+            self.dropped_by_reason[row.reason] = self.dropped_by_reason.get(row.reason, 0) + 1
+        else:
+            self.truncated += row.truncated
+            self.lengths.append(len(row.input_ids))
+            self.tokens += len(row.input_ids)
+            self.trained_tokens += num_trained(row.labels)
+
     def add(self, other: PrepareStats) -> None:
         """Fold another source's stats into these."""
-        for name in ("rows", "tokens", "trained_tokens", "truncated", "dropped_too_long", "dropped_no_trained",
-                     "bad"):
+        for name in ("rows", "tokens", "trained_tokens", "truncated", "bad"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name in ("bad_by_reason", "formats"):
+        for name in ("bad_by_reason", "dropped_by_reason", "formats"):
             setattr(self, name, dict(Counter(getattr(self, name)) + Counter(getattr(other, name))))
+        self.source = ", ".join(s for s in (self.source, other.source) if s)
         self.problems += other.problems
         self.lengths += other.lengths
         self.reused += other.reused
@@ -80,20 +164,34 @@ class PrepareStats:
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("lengths")
-        return {**out, "examples": self.examples, "trained_share": self.trained_share}
+        return {**out, "examples": self.examples, "dropped": self.dropped, "trained_share": self.trained_share,
+                "length_histogram": self.length_histogram}
 
 
-def reason_of(message: str) -> str:
-    """A problem's kind without its specifics, for counting ("field 'answer': expected column ..." -> reason)."""
-    core = message.split(": ", 1)[-1] if ", row " in message else message
-    core = "".join("N" if c.isdigit() else c for c in core.split(";")[0])
-    while "NN" in core:
-        core = core.replace("NN", "N")
-    return core[:80]
+def print_stats(console: Any, stats: PrepareStats, title: str, *, problems: int = 0, bad: str = "bad") -> None:
+    """The one account of prepared data, for `data check` and the start of training; `problems` bad rows'
+    messages are listed; `bad` names what happens to bad rows ("skipped" in training)."""
+    lengths = sorted(stats.lengths)
+    median = lengths[len(lengths) // 2] if lengths else 0
+    console.print(f"[bold]{title}[/bold]: {stats.rows} rows -> {stats.examples} examples, {stats.bad} bad, "
+                  f"{stats.dropped} dropped; {stats.tokens} tokens (median {median}/example), "
+                  f"{stats.trained_share:.1%} trained; {stats.truncated} truncated; formats {stats.formats}",
+                  highlight=False)
+    for kind, counts in ((bad, stats.bad_by_reason), ("dropped", stats.dropped_by_reason)):
+        for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+            console.print(f"  {kind}: {n} x {reason} ({REASONS.get(reason, reason)})", highlight=False)
+    for message in stats.problems[:problems]:
+        console.print(f"  - {message}", highlight=False, markup=False)
+    if problems and len(stats.problems) > problems:
+        console.print(f"  ... and {len(stats.problems) - problems} more bad rows")
+    if stats.lengths:
+        console.print(f"  lengths {stats.length_histogram}", highlight=False)
+    if stats.reused:
+        console.print(f"  reused prepared data from the cache for {', '.join(stats.reused)}", highlight=False)
 
 
 def truncate(rendered_ids: list[int], labels: list[int], opts: PrepareOptions) -> tuple[Example | None, str]:
-    """Apply max_length and the truncation rule: (example or None, "" | "too_long" | "no_trained")."""
+    """Apply max_length and the truncation rule: (example or None, "" | TOO_LONG | NO_TRAINED)."""
     if len(rendered_ids) > opts.max_length:
         if opts.truncation in ("error", "drop"):
             return None, TOO_LONG
@@ -103,60 +201,54 @@ def truncate(rendered_ids: list[int], labels: list[int], opts: PrepareOptions) -
     return (ex, "") if ex.num_trained else (None, NO_TRAINED)
 
 
-def finish_example(conv: Conversation, r: Rendered, opts: PrepareOptions,
-                   tokenizer: Any) -> tuple[Example | None, str, bool]:
-    """Verify a rendered conversation's mask and apply max_length: (example or None, drop reason, truncated?).
+def _mark_bad(row: PreparedRow, error: DataError) -> DataError:
+    row.reason, row.error = error.reason, str(error)
+    return error
 
-    Raises DataError naming the conversation's file and row."""
+
+def finish_row(row: PreparedRow, conv: Conversation, r: Rendered | TemplateError, opts: PrepareOptions,
+               tokenizer: Any) -> DataError | None:
+    """Verify a rendered conversation's mask and apply max_length, filling in `row`: an example, a drop, or a
+    bad row, whose error (naming the conversation's file and row) is also returned."""
     try:
+        if isinstance(r, TemplateError):
+            raise r
         if conv.text is None:
             check_rendered(tokenizer, r, conv.messages, opts.train_on)
     except TemplateError as e:
-        raise DataError(conv.source, conv.row, None, str(e)) from None
+        return _mark_bad(row, DataError(conv.source, conv.row, None, str(e), reason=TEMPLATE))
     if len(r.input_ids) > opts.max_length and opts.truncation == "error":
-        raise DataError(conv.source, conv.row, None, f"expected at most max_length={opts.max_length} tokens, found "
-                        f"{len(r.input_ids)} (data.truncation: error; or use drop, keep_start or keep_end)")
-    ex, dropped = truncate(r.input_ids, r.labels, opts)
-    return ex, dropped, len(r.input_ids) > opts.max_length
-
-
-def example_record(conv: Conversation, r: Rendered | TemplateError, opts: PrepareOptions,
-                   tokenizer: Any) -> dict[str, Any]:
-    """One rendered conversation as the record fields (ids, labels, drop reason, truncated); raises DataError."""
-    if isinstance(r, TemplateError):
-        raise DataError(conv.source, conv.row, None, str(r))
-    ex, dropped, truncated = finish_example(conv, r, opts, tokenizer)
-    ids, labels = (ex.input_ids, ex.labels) if ex is not None else ([], [])
-    return {"input_ids": ids, "labels": labels, "dropped": dropped, "truncated": truncated}
+        return _mark_bad(row, DataError(conv.source, conv.row, None, f"expected at most max_length="
+                                        f"{opts.max_length} tokens, found {len(r.input_ids)} (data.truncation: "
+                                        "error; or use drop, keep_start or keep_end)", reason=TOO_LONG))
+    ex, row.reason = truncate(r.input_ids, r.labels, opts)
+    row.truncated = len(r.input_ids) > opts.max_length
+    if ex is not None:
+        row.input_ids, row.labels = ex.input_ids, ex.labels
+    return None
 
 
 def prepare_rows(rows: Sequence[tuple[int, dict[str, Any]]], source: str, spec: DataSource, tokenizer: Any,
-                 opts: PrepareOptions) -> list[dict[str, Any]]:
-    """Raw rows to output records: ids and labels, or the error that names the row and field."""
-    records, convs = [], []
+                 opts: PrepareOptions) -> list[PreparedRow]:
+    """Raw rows to prepared rows: ids and labels, or the reason and the error that names the row and field."""
+    prepared, convs = [], []
     for row_no, row in rows:
         fmt = "columns" if spec.columns else (spec.format or detect_format(row) or "unknown")
-        records.append({"input_ids": [], "labels": [], "error": "", "format": fmt, "truncated": False,
-                        "dropped": ""})
+        prepared.append(PreparedRow(fmt))
         try:
             convs.append(to_conversation(row, source=source, row_no=row_no, columns=spec.columns, fmt=spec.format,
                                          prompt_template=spec.prompt_template, system_prompt=spec.system_prompt))
         except DataError as e:
-            records[-1]["error"] = str(e)
+            _mark_bad(prepared[-1], e)
             convs.append(None)
     good = [c for c in convs if c is not None]
     rendered = iter(render_many(tokenizer, good, train_on=opts.train_on, template_kwargs=opts.template_kwargs))
-    for record, conv in zip(records, convs):
-        if conv is None:
-            continue
-        try:
-            record.update(example_record(conv, next(rendered), opts, tokenizer))
-        except DataError as e:
-            record["error"] = str(e)
-    return records
+    for row, conv in zip(prepared, convs):
+        if conv is not None:
+            finish_row(row, conv, next(rendered), opts, tokenizer)
+    return prepared
 
 
-RECORD_KEYS = ("input_ids", "labels", "error", "format", "truncated", "dropped")
 _WORKER: dict[str, Any] = {}  # what each worker process prepares with, set once by _init_worker
 
 
@@ -164,7 +256,7 @@ def _init_worker(source: str, spec: DataSource, tokenizer: Any, opts: PrepareOpt
     _WORKER.update(source=source, spec=spec, tokenizer=tokenizer, opts=opts)
 
 
-def _work(chunk: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+def _work(chunk: list[tuple[int, dict[str, Any]]]) -> list[PreparedRow]:
     return prepare_rows(chunk, **_WORKER)
 
 
@@ -199,30 +291,17 @@ def prepare_all_rows(rows: list[tuple[int, dict[str, Any]]], source: str, spec: 
                 os.environ.pop("TOKENIZERS_PARALLELISM", None)
             else:
                 os.environ["TOKENIZERS_PARALLELISM"] = previous
-    return {key: [rec[key] for rec in records] for key in RECORD_KEYS}
+    return to_columns(records)
 
 
-def _stats_and_examples(cols: dict[str, list], opts: PrepareOptions) -> tuple[list[Example], PrepareStats]:
+def _stats_and_examples(cols: dict[str, list], source: str = "") -> tuple[list[Example], PrepareStats]:
     """Examples and the stats that describe them, from prepared columns (fresh or read from the cache)."""
-    stats = PrepareStats(rows=len(cols["input_ids"]))
-    for ids, error, fmt, truncated, dropped in zip(cols["input_ids"], cols["error"], cols["format"],
-                                                   cols["truncated"], cols["dropped"]):
-        if fmt:  # conversations given in memory have no row format
-            stats.formats[fmt] = stats.formats.get(fmt, 0) + 1
-        if error:
-            stats.bad += 1
-            stats.problems.append(error)
-            reason = reason_of(error)
-            stats.bad_by_reason[reason] = stats.bad_by_reason.get(reason, 0) + 1
-            continue
-        stats.truncated += truncated and opts.truncation.startswith("keep")
-        stats.dropped_too_long += dropped == TOO_LONG
-        stats.dropped_no_trained += dropped == NO_TRAINED
-        if ids:
-            stats.lengths.append(len(ids))
-    examples = [Example(ids, labels) for ids, labels in zip(cols["input_ids"], cols["labels"]) if ids]
-    stats.tokens = sum(stats.lengths)
-    stats.trained_tokens = sum(ex.num_trained for ex in examples)
+    stats = PrepareStats(source=source)
+    examples = []
+    for row in from_columns(cols):
+        stats.count(row)
+        if row.input_ids and not row.reason:
+            examples.append(Example(row.input_ids, row.labels))
     return examples, stats
 
 
@@ -232,13 +311,15 @@ def prepare_source(spec: DataSource, tokenizer: Any, opts: PrepareOptions, *, nu
 
     Bad rows do not stop it: they are in the stats' problems, for `on_bad_row` to decide."""
     examples: list[Example] = []
-    stats = PrepareStats()
+    stats = PrepareStats(source=spec.path)
     for path in expand_paths(spec.path):
         left = None if spec.num_samples is None else spec.num_samples - stats.rows  # across a glob's files
         if left == 0:
             break
         rows = load_rows(path, left, split=spec.split, config_name=spec.name)
-        row_json = [json.dumps(row, ensure_ascii=False, sort_keys=True, default=str) for _, row in rows]
+        # row numbers are in the key too: the cached errors name them
+        row_json = [f"{getattr(n, 'where', n)}\t" + json.dumps(row, ensure_ascii=False, sort_keys=True, default=str)
+                    for n, row in rows]
         key = cache_key(path, row_json, spec, opts, tokenizer)
         cached = load_cached(key) if cache else None
         if cached is not None:
@@ -247,11 +328,12 @@ def prepare_source(spec: DataSource, tokenizer: Any, opts: PrepareOptions, *, nu
             cols = prepare_all_rows(rows, path, spec, tokenizer, opts, num_proc)
             if cache:
                 save_cached(key, cols)
-        source_examples, source_stats = _stats_and_examples(cols, opts)
+        source_examples, source_stats = _stats_and_examples(cols, path)
         if cached is not None:
             source_stats.reused.append(path)
         examples += source_examples
         stats.add(source_stats)
+    stats.source = spec.path  # a glob is named as the user wrote it
     return examples, stats
 
 
@@ -299,7 +381,10 @@ def prepare_examples(conversations: Sequence[Conversation], tokenizer: Any, *, t
     A row whose trained tokens all fall past the cut is dropped and counted, never kept all-masked."""
     opts = PrepareOptions(train_on=train_on, max_length=max_length, truncation=truncation)
     rendered = render_many(tokenizer, conversations, template=template, train_on=train_on)
-    # the first bad conversation raises; counting is the same as for prepared sources
-    records = [{"error": "", "format": "", **example_record(conv, r, opts, tokenizer)}
-               for conv, r in zip(conversations, rendered)]
-    return _stats_and_examples({key: [rec[key] for rec in records] for key in RECORD_KEYS}, opts)
+    rows = []
+    for conv, r in zip(conversations, rendered):
+        rows.append(PreparedRow())
+        error = finish_row(rows[-1], conv, r, opts, tokenizer)
+        if error is not None:  # the first bad conversation raises; counting is the same as for prepared sources
+            raise error
+    return _stats_and_examples(to_columns(rows))

@@ -39,19 +39,20 @@ def _text(value: Any, field: str, err) -> str:
         return value
     if isinstance(value, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in value):
         return "".join(str(p.get("text", "")) for p in value)
-    raise err(field, f"expected text (a string or a list of text parts), found {type(value).__name__}")
+    raise err(field, f"expected text (a string or a list of text parts), found {type(value).__name__}",
+              "wrong_type")
 
 
 def _message_list(items: Any, field: str, err, role_key="role", content_key="content", roles=None) -> list[Message]:
     if not isinstance(items, list):
-        raise err(field, f"expected a list of messages, found {type(items).__name__}")
+        raise err(field, f"expected a list of messages, found {type(items).__name__}", "wrong_type")
     out = []
     for i, m in enumerate(items):
         where = f"{field}[{i}]"
         if not isinstance(m, dict):
             raise err(where, f"expected an object with {role_key!r} and {content_key!r}, found {type(m).__name__}")
         if role_key not in m:
-            raise err(where, f"missing {role_key!r}")
+            raise err(where, f"missing {role_key!r}", "missing_field")
         role = m[role_key]
         if roles is not None:
             if role not in roles:
@@ -70,8 +71,8 @@ def _message_list(items: Any, field: str, err, role_key="role", content_key="con
 def parse_messages(items: Any, source: str = "<messages>") -> list[Message]:
     """Messages from a list of dicts (OpenAI style), each checked; an error names the index and the problem."""
 
-    def err(field: str | None, message: str) -> DataError:
-        return DataError(source, None, field, message)
+    def err(field: str | None, message: str, reason: str = "invalid_row") -> DataError:
+        return DataError(source, None, field, message, reason=reason)
 
     messages = _message_list(items, "messages", err)
     problems = [p for p in validate_messages(messages) if "no assistant message" not in p]
@@ -85,7 +86,8 @@ def _fill_template(row: dict[str, Any], template: str, err) -> str:
     fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     for f in fields:
         if f not in row:
-            raise err(f, f"expected column {f!r} (from prompt_template), found columns {sorted(row)}")
+            raise err(f, f"expected column {f!r} (from prompt_template), found columns {sorted(row)}",
+                      "missing_field")
     try:
         return template.format_map({f: _text(row[f], f, err) for f in fields})
     except (ValueError, IndexError, KeyError) as e:
@@ -97,7 +99,8 @@ def _from_columns(row: dict[str, Any], columns: dict[str, str], err, prompt_temp
         columns = {c: r for c, r in columns.items() if r != "user"}
     missing = [c for c in columns if c not in row]
     if missing:
-        raise err(missing[0], f"expected column {missing[0]!r} (from data.columns), found columns {sorted(row)}")
+        raise err(missing[0], f"expected column {missing[0]!r} (from data.columns), found columns {sorted(row)}",
+                  "missing_field")
     # messages follow role order, not the mapping's key order (YAML dumpers sort keys)
     order = sorted(columns.items(), key=lambda item: ROLE_ORDER.index(item[1]))
     messages = [Message(role=role, content=_text(row[col], col, err)) for col, role in order]
@@ -135,26 +138,28 @@ def to_conversation(row: dict[str, Any], *, source: str = "<memory>", row_no: in
                     columns: dict[str, str] | None = None, system_prompt: str | None = None,
                     require_assistant: bool = True, fmt: str | None = None,
                     prompt_template: str | None = None) -> Conversation:
-    """Convert one raw row to a validated Conversation, raising DataError that names source, row and field.
+    """Convert one raw row to a validated Conversation, raising DataError that names source, row and field
+    (`row_no` as load_rows gave it: the editor line for jsonl, csv and json files).
 
     `fmt` names the shape instead of detecting it. Raw `text` becomes a Conversation with no messages, trained
     as plain language modelling (as TRL does), so the system prompt does not apply to it."""
 
-    def err(field: str | None, message: str) -> DataError:
-        return DataError(source, row_no, field, message)
+    def err(field: str | None, message: str, reason: str = "invalid_row") -> DataError:
+        return DataError(source, row_no, field, message, reason=reason)
 
     if fmt is not None and not columns:
         missing = [f for f in FORMAT_FIELDS[fmt] if f not in row]
         if missing:
-            raise err(missing[0], f"expected column {missing[0]!r} (format {fmt}), found columns {sorted(row)}")
+            raise err(missing[0], f"expected column {missing[0]!r} (format {fmt}), found columns {sorted(row)}",
+                      "missing_field")
     fmt = fmt or detect_format(row)
     if fmt is None and not columns:
         raise err(None, f"cannot tell the data format from columns {sorted(row)}; expected messages, "
-                  "conversations, instruction/output, prompt/completion or text, or set data.columns")
+                  "conversations, instruction/output, prompt/completion or text, or set data.columns", "unknown_format")
     if fmt == "text" and not columns:
         text = _text(row["text"], "text", err)
         if not text.strip():
-            raise err("text", "expected text to train on, found an empty string")
+            raise err("text", "expected text to train on, found an empty string", "empty_text")
         return Conversation(messages=[], source=source, row=row_no, text=text)
     messages, tools = _convert(row, fmt or "columns", columns, err, prompt_template)
     if system_prompt and messages and messages[0].role != "system":
@@ -163,7 +168,7 @@ def to_conversation(row: dict[str, Any], *, source: str = "<memory>", row_no: in
     if not require_assistant:
         problems = [p for p in problems if "no assistant message" not in p]
     if problems:
-        raise err(None, "; ".join(problems))
+        raise err(None, "; ".join(problems), "invalid_messages")
     return Conversation(messages=messages, source=source, row=row_no, tools=tools)
 
 

@@ -1,22 +1,56 @@
-"""Read raw rows from local files, saved datasets or a hub; no transformation happens here."""
+"""Read raw rows from local files, saved datasets or a hub; no transformation happens here.
+
+Text files are read as users have them: a UTF-8 byte-order mark (Excel and Notepad write one) is dropped and CRLF
+line ends are fine. Each row carries where a person finds it: for jsonl, csv and json, the line an editor shows."""
 
 from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 import json
+import re
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from chattune.errors import DataError
 
-Row = tuple[int, dict[str, Any]]  # (1-based row number: the line for jsonl, the record for others; the row)
+
+class RowNo(int):
+    """A row's 1-based number, and `where` to find it in words: "line 7" for jsonl and csv (the line the row
+    starts on), "line 12 (item [3])" for a json list, "row 3" for parquet, saved datasets and the hub.
+
+    An int everywhere (the line for line-based files, the record for others), so code that only counts rows or
+    prints the number keeps working."""
+
+    where: str
+
+    def __new__(cls, number: int, where: str | None = None) -> RowNo:
+        self = super().__new__(cls, number)
+        self.where = where or f"row {number}"
+        return self
+
+    def __getnewargs__(self) -> tuple[int, str]:  # rows are pickled to preparation workers
+        return int(self), self.where
+
+
+def at_line(number: int) -> RowNo:
+    """The row that starts on editor line `number`."""
+    return RowNo(number, f"line {number}")
+
+
+Row = tuple[int, dict[str, Any]]  # (the row's number, a RowNo when it came from load_rows; the row)
+
+_WS = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
 
 
 def _open_text(path: Path):
     opener = gzip.open if path.suffix == ".gz" else open
-    return opener(path, "rt", encoding="utf-8", newline="")
+    # utf-8-sig drops a leading byte-order mark (json refuses one, csv would glue it to the first column's name);
+    # newline="" keeps CRLF inside quoted csv fields as written, and splits lines on CRLF, LF and CR alike
+    return opener(path, "rt", encoding="utf-8-sig", newline="")
 
 
 def _kind(path: Path) -> str:
@@ -26,57 +60,98 @@ def _kind(path: Path) -> str:
 
 def _read_jsonl(path: Path) -> Iterator[Row]:
     with _open_text(path) as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
+        for line_no, text in enumerate(f, start=1):  # blank lines count, as in an editor
+            if not text.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(text)
             except json.JSONDecodeError as e:
-                raise DataError(str(path), line_no, None, f"expected a JSON object on this line, found invalid "
-                                f"JSON ({e.msg} at column {e.colno})") from None
+                raise DataError(str(path), at_line(line_no), None, f"expected a JSON object on this line, found "
+                                f"invalid JSON ({e.msg} at column {e.colno})") from None
             if not isinstance(row, dict):
-                raise DataError(str(path), line_no, None, f"expected a JSON object, found {type(row).__name__}")
-            yield line_no, row
+                raise DataError(str(path), at_line(line_no), None, f"expected a JSON object, found "
+                                f"{type(row).__name__}")
+            yield at_line(line_no), row
+
+
+def _json_list(path: Path, text: str, pos: int) -> Iterator[Row]:
+    """The items of the top-level list whose "[" is text[pos], each with the line it starts on.
+
+    Decoded one item at a time because json.load keeps no positions; the same C scanner does the work."""
+    decode = json.JSONDecoder().raw_decode
+    pos = _WS.match(text, pos + 1).end()
+    lines_before, counted = 0, 0
+    for index in itertools.count():
+        if index == 0 and text.startswith("]", pos):  # an empty list
+            break
+        lines_before += text.count("\n", counted, pos)
+        counted = pos
+        item, pos = decode(text, pos)
+        where = RowNo(lines_before + 1, f"line {lines_before + 1} (item [{index}])")
+        if not isinstance(item, dict):
+            raise DataError(str(path), where, None, f"expected an object, found {type(item).__name__}")
+        yield where, item
+        pos = _WS.match(text, pos).end()
+        if text.startswith("]", pos):
+            break
+        if not text.startswith(",", pos):
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+        pos = _WS.match(text, pos + 1).end()  # a trailing comma then fails to decode, as json.load would
+    pos = _WS.match(text, pos + 1).end()
+    if pos != len(text):
+        raise json.JSONDecodeError("Extra data", text, pos)
+
+
+def _json_columns(path: Path, data: Any) -> Iterator[Row]:
+    """Rows of an object of equal-length column lists ({"prompt": [...], "completion": [...]})."""
+    if not (isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values())):
+        raise DataError(str(path), None, None, "expected a list of rows or an object of column lists, found "
+                        f"{type(data).__name__}")
+    lengths = {len(v) for v in data.values()}
+    if len(lengths) != 1:
+        raise DataError(str(path), None, None, f"expected columns of equal length, found lengths {sorted(lengths)}")
+    keys = list(data)
+    for i, values in enumerate(zip(*data.values()), start=1):
+        yield RowNo(i), dict(zip(keys, values))
 
 
 def _read_json(path: Path) -> Iterator[Row]:
     with _open_text(path) as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise DataError(str(path), None, None, f"invalid JSON ({e.msg} at line {e.lineno})") from None
-    if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
-        lengths = {len(v) for v in data.values()}
-        if len(lengths) != 1:
-            raise DataError(str(path), None, None, "expected columns of equal length, found lengths "
-                            f"{sorted(lengths)}")
-        keys = list(data)
-        data = [dict(zip(keys, values)) for values in zip(*data.values())]
-    if not isinstance(data, list):
-        raise DataError(str(path), None, None, "expected a list of rows or an object of column lists, found "
-                        f"{type(data).__name__}")
-    for i, row in enumerate(data, start=1):
-        if not isinstance(row, dict):
-            raise DataError(str(path), i, None, f"expected an object, found {type(row).__name__}")
-        yield i, row
+        text = f.read()
+    try:
+        start = _WS.match(text).end()
+        if text.startswith("[", start):
+            yield from _json_list(path, text, start)
+        else:
+            yield from _json_columns(path, json.loads(text))
+    except json.JSONDecodeError as e:
+        raise DataError(str(path), at_line(e.lineno), None, f"expected valid JSON, found an error: {e.msg} at "
+                        f"column {e.colno}") from None
 
 
 def _read_csv(path: Path) -> Iterator[Row]:
     with _open_text(path) as f:
         reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            return
-        for i, values in enumerate(reader, start=1):
-            if len(values) != len(header):
-                raise DataError(str(path), i, None, f"expected {len(header)} fields like the header, "
-                                f"found {len(values)}")
-            yield i, dict(zip(header, values))
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            start = reader.line_num + 1  # a quoted field may hold line breaks: a row starts after the last one
+            for values in reader:
+                where, start = at_line(start), reader.line_num + 1
+                if not values:  # a blank line
+                    continue
+                if len(values) != len(header):
+                    raise DataError(str(path), where, None, f"expected {len(header)} fields like the header, found "
+                                    f"{len(values)} (a field holding a comma or a line break needs double quotes)")
+                yield where, dict(zip(header, values))
+        except csv.Error as e:
+            raise DataError(str(path), at_line(reader.line_num), None, f"expected CSV, found an error: {e}") from None
 
 
 def _read_arrow(table_rows: Iterator[dict[str, Any]]) -> Iterator[Row]:
     for i, row in enumerate(table_rows, start=1):
-        yield i, dict(row)
+        yield RowNo(i), dict(row)
 
 
 def _read_rows(path: Path) -> Iterator[Row]:
@@ -114,6 +189,24 @@ def _read_hub(dataset_id: str, split: str | None = None, config_name: str | None
     return _read_arrow(iter(ds))
 
 
+def _not_utf8(path: Path) -> DataError:
+    """Where a file stops being UTF-8 (the decoder reads in chunks and cannot say), read again as bytes."""
+    if not path.is_file():
+        return DataError(str(path), None, None, "expected UTF-8 text")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return DataError(str(path), None, None, "expected UTF-8 text, found UTF-16 (it starts with a UTF-16 "
+                         "byte-order mark); save the file as UTF-8")
+    try:
+        raw.decode("utf-8")
+        return DataError(str(path), None, None, "expected UTF-8 text")
+    except UnicodeDecodeError as e:
+        return DataError(str(path), at_line(raw.count(b"\n", 0, e.start) + 1), None, f"expected UTF-8 text, found "
+                         f"byte {raw[e.start]:#x} (a file saved in another encoding; save it as UTF-8)")
+
+
 GLOB_CHARS = "*?["
 
 
@@ -132,7 +225,7 @@ def expand_paths(source: str) -> list[str]:
 
 def load_rows(source: str, limit: int | None = None, *, split: str | None = None,
               config_name: str | None = None) -> list[Row]:
-    """All rows of `source` (the first `limit` if given), each with its 1-based row number.
+    """All rows of `source` (the first `limit` if given), each with its RowNo (the editor line for text files).
 
     `split` and `config_name` apply to hub datasets."""
     path = Path(source).expanduser()
@@ -148,11 +241,10 @@ def load_rows(source: str, limit: int | None = None, *, split: str | None = None
             rows.append(row)
             if limit is not None and len(rows) >= limit:
                 break
-    except UnicodeDecodeError as e:
-        found = f"byte {e.object[e.start]:#x}"
-        raise DataError(source, len(rows) + 1, None, f"expected UTF-8 text, found {found}") from None
-    except (OSError, EOFError) as e:
-        raise DataError(source, len(rows) + 1, None, f"could not read the file ({e})") from None
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(source, None, None, f"could not read the file after {len(rows)} rows ({e})") from None
     if not rows:
         raise DataError(source, None, None, "no rows found (the file is empty)")
     return rows
