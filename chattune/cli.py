@@ -66,7 +66,8 @@ def _cmd_chat(args: argparse.Namespace) -> int:
         history.append(Message("user", text))
         reply = ""
         for piece in stream_reply(model, tokenizer, history, max_new_tokens=args.max_new_tokens,
-                                  temperature=args.temperature):
+                                  temperature=args.temperature,
+                                  template_kwargs=_template_kwargs(args.template_kwargs)):
             reply += piece
             console.print(piece, end="", markup=False, highlight=False, soft_wrap=True)
         console.print()
@@ -302,7 +303,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         results = evaluate_dataset(model, tokenizer, args.data, columns=_columns(args.columns),
                                    limit=args.num_samples, max_new_tokens=args.max_new_tokens,
                                    batch_size=args.batch_size, extract=extract, generate=not args.no_generate,
-                                   max_length=args.max_length, on_batch=advance)
+                                   max_length=args.max_length, on_batch=advance,
+                                   template_kwargs=_template_kwargs(args.template_kwargs))
     table = Table(title=f"eval: {args.model}" + (f" + {args.adapter}" if args.adapter else ""))
     table.add_column("metric")
     table.add_column("value")
@@ -326,7 +328,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     prompts, _ = prompts_from_file(args.data, columns=_columns(args.columns), limit=args.num_samples)
     with counting_progress(console, len(prompts), "generating") as advance:
         replies = generate_batch(model, tokenizer, prompts, max_new_tokens=args.max_new_tokens,
-                                 batch_size=args.batch_size, on_batch=advance)
+                                 batch_size=args.batch_size, on_batch=advance,
+                                 template_kwargs=_template_kwargs(args.template_kwargs))
     with open(args.out, "w", encoding="utf-8") as f:
         for prompt, reply in zip(prompts, replies):
             record = {"messages": [m.to_template_dict() for m in prompt], "generation": reply}
@@ -363,6 +366,7 @@ def _add_generation_commands(sub: argparse._SubParsersAction) -> None:
 
 def _add_model_options(p: argparse.ArgumentParser, weights: bool = True) -> None:
     p.add_argument("--template", help="built-in template name or Jinja string (default: the tokenizer's own)")
+    _add_template_kwargs(p)
     p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a hub model (unsafe)")
     if weights:
         _add_device_options(p)
@@ -421,7 +425,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles, e.g. question=user")
     p.add_argument("--train-on", default="all_assistant", choices=["all_assistant", "last_assistant", "all"],
                    help="which tokens are trained (default all_assistant)")
-    _add_template_kwargs(p)
     _add_model_options(p, weights=False)
     p.set_defaults(func=_cmd_render)
 
@@ -435,7 +438,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="also render and verify this data file's rows")
     p.add_argument("--limit", type=int, default=200, help="rows of --data to check (default 200)")
     p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles, e.g. question=user")
-    _add_template_kwargs(p)
     _add_model_options(p, weights=False)
     p.set_defaults(func=_cmd_doctor)
     _add_data_commands(sub)

@@ -60,17 +60,19 @@ def load_compare_set(cfg: CompareConfig, system_prompt: str | None) -> CompareSe
 def evaluate_dataset(model: Any, tokenizer: Any, source: str, *, columns: dict[str, str] | None = None,
                      limit: int | None = None, max_new_tokens: int = 256, batch_size: int = 32,
                      extract: Callable[[str], str | None] = extract_gsm8k, generate: bool = True,
-                     max_length: int = 1024, on_batch: Callable[[int], None] | None = None) -> dict[str, Any]:
+                     max_length: int = 1024, on_batch: Callable[[int], None] | None = None,
+                     template_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Loss, perplexity and next-token accuracy on the answers; with `generate`, greedy answers scored for
     format compliance and exact match through `extract`."""
-    examples, stats = examples_from_file(source, tokenizer, columns=columns, max_length=max_length, limit=limit)
+    examples, stats = examples_from_file(source, tokenizer, columns=columns, max_length=max_length, limit=limit,
+                                         template_kwargs=template_kwargs)
     metrics: dict[str, Any] = {"rows": stats.rows, **evaluate_loss(model, examples, batch_size, tokenizer.pad_token_id,
                                                                   model_device(model))}
     results: dict[str, Any] = {"data": source, "metrics": metrics}
     if generate:
         prompts, refs = prompts_from_file(source, columns=columns, limit=limit)
         answers = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                 on_batch=on_batch)
+                                 on_batch=on_batch, template_kwargs=template_kwargs)
         score = score_answers(answers, [r or "" for r in refs], extract)
         metrics.update(format_compliance=score.compliance, exact_match=score.accuracy)
         results["generations"] = [{"prompt": p[-1].content, "reference": r, "answer": a}
@@ -79,10 +81,11 @@ def evaluate_dataset(model: Any, tokenizer: Any, source: str, *, columns: dict[s
 
 
 def answer_and_score(model: Any, tokenizer: Any, data: CompareSet, cfg: CompareConfig, template: str | None,
-                     on_batch: Callable[[int], None] | None = None) -> tuple[list[str], TaskScore]:
+                     on_batch: Callable[[int], None] | None = None,
+                     template_kwargs: dict[str, Any] | None = None) -> tuple[list[str], TaskScore]:
     """Greedy answers for every prompt, scored for gsm8k format compliance and exact match."""
     answers = generate_batch(model, tokenizer, data.prompts, template=template, max_new_tokens=cfg.max_new_tokens,
-                             batch_size=cfg.batch_size, on_batch=on_batch)
+                             batch_size=cfg.batch_size, on_batch=on_batch, template_kwargs=template_kwargs)
     return answers, score_gsm8k(answers, data.references)
 
 

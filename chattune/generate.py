@@ -21,16 +21,20 @@ def stop_token_ids(tokenizer: Any, template: str | None = None) -> list[int]:
     return sorted(ids)
 
 
-def _prompt_ids(tokenizer: Any, messages: Sequence[Message], template: str | None) -> list[int]:
-    return render(tokenizer, list(messages), template=template, add_generation_prompt=True).input_ids
+def _prompt_ids(tokenizer: Any, messages: Sequence[Message], template: str | None,
+                template_kwargs: dict[str, Any] | None = None) -> list[int]:
+    return render(tokenizer, list(messages), template=template, add_generation_prompt=True,
+                  template_kwargs=template_kwargs).input_ids
 
 
 @torch.no_grad()
 def generate_batch(model: Any, tokenizer: Any, prompts: Sequence[Sequence[Message]], *, template: str | None = None,
                    max_new_tokens: int = 256, batch_size: int = 16,
-                   on_batch: Callable[[int], None] | None = None) -> list[str]:
-    """Greedy replies to each prompt (a message list ending where the assistant should answer)."""
-    encoded = [_prompt_ids(tokenizer, p, template) for p in prompts]
+                   on_batch: Callable[[int], None] | None = None,
+                   template_kwargs: dict[str, Any] | None = None) -> list[str]:
+    """Greedy replies to each prompt (a message list ending where the assistant should answer); `template_kwargs`
+    go to the template as in training (enable_thinking=False)."""
+    encoded = [_prompt_ids(tokenizer, p, template, template_kwargs) for p in prompts]
     return generate_from_ids(model, tokenizer, encoded, stops=stop_token_ids(tokenizer, template),
                              max_new_tokens=max_new_tokens, batch_size=batch_size, on_batch=on_batch)
 
@@ -61,11 +65,12 @@ def generate_from_ids(model: Any, tokenizer: Any, encoded: Sequence[Sequence[int
 
 
 def stream_reply(model: Any, tokenizer: Any, messages: Sequence[Message], *, template: str | None = None,
-                 max_new_tokens: int = 512, temperature: float = 0.0) -> Iterator[str]:
+                 max_new_tokens: int = 512, temperature: float = 0.0,
+                 template_kwargs: dict[str, Any] | None = None) -> Iterator[str]:
     """Yield the reply's text as it is generated, stopping on the template's end-of-turn token."""
     from transformers import TextIteratorStreamer
 
-    ids = ids_tensor(model, [_prompt_ids(tokenizer, messages, template)])
+    ids = ids_tensor(model, [_prompt_ids(tokenizer, messages, template, template_kwargs)])
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
     kwargs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "max_new_tokens": max_new_tokens,

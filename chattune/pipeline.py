@@ -215,7 +215,8 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
         t = time.perf_counter()
         console.print(f"generating {len(compare_set.prompts)} answers with the base model ...")
         with counting_progress(console, len(compare_set.prompts), "base answers") as advance:
-            before = answer_and_score(model, tokenizer, compare_set, cfg.compare, None, advance)
+            before = answer_and_score(model, tokenizer, compare_set, cfg.compare, None, advance,
+                                      cfg.template_kwargs)
         timings["generate_base_s"] = time.perf_counter() - t
     adapters = cfg.finetuning in ("lora", "qlora")
     if adapters:
@@ -252,7 +253,8 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
         t = time.perf_counter()
         console.print(f"generating {len(compare_set.prompts)} answers with the tuned model ...")
         with counting_progress(console, len(compare_set.prompts), "tuned answers") as advance:
-            after = answer_and_score(model, tokenizer, compare_set, cfg.compare, None, advance)
+            after = answer_and_score(model, tokenizer, compare_set, cfg.compare, None, advance,
+                                     cfg.template_kwargs)
         timings["generate_tuned_s"] = time.perf_counter() - t
         result.compare = write_comparison(out, compare_set, before, after)
         _print_compare(console, compare_set, before, after, cfg.compare.show)

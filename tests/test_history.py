@@ -123,3 +123,12 @@ def test_render_command_explains_history(tmp_path, tiny_model_dir, capsys):
     assert "no row starts on line 2" in capsys.readouterr().err
     assert main(["render", "--model", str(tiny_model_dir), "--data", str(data), "--template-kwargs", "[1]"]) == 1
     assert "--template-kwargs expects a JSON object" in capsys.readouterr().err
+
+
+def test_template_kwargs_reach_generation_prompts(builtin):
+    from chattune.generate import _prompt_ids
+
+    tok = builtin("qwen3")
+    off = tok.decode(_prompt_ids(tok, REASONING[:3], None, {"enable_thinking": False}))
+    assert off.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    assert tok.decode(_prompt_ids(tok, REASONING[:3], None)).endswith("<|im_start|>assistant\n")

@@ -367,10 +367,12 @@ def split_examples(examples: list[Example], test_size: float | int, seed: int) -
 
 def examples_from_file(source: str, tokenizer: Any, *, columns: dict[str, str] | None = None,
                        system_prompt: str | None = None, train_on: str = "all_assistant", max_length: int = 1024,
-                       limit: int | None = None) -> tuple[list[Example], PrepareStats]:
+                       limit: int | None = None,
+                       template_kwargs: dict[str, Any] | None = None) -> tuple[list[Example], PrepareStats]:
     """One file's rows -> verified Examples (every bad row reported at once)."""
     spec = DataSource(path=source, columns=columns, system_prompt=system_prompt, num_samples=limit)
-    return prepare_sources([spec], tokenizer, PrepareOptions(train_on=train_on, max_length=max_length))
+    opts = PrepareOptions(train_on=train_on, max_length=max_length, template_kwargs=template_kwargs)
+    return prepare_sources([spec], tokenizer, opts)
 
 
 def prepare_examples(conversations: Sequence[Conversation], tokenizer: Any, *, template: str | None = None,
