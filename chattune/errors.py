@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 
-class ChattuneError(Exception):
-    """Base class for every error chattune raises for a user's mistake (the CLI prints these, no traceback)."""
+class ChattuneError(ValueError):
+    """Base class for every error chattune raises for a user's mistake (the CLI prints these, no traceback).
+
+    A ValueError, as the errors transformers and TRL raise for bad arguments and data are: code written for them
+    (`except ValueError`) catches chattune's too."""
 
 
 class ConfigError(ChattuneError):
@@ -40,8 +43,9 @@ class TrainingError(ChattuneError):
     """Training cannot go on (a NaN or inf loss, a checkpoint that cannot be written); says where to resume."""
 
 
-class TrainingInterrupted(ChattuneError):
-    """The user stopped training (Ctrl-C); a checkpoint was saved where possible."""
+class TrainingInterrupted(KeyboardInterrupt):
+    """The user stopped training (Ctrl-C); a checkpoint was saved where possible. A KeyboardInterrupt still (not
+    a ValueError): code that stops on Ctrl-C keeps stopping."""
 
 
 class HubError(ChattuneError):

@@ -88,8 +88,9 @@ def _fill_template(row: dict[str, Any], template: str, err) -> str:
         if f not in row:
             raise err(f, f"expected column {f!r} (from prompt_template), found columns {sorted(row)}",
                       "missing_field")
+    values = {f: _text(row[f], f, err) for f in fields}  # outside the try: a wrong type is its own error
     try:
-        return template.format_map({f: _text(row[f], f, err) for f in fields})
+        return template.format_map(values)
     except (ValueError, IndexError, KeyError) as e:
         raise err(None, f"prompt_template {template!r} is not a valid template with {{column}} fields ({e})") from None
 
