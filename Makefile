@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTHON ?= python3
 
-.PHONY: demo test lint setup clean bench-data bench-train examples
+.PHONY: demo test lint setup clean bench-data bench-train examples trl-suite trl-suite-control
 
 setup: $(STAMP)
 
@@ -44,6 +44,15 @@ bench-data: $(VENV)/.bench
 
 bench-train: $(VENV)/.bench
 	HF_HUB_OFFLINE=1 $(PY) bench/train_speed.py
+
+# TRL's own SFT test files (tests/trl_suite/upstream, verbatim) run on chattune with only the imports changed, offline,
+# against local stand-ins of the Hub models and data sets; trl-suite-control runs the same files on the TRL releases
+# they come from. Not part of `make test`. Summaries: runs/trl_suite/<target>.json. TRL_SUITE_ARGS, e.g. "-k packing".
+trl-suite: $(STAMP)
+	$(PY) tests/trl_suite/run.py --target chattune $(TRL_SUITE_ARGS)
+
+trl-suite-control: $(STAMP)
+	$(PY) tests/trl_suite/run.py --target trl $(TRL_SUITE_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache
