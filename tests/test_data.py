@@ -128,3 +128,15 @@ def test_gzipped_gsm8k_ships():
 def test_column_mapping_orders_messages_by_role():
     conv = to_conversation({"answer": "4", "question": "2+2?"}, columns={"answer": "assistant", "question": "user"})
     assert [m.role for m in conv.messages] == ["user", "assistant"]
+
+
+def test_tools_as_a_json_string_are_parsed_and_bad_tools_named():
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    msgs = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+    as_list = to_conversation({"messages": msgs, "tools": [tool]})
+    assert to_conversation({"messages": msgs, "tools": json.dumps([tool])}).tools == as_list.tools == [tool]
+    assert to_conversation({"messages": msgs, "tools": None}).tools is None
+    with pytest.raises(DataError, match="field 'tools': expected a list of tools or that list as JSON"):
+        to_conversation({"messages": msgs, "tools": "[{"}, source="d.jsonl", row_no=3)
+    with pytest.raises(DataError, match="field 'tools': expected a list of tool objects, found dict"):
+        to_conversation({"messages": msgs, "tools": json.dumps(tool)})

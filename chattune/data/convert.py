@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import string
 from typing import Any
 
@@ -111,12 +112,27 @@ def _from_columns(row: dict[str, Any], columns: dict[str, str], err, prompt_temp
     return messages
 
 
+def _tools(value: Any, err) -> list[dict[str, Any]] | None:
+    """A row's tool signatures: a list of objects, or that list as a JSON string (as hub datasets store it)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise err("tools", f"expected a list of tools or that list as JSON, found a string that is not JSON "
+                      f"({e.msg})", "wrong_type") from None
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise err("tools", f"expected a list of tool objects, found {type(value).__name__}", "wrong_type")
+    return value or None
+
+
 def _convert(row: dict[str, Any], fmt: str, columns: dict[str, str] | None, err,
              prompt_template: str | None = None) -> tuple[list[Message], Any]:
     if columns:
         return _from_columns(row, columns, err, prompt_template), None
     if fmt == "messages":
-        return _message_list(row["messages"], "messages", err), row.get("tools")
+        return _message_list(row["messages"], "messages", err), _tools(row.get("tools"), err)
     if fmt == "sharegpt":
         return _message_list(row["conversations"], "conversations", err, "from", "value", SHAREGPT_ROLES), None
     if fmt == "alpaca":
