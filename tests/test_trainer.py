@@ -147,3 +147,28 @@ def test_qlora_as_trl_users_write_it(tmp_path, tiny_model_dir):
     with pytest.raises(ConfigError, match="both on SFTTrainer and in args.model_init_kwargs"):
         SFTTrainer(str(tiny_model_dir), args=SFTConfig(output_dir=str(tmp_path), model_init_kwargs={
             "quantization_config": quant}), train_dataset=CHATS, quantization_config=quant)
+
+
+def test_trainer_surface_as_transformers_trainer(tmp_path, tokenizer):
+    """state.log_history (TRL's keys and the final summary), train/eval datasets, processing_class, several named
+    eval sets logged and evaluated under their names, evaluate(eval_dataset=...)."""
+    args = SFTConfig(output_dir=str(tmp_path / "sft"), max_steps=4, per_device_train_batch_size=2, logging_steps=2,
+                     save_strategy="no", eval_strategy="steps", eval_steps=2, report_to="none")
+    trainer = SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=CHATS,
+                         eval_dataset={"dogs": CHATS[:1], "cats": CHATS[1:3]}, processing_class=tokenizer)
+    assert trainer.state.global_step == 0 and trainer.processing_class is tokenizer
+    trainer.train()
+    history = trainer.state.log_history
+    assert trainer.state.global_step == 4 and history[-1]["train_loss"] > 0 and "train_runtime" in history[-1]
+    logged = [r for r in history if "loss" in r]
+    assert [r["step"] for r in logged] == [2, 4] and all(r["num_tokens"] > 0 and "grad_norm" in r for r in logged)
+    evals = [r for r in history if "eval_dogs_loss" in r]
+    assert len(evals) == 2 and all("eval_cats_loss" in r for r in evals)
+    assert len(trainer.train_dataset) == 5 and set(trainer.train_dataset.column_names) == {"input_ids", "labels"}
+    assert set(trainer.eval_dataset) == {"dogs", "cats"} and len(trainer.eval_dataset["cats"]) == 2
+    both = trainer.evaluate()
+    assert set(both) >= {"eval_dogs_loss", "eval_cats_loss", "eval_cats_mean_token_accuracy"}
+    assert trainer.evaluate("cats")["eval_cats_loss"] == both["eval_cats_loss"]
+    other = trainer.evaluate(eval_dataset=CHATS[3:], metric_key_prefix="test")
+    assert set(other) == {"test_loss", "test_perplexity", "test_mean_token_accuracy"}
+    assert history[-1] == {**other, "step": 4}

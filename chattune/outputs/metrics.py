@@ -42,9 +42,11 @@ class MetricsLog:
             for g in rec["generations"][:1]:
                 self.console.print(f"step {rec['step']}: eval answer: {g['reply'][:200]!r}", highlight=False)
             return
-        if "eval_loss" in rec:
-            self.console.print(f"step {rec['step']}: eval_loss {rec['eval_loss']:.4f} "
-                               f"perplexity {rec['eval_perplexity']:.2f} accuracy {rec['eval_accuracy']:.3f}")
+        if "loss" not in rec:  # eval records: one set's eval_loss, or several named sets' eval_<name>_loss
+            for key in (k for k in rec if k.endswith("loss")):
+                name = key.removesuffix("loss")
+                self.console.print(f"step {rec['step']}: {key} {rec[key]:.4f} perplexity "
+                                   f"{rec[name + 'perplexity']:.2f} accuracy {rec[name + 'accuracy']:.3f}")
             return
         stats = f"loss {rec['loss']:.4f}  lr {rec['learning_rate']:.2e}  {rec['tokens_per_s']:.0f} tok/s"
         if "peak_memory_allocated_gb" in rec:

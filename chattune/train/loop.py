@@ -75,6 +75,11 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
+def named_metrics(metrics: dict[str, float], name: str) -> dict[str, float]:
+    """eval_loss -> eval_<name>_loss for a named eval set (unchanged for the unnamed one)."""
+    return {k.replace("eval_", f"eval_{name}_", 1) if name else k: v for k, v in metrics.items()}
+
+
 @torch.no_grad()
 def evaluate_loss(model: Any, examples: Sequence[Example], batch_size: int, pad_id: int,
                   device: torch.device, dtype: torch.dtype | None = None, dist: Dist | None = None) -> dict[str, float]:
@@ -142,7 +147,8 @@ SaveHook = Callable[[int, dict[str, Any]], Path | None]
 
 
 def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: int, device: torch.device,
-          dtype: torch.dtype | None = None, eval_examples: Sequence[Example] | None = None, on_log: Hook | None = None,
+          dtype: torch.dtype | None = None,
+          eval_examples: Sequence[Example] | dict[str, Sequence[Example]] | None = None, on_log: Hook | None = None,
           on_save: SaveHook | None = None, on_eval: Callable[[int], None] | None = None,
           resume: dict[str, Any] | None = None, dist: Dist | None = None,
           save_last: bool = False) -> list[dict[str, Any]]:
@@ -158,6 +164,9 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
     dist = dist or Dist()
     torch.manual_seed(cfg.seed)
     total_steps = count_steps(examples, cfg, dist.world)
+    # several named eval sets (TRL's dict of eval datasets) are logged as eval_<name>_loss, ...
+    eval_sets = dict(eval_examples) if isinstance(eval_examples, dict) else {"": eval_examples} if eval_examples \
+        else {}
     if cfg.checkpointing:
         if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.20's name for it
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
@@ -218,9 +227,13 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
                           "tokens_per_s": round(sum(w[2] for w in window) / seconds, 1), **memory_stats(device),
                           "total_steps": total_steps})
                     window.clear()
-                if eval_examples and cfg.eval_steps and (step % cfg.eval_steps == 0 or step == total_steps):
-                    emit({"step": step, **evaluate_loss(model, eval_examples, cfg.per_device_eval_batch_size, pad_id,
-                                                        device, dtype, dist)})
+                if eval_sets and cfg.eval_steps and (step % cfg.eval_steps == 0 or step == total_steps):
+                    rec: dict[str, Any] = {"step": step}
+                    for name, exs in eval_sets.items():
+                        metrics = evaluate_loss(model, exs, cfg.per_device_eval_batch_size, pad_id, device, dtype,
+                                                dist)
+                        rec.update(named_metrics(metrics, name))
+                    emit(rec)
                     if on_eval:
                         with compiled.eager():
                             on_eval(step)

@@ -100,9 +100,13 @@ class SFTTrainer:
             processing_class = processing_class or tokenizer or loaded_tokenizer
         self.tokenizer = processing_class or tokenizer or load_tokenizer(model.name_or_path)
         self.data_collator = data_collator
-        text_field = self.args.dataset_text_field or "text"
-        self._convs = {name: _conversations(_rows(data, name), formatting_func, text_field, name)
-                       for name, data in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset))}
+        self._formatting_func = formatting_func
+        # TRL takes one eval dataset or a dict of named ones (logged as eval_<name>_loss)
+        named = isinstance(eval_dataset, dict)
+        evals = dict(eval_dataset) if named else {"": eval_dataset} if eval_dataset is not None else {}
+        self._convs = {"train_dataset": self._to_conversations(train_dataset, "train_dataset")}
+        self._eval_convs = {name: self._to_conversations(data, f"eval_dataset[{name!r}]" if name else "eval_dataset")
+                            for name, data in evals.items()}
         new_tokens = []
         if any(c.text is None for convs in self._convs.values() for c in convs):  # chats need a template
             new_tokens = setup_template(model, self.tokenizer, None)
@@ -116,6 +120,9 @@ class SFTTrainer:
                 peft_config.trainable_token_indices = new_tokens
             model = wrap_with_peft(model, peft_config)
         self.model = model
+        from transformers import TrainerState
+
+        self.state = TrainerState()  # filled in by train(), as transformers.Trainer's is
         self.records: list[dict[str, Any]] = []  # what the last train() logged
         self._prepared: tuple[int, list[Example], list[Example]] | None = None
         self.cfg = self._train_config()
@@ -156,12 +163,23 @@ class SFTTrainer:
             value = SFTConfig.from_training_arguments(value)
         self._args = value
 
+    def _to_conversations(self, dataset: Any, name: str) -> list[Conversation]:
+        text_field = self.args.dataset_text_field or "text"
+        return _conversations(_rows(dataset, name), self._formatting_func, text_field, name)
+
+    @property
+    def processing_class(self) -> Any:
+        """The tokenizer (transformers' and TRL's name for it)."""
+        return self.tokenizer
+
     def _train_config(self, total_steps: int | None = None) -> Any:
         name = str(getattr(getattr(self.model, "config", None), "_name_or_path", "") or "model")
-        return self.args.train_config(name, bool(self._convs["eval_dataset"]), total_steps)
+        return self.args.train_config(name, bool(self._eval_convs), total_steps)
 
     def _examples(self, which: str) -> list[Example]:
-        convs = self._convs[which]
+        return self._examples_of(self._convs[which])
+
+    def _examples_of(self, convs: list[Conversation]) -> list[Example]:
         if not convs:
             return []
         if self.data_collator is not None:
@@ -170,9 +188,10 @@ class SFTTrainer:
                                        max_length=self.cfg.max_length)
         return examples
 
-    def _prepare(self) -> tuple[list[Example], list[Example]]:
+    def _prepare(self) -> tuple[list[Example], dict[str, list[Example]]]:
         if self._prepared is None or self._prepared[0] != self.cfg.max_length:
-            self._prepared = (self.cfg.max_length, self._examples("train_dataset"), self._examples("eval_dataset"))
+            evals = {name: self._examples_of(convs) for name, convs in self._eval_convs.items()}
+            self._prepared = (self.cfg.max_length, self._examples("train_dataset"), evals)
         return self._prepared[1], self._prepared[2]
 
     @property
@@ -181,7 +200,31 @@ class SFTTrainer:
 
     @property
     def eval_examples(self) -> list[Example]:
-        return self._prepare()[1]
+        """The examples of every eval set, in order."""
+        return [ex for exs in self._prepare()[1].values() for ex in exs]
+
+    @staticmethod
+    def _as_dataset(examples: list[Example]) -> Any:
+        from datasets import Dataset
+
+        return Dataset.from_dict({"input_ids": [ex.input_ids for ex in examples],
+                                  "labels": [ex.labels for ex in examples]})
+
+    @property
+    def train_dataset(self) -> Any:
+        """The prepared training examples as a datasets.Dataset (input_ids, labels), as TRL's trainer holds its
+        processed dataset."""
+        return self._as_dataset(self.train_examples)
+
+    @property
+    def eval_dataset(self) -> Any:
+        """The prepared eval examples as a Dataset (a dict of them for named eval sets); None without any."""
+        evals = self._prepare()[1]
+        if not evals:
+            return None
+        if list(evals) == [""]:
+            return self._as_dataset(evals[""])
+        return {name: self._as_dataset(exs) for name, exs in evals.items()}
 
     def _device_and_dtype(self) -> tuple[Any, Any]:
         """The device (use_cpu / use_mps_device, else the first GPU) and the compute dtype (None for fp32)."""
@@ -214,7 +257,7 @@ class SFTTrainer:
 
         self.cfg = self._train_config()
         check_trackers(self.cfg.report_to)
-        examples, eval_examples = self._prepare()
+        examples, eval_sets = self._prepare()
         self.cfg = self._train_config(count_steps(examples, self.cfg))  # a warmup_steps count needs the total
         out = Path(self.cfg.output_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -226,7 +269,8 @@ class SFTTrainer:
         start = time.perf_counter()
         self.records = train_and_log(self.model, self.tokenizer, examples, self.cfg, device=device, dtype=dtype,
                                      stops=stop_token_ids(self.tokenizer), console=Console(),
-                                     eval_examples=eval_examples or None, resumed=resumed, save_last=True)
+                                     eval_examples=(eval_sets.get("") if list(eval_sets) == [""] else eval_sets)
+                                     or None, resumed=resumed, save_last=True)
         runtime = time.perf_counter() - start
         logged = self._training_records()
         step = logged[-1]["step"] if logged else 0
@@ -236,24 +280,60 @@ class SFTTrainer:
                    "train_steps_per_second": round(done / runtime, 3),
                    "train_loss": sum(r["loss"] for r in logged) / max(len(logged), 1),
                    "epoch": logged[-1]["epoch"] if logged else 0.0}
+        self._fill_state(step, metrics)
         if self.args.push_to_hub:
             self.push_to_hub()
         return TrainOutput(step, metrics["train_loss"], metrics)
+
+    def _fill_state(self, step: int, metrics: dict[str, Any]) -> None:
+        """trainer.state as transformers.Trainer leaves it: the step, epoch and every logged record under
+        TRL's names, then the run's summary (train_loss, train_runtime, ...)."""
+        from transformers import TrainerState
+
+        renamed = {"tokens": "num_tokens", "eval_accuracy": "eval_mean_token_accuracy"}
+        history = [{renamed.get(k, k): v for k, v in r.items() if k not in ("total_steps",)}
+                   for r in self.records if "loss" in r or any(k.startswith("eval_") for k in r)]
+        self.state = TrainerState(global_step=step, epoch=metrics["epoch"], max_steps=self.cfg.max_steps
+                                  if self.cfg.max_steps > 0 else step, log_history=history,
+                                  logging_steps=self.cfg.logging_steps, save_steps=self.cfg.save_steps or 0,
+                                  eval_steps=self.cfg.eval_steps or 0,
+                                  train_batch_size=self.cfg.per_device_train_batch_size)
+        self.state.log_history.append({**metrics, "step": step})
 
     def _training_records(self) -> list[dict[str, Any]]:
         """The last train()'s logged training records (eval records carry eval_loss instead of loss)."""
         return [r for r in self.records if "loss" in r]
 
-    def evaluate(self) -> dict[str, float]:
-        """Eval loss, perplexity and token accuracy on eval_dataset."""
-        from chattune.train.loop import evaluate_loss
+    def evaluate(self, eval_dataset: Any = None, ignore_keys: list[str] | None = None,
+                 metric_key_prefix: str = "eval") -> dict[str, float]:
+        """Eval loss, perplexity and token accuracy, as transformers.Trainer.evaluate: on the trainer's eval set(s)
+        (each named set's metrics prefixed with its name), on `eval_dataset` (a dataset, a dict of them, or the
+        name of one of the trainer's), under `metric_key_prefix`."""
+        from chattune.train.loop import evaluate_loss, named_metrics
 
-        if not self.eval_examples:
+        if eval_dataset is None:
+            sets = self._prepare()[1]
+        elif isinstance(eval_dataset, str):
+            sets = {eval_dataset: self._prepare()[1].get(eval_dataset)}
+            if sets[eval_dataset] is None:
+                raise KeyError(f"evaluate: no eval dataset named {eval_dataset!r}; the trainer has "
+                               f"{', '.join(self._prepare()[1]) or 'none'}")
+        else:
+            given = dict(eval_dataset) if isinstance(eval_dataset, dict) else {"": eval_dataset}
+            sets = {name: self._examples_of(self._to_conversations(data, "eval_dataset")) for name, data in
+                    given.items()}
+        if not any(sets.values()):
             raise ConfigError(["evaluate() needs an eval_dataset"])
         device, dtype = self._device_and_dtype()
         self._to_device(device)
-        return evaluate_loss(self.model, self.eval_examples, self.cfg.per_device_eval_batch_size,
-                             self.tokenizer.pad_token_id, device, dtype)
+        out: dict[str, float] = {}
+        for name, examples in sets.items():
+            metrics = named_metrics(evaluate_loss(self.model, examples, self.cfg.per_device_eval_batch_size,
+                                                  self.tokenizer.pad_token_id, device, dtype), name)
+            out.update({metric_key_prefix + k.removeprefix("eval").replace("_accuracy", "_mean_token_accuracy"): v
+                        for k, v in metrics.items() if k not in (ignore_keys or [])})
+        self.state.log_history.append({**out, "step": self.state.global_step})
+        return out
 
     def save_model(self, output_dir: str | None = None) -> Path:
         """The adapter (with peft) or the model, with tokenizer, template and stop tokens."""
