@@ -16,7 +16,7 @@ from chattune.config import TrainConfig
 from chattune.errors import TrainingError, TrainingInterrupted
 from chattune.model.device import memory_stats
 from chattune.train.dist import Dist
-from chattune.train.loss import loss_and_accuracy, summed_loss
+from chattune.train.loss import loss_and_accuracy, summed_loss_and_correct
 from chattune.train.optim import build_optimizer, build_scheduler
 from chattune.train.speed import CompiledLayers
 from chattune.train.state import TrainProgress, rng_state
@@ -66,13 +66,19 @@ class SummedLoss(torch.nn.Module):
         self.model = model
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
-        return summed_loss(self.model, Batch(input_ids, labels, position_ids, 0, 0))
+        return summed_loss_and_correct(self.model, Batch(input_ids, labels, position_ids, 0, 0))
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
     """Compute in `dtype` (bf16/fp16) where the weights are fp32 (fp32 master weights, trainable adapters);
     weights already in that dtype (a frozen bf16 base) are used as they are, with no cast."""
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+
+
+def _accuracy(window: list[tuple[float, float, int, float, int]]) -> dict[str, float]:
+    """TRL's mean_token_accuracy over the logged steps (absent where the fused loss gives no predictions)."""
+    correct, trained = sum(w[3] for w in window), sum(w[4] for w in window)
+    return {"mean_token_accuracy": correct / trained} if trained and math.isfinite(correct) else {}
 
 
 def named_metrics(metrics: dict[str, float], name: str) -> dict[str, float]:
@@ -107,27 +113,30 @@ class _NotFinite(Exception):
 
 def _optimizer_step(wrapped: Any, optimizer: Any, scheduler: Any, micro: list[Batch], trained: int,
                     cfg: TrainConfig, device: torch.device, dtype: torch.dtype | None, dist: Dist,
-                    scaler: Any = None) -> tuple[float, float]:
+                    scaler: Any = None) -> tuple[float, float, float]:
     """Forward/backward over this process's micro-batches of the step; the loss is normalised by the trained
-    tokens of the whole step on every process. Returns the step's loss (summed over processes) and grad norm.
+    tokens of the whole step on every process. Returns the step's loss (summed over processes), grad norm, and
+    correct next-token predictions (summed over processes; NaN where the loss is fused).
 
     With fp16 loss scaling (`scaler`), a step whose scaled gradients overflow is skipped and the scale lowered,
     as GradScaler does; only a non-finite loss stops the run."""
-    total = torch.zeros((), device=device)
+    total = torch.zeros((2,), device=device)  # [loss, correct predictions]
     for k, b in enumerate(micro):
         b = b.to(device, non_blocking=True)
         with dist.no_sync(wrapped, sync=k == len(micro) - 1), autocast(device, dtype):
+            out = wrapped(b.input_ids, b.labels, b.position_ids)
             # DDP averages gradients over processes: scaling by their number makes that average a sum
-            loss = wrapped(b.input_ids, b.labels, b.position_ids) / (max(trained, 1) / dist.world)
+            loss = out[0] / (max(trained, 1) / dist.world)
             (scaler.scale(loss) if scaler else loss).backward()
-        total += loss.detach().float() / dist.world  # stays on the device: no host sync per micro-batch
+        # stays on the device: no host sync per micro-batch
+        total += torch.stack([loss.detach().float() / dist.world, out[1].detach().float()])
     if scaler:
         scaler.unscale_(optimizer)
     params = [p for p in wrapped.parameters() if p.requires_grad]
     max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
     norm = dist.clip_grad_norm(wrapped, params, max_norm)
     # the step's one host sync: both values are needed before the optimizer may touch the weights
-    total, grad_norm = torch.stack([dist.sum_tensor(total), norm.detach().float().to(device)]).tolist()
+    total, correct, grad_norm = torch.cat([dist.sum_tensor(total), norm.detach().float().to(device)[None]]).tolist()
     if not math.isfinite(total) or (not math.isfinite(grad_norm) and not scaler):
         optimizer.zero_grad(set_to_none=True)
         if scaler:
@@ -140,7 +149,7 @@ def _optimizer_step(wrapped: Any, optimizer: Any, scheduler: Any, micro: list[Ba
         optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return total, grad_norm
+    return total, grad_norm, correct
 
 
 SaveHook = Callable[[int, dict[str, Any]], Path | None]
@@ -185,7 +194,7 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
     last_checkpoint = resume.get("path") if resume else None
     stream = _micro_batches(examples, cfg, skip=progress.micro_batches)
     per_step = cfg.gradient_accumulation_steps * dist.world
-    window: list[tuple[float, float, int]] = []  # (loss, seconds, tokens) of the steps not yet logged
+    window: list[tuple[float, float, int, float, int]] = []  # (loss, s, tokens, correct, trained) not yet logged
 
     def emit(rec: dict[str, Any]) -> None:
         progress.records.append(rec)
@@ -206,8 +215,8 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
                          for _, rows in plans[dist.rank::dist.world]]
                 lr = scheduler.get_last_lr()[0]
                 try:
-                    loss, grad_norm = _optimizer_step(wrapped, optimizer, scheduler, micro, trained, cfg, device, dtype,
-                                                      dist, scaler)
+                    loss, grad_norm, correct = _optimizer_step(wrapped, optimizer, scheduler, micro, trained, cfg,
+                                                               device, dtype, dist, scaler)
                 except _NotFinite as e:
                     where = f"the last good checkpoint is {last_checkpoint} (chattune train CONFIG --resume)" \
                         if last_checkpoint else "no checkpoint was saved yet (set save_steps to keep one)"
@@ -218,22 +227,20 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
                 progress.trained_tokens += trained
                 progress.rng = rng_state()  # after the step's dropout: what the next step starts from
                 # a logged record covers every step since the previous one: mean loss and time, tokens/s over all
-                window.append((loss, time.perf_counter() - start, step_tokens))
+                window.append((loss, time.perf_counter() - start, step_tokens, correct, trained))
                 if step % cfg.logging_steps == 0 or step == total_steps:
                     seconds = sum(w[1] for w in window)
                     emit({"step": step, "epoch": round(epoch, 4), "loss": sum(w[0] for w in window) / len(window),
                           "learning_rate": lr, "grad_norm": grad_norm, "tokens": progress.tokens,
                           "trained_tokens": progress.trained_tokens, "step_time_s": round(seconds / len(window), 4),
                           "tokens_per_s": round(sum(w[2] for w in window) / seconds, 1), **memory_stats(device),
-                          "total_steps": total_steps})
+                          **_accuracy(window), "total_steps": total_steps})
                     window.clear()
                 if eval_sets and cfg.eval_steps and (step % cfg.eval_steps == 0 or step == total_steps):
-                    rec: dict[str, Any] = {"step": step}
-                    for name, exs in eval_sets.items():
+                    for name, exs in eval_sets.items():  # a record per set, as transformers.Trainer logs them
                         metrics = evaluate_loss(model, exs, cfg.per_device_eval_batch_size, pad_id, device, dtype,
                                                 dist)
-                        rec.update(named_metrics(metrics, name))
-                    emit(rec)
+                        emit({"step": step, **named_metrics(metrics, name)})
                     if on_eval:
                         with compiled.eager():
                             on_eval(step)

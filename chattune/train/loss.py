@@ -17,8 +17,10 @@ CHUNK = 2048  # trained positions per LM-head chunk
 
 
 def _chunk_loss(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module) -> torch.Tensor:
+    """[summed cross-entropy, correct next-token predictions] of one chunk (the second carries no gradient)."""
     logits = head(hidden).float()
-    return F.cross_entropy(logits, targets, reduction="sum")
+    correct = (logits.detach().argmax(-1) == targets).sum().float()
+    return torch.stack([F.cross_entropy(logits, targets, reduction="sum"), correct])
 
 
 def _chunk_stats(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module) -> torch.Tensor:
@@ -47,10 +49,17 @@ def _fused_loss(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Line
 
 def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
     """Sum of token cross-entropies over the batch's trained positions (the caller normalises)."""
+    return summed_loss_and_correct(model, batch)[0]
+
+
+def summed_loss_and_correct(model: Any, batch: Batch) -> torch.Tensor:
+    """[sum of token cross-entropies, correct argmax predictions] over the batch's trained positions; the count
+    (TRL's mean_token_accuracy, logged) is NaN on the fused Liger path, which never materialises logits."""
     hidden, targets, head = trained_hidden(model, batch)
     if getattr(base_model(model), "chattune_fused_loss", False) and type(head) is torch.nn.Linear:
-        return _fused_loss(hidden, targets, head)
-    total = hidden.new_zeros((), dtype=torch.float32)
+        loss = _fused_loss(hidden, targets, head)
+        return torch.stack([loss, torch.full_like(loss, float("nan"))])
+    total = hidden.new_zeros((2,), dtype=torch.float32)
     for s in range(0, targets.numel(), CHUNK):
         h, t = hidden[s:s + CHUNK], targets[s:s + CHUNK]
         # recompute each chunk's logits in backward instead of keeping them all

@@ -123,6 +123,8 @@ class SFTTrainer:
         from transformers import TrainerState
 
         self.state = TrainerState()  # filled in by train(), as transformers.Trainer's is
+        # TRL adds an MoE router's load-balancing loss to the loss; chattune trains on the token loss alone
+        self.aux_loss_enabled = False
         self.records: list[dict[str, Any]] = []  # what the last train() logged
         self._prepared: tuple[int, list[Example], list[Example]] | None = None
         self.cfg = self._train_config()
