@@ -203,6 +203,12 @@ class TrainConfig(_Strict):
                             "Kahan summation (torch-optimi), no fp32 master copy; half the memory.")
     gradient_checkpointing: bool | None = Field(None, description="Trade compute for memory; None: on for "
                                                 "qlora, off otherwise.")
+    gradient_checkpointing_kwargs: dict[str, Any] | None = Field(None, description="Passed to transformers' "
+                                                                 "gradient checkpointing (default "
+                                                                 "{use_reentrant: false}).")
+    loss_type: Literal["nll", "dft"] = Field("nll", description="nll: token cross-entropy; dft: each token's "
+                                             "cross-entropy weighted by its (detached) probability, as TRL's "
+                                             "loss_type dft (Dynamic Fine-Tuning).")
     seed: int = Field(42, description="Seed for data order, init and dropout.")
     merge: bool = Field(True, description="Also save a merged model after LoRA training.")
 

@@ -150,3 +150,27 @@ def test_logged_loss_is_the_mean_over_the_logging_window(tokenizer):
     for rec, (a, b) in zip(paired, [(every[0], every[1]), (every[2], every[3])]):
         assert abs(rec["loss"] - (a["loss"] + b["loss"]) / 2) < 1e-6
         assert rec["tokens"] == b["tokens"]
+
+
+def test_dft_loss_weights_each_token_by_its_detached_probability(tokenizer, tiny_model):
+    from chattune.train.loss import summed_loss_and_correct
+
+    batch = collate([[e] for e in examples(tokenizer, 3)], tokenizer.pad_token_id)
+    logits = tiny_model(input_ids=batch.input_ids, position_ids=batch.position_ids).logits[:, :-1].float()
+    targets = batch.labels[:, 1:]
+    keep = targets != -100
+    ce = torch.nn.functional.cross_entropy(logits[keep], targets[keep], reduction="none")
+    dft = summed_loss_and_correct(tiny_model, batch, "dft")
+    torch.testing.assert_close(dft[0], (ce * torch.exp(-ce)).sum(), atol=1e-4, rtol=1e-4)
+    assert dft[1] == (logits[keep].argmax(-1) == targets[keep]).sum()
+    # the weight carries no gradient: d(dft)/d(logits) is p * d(ce), not d(p * ce)
+    tiny_model.zero_grad()
+    summed_loss_and_correct(tiny_model, batch, "dft")[0].backward()
+    got = next(p.grad for p in tiny_model.parameters() if p.grad is not None).clone()
+    tiny_model.zero_grad()
+    logits = tiny_model(input_ids=batch.input_ids, position_ids=batch.position_ids).logits[:, :-1].float()
+    ce = torch.nn.functional.cross_entropy(logits[keep], targets[keep], reduction="none")
+    (ce * torch.exp(-ce).detach()).sum().backward()
+    want = next(p.grad for p in tiny_model.parameters() if p.grad is not None)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-3)
+    assert cfg(loss_type="dft").loss_type == "dft"

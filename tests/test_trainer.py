@@ -173,3 +173,17 @@ def test_trainer_surface_as_transformers_trainer(tmp_path, tokenizer):
     other = trainer.evaluate(eval_dataset=CHATS[3:], metric_key_prefix="test")
     assert set(other) == {"test_loss", "test_perplexity", "test_mean_token_accuracy"}
     assert history[-1] == {**other, "step": 4}
+
+
+def test_trl_loss_checkpointing_and_packing_arguments(tmp_path, tokenizer):
+    args = SFTConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2, loss_type="dft",
+                     gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False},
+                     packing=True, packing_strategy="bfd", save_strategy="no", report_to="none")
+    cfg = args.train_config("m", False)
+    assert cfg.loss_type == "dft" and cfg.gradient_checkpointing_kwargs == {"use_reentrant": False} and cfg.packing
+    trainer = SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=CHATS, processing_class=tokenizer)
+    assert trainer.train().global_step == 2
+    with pytest.raises(ConfigError, match="packing_strategy='wrapped': chattune packs whole conversations"):
+        SFTConfig(output_dir=str(tmp_path), packing_strategy="wrapped").train_config("m", False)
+    with pytest.raises(ConfigError, match="loss_type"):
+        SFTConfig(output_dir=str(tmp_path), loss_type="chunked_nll").train_config("m", False)

@@ -61,12 +61,12 @@ class SummedLoss(torch.nn.Module):
     """The model with chattune's loss as its forward, so DDP/FSDP wrap the call that runs the model (their
     gradient hooks are set up in forward) while the LM head still runs only on trained positions."""
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, loss_type: str = "nll"):
         super().__init__()
-        self.model = model
+        self.model, self.loss_type = model, loss_type
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
-        return summed_loss_and_correct(self.model, Batch(input_ids, labels, position_ids, 0, 0))
+        return summed_loss_and_correct(self.model, Batch(input_ids, labels, position_ids, 0, 0), self.loss_type)
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -177,14 +177,15 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
     eval_sets = dict(eval_examples) if isinstance(eval_examples, dict) else {"": eval_examples} if eval_examples \
         else {}
     if cfg.checkpointing:
+        kwargs = cfg.gradient_checkpointing_kwargs or {"use_reentrant": False}
         if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.20's name for it
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
         else:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     model.train()
-    wrapped = dist.wrap(SummedLoss(model))
+    wrapped = dist.wrap(SummedLoss(model, cfg.loss_type))
     optimizer = build_optimizer(wrapped, cfg)
     scheduler = build_scheduler(optimizer, cfg, total_steps)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None

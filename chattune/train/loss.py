@@ -16,10 +16,14 @@ from chattune.model.lora import base_model
 CHUNK = 2048  # trained positions per LM-head chunk
 
 
-def _chunk_loss(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module) -> torch.Tensor:
-    """[summed cross-entropy, correct next-token predictions] of one chunk (the second carries no gradient)."""
+def _chunk_loss(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module, dft: bool = False) -> torch.Tensor:
+    """[summed cross-entropy, correct next-token predictions] of one chunk (the second carries no gradient).
+    With `dft` each token's cross-entropy is weighted by its probability, detached (TRL's loss_type dft)."""
     logits = head(hidden).float()
     correct = (logits.detach().argmax(-1) == targets).sum().float()
+    if dft:
+        ce = F.cross_entropy(logits, targets, reduction="none")
+        return torch.stack([(ce * torch.exp(-ce).detach()).sum(), correct])
     return torch.stack([F.cross_entropy(logits, targets, reduction="sum"), correct])
 
 
@@ -52,19 +56,20 @@ def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
     return summed_loss_and_correct(model, batch)[0]
 
 
-def summed_loss_and_correct(model: Any, batch: Batch) -> torch.Tensor:
+def summed_loss_and_correct(model: Any, batch: Batch, loss_type: str = "nll") -> torch.Tensor:
     """[sum of token cross-entropies, correct argmax predictions] over the batch's trained positions; the count
     (TRL's mean_token_accuracy, logged) is NaN on the fused Liger path, which never materialises logits."""
     hidden, targets, head = trained_hidden(model, batch)
-    if getattr(base_model(model), "chattune_fused_loss", False) and type(head) is torch.nn.Linear:
+    dft = loss_type == "dft"
+    if getattr(base_model(model), "chattune_fused_loss", False) and type(head) is torch.nn.Linear and not dft:
         loss = _fused_loss(hidden, targets, head)
         return torch.stack([loss, torch.full_like(loss, float("nan"))])
     total = hidden.new_zeros((2,), dtype=torch.float32)
     for s in range(0, targets.numel(), CHUNK):
         h, t = hidden[s:s + CHUNK], targets[s:s + CHUNK]
         # recompute each chunk's logits in backward instead of keeping them all
-        total = total + (checkpoint(_chunk_loss, h, t, head, use_reentrant=False) if torch.is_grad_enabled()
-                         else _chunk_loss(h, t, head))
+        total = total + (checkpoint(_chunk_loss, h, t, head, dft, use_reentrant=False) if torch.is_grad_enabled()
+                         else _chunk_loss(h, t, head, dft))
     return total
 
 

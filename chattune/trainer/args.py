@@ -17,11 +17,11 @@ SAME_NAMES = {"num_train_epochs", "max_steps", "per_device_train_batch_size", "p
               "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type", "warmup_ratio", "weight_decay",
               "adam_beta1", "adam_beta2", "max_grad_norm", "logging_steps", "eval_steps", "save_steps",
               "save_total_limit", "load_best_model_at_end", "max_length", "packing", "bf16", "fp16", "padding_free",
-              "gradient_checkpointing", "seed", "report_to"}
+              "gradient_checkpointing", "seed", "report_to", "gradient_checkpointing_kwargs", "loss_type"}
 # accepted with a translation (see SFTConfig.train_config)
 TRANSLATED = {"eval_strategy", "evaluation_strategy", "warmup_steps", "max_seq_length", "dataset_text_field",
               "completion_only_loss", "assistant_only_loss", "use_mps_device", "save_strategy", "use_cpu",
-              "logging_strategy", "eval_packing"}
+              "logging_strategy", "eval_packing", "packing_strategy"}
 # read by SFTTrainer (push_to_hub; loading a model given by name)
 HUB_NAMES = {"hub_model_id", "hub_token", "hub_private_repo", "push_to_hub", "model_init_kwargs"}
 SUPPORTED = SAME_NAMES | TRANSLATED | HUB_NAMES
@@ -109,6 +109,10 @@ class SFTConfig:
             cfg["save_steps"] = None
         elif save not in (None, "steps"):
             raise ConfigError([f"save_strategy: chattune saves every save_steps ('steps' or 'no'), got {save!r}"])
+        packing_strategy = v.pop("packing_strategy", None)
+        if packing_strategy not in (None, "bfd"):
+            raise ConfigError([f"packing_strategy={packing_strategy!r}: chattune packs whole conversations best-fit "
+                               "decreasing ('bfd'), never cutting one across rows ('wrapped' would)"])
         if v.pop("eval_packing", None):
             raise ConfigError(["eval_packing=True: chattune evaluates on padded, unpacked batches"])
         if v.pop("logging_strategy", None) not in (None, "steps"):
