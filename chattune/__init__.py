@@ -21,6 +21,8 @@ _EXPORTS = {
     "IGNORE_INDEX": "chattune.labels",
     "render": "chattune.templates.render",
     "setup_chat_format": "chattune.templates.setup",
+    "clone_chat_template": "chattune.templates.setup",
+    "get_formatting_func_from_dataset": "chattune.trainer.formatting",
     "BUILTIN_TEMPLATES": "chattune.templates.builtin",
     "TrainConfig": "chattune.config",
     "load_config": "chattune.config",

@@ -187,3 +187,36 @@ def test_trl_loss_checkpointing_and_packing_arguments(tmp_path, tokenizer):
         SFTConfig(output_dir=str(tmp_path), packing_strategy="wrapped").train_config("m", False)
     with pytest.raises(ConfigError, match="loss_type"):
         SFTConfig(output_dir=str(tmp_path), loss_type="chunked_nll").train_config("m", False)
+
+
+def test_trl_chat_format_helpers(tmp_path, tokenizer):
+    import copy
+
+    from datasets import Dataset
+
+    from chattune import clone_chat_template, get_formatting_func_from_dataset, setup_chat_format
+
+    tok = copy.deepcopy(tokenizer)
+    tok.chat_template = None
+    model, tok = setup_chat_format(make_tiny_model(tokenizer), tok, format="chatml", resize_to_multiple_of=123)
+    assert model.get_input_embeddings().num_embeddings % 123 == 0 and tok.eos_token == tok.pad_token == "<|im_end|>"
+
+    source = copy.deepcopy(tokenizer)  # a tokenizer directory with another template and a new special token
+    setup_chat_format(None, source, "gemma")
+    source.save_pretrained(tmp_path / "source")
+    target = copy.deepcopy(tokenizer)
+    target.chat_template = None
+    model, target, added = clone_chat_template(make_tiny_model(tokenizer), target, str(tmp_path / "source"))
+    assert target.chat_template == source.chat_template and target.eos_token == "<end_of_turn>"
+    assert target.convert_tokens_to_ids("<start_of_turn>") in added
+    assert model.get_input_embeddings().num_embeddings % 64 == 0
+    assert model.get_input_embeddings().num_embeddings == len(target.get_vocab())  # filled with <extra_id_N>
+
+    chats = Dataset.from_dict({"messages": [[{"role": "user", "content": "Hi"},
+                                             {"role": "assistant", "content": "Hello"}]]})
+    fmt = get_formatting_func_from_dataset(chats, tokenizer)
+    text = tokenizer.apply_chat_template(chats[0]["messages"], tokenize=False)
+    assert fmt(chats[0]) == text and fmt(chats[0:1]) == [text]
+    pairs = Dataset.from_list([{"prompt": "2+2?", "completion": "4"}])
+    assert get_formatting_func_from_dataset(pairs, tokenizer)(pairs[0:1])[0].endswith("4<|im_end|>\n")
+    assert get_formatting_func_from_dataset(Dataset.from_dict({"text": ["x"]}), tokenizer) is None

@@ -10,9 +10,12 @@ from chattune.errors import TemplateError
 from chattune.templates.builtin import BUILTIN_TEMPLATES
 
 
-def setup_chat_format(model: Any, tokenizer: Any, template: str = "chatml") -> tuple[Any, Any]:
-    """Add the template's missing special tokens, resize embeddings (new rows at the mean of the old ones),
-    set eos to the end-of-turn token and pad where missing, and store the template on the tokenizer."""
+def setup_chat_format(model: Any, tokenizer: Any, template: str = "chatml", *, format: str | None = None,
+                      resize_to_multiple_of: int | None = None) -> tuple[Any, Any]:
+    """Add the template's missing special tokens, resize embeddings (new rows at the mean of the old ones; rounded
+    up to `resize_to_multiple_of`), set eos to the end-of-turn token and pad where missing, and store the template
+    on the tokenizer. `format` is TRL's name for `template`."""
+    template = format or template
     if template not in BUILTIN_TEMPLATES:
         raise TemplateError(f"unknown template {template!r}; expected one of {', '.join(BUILTIN_TEMPLATES)}")
     spec = BUILTIN_TEMPLATES[template]
@@ -28,8 +31,9 @@ def setup_chat_format(model: Any, tokenizer: Any, template: str = "chatml") -> t
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.chat_template = spec.jinja
     if model is not None:
-        if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
-            model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+        if len(tokenizer) > model.get_input_embeddings().weight.shape[0] or resize_to_multiple_of:
+            model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=resize_to_multiple_of,
+                                          mean_resizing=True)
         model.config.eos_token_id = tokenizer.eos_token_id
         model.config.bos_token_id = tokenizer.bos_token_id
         model.config.pad_token_id = tokenizer.pad_token_id
@@ -51,3 +55,29 @@ def setup_template(model: Any, tokenizer: Any, template: str | None) -> list[int
     elif not getattr(tokenizer, "chat_template", None):
         setup_chat_format(model, tokenizer, "chatml")
     return list(range(before, len(tokenizer)))
+
+
+def clone_chat_template(model: Any, tokenizer: Any, source_tokenizer_path: str,
+                        resize_to_multiple_of: int | None = 64) -> tuple[Any, Any, list[int]]:
+    """TRL's clone_chat_template: the chat template, added tokens and eos of another tokenizer (a hub id or a
+    directory), the model's embeddings resized (rounded up to `resize_to_multiple_of`, the rows past the tokenizer
+    filled with <extra_id_N> tokens so both sizes agree). Returns (model, tokenizer, ids of the added tokens)."""
+    from transformers import AutoTokenizer
+
+    source = AutoTokenizer.from_pretrained(source_tokenizer_path)
+    tokenizer.chat_template = source.get_chat_template()
+    added = [t for t in source.added_tokens_decoder.values() if t.content not in tokenizer.get_vocab()]
+    tokenizer.add_tokens(added)
+    tokenizer.eos_token = source.eos_token
+    model.config.get_text_config().eos_token_id = tokenizer.eos_token_id
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.resize_token_embeddings(len(tokenizer.get_vocab()), pad_to_multiple_of=resize_to_multiple_of,
+                                  mean_resizing=True)
+    filler = 0
+    while model.get_input_embeddings().weight.shape[0] > len(tokenizer.get_vocab()):
+        token = AddedToken(f"<extra_id_{filler}>")
+        if tokenizer.add_tokens(token) == 1:
+            added.append(token)
+        filler += 1
+    return model, tokenizer, tokenizer.convert_tokens_to_ids([t.content for t in added])
