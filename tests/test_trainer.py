@@ -220,3 +220,38 @@ def test_trl_chat_format_helpers(tmp_path, tokenizer):
     pairs = Dataset.from_list([{"prompt": "2+2?", "completion": "4"}])
     assert get_formatting_func_from_dataset(pairs, tokenizer)(pairs[0:1])[0].endswith("4<|im_end|>\n")
     assert get_formatting_func_from_dataset(Dataset.from_dict({"text": ["x"]}), tokenizer) is None
+
+
+def test_chat_template_path_tags_and_transformed_datasets(tmp_path, tokenizer):
+    import copy
+
+    import datasets
+
+    from chattune.templates import BUILTIN_TEMPLATES
+
+    jinja = tmp_path / "template.jinja"
+    jinja.write_text(BUILTIN_TEMPLATES["chatml"].jinja)
+    args = SFTConfig(output_dir=str(tmp_path / "a"), max_steps=1, chat_template_path=str(jinja), report_to="none")
+    bare = copy.deepcopy(tokenizer)
+    bare.chat_template = None
+    trainer = SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=CHATS, processing_class=bare)
+    assert trainer.processing_class.chat_template == jinja.read_text()
+    assert {"sft", "trl"} <= set(trainer.model.model_tags)
+    trainer.train()
+    assert 0 <= trainer.state.log_history[-1]["mean_token_accuracy"] <= 1  # the last record carries the metrics
+
+    source = copy.deepcopy(tokenizer)
+    from chattune import setup_chat_format
+
+    setup_chat_format(None, source, "phi3")
+    source.save_pretrained(tmp_path / "phi3-tokenizer")
+    args = SFTConfig(output_dir=str(tmp_path / "b"), chat_template_path=str(tmp_path / "phi3-tokenizer"))
+    trainer = SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=CHATS,
+                         processing_class=copy.deepcopy(tokenizer))
+    assert trainer.processing_class.chat_template == source.chat_template
+    assert "<|assistant|>" in trainer.processing_class.decode(trainer.train_examples[0].input_ids)
+
+    transformed = datasets.Dataset.from_dict({"text": ["hello"]}).with_transform(lambda b: b)
+    with pytest.raises(ValueError, match=r"Dataset\.with_transform\(\).*dataset\.map\(\)"):
+        SFTTrainer(make_tiny_model(tokenizer), args=SFTConfig(output_dir=str(tmp_path / "c")),
+                   train_dataset=transformed, processing_class=tokenizer)

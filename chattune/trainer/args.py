@@ -22,8 +22,9 @@ SAME_NAMES = {"num_train_epochs", "max_steps", "per_device_train_batch_size", "p
 TRANSLATED = {"eval_strategy", "evaluation_strategy", "warmup_steps", "max_seq_length", "dataset_text_field",
               "completion_only_loss", "assistant_only_loss", "use_mps_device", "save_strategy", "use_cpu",
               "logging_strategy", "eval_packing", "packing_strategy"}
-# read by SFTTrainer (push_to_hub; loading a model given by name)
-HUB_NAMES = {"hub_model_id", "hub_token", "hub_private_repo", "push_to_hub", "model_init_kwargs"}
+# read by SFTTrainer (push_to_hub; loading a model given by name; its chat template)
+HUB_NAMES = {"hub_model_id", "hub_token", "hub_private_repo", "push_to_hub", "model_init_kwargs",
+             "chat_template_path"}
 SUPPORTED = SAME_NAMES | TRANSLATED | HUB_NAMES
 
 # TRL 1.16's SFTConfig defaults where chattune's own differ: a script brought over trains the same way

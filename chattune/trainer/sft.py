@@ -29,6 +29,11 @@ def _rows(dataset: Any, name: str) -> list[dict[str, Any]]:
     if isinstance(dataset, dict):  # a DatasetDict
         raise TypeError(f"{name}: pass one split of a DatasetDict (e.g. ds['train']), not the whole DatasetDict "
                         f"(splits: {', '.join(map(str, dataset))})")
+    if getattr(dataset, "format", {}).get("type") == "custom":  # with_transform / set_transform
+        raise ValueError(f"{name}: a Dataset.with_transform() transform runs each time a row is read, but chattune "
+                         "prepares (renders, tokenises, masks) every row once before training, so it would be lost; "
+                         "apply it with dataset.map() instead (TRL's other way, dataset_kwargs={'skip_prepare_dataset':"
+                         " True} with trainer-ready rows, is not supported)")
     if isinstance(dataset, (str, bytes)) or not isinstance(dataset, Iterable):
         raise TypeError(f"{name}: expected a datasets.Dataset or a list of dicts, got {type(dataset).__name__}")
     rows = list(dataset)
@@ -107,9 +112,12 @@ class SFTTrainer:
         self._convs = {"train_dataset": self._to_conversations(train_dataset, "train_dataset")}
         self._eval_convs = {name: self._to_conversations(data, f"eval_dataset[{name!r}]" if name else "eval_dataset")
                             for name, data in evals.items()}
-        new_tokens = []
-        if any(c.text is None for convs in self._convs.values() for c in convs):  # chats need a template
-            new_tokens = setup_template(model, self.tokenizer, None)
+        new_tokens = self._set_chat_template(model, self.args.chat_template_path)
+        chats = [c for convs in (self._convs["train_dataset"], *self._eval_convs.values()) for c in convs]
+        if any(c.text is None for c in chats):  # chats need a template: ChatML where the tokenizer has none
+            new_tokens += setup_template(model, self.tokenizer, None)
+        if hasattr(model, "add_model_tags"):  # the model card's tags, as TRL sets them (code written for it checks)
+            model.add_model_tags(["sft", "trl", "chattune"])
         if peft_config is not None:
             import torch
 
@@ -128,6 +136,18 @@ class SFTTrainer:
         self.records: list[dict[str, Any]] = []  # what the last train() logged
         self._prepared: tuple[int, list[Example], list[Example]] | None = None
         self.cfg = self._train_config()
+
+    def _set_chat_template(self, model: Any, path: str | None) -> list[int]:
+        """TRL's chat_template_path: a Jinja file (its special tokens must already be in the tokenizer), or a
+        tokenizer (hub id or directory) whose template, tokens and eos are cloned. Returns added token ids."""
+        if not path:
+            return []
+        if Path(path).is_file():
+            self.tokenizer.chat_template = Path(path).read_text(encoding="utf-8")
+            return []
+        from chattune.templates.setup import clone_chat_template
+
+        return clone_chat_template(model, self.tokenizer, path)[2]
 
     def _load_model(self, name: str, quantization_config: Any) -> tuple[Any, Any]:
         """A model named by a string, loaded as TRL does: args.model_init_kwargs (dtype fp32 unless they say
@@ -300,7 +320,9 @@ class SFTTrainer:
                                   logging_steps=self.cfg.logging_steps, save_steps=self.cfg.save_steps or 0,
                                   eval_steps=self.cfg.eval_steps or 0,
                                   train_batch_size=self.cfg.per_device_train_batch_size)
-        self.state.log_history.append({**metrics, "step": step})
+        last = next((r for r in reversed(history) if "mean_token_accuracy" in r), {})
+        extra = {k: last[k] for k in ("mean_token_accuracy", "num_tokens") if k in last}
+        self.state.log_history.append({**extra, **metrics, "step": step})  # TRL's last record carries its metrics
 
     def _training_records(self) -> list[dict[str, Any]]:
         """The last train()'s logged training records (eval records carry eval_loss instead of loss)."""
