@@ -41,6 +41,8 @@ def convert_file(source: str, out: str | Path, *, columns: dict[str, str] | None
         record: dict[str, Any] = {"messages": [m.to_template_dict() for m in conv.messages]}
         if conv.tools:
             record["tools"] = conv.tools
+        if conv.template_kwargs:
+            record["chat_template_kwargs"] = conv.template_kwargs
         lines.append(json.dumps(record, ensure_ascii=False))
     Path(out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return len(lines)

@@ -219,3 +219,25 @@ def test_builtin_golden_text_and_mask(builtin_tokenizers, name):
     tok = builtin_tokenizers[name]
     assert set(GOLDEN) == set(BUILTIN_TEMPLATES)
     assert marked_text(tok, render(tok, MESSAGES), color=False).plain == GOLDEN[name]
+
+
+def test_a_rows_chat_template_kwargs_reach_the_template(tokenizer):
+    """TRL's per-row `chat_template_kwargs` column: the row's options win over the config's."""
+    from chattune.data.convert import to_conversation
+    from chattune.errors import DataError
+    from chattune.templates.render import render_many
+
+    jinja = ("{% for m in messages %}{{ '<|im_start|>' + (m['role'].upper() if shout else m['role']) + '\\n' + "
+             "m['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}"
+             "{{ '<|im_start|>' + ('ASSISTANT' if shout else 'assistant') + '\\n' }}{% endif %}")
+    row = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}],
+           "chat_template_kwargs": {"shout": True}}
+    conv = to_conversation(row)
+    assert conv.template_kwargs == {"shout": True}
+    assert render(tokenizer, conv, template=jinja, template_kwargs={"shout": False}).text.startswith(
+        "<|im_start|>USER\nHi")
+    [many] = render_many(tokenizer, [conv], template=jinja, template_kwargs={"shout": False})
+    assert many.text.startswith("<|im_start|>USER") and tokenizer.decode(
+        [t for t in many.labels if t != IGNORE_INDEX]) == "Hello<|im_end|>"
+    with pytest.raises(DataError, match="field 'chat_template_kwargs': expected an object"):
+        to_conversation({**row, "chat_template_kwargs": "shout"})

@@ -186,7 +186,11 @@ def to_conversation(row: dict[str, Any], *, source: str = "<memory>", row_no: in
         problems = [p for p in problems if "no assistant message" not in p]
     if problems:
         raise err(None, "; ".join(problems), "invalid_messages")
-    return Conversation(messages=messages, source=source, row=row_no, tools=tools)
+    kwargs = row.get("chat_template_kwargs") if not columns else None
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise err("chat_template_kwargs", f"expected an object of template options, found {type(kwargs).__name__}",
+                  "wrong_type")
+    return Conversation(messages=messages, source=source, row=row_no, tools=tools, template_kwargs=kwargs or None)
 
 
 def bad_rows_error(source: str, problems: list[str]) -> DataError:

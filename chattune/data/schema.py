@@ -55,6 +55,7 @@ class Conversation:
     row: int | None = None
     tools: list[dict[str, Any]] | None = field(default=None)
     text: str | None = None
+    template_kwargs: dict[str, Any] | None = None  # this row's options for the template (TRL's chat_template_kwargs)
 
 
 def validate_messages(messages: list[Message]) -> list[str]:

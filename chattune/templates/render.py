@@ -245,9 +245,9 @@ def render_many(tokenizer: Any, conversations: Sequence[Conversation], *, templa
     planned: list[tuple[str, Spans] | Rendered | TemplateError] = []
     for conv in conversations:
         try:
+            kwargs = {**(template_kwargs or {}), **(conv.template_kwargs or {})} or None  # the row's win
             planned.append(render_plain(tokenizer, conv.text) if conv.text is not None else
-                           _text_and_spans(tokenizer, conv.messages, conv.tools, template, False, train_on,
-                                           template_kwargs))
+                           _text_and_spans(tokenizer, conv.messages, conv.tools, template, False, train_on, kwargs))
         except TemplateError as e:
             planned.append(e)
     texts = [p[0] for p in planned if isinstance(p, tuple)]
@@ -275,6 +275,7 @@ def render(tokenizer: Any, messages: Sequence[Message | dict[str, Any]] | Conver
         if messages.text is not None:
             return render_plain(tokenizer, messages.text)
         tools = tools or messages.tools
+        template_kwargs = {**(template_kwargs or {}), **(messages.template_kwargs or {})} or None
         messages = messages.messages
     text, spans = _text_and_spans(tokenizer, messages, tools, template, add_generation_prompt, train_on,
                                   template_kwargs)
