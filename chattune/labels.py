@@ -26,10 +26,10 @@ def labels_from_token_starts(ids: Sequence[int], starts: Sequence[int],
     return [t if any(a <= s < b for a, b in regions) else ignore_index for t, s in zip(ids, starts)]
 
 
-def as_document(labels: Sequence[int]) -> list[int]:
+def as_document(labels: Sequence[int], ignore_index: int = IGNORE_INDEX) -> list[int]:
     """A document's labels as placed in a batch: its first token has no context before it inside the document
     (packed neighbours are invisible to it), so it is never a target."""
-    return [IGNORE_INDEX, *labels[1:]] if labels else []
+    return [ignore_index, *labels[1:]] if labels else []
 
 
 def num_trained(labels: Sequence[int]) -> int:

@@ -106,3 +106,30 @@ def test_training_arguments_fields_chattune_lacks_are_named(tokenizer):
     args = TrainingArguments(output_dir="x", label_smoothing_factor=0.1, report_to="none")
     with pytest.raises(TypeError, match="TrainingArguments: chattune does not support label_smoothing_factor"):
         SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=[{"text": "a b c"}], tokenizer=tokenizer)
+
+
+def test_torch_call_and_padding_free(tokenizer):
+    import torch
+    from transformers.data.data_collator import DataCollatorMixin
+
+    rows = [tokenizer(f"{HUMAN} Say {en}.{ASSISTANT} {es}", add_special_tokens=False) for en, es in PAIRS[:2]]
+    padded = DataCollatorForCompletionOnlyLM(ASSISTANT, tokenizer=tokenizer)
+    flat = DataCollatorForCompletionOnlyLM(ASSISTANT, tokenizer=tokenizer, padding_free=True)
+    assert isinstance(padded, DataCollatorMixin)
+    batch = padded.torch_call(rows)
+    assert torch.equal(batch["labels"], padded(rows)["labels"])
+    free = flat(rows)
+    assert "attention_mask" not in free and free["input_ids"].shape == free["labels"].shape == \
+        free["position_ids"].shape
+    mask = batch["attention_mask"].bool()
+    assert torch.equal(free["input_ids"][0], batch["input_ids"][mask])
+    lengths = [len(r["input_ids"]) for r in rows]
+    assert free["position_ids"][0].tolist() == [i for n in lengths for i in range(n)]
+    assert free["cu_seq_lens_q"].tolist() == [[0, lengths[0], sum(lengths)]] and free["max_length_k"].item() == \
+        max(lengths)
+    # the same tokens are trained, except each example's first token, which has no context in the flat row
+    want = [lab for row_labels, m in zip(batch["labels"], mask) for lab in row_labels[m].tolist()]
+    want[0], want[lengths[0]] = IGNORE_INDEX, IGNORE_INDEX
+    assert free["labels"][0].tolist() == want
+    with pytest.raises(TypeError, match="return_tensors='np'"):
+        DataCollatorForCompletionOnlyLM(ASSISTANT, tokenizer=tokenizer, return_tensors="np")

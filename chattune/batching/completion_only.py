@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from transformers.data.data_collator import DataCollatorMixin
 
-from chattune.labels import IGNORE_INDEX, labels_from_token_starts
+from chattune.labels import IGNORE_INDEX, as_document, labels_from_token_starts
 
 
 def _spans(text: str, template: str) -> list[tuple[int, int]]:
@@ -38,18 +39,25 @@ def _trained_regions(responses: list[tuple[int, int]], instructions: list[tuple[
     return regions
 
 
-class DataCollatorForCompletionOnlyLM:
+class DataCollatorForCompletionOnlyLM(DataCollatorMixin):
     """Pad a list of tokenised examples and train only what follows `response_template` (and, with an
-    `instruction_template`, stop at the next instruction), as TRL's collator of the same name did."""
+    `instruction_template`, stop at the next instruction), as TRL's collator of the same name did. A
+    transformers DataCollatorMixin (`collator(examples)` is `torch_call(examples)`); with `padding_free` the
+    examples are laid end to end in one row with position ids restarting per example, and flash-attention's
+    cu_seq_lens/max_length, as TRL's did."""
 
     def __init__(self, response_template: str | list[int], instruction_template: str | list[int] | None = None,
-                 *, tokenizer: Any, ignore_index: int = IGNORE_INDEX, mlm: bool = False, **unsupported: Any):
+                 *, tokenizer: Any, ignore_index: int = IGNORE_INDEX, mlm: bool = False, padding_free: bool = False,
+                 return_tensors: str = "pt", **unsupported: Any):
         if unsupported:
             raise TypeError(f"DataCollatorForCompletionOnlyLM: chattune does not support "
                             f"{', '.join(sorted(unsupported))}")
         if mlm:
             raise TypeError("DataCollatorForCompletionOnlyLM: mlm=True is masked language modelling, not SFT")
-        self.tokenizer = tokenizer
+        if return_tensors != "pt":
+            raise TypeError(f"DataCollatorForCompletionOnlyLM: chattune returns torch tensors, got return_tensors="
+                            f"{return_tensors!r}")
+        self.tokenizer, self.padding_free, self.return_tensors = tokenizer, padding_free, return_tensors
         self.response_template = response_template
         self.instruction_template = instruction_template
         self.ignore_index = ignore_index
@@ -90,7 +98,7 @@ class DataCollatorForCompletionOnlyLM:
         regions = _trained_regions(responses, instructions, len(text))
         return labels_from_token_starts(ids, starts, regions, self.ignore_index)
 
-    def __call__(self, examples: list[Any]) -> dict[str, torch.Tensor]:
+    def torch_call(self, examples: list[Any]) -> dict[str, torch.Tensor]:
         """Pad (on the tokenizer's side) and label a list of `tokenizer(text)` outputs or id lists."""
         rows = [list(e["input_ids"] if not isinstance(e, (list, tuple)) else e) for e in examples]
         labels = []
@@ -102,6 +110,8 @@ class DataCollatorForCompletionOnlyLM:
                               f"{self.response_text!r}); this example trains nothing",
                               stacklevel=2)
             labels.append(lab)
+        if self.padding_free:
+            return self._padding_free(rows, labels)
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         left = getattr(self.tokenizer, "padding_side", "right") == "left"
@@ -113,3 +123,14 @@ class DataCollatorForCompletionOnlyLM:
         return {"input_ids": torch.tensor([padded(r, pad) for r in rows]),
                 "attention_mask": torch.tensor([padded([1] * len(r), 0) for r in rows]),
                 "labels": torch.tensor([padded(lab, self.ignore_index) for lab in labels])}
+
+    def _padding_free(self, rows: list[list[int]], labels: list[list[int]]) -> dict[str, torch.Tensor]:
+        """One row of every example end to end; an example's first token is never a target (as_document)."""
+        lengths = [len(r) for r in rows]
+        bounds = torch.tensor([0, *lengths]).cumsum(0).to(torch.int32)[None]
+        longest = torch.tensor([max(lengths)])
+        return {"input_ids": torch.tensor([[t for r in rows for t in r]]),
+                "labels": torch.tensor([[t for lab in labels for t in as_document(lab, self.ignore_index)]]),
+                "position_ids": torch.tensor([[i for n in lengths for i in range(n)]]),
+                "cu_seq_lens_q": bounds, "cu_seq_lens_k": bounds, "max_length_q": longest,
+                "max_length_k": longest}
