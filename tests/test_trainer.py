@@ -164,6 +164,7 @@ def test_trainer_surface_as_transformers_trainer(tmp_path, tokenizer):
     assert [r["step"] for r in logged] == [2, 4] and all(r["num_tokens"] > 0 and "grad_norm" in r for r in logged)
     assert all(0 <= r["mean_token_accuracy"] <= 1 for r in logged)
     assert [r["step"] for r in history if "eval_dogs_loss" in r] == [2, 4]  # a record per set, as Trainer logs
+    assert all("eval_dogs_mean_token_accuracy" in r for r in history if "eval_dogs_loss" in r)
     assert "eval_dogs_loss" in history[-3] and "eval_cats_loss" in history[-2]
     assert len(trainer.train_dataset) == 5 and set(trainer.train_dataset.column_names) == {"input_ids", "labels"}
     assert set(trainer.eval_dataset) == {"dogs", "cats"} and len(trainer.eval_dataset["cats"]) == 2

@@ -312,8 +312,12 @@ class SFTTrainer:
         TRL's names, then the run's summary (train_loss, train_runtime, ...)."""
         from transformers import TrainerState
 
-        renamed = {"tokens": "num_tokens", "eval_accuracy": "eval_mean_token_accuracy"}
-        history = [{renamed.get(k, k): v for k, v in r.items() if k not in ("total_steps",)}
+        def trl_name(key: str) -> str:  # tokens -> num_tokens; eval[_<set>]_accuracy -> ..._mean_token_accuracy
+            if key == "tokens":
+                return "num_tokens"
+            return key.replace("_accuracy", "_mean_token_accuracy") if key.startswith("eval") else key
+
+        history = [{trl_name(k): v for k, v in r.items() if k != "total_steps"}
                    for r in self.records if "loss" in r or any(k.startswith("eval_") for k in r)]
         self.state = TrainerState(global_step=step, epoch=metrics["epoch"], max_steps=self.cfg.max_steps
                                   if self.cfg.max_steps > 0 else step, log_history=history,
