@@ -96,8 +96,10 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 def _cmd_merge(args: argparse.Namespace) -> int:
     from chattune.generate import stop_token_ids
     from chattune.model.inference import merge_saved_adapter
-    from chattune.outputs.save import save_pretrained_atomic
+    from chattune.outputs.save import refuse_to_replace, save_pretrained_atomic
 
+    # before the merge (minutes on a big model), and the adapter itself is never a valid target
+    refuse_to_replace(Path(args.out), overwrite=args.overwrite, keep=(Path(args.adapter), Path(args.base)))
     merged, tokenizer, diff = merge_saved_adapter(args.base, args.adapter, device=args.device,
                                                   tolerance=args.tolerance, save_dtype=_dtype(args.dtype),
                                                   trust_remote_code=args.trust_remote_code)
@@ -410,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "max difference, and refuses to write if it exceeds --tolerance.")
     p.add_argument("base", help="base model: hub id, local directory or .gguf file")
     p.add_argument("adapter", help="PEFT adapter directory")
-    p.add_argument("out", help="directory to write the merged model to")
+    p.add_argument("out", help="directory to write the merged model to (new or empty)")
+    p.add_argument("--overwrite", action="store_true", help="replace what a non-empty OUT holds")
     p.add_argument("--tolerance", type=float, default=1e-3, help="max allowed logit difference (default 1e-3)")
     p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a hub model (unsafe)")
     _add_device_options(p, "dtype the merged model is saved in (default auto: the base's stored dtype); the "

@@ -146,3 +146,36 @@ def test_eval_and_generate_commands(tmp_path, tiny_model_dir, gsm8k_small, capsy
                  "--max-new-tokens", "4", "--out", str(gen)]) == 0
     rows = [json.loads(line) for line in gen.read_text().splitlines()]
     assert len(rows) == 3 and rows[0]["messages"][-1]["role"] == "user" and "generation" in rows[0]
+
+
+@pytest.fixture
+def saved_adapter(tmp_path, tokenizer):
+    from chattune.config import build_config
+    from chattune.model.lora import apply_lora
+    from chattune.model.tiny import make_tiny_model
+
+    path = tmp_path / "adapter"
+    apply_lora(make_tiny_model(tokenizer), build_config({"data": {"train": "x"}}).lora).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_merge_refuses_a_non_empty_out_unless_overwrite(tmp_path, tiny_model_dir, saved_adapter, capsys):
+    out = tmp_path / "merged"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["merge", str(tiny_model_dir), str(saved_adapter), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "is not empty" in err and "--overwrite" in err and "Traceback" not in err
+    assert (out / "notes.txt").read_text() == "mine" and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+    assert main(["merge", str(tiny_model_dir), str(saved_adapter), str(saved_adapter), "--overwrite"]) == 1
+    assert "would replace the input" in capsys.readouterr().err
+    assert (saved_adapter / "adapter_config.json").is_file()
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["merge", str(tiny_model_dir), str(saved_adapter), str(empty)]) == 0
+    assert (empty / "model.safetensors").is_file()
+    assert main(["merge", str(tiny_model_dir), str(saved_adapter), str(out), "--overwrite"]) == 0
+    assert (out / "model.safetensors").is_file() and not (out / "notes.txt").exists()

@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from chattune.errors import ChattuneError
+
 
 def _set_stop_tokens(model: Any, stop_ids: list[int]) -> None:
     gen = getattr(model, "generation_config", None)
@@ -41,3 +43,19 @@ def save_pretrained_atomic(model: Any, tokenizer: Any, out_dir: Path, stop_ids: 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+def refuse_to_replace(out_dir: Path, *, overwrite: bool, keep: tuple[Path, ...] = ()) -> None:
+    """Raise ChattuneError, before any work, when writing `out_dir` would destroy something: a file there, a
+    non-empty directory (unless `overwrite`), or one of the inputs `keep` (which `overwrite` never allows)."""
+    out_dir = Path(out_dir)
+    target = out_dir.resolve()
+    for path in keep:
+        path = Path(path).resolve()
+        if target == path or target in path.parents:
+            raise ChattuneError(f"{out_dir}: the output would replace the input {path}; choose another directory")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ChattuneError(f"{out_dir}: exists and is not a directory; choose another output directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise ChattuneError(f"{out_dir}: is not empty; nothing was written (pass --overwrite to replace what is "
+                            "in it, or choose another directory)")
