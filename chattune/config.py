@@ -5,12 +5,13 @@ Training keys take TRL `SFTConfig`'s names where the meaning is the same, so a T
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chattune.errors import ConfigError
 
@@ -19,8 +20,27 @@ DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
 TrainOn = Literal["all_assistant", "last_assistant", "all"]
 
 
+INT64_MAX = 2**63 - 1  # torch's integers (steps, lengths, seeds) are int64; a larger one fails deep inside
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf and nan are refused: an infinite epoch count or learning rate only fails later, far from the key
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _fits_int64(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
+            raise ValueError(f"expected an integer of at most {INT64_MAX}")
+        return value
+
+
+def _columns_not_empty(columns: dict[str, Any] | None) -> dict[str, Any] | None:
+    # an empty map is not "detect the format" (that is leaving it unset): every row would fail to convert
+    if columns is not None and not columns:
+        raise ValueError("maps no column to a role; map at least one (e.g. {question: user, answer: assistant}) "
+                         "or leave it unset to detect the rows' format")
+    return columns
 
 
 Role = Literal["system", "user", "assistant"]
@@ -44,6 +64,8 @@ class DataSource(_Strict):
     num_samples: int | None = Field(None, gt=0, description="Use only the first N rows of this source.")
     split: str | None = Field(None, description="Hub split (default train).")
     name: str | None = Field(None, description="Hub dataset config name.")
+
+    _check_columns = field_validator("columns")(_columns_not_empty)
 
     @model_validator(mode="after")
     def _check_template(self) -> DataSource:
@@ -82,6 +104,15 @@ class DataConfig(_Strict):
     num_proc: int | None = Field(None, gt=0, description="Processes preparing data; None uses every core for "
                                  "large sets.")
     cache: bool = Field(True, description="Reuse prepared data from an earlier run with the same inputs.")
+
+    _check_columns = field_validator("columns")(_columns_not_empty)
+
+    @field_validator("train")
+    @classmethod
+    def _some_train_data(cls, value: Sources) -> Sources:
+        if isinstance(value, list) and not value:
+            raise ValueError("lists no training data; give at least one path, glob or hub id")
+        return value
 
     @model_validator(mode="after")
     def _check_split(self) -> DataConfig:
@@ -134,6 +165,8 @@ class CompareConfig(_Strict):
     batch_size: int = Field(32, gt=0, description="Prompts generated together.")
     show: int = Field(3, ge=0, description="Answers printed side by side.")
 
+    _check_columns = field_validator("columns")(_columns_not_empty)
+
 
 class TrainConfig(_Strict):
     """Everything `chattune train` needs."""
@@ -154,11 +187,12 @@ class TrainConfig(_Strict):
 
     output_dir: str = Field("runs/chattune", description="Where everything the run writes goes.")
     num_train_epochs: float = Field(1.0, gt=0, description="Epochs, used when max_steps is -1.")
-    max_steps: int = Field(-1, ge=-1, description="Optimizer steps; -1 means use num_train_epochs.")
+    max_steps: int = Field(-1, ge=-1, description="Optimizer steps (positive); -1 means use num_train_epochs.")
     per_device_train_batch_size: int = Field(8, gt=0, description="Sequences per micro-batch.")
     per_device_eval_batch_size: int = Field(8, gt=0, description="Sequences per eval batch.")
     gradient_accumulation_steps: int = Field(1, gt=0, description="Micro-batches per optimizer step.")
-    learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate.")
+    learning_rate: float = Field(2e-4, gt=0, le=1, description="Peak learning rate (at most 1: an AdamW step "
+                                 "moves each weight by about the learning rate).")
     warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of steps spent warming up linearly.")
     lr_scheduler_type: Literal["cosine", "linear", "constant"] = Field("cosine", description="Decay after warmup.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
@@ -209,8 +243,23 @@ class TrainConfig(_Strict):
     loss_type: Literal["nll", "dft"] = Field("nll", description="nll: token cross-entropy; dft: each token's "
                                              "cross-entropy weighted by its (detached) probability, as TRL's "
                                              "loss_type dft (Dynamic Fine-Tuning).")
-    seed: int = Field(42, description="Seed for data order, init and dropout.")
+    seed: int = Field(42, ge=0, lt=2**32, description="Seed for data order, init and dropout (0 to 2**32 - 1, "
+                      "the range transformers' set_seed takes).")
     merge: bool = Field(True, description="Also save a merged model after LoRA training.")
+
+    @field_validator("model")
+    @classmethod
+    def _model_named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("expected a hub id, a local model directory or a .gguf file")
+        return value
+
+    @field_validator("max_steps")
+    @classmethod
+    def _steps_not_zero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("0 steps would train nothing; set a positive number, or -1 to train num_train_epochs")
+        return value
 
     @model_validator(mode="after")
     def _check_cross_fields(self) -> TrainConfig:
@@ -240,16 +289,35 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chattune"
 
 
+def _is_union_branch(part: Any) -> bool:
+    # pydantic names the alternative of a union it tried (`str`, `function-after[...]`, `list[...]`) in the
+    # location; the user wrote no such key
+    return part in ("str", "int", "float", "bool") or "[" in str(part)
+
+
 def _format_validation_error(err: ValidationError) -> list[str]:
-    problems = []
+    errors = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(config)"
+        loc = [p for p in e["loc"] if not _is_union_branch(p)]
+        errors.append((".".join(map(str, loc)), len(loc) < len(e["loc"]), e))
+    # of a union's alternatives, the one that got deepest into the value is the one the user meant
+    deep = [key for key, union, _ in errors if union]
+    problems: list[str] = []
+    for key, union, e in errors:
+        if union and any(other.startswith(key + ".") for other in deep):
+            continue
+        got = "" if isinstance(e.get("input"), dict | list) else f", got {e.get('input')!r}"
         if e["type"] == "extra_forbidden":
-            problems.append(f"{key}: unknown key")
+            text = f"{key}: unknown key"
         elif e["type"] == "missing":
-            problems.append(f"{key}: required key is missing")
+            text = f"{key}: required key is missing"
+        elif e["type"] == "value_error":  # chattune's own check: its message; one across keys names them
+            message = str(e["ctx"]["error"])
+            text = message if not key or message.startswith(key + ".") else f"{key}: {message}{got}"
         else:
-            problems.append(f"{key}: {e['msg']}, got {e.get('input')!r}")
+            text = f"{key or '(config)'}: {e['msg']}{got}"
+        if text not in problems:
+            problems.append(text)
     return problems
 
 
@@ -283,7 +351,7 @@ def parse_overrides(pairs: list[str]) -> list[tuple[str, Any]]:
 
 def build_config(raw: dict[str, Any], overrides: list[str] | None = None) -> TrainConfig:
     """Validate a config dict (plus `key=value` overrides), raising one ConfigError listing every problem."""
-    raw = dict(raw)
+    raw = copy.deepcopy(raw)  # an override of a nested key must not change the caller's dict
     for key, value in parse_overrides(overrides or []):
         set_dotted(raw, key, value)
     try:

@@ -68,3 +68,34 @@ def test_every_shipped_config_is_valid():
     assert len(shipped) >= 2
     for path in shipped:
         load_config(path)
+
+
+@pytest.mark.parametrize(("override", "key", "says"), [
+    ("learning_rate=.inf", "learning_rate", "finite"),
+    ("learning_rate=.nan", "learning_rate", "finite"),
+    ("learning_rate=1e38", "learning_rate", "less than or equal to 1"),
+    ("num_train_epochs=.inf", "num_train_epochs", "finite"),
+    ("weight_decay=.inf", "weight_decay", "finite"),
+    ("data.test_size=.inf", "data.test_size", "finite"),
+    ("seed=1.0e+21", "seed", "integer"),
+    ("seed=4294967296", "seed", "less than 4294967296"),
+    ("seed=-1", "seed", "greater than or equal to 0"),
+    ("max_length=100000000000000000000", "max_length", "at most 9223372036854775807"),
+    ("max_steps=0", "max_steps", "would train nothing"),
+    ("model=''", "model", "expected a hub id"),
+    ("data.columns={}", "data.columns", "maps no column to a role"),
+    ("data.train=[]", "data.train", "lists no training data"),
+    ("data.train=[{path: x.jsonl, columns: {}}]", "data.train.0.columns", "maps no column to a role"),
+    ("compare={data: x.jsonl, columns: {}}", "compare.columns", "maps no column to a role"),
+])
+def test_numbers_are_finite_and_empty_values_are_named(override, key, says):
+    with pytest.raises(ConfigError) as e:
+        build_config(BASE, [override])
+    assert len(e.value.problems) == 1, e.value.problems  # one line naming the key, not pydantic's union branches
+    assert e.value.problems[0].startswith(f"{key}: ") and says in e.value.problems[0]
+
+
+def test_checks_across_keys_are_not_prefixed_by_their_section():
+    with pytest.raises(ConfigError) as e:
+        build_config({"data": {"train": "x.jsonl", "test_size": 2.5}})
+    assert e.value.problems == ["data.test_size as a share must be below 1, got 2.5"]
