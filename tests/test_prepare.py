@@ -111,3 +111,77 @@ def test_cache_hits_and_misses(tmp_path, tokenizer, prepared_cache):
     write_jsonl(path, qa_rows(5, 1))  # the data changed
     assert misses()
     assert not misses()  # and the new entry is reused
+
+
+def _garble_middle(entry):
+    path = entry / "prepared.arrow"
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 32] = bytes((b + 97) % 256 for b in data[middle:middle + 32])
+    path.write_bytes(bytes(data))
+
+
+def _rewrite_table(entry, change, *, fix_checksum=False):
+    """Rewrite the entry's Arrow file with `change(table)`: a well-formed file holding other data."""
+    import pyarrow as pa
+
+    from chattune.batching.cache import _sha256
+
+    path = entry / "prepared.arrow"
+    with pa.memory_map(str(path)) as source:
+        table = change(pa.ipc.open_file(source).read_all())
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    if fix_checksum:  # as if the file was wrong when it was written: only validation can catch it
+        (entry / "prepared.arrow.sha256").write_text(_sha256(path))
+
+
+def _other_valid_ids(table):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = table.column("input_ids").combine_chunks()
+    shifted = pa.ListArray.from_arrays(ids.offsets, pc.add(ids.values, pa.scalar(1, pa.int32())))
+    return table.set_column(table.schema.get_field_index("input_ids"), "input_ids", shifted)
+
+
+def _offsets_out_of_bounds(table):
+    import numpy as np
+    import pyarrow as pa
+
+    ids = table.column("input_ids").combine_chunks()
+    offsets = np.asarray(ids.offsets).copy()
+    offsets[1] = 10**6  # the first list ends far past the values: read unvalidated, it walks off the memory map
+    broken = pa.Array.from_buffers(ids.type, len(ids), [None, pa.py_buffer(offsets)], children=[ids.values])
+    return table.set_column(table.schema.get_field_index("input_ids"), "input_ids", broken)
+
+
+@pytest.mark.parametrize("damage", [
+    _garble_middle,
+    lambda entry: _rewrite_table(entry, _other_valid_ids),
+    lambda entry: (entry / "prepared.arrow.sha256").unlink(),
+    lambda entry: _rewrite_table(entry, _offsets_out_of_bounds, fix_checksum=True),
+], ids=["garbled", "other-valid-ids", "no-checksum", "invalid-but-checksummed"])
+def test_damaged_cache_entry_is_reported_removed_and_prepared_again(tmp_path, tokenizer, prepared_cache, damage):
+    import io
+
+    from rich.console import Console
+
+    from chattune.batching.prepare import print_stats
+
+    path = write_jsonl(tmp_path / "d.jsonl", qa_rows(6))
+    src, opts = DataSource(path=str(path), columns=QA), PrepareOptions(max_length=256)
+    first, _ = prepare_source(src, tokenizer, opts)
+    (entry,) = prepared_cache.iterdir()
+    damage(entry)
+
+    again, stats = prepare_source(src, tokenizer, opts)
+    assert again == first and stats.reused == []  # prepared again, not read from the damaged file
+    assert len(stats.cache_damaged) == 1 and entry.name in stats.cache_damaged[0]
+    assert stats.cache_damaged[0].startswith(f"{path}: the prepared-data cache entry")
+    out = io.StringIO()
+    print_stats(Console(file=out, soft_wrap=True), stats, "train data")
+    assert f"warning: {stats.cache_damaged[0]}; prepared again" in out.getvalue()
+
+    third, stats = prepare_source(src, tokenizer, opts)  # the entry written again is sound and reused
+    assert third == first and stats.reused == [str(path)] and stats.cache_damaged == []

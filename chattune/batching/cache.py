@@ -1,7 +1,9 @@
-"""The prepared-data cache: an Arrow file per key, written atomically, memory-mapped when read.
+"""The prepared-data cache: an Arrow file per key with its checksum, written atomically, verified and
+memory-mapped when read.
 
 The key hashes everything that decides the prepared examples, so any change of data, tokenizer, template,
-row-shape settings, masking or truncation options, or chattune's version misses.
+row-shape settings, masking or truncation options, or chattune's version misses. An entry whose file no longer
+matches its checksum (a bad disk, an edit) or cannot be read is removed and reported, never trained on.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from chattune.config import DataSource, cache_dir
 
-FORMAT_VERSION = 3  # bump when the layout of a prepared record or how its labels are made changes
+FORMAT_VERSION = 4  # bump when the layout of an entry or a prepared record, or how its labels are made, changes
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
@@ -52,6 +54,12 @@ def prepared_dir() -> Path:
 SCHEMA_FIELDS = {"format": "text", "input_ids": "ids", "labels": "ids", "truncated": "flag", "reason": "text",
                  "error": "text"}  # the fields of batching.prepare.PreparedRow
 ENTRY_FILE = "prepared.arrow"
+CHECKSUM_FILE = "prepared.arrow.sha256"
+
+
+class DamagedEntry(Exception):
+    """A cache entry that failed its checksum or could not be read; it has been removed. Not a ChattuneError:
+    the data is prepared again, so there is nothing for the user to fix, only to know."""
 
 
 def _schema() -> Any:
@@ -74,19 +82,45 @@ def _ids_array(lists: list[list[int]]) -> Any:
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
 
 
-def load_cached(key: str) -> dict[str, list] | None:
-    """The cached prepared columns for `key` (read through a memory map), or None."""
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _read_verified(entry: Path) -> dict[str, list]:
     import pyarrow as pa
 
-    path = prepared_dir() / key / ENTRY_FILE
-    if not path.is_file():
+    if not (entry / CHECKSUM_FILE).is_file():
+        raise ValueError(f"{CHECKSUM_FILE} is missing")
+    expected = (entry / CHECKSUM_FILE).read_text(encoding="ascii").strip()
+    found = _sha256(entry / ENTRY_FILE)
+    if found != expected:
+        raise ValueError(f"its checksum is {found[:16]}..., written as {expected[:16]}...")
+    # the checksum rules out damage since it was written; validation also stops a file that was wrong when
+    # written from being walked out of bounds (a segfault, not an exception) by to_pydict
+    with pa.memory_map(str(entry / ENTRY_FILE)) as source:
+        table = pa.ipc.open_file(source).read_all()
+        if not table.schema.equals(_schema()):
+            raise ValueError(f"its columns are {table.schema.names}, expected {list(SCHEMA_FIELDS)}")
+        table.validate(full=True)
+        return table.to_pydict()
+
+
+def load_cached(key: str) -> dict[str, list] | None:
+    """The cached prepared columns for `key` (read through a memory map), or None when there is no entry.
+
+    Raises DamagedEntry (naming the entry and what is wrong with it) after removing an entry that does not match
+    its checksum or cannot be read; the caller prepares the data again."""
+    import pyarrow as pa
+
+    entry = prepared_dir() / key
+    if not entry.exists():
         return None
     try:
-        with pa.memory_map(str(path)) as source:
-            return pa.ipc.open_file(source).read_all().to_pydict()
-    except (OSError, pa.ArrowInvalid):  # a damaged entry is a miss; it is rewritten
-        shutil.rmtree(path.parent, ignore_errors=True)
-        return None
+        return _read_verified(entry)
+    except (OSError, ValueError, pa.ArrowException) as e:  # ArrowInvalid is a ValueError too
+        shutil.rmtree(entry, ignore_errors=True)
+        raise DamagedEntry(f"the prepared-data cache entry {entry} was damaged ({e}); it was removed") from None
 
 
 def save_cached(key: str, columns: dict[str, list]) -> None:
@@ -102,6 +136,7 @@ def save_cached(key: str, columns: dict[str, list]) -> None:
                                       for name, values in columns.items()}, schema=_schema())
         with pa.OSFile(str(tmp / ENTRY_FILE), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
+        (tmp / CHECKSUM_FILE).write_text(_sha256(tmp / ENTRY_FILE) + "\n", encoding="ascii")
         os.replace(tmp, root / key)
     except OSError:  # another run wrote it first, or the disk is full: the cache is an optimisation only
         shutil.rmtree(tmp, ignore_errors=True)

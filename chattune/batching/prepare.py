@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from chattune.batching.cache import cache_key, load_cached, save_cached
+from chattune.batching.cache import DamagedEntry, cache_key, load_cached, save_cached
 from chattune.batching.collate import Example
 from chattune.config import DataSource
 from chattune.data.convert import bad_rows_error, detect_format, to_conversation
@@ -104,6 +104,7 @@ class PrepareStats:
     formats: dict[str, int] = field(default_factory=dict)
     lengths: list[int] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)  # sources whose prepared data came from the cache
+    cache_damaged: list[str] = field(default_factory=list)  # damaged cache entries removed (prepared again)
 
     @property
     def examples(self) -> int:
@@ -160,6 +161,7 @@ class PrepareStats:
         self.problems += other.problems
         self.lengths += other.lengths
         self.reused += other.reused
+        self.cache_damaged += other.cache_damaged
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -188,6 +190,8 @@ def print_stats(console: Any, stats: PrepareStats, title: str, *, problems: int 
         console.print(f"  lengths {stats.length_histogram}", highlight=False)
     if stats.reused:
         console.print(f"  reused prepared data from the cache for {', '.join(stats.reused)}", highlight=False)
+    for note in stats.cache_damaged:
+        console.print(f"  warning: {note}; prepared again", highlight=False, markup=False)
 
 
 def truncate(rendered_ids: list[int], labels: list[int], opts: PrepareOptions) -> tuple[Example | None, str]:
@@ -321,7 +325,11 @@ def prepare_source(spec: DataSource, tokenizer: Any, opts: PrepareOptions, *, nu
         row_json = [f"{getattr(n, 'where', n)}\t" + json.dumps(row, ensure_ascii=False, sort_keys=True, default=str)
                     for n, row in rows]
         key = cache_key(path, row_json, spec, opts, tokenizer)
-        cached = load_cached(key) if cache else None
+        damaged = None
+        try:
+            cached = load_cached(key) if cache else None
+        except DamagedEntry as e:
+            cached, damaged = None, f"{path}: {e}"
         if cached is not None:
             cols = cached
         else:
@@ -331,6 +339,8 @@ def prepare_source(spec: DataSource, tokenizer: Any, opts: PrepareOptions, *, nu
         source_examples, source_stats = _stats_and_examples(cols, path)
         if cached is not None:
             source_stats.reused.append(path)
+        if damaged:
+            source_stats.cache_damaged.append(damaged)
         examples += source_examples
         stats.add(source_stats)
     stats.source = spec.path  # a glob is named as the user wrote it
