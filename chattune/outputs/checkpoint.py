@@ -21,6 +21,8 @@ from chattune.outputs.save import write_pretrained
 STATE_FILE = "trainer_state.pt"
 RECORDS_FILE = "records.json"
 _NAME = re.compile(r"^checkpoint-(\d+)$")
+# save_checkpoint's temporary folders: mkdtemp's prefix ".checkpoint-<step>-" and its 8 random characters
+_PARTIAL = re.compile(r"^\.checkpoint-\d+-[a-z0-9_]{8}$")
 
 
 def checkpoints(out_dir: Path) -> list[Path]:
@@ -30,6 +32,18 @@ def checkpoints(out_dir: Path) -> list[Path]:
     found = [(int(m.group(1)), p) for p in Path(out_dir).iterdir()
              if (m := _NAME.match(p.name)) and (p / STATE_FILE).is_file()]
     return [p for _, p in sorted(found)]
+
+
+def remove_partial_checkpoints(out_dir: Path) -> list[Path]:
+    """Delete the temporary folders of checkpoints that a killed run was writing (each as large as a checkpoint,
+    never complete, never read); returns what was removed. Only chattune's own temporary names are touched, and
+    only while no other run writes to `out_dir` (the output_dir lock)."""
+    if not Path(out_dir).is_dir():
+        return []
+    found = [p for p in Path(out_dir).iterdir() if _PARTIAL.match(p.name) and p.is_dir() and not p.is_symlink()]
+    for p in found:
+        shutil.rmtree(p, ignore_errors=True)
+    return found
 
 
 def latest_checkpoint(out_dir: Path) -> Path | None:
@@ -81,13 +95,15 @@ def prune_checkpoints(out_dir: Path, limit: int | None, keep: Path | None = None
 
 
 class Checkpointer:
-    """Saves checkpoints for a run, keeps at most `limit` of them plus, when asked, the best by eval loss."""
+    """Saves checkpoints for a run, keeps at most `limit` of them plus, when asked, the best by eval loss.
+    Starting, it removes the half-written checkpoints a killed run left (`removed` lists them)."""
 
     def __init__(self, out_dir: Path, model: Any, tokenizer: Any, stop_ids: list[int], *, limit: int | None,
                  keep_best: bool, records: list[dict[str, Any]] | None = None):
         self.out_dir, self.model, self.tokenizer, self.stop_ids = Path(out_dir), model, tokenizer, stop_ids
         self.limit, self.keep_best = limit, keep_best
         self.best: tuple[float, Path] | None = None
+        self.removed = remove_partial_checkpoints(self.out_dir)
         for path in checkpoints(self.out_dir):  # a resumed run knows its earlier checkpoints' eval losses
             self._consider(path, records or [])
 
