@@ -94,9 +94,9 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    from chattune.generate import stop_token_ids
     from chattune.model.inference import merge_saved_adapter
     from chattune.outputs.save import refuse_to_replace, save_pretrained_atomic
+    from chattune.templates.setup import stop_token_ids
 
     # before the merge (minutes on a big model), and the adapter itself is never a valid target
     refuse_to_replace(Path(args.out), overwrite=args.overwrite, keep=(Path(args.adapter), Path(args.base)))

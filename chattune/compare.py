@@ -17,7 +17,7 @@ from chattune.errors import DataError
 from chattune.evaluate import TaskScore, extract_gsm8k, score_answers, score_gsm8k
 from chattune.generate import generate_batch
 from chattune.model.device import model_device
-from chattune.train.loop import evaluate_loss
+from chattune.train.evaluation import evaluate_loss
 
 
 @dataclass

@@ -10,15 +10,8 @@ import torch
 
 from chattune.data.schema import Message
 from chattune.model.device import ids_tensor
-from chattune.templates.render import end_of_turn, render
-
-
-def stop_token_ids(tokenizer: Any, template: str | None = None) -> list[int]:
-    """Token ids that end a reply: the template's end-of-turn token and the tokenizer's eos."""
-    ids = {tokenizer.convert_tokens_to_ids(end_of_turn(tokenizer, template))}
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return sorted(ids)
+from chattune.templates.render import render
+from chattune.templates.setup import stop_token_ids
 
 
 def _prompt_ids(tokenizer: Any, messages: Sequence[Message], template: str | None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from chattune.batching.collate import Example
 from chattune.batching.prepare import PrepareOptions, PrepareStats, prepare_sources, print_stats, split_examples
 from chattune.compare import CompareSet, answer_and_score, load_compare_set, write_comparison
 from chattune.config import TrainConfig
-from chattune.generate import generate_from_ids, stop_token_ids
+from chattune.generate import generate_from_ids
 from chattune.labels import first_trained
 from chattune.model.device import Precision, resolve_device, resolve_precision
 from chattune.model.inference import merge_saved_adapter
@@ -36,9 +37,9 @@ from chattune.outputs.plots import plot_loss
 from chattune.outputs.report import write_report
 from chattune.outputs.save import save_pretrained_atomic
 from chattune.outputs.trackers import Trackers, check_trackers
-from chattune.templates.setup import setup_template
+from chattune.templates.setup import setup_template, stop_token_ids
 from chattune.train.dist import Dist
-from chattune.train.loop import count_steps, train
+from chattune.train.loop import EvalFn, count_steps, train
 from chattune.train.speed import apply_liger, check_liger
 
 
@@ -110,10 +111,13 @@ def train_and_log(model: Any, tokenizer: Any, examples: list[Example], cfg: Trai
                   dtype: torch.dtype | None, stops: list[int], console: Console,
                   eval_examples: list[Example] | None = None,
                   resumed: dict[str, Any] | None = None, dist: Dist | None = None,
-                  eval_prompts: list[list[int]] | None = None, save_last: bool = False) -> list[dict[str, Any]]:
+                  eval_prompts: list[list[int]] | None = None, save_last: bool = False,
+                  evaluate: EvalFn | None = None, on_step: Callable[[int, float], bool] | None = None,
+                  on_record: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Train with what every run writes: metrics.jsonl and the console, the configured trackers, checkpoints
     (every save_steps and on Ctrl-C; kept by save_total_limit and, when asked, the best), answers to
-    `eval_prompts` at each eval; then load the best checkpoint's weights when load_best_model_at_end says so."""
+    `eval_prompts` at each eval; then load the best checkpoint's weights when load_best_model_at_end says so.
+    `evaluate`, `on_step`: as train() takes them; `on_record` sees each logged record after it is written."""
     out = Path(cfg.output_dir)
     checkpointer = Checkpointer(out, model, tokenizer, stops, limit=cfg.save_total_limit,
                                 keep_best=cfg.load_best_model_at_end, records=resumed["records"] if resumed else None)
@@ -125,6 +129,8 @@ def train_and_log(model: Any, tokenizer: Any, examples: list[Example], cfg: Trai
             def on_log(rec: dict[str, Any]) -> None:
                 log(rec)
                 trackers.log(rec)
+                if on_record:
+                    on_record(rec)
 
             def on_eval(step: int) -> None:
                 if eval_prompts:
@@ -136,7 +142,7 @@ def train_and_log(model: Any, tokenizer: Any, examples: list[Example], cfg: Trai
 
             records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, dtype=dtype,
                             eval_examples=eval_examples, on_log=on_log, on_save=checkpointer, on_eval=on_eval,
-                            resume=resumed, dist=dist, save_last=save_last)
+                            resume=resumed, dist=dist, save_last=save_last, evaluate=evaluate, on_step=on_step)
     finally:
         trackers.close()
     if cfg.load_best_model_at_end and checkpointer.best:

@@ -10,7 +10,8 @@ from chattune.batching import Example, collate, pack, prepare_examples
 from chattune.config import build_config
 from chattune.data.schema import Conversation, Message
 from chattune.model.lora import apply_lora, load_adapter, merge_adapter
-from chattune.train.loop import evaluate_loss, train
+from chattune.train.evaluation import evaluate_loss
+from chattune.train.loop import train
 from chattune.train.loss import summed_loss
 
 CPU = torch.device("cpu")

@@ -49,8 +49,8 @@ def test_formatting_func_and_datasets_dataset(tmp_path, tokenizer):
 def test_unsupported_arguments_are_named(tokenizer):
     with pytest.raises(TypeError, match="SFTConfig: chattune does not support neftune_noise_alpha"):
         SFTConfig(output_dir="x", neftune_noise_alpha=5)
-    with pytest.raises(TypeError, match="SFTTrainer: chattune does not support compute_metrics"):
-        SFTTrainer(make_tiny_model(tokenizer), train_dataset=CHATS, tokenizer=tokenizer, compute_metrics=print)
+    with pytest.raises(TypeError, match="SFTTrainer: chattune does not support optimizers"):
+        SFTTrainer(make_tiny_model(tokenizer), train_dataset=CHATS, tokenizer=tokenizer, optimizers=(object(), None))
     with pytest.raises(ConfigError, match="eval_strategy"):
         SFTTrainer(make_tiny_model(tokenizer), args=SFTConfig(eval_strategy="epoch"), train_dataset=CHATS,
                    tokenizer=tokenizer)
@@ -184,8 +184,8 @@ def test_trl_loss_checkpointing_and_packing_arguments(tmp_path, tokenizer):
     assert cfg.loss_type == "dft" and cfg.gradient_checkpointing_kwargs == {"use_reentrant": False} and cfg.packing
     trainer = SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=CHATS, processing_class=tokenizer)
     assert trainer.train().global_step == 2
-    with pytest.raises(ConfigError, match="packing_strategy='wrapped': chattune packs whole conversations"):
-        SFTConfig(output_dir=str(tmp_path), packing_strategy="wrapped").train_config("m", False)
+    with pytest.raises(ConfigError, match="packing_strategy must be 'bfd' or 'wrapped'"):
+        SFTConfig(output_dir=str(tmp_path), packing_strategy="ffd").train_config("m", False)
     with pytest.raises(ConfigError, match="loss_type"):
         SFTConfig(output_dir=str(tmp_path), loss_type="chunked_nll").train_config("m", False)
 
@@ -256,3 +256,102 @@ def test_chat_template_path_tags_and_transformed_datasets(tmp_path, tokenizer):
     with pytest.raises(ValueError, match=r"Dataset\.with_transform\(\).*dataset\.map\(\)"):
         SFTTrainer(make_tiny_model(tokenizer), args=SFTConfig(output_dir=str(tmp_path / "c")),
                    train_dataset=transformed, processing_class=tokenizer)
+
+
+def test_wrapped_packing_cuts_the_stream_into_max_length_rows(tmp_path, tokenizer):
+    rows = [{"text": "one two three four five six seven"}, {"text": "eight nine ten"}]
+    args = SFTConfig(output_dir=str(tmp_path), max_steps=1, packing=True, packing_strategy="wrapped", max_length=4,
+                     report_to="none")
+    trainer = SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=rows, processing_class=tokenizer)
+    plain = SFTTrainer(make_tiny_model(tokenizer), args=SFTConfig(output_dir=str(tmp_path), max_length=4096),
+                       train_dataset=rows, processing_class=tokenizer)
+    stream = [t for ex in plain.train_examples for t in ex.input_ids]
+    assert len(stream) > 8
+    assert [t for ex in trainer.train_examples for t in ex.input_ids] == stream
+    assert all(len(ex.input_ids) == 4 for ex in trainer.train_examples[:-1])
+    assert trainer.train().global_step == 1
+
+
+def test_packed_datasets_show_seq_lengths_and_eval_packing(tmp_path, tokenizer):
+    args = SFTConfig(output_dir=str(tmp_path), packing=True, max_length=64, report_to="none")
+    trainer = SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=CHATS, eval_dataset=CHATS[:2],
+                         processing_class=tokenizer)
+    packed = trainer.train_dataset
+    assert sum(len(s) for s in packed["seq_lengths"]) == len(CHATS)
+    assert all(sum(s) == len(ids) <= 64 for s, ids in zip(packed["seq_lengths"], packed["input_ids"]))
+    assert "seq_lengths" in trainer.eval_dataset.column_names
+    trainer.args.eval_packing = False
+    assert "seq_lengths" not in trainer.eval_dataset.column_names and len(trainer.eval_dataset) == 2
+
+
+def test_pretokenized_rows_as_trl_takes_them(tmp_path, tokenizer):
+    rows = [{"input_ids": [5, 6, 7, 8], "labels": [5, 6, -100, 8], "assistant_masks": [1] * 4},
+            {"input_ids": [9, 10, 11], "completion_mask": [0, 1, 1]},
+            {"input_ids": [12, 13, 14, 15]},
+            {"input_ids": [16, 17, 18], "assistant_masks": [0, 0, 1]}]
+    args = SFTConfig(output_dir=str(tmp_path), max_length=2, max_steps=1, report_to="none")
+    trainer = SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=rows, processing_class=tokenizer)
+    # labels as given, else from the mask, else every token; cut to max_length; a row left with nothing trained
+    # (the last: its trained token is past max_length) is dropped
+    assert trainer.train_dataset[:]["labels"] == [[5, 6], [-100, 10], [12, 13]]
+    assert trainer.train().global_step == 1
+    skip = SFTConfig(output_dir=str(tmp_path), dataset_kwargs={"skip_prepare_dataset": True}, report_to="none")
+    with pytest.raises(ValueError, match="row 1: .*Add a 'labels' column"):
+        SFTTrainer(make_tiny_model(tokenizer), args=skip, train_dataset=[{"input_ids": [1, 2], "completion_mask":
+                                                                           [0, 1]}], processing_class=tokenizer)
+
+
+def test_compute_metrics_and_callbacks_with_early_stopping(tmp_path, tokenizer):
+    from transformers import EarlyStoppingCallback, TrainerCallback
+
+    seen: dict[str, list] = {"log": [], "evaluate": [], "steps": []}
+
+    class Recorder(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            seen["log"].append(dict(logs))
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            seen["evaluate"].append(dict(metrics))
+
+        def on_step_end(self, args, state, control, **kwargs):
+            seen["steps"].append(state.global_step)
+
+    def metrics(pred):  # transformers' EvalPrediction: logits and labels of every eval row
+        assert pred.predictions.shape[:2] == pred.label_ids.shape and pred.predictions.ndim == 3
+        return {"rows": float(pred.label_ids.shape[0])}
+
+    # learning_rate 0: eval loss never improves, so early stopping (patience 2) ends the run at the third eval
+    args = SFTConfig(output_dir=str(tmp_path), max_steps=20, learning_rate=1e-12, per_device_train_batch_size=2,
+                     eval_strategy="steps", eval_steps=1, save_steps=1, logging_steps=1, load_best_model_at_end=True,
+                     metric_for_best_model="eval_loss", report_to="none")
+    trainer = SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=CHATS, eval_dataset=CHATS[:2],
+                         processing_class=tokenizer, compute_metrics=metrics,
+                         callbacks=[Recorder, EarlyStoppingCallback(early_stopping_patience=2)])
+    out = trainer.train()
+    assert out.global_step == 3 and seen["steps"] == [1, 2, 3]
+    assert [m["eval_rows"] for m in seen["evaluate"]] == [2.0, 2.0, 2.0]
+    assert all("loss" in m and "mean_token_accuracy" in m for m in seen["log"])
+    assert trainer.state.best_metric == seen["evaluate"][0]["eval_loss"]
+    assert trainer.state.log_history[-2]["eval_rows"] == 2.0 and "train_loss" in trainer.state.log_history[-1]
+    prediction = trainer.predict(CHATS[:3])
+    assert prediction.predictions.shape[0] == 3 and prediction.metrics["test_rows"] == 3.0
+
+
+@pytest.mark.parametrize("kind", ["prompt_tuning", "prefix_tuning"])
+def test_prompt_learning_peft_methods_train(tmp_path, tokenizer, kind):
+    import torch
+    from peft import PrefixTuningConfig, PromptTuningConfig, TaskType
+
+    config = (PromptTuningConfig if kind == "prompt_tuning" else PrefixTuningConfig)(
+        task_type=TaskType.CAUSAL_LM, num_virtual_tokens=4)
+    args = SFTConfig(output_dir=str(tmp_path), max_steps=2, learning_rate=1e-2, gradient_checkpointing=False,
+                     report_to="none")
+    trainer = SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=CHATS, processing_class=tokenizer,
+                         peft_config=config)
+    before = {n: p.clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all("prompt_encoder" in n for n in changed)
+    with pytest.raises(ValueError, match="packing=False"):
+        SFTTrainer(make_tiny_model(tokenizer), args=SFTConfig(output_dir=str(tmp_path), packing=True),
+                   train_dataset=CHATS, processing_class=tokenizer, peft_config=config)

@@ -95,6 +95,14 @@ def pack(examples: Sequence[Example], max_length: int) -> list[list[int]]:
     return rows
 
 
+def wrap(examples: Sequence[Example], max_length: int) -> list[Example]:
+    """TRL's 'wrapped' packing: every example end to end, cut into rows of max_length tokens (the last shorter).
+    Documents are cut across rows and attend to each other within a row; each row is one document."""
+    ids = [t for ex in examples for t in ex.input_ids]
+    labels = [t for ex in examples for t in ex.labels]
+    return [Example(ids[i:i + max_length], labels[i:i + max_length]) for i in range(0, len(ids), max_length)]
+
+
 def _fill(order: Sequence[int], lengths: Sequence[int], batch_size: int, max_tokens: int | None,
           padded: bool) -> list[list[int]]:
     """Consecutive groups of `order`: batch_size each, or as many as fit in max_tokens (padded: rows x the

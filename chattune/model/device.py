@@ -7,6 +7,7 @@ input tensors through `ids_tensor`, so no call site builds a CPU tensor for a GP
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -134,3 +135,9 @@ def memory_stats(device: torch.device) -> dict[str, float]:
         return {}
     return {"peak_memory_allocated_gb": round(torch.cuda.max_memory_allocated(device) / 1e9, 3),
             "peak_memory_reserved_gb": round(torch.cuda.max_memory_reserved(device) / 1e9, 3)}
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """Compute in `dtype` (bf16/fp16) where the weights are fp32 (fp32 master weights, trainable adapters);
+    weights already in that dtype (a frozen bf16 base) are used as they are, with no cast."""
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()

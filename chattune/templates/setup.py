@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tokenizers import AddedToken
 
 from chattune.errors import TemplateError
 from chattune.templates.builtin import BUILTIN_TEMPLATES
+from chattune.templates.render import end_of_turn
 
 
 def setup_chat_format(model: Any, tokenizer: Any, template: str = "chatml", *, format: str | None = None,
@@ -81,3 +83,36 @@ def clone_chat_template(model: Any, tokenizer: Any, source_tokenizer_path: str,
             added.append(token)
         filler += 1
     return model, tokenizer, tokenizer.convert_tokens_to_ids([t.content for t in added])
+
+
+# the `<|name|>` markers chat templates delimit turns with
+MARKER = re.compile(r"<\|[A-Za-z0-9_.:-]+\|>")
+
+
+def set_template_file(model: Any, tokenizer: Any, jinja: str) -> list[int]:
+    """Use a Jinja template (TRL's chat_template_path file). Its `<|...|>` markers that the tokenizer lacks are
+    added as special tokens (embeddings grown, new rows at the mean), so each turn ends with one token the model
+    can learn and generation can stop on. Returns the added token ids."""
+    tokenizer.chat_template = jinja
+    missing = sorted({m for m in MARKER.findall(jinja) if m not in tokenizer.get_vocab()})
+    if not missing:
+        return []
+    before = len(tokenizer)
+    tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in missing], special_tokens=True)
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    return list(range(before, len(tokenizer)))
+
+
+def stop_token_ids(tokenizer: Any, template: str | None = None) -> list[int]:
+    """Token ids that end a reply: the template's end-of-turn token and the tokenizer's eos. A tokenizer trained
+    on plain text may have no template (or one whose turns end without a special token): eos alone then."""
+    ids = set()
+    try:
+        ids.add(tokenizer.convert_tokens_to_ids(end_of_turn(tokenizer, template)))
+    except TemplateError:
+        if tokenizer.eos_token_id is None:
+            raise
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return sorted(ids)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,10 @@ import torch
 from chattune.batching.collate import Batch, Example, collate, collate_padding_free, plan_batches
 from chattune.config import TrainConfig
 from chattune.errors import TrainingError, TrainingInterrupted
-from chattune.model.device import memory_stats
+from chattune.model.device import autocast, memory_stats
 from chattune.train.dist import Dist
-from chattune.train.loss import loss_and_accuracy, summed_loss_and_correct
+from chattune.train.evaluation import evaluate_loss, named_metrics
+from chattune.train.loss import summed_loss_and_correct
 from chattune.train.optim import build_optimizer, build_scheduler
 from chattune.train.speed import CompiledLayers
 from chattune.train.state import TrainProgress, rng_state
@@ -69,42 +69,10 @@ class SummedLoss(torch.nn.Module):
         return summed_loss_and_correct(self.model, Batch(input_ids, labels, position_ids, 0, 0), self.loss_type)
 
 
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    """Compute in `dtype` (bf16/fp16) where the weights are fp32 (fp32 master weights, trainable adapters);
-    weights already in that dtype (a frozen bf16 base) are used as they are, with no cast."""
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
-
-
 def _accuracy(window: list[tuple[float, float, int, float, int]]) -> dict[str, float]:
     """TRL's mean_token_accuracy over the logged steps (absent where the fused loss gives no predictions)."""
     correct, trained = sum(w[3] for w in window), sum(w[4] for w in window)
     return {"mean_token_accuracy": correct / trained} if trained and math.isfinite(correct) else {}
-
-
-def named_metrics(metrics: dict[str, float], name: str) -> dict[str, float]:
-    """eval_loss -> eval_<name>_loss for a named eval set (unchanged for the unnamed one)."""
-    return {k.replace("eval_", f"eval_{name}_", 1) if name else k: v for k, v in metrics.items()}
-
-
-@torch.no_grad()
-def evaluate_loss(model: Any, examples: Sequence[Example], batch_size: int, pad_id: int,
-                  device: torch.device, dtype: torch.dtype | None = None, dist: Dist | None = None) -> dict[str, float]:
-    """Mean loss, perplexity and next-token accuracy over the trained tokens of `examples` (each process takes
-    its share of the batches; the sums are added up over processes)."""
-    dist = dist or Dist()
-    was_training = model.training
-    model.eval()
-    loss = correct = count = 0.0
-    plan = plan_batches(examples, batch_size, packing=False, max_length=0, seed=0)
-    for rows in plan[dist.rank::dist.world]:
-        batch = collate([[examples[i] for i in row] for row in rows], pad_id).to(device)
-        with autocast(device, dtype):
-            s, c, n = loss_and_accuracy(model, batch)
-        loss, correct, count = loss + s, correct + c, count + n
-    loss, correct, count = dist.sum([loss, correct, count])
-    model.train(was_training)
-    mean = loss / max(count, 1)
-    return {"eval_loss": mean, "eval_perplexity": math.exp(min(mean, 50)), "eval_accuracy": correct / max(count, 1)}
 
 
 class _NotFinite(Exception):
@@ -153,24 +121,33 @@ def _optimizer_step(wrapped: Any, optimizer: Any, scheduler: Any, micro: list[Ba
 
 
 SaveHook = Callable[[int, dict[str, Any]], Path | None]
+# metrics of one eval set (its name, its examples), keys prefixed eval_ (eval_<name>_ for a named set)
+EvalFn = Callable[[str, Sequence[Example]], dict[str, float]]
 
 
 def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: int, device: torch.device,
           dtype: torch.dtype | None = None,
           eval_examples: Sequence[Example] | dict[str, Sequence[Example]] | None = None, on_log: Hook | None = None,
           on_save: SaveHook | None = None, on_eval: Callable[[int], None] | None = None,
-          resume: dict[str, Any] | None = None, dist: Dist | None = None,
-          save_last: bool = False) -> list[dict[str, Any]]:
+          resume: dict[str, Any] | None = None, dist: Dist | None = None, save_last: bool = False,
+          evaluate: EvalFn | None = None, on_step: Callable[[int, float], bool] | None = None) -> list[dict[str, Any]]:
     """Train `model` in place and return the logged records (one per logging step, plus eval records).
 
     `on_save(step, state)` writes a checkpoint every save_steps (and on Ctrl-C) and returns its path;
-    `save_last` checkpoints the last step too (as TRL does; chattune's own runs save it as the final model).
+    `save_last` checkpoints the last step too, whatever save_steps (as transformers' Trainer does; chattune's own
+    runs save it as the final model).
     `resume` is a saved state: the run continues from its step with the same data, RNG and optimizer.
     `dtype`: the compute dtype (bf16/fp16 autocast; fp16 adds loss scaling), None for fp32.
     A NaN or infinite loss or gradient norm stops the run before the weights change. With several processes
     (`dist`), step k takes micro-batches k*A*W .. (k+1)*A*W-1 of the global stream, process r every W-th
-    from r, so W processes with accumulation A train exactly what one process with accumulation A*W does."""
+    from r, so W processes with accumulation A train exactly what one process with accumulation A*W does.
+    `evaluate(name, examples)` replaces the eval metrics (default: loss, perplexity, token accuracy);
+    `on_step(step, epoch)` runs after each step's logging, eval and checkpoint, and stops the run by returning True."""
     dist = dist or Dist()
+    if evaluate is None:
+        def evaluate(name: str, exs: Sequence[Example]) -> dict[str, float]:
+            return named_metrics(evaluate_loss(model, exs, cfg.per_device_eval_batch_size, pad_id, device, dtype,
+                                               dist), name)
     torch.manual_seed(cfg.seed)
     total_steps = count_steps(examples, cfg, dist.world)
     # several named eval sets (TRL's dict of eval datasets) are logged as eval_<name>_loss, ...
@@ -239,14 +216,15 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
                     window.clear()
                 if eval_sets and cfg.eval_steps and (step % cfg.eval_steps == 0 or step == total_steps):
                     for name, exs in eval_sets.items():  # a record per set, as transformers.Trainer logs them
-                        metrics = evaluate_loss(model, exs, cfg.per_device_eval_batch_size, pad_id, device, dtype,
-                                                dist)
-                        emit({"step": step, **named_metrics(metrics, name)})
+                        emit({"step": step, **evaluate(name, exs)})
                     if on_eval:
                         with compiled.eager():
                             on_eval(step)
-                if on_save and cfg.save_steps and step % cfg.save_steps == 0 and (step != total_steps or save_last):
+                last = step == total_steps
+                if on_save and cfg.save_steps and ((step % cfg.save_steps == 0 and not last) or (last and save_last)):
                     last_checkpoint = on_save(step, progress.snapshot(optimizer, scheduler, scaler))
+                if on_step and on_step(step, epoch):
+                    break
         except KeyboardInterrupt:
             optimizer.zero_grad(set_to_none=True)
             saved = ""

@@ -34,6 +34,24 @@ def _chunk_stats(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Mod
     return torch.stack([loss, correct.float()])
 
 
+def is_prompt_learning(model: Any) -> bool:
+    """A PEFT prompt/prefix/p-tuning model: its virtual tokens enter in PeftModel.forward, not in the decoder."""
+    return bool(getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False))
+
+
+def _prompt_learning_stats(model: Any, batch: Batch, dft: bool = False) -> tuple[torch.Tensor, int]:
+    """[summed loss, correct predictions] and the trained positions, through the PEFT model's own forward (which
+    prepends the virtual tokens or their keys and values); its logits of the batch's own tokens are the last ones."""
+    logits = model(input_ids=batch.input_ids, use_cache=False).logits[:, -batch.input_ids.shape[1]:-1]
+    targets = batch.labels[:, 1:]
+    keep = targets != IGNORE_INDEX
+    logits, targets = logits[keep].float(), targets[keep]
+    correct = (logits.detach().argmax(-1) == targets).sum().float()
+    ce = F.cross_entropy(logits, targets, reduction="none")
+    loss = (ce * torch.exp(-ce).detach()).sum() if dft else ce.sum()
+    return torch.stack([loss, correct]), int(targets.numel())
+
+
 def trained_hidden(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.nn.Module]:
     """Hidden states that predict trained tokens, their targets, and the LM head."""
     lm = base_model(model)
@@ -59,8 +77,10 @@ def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
 def summed_loss_and_correct(model: Any, batch: Batch, loss_type: str = "nll") -> torch.Tensor:
     """[sum of token cross-entropies, correct argmax predictions] over the batch's trained positions; the count
     (TRL's mean_token_accuracy, logged) is NaN on the fused Liger path, which never materialises logits."""
-    hidden, targets, head = trained_hidden(model, batch)
     dft = loss_type == "dft"
+    if is_prompt_learning(model):
+        return _prompt_learning_stats(model, batch, dft)[0]
+    hidden, targets, head = trained_hidden(model, batch)
     if getattr(base_model(model), "chattune_fused_loss", False) and type(head) is torch.nn.Linear and not dft:
         loss = _fused_loss(hidden, targets, head)
         return torch.stack([loss, torch.full_like(loss, float("nan"))])
@@ -76,6 +96,9 @@ def summed_loss_and_correct(model: Any, batch: Batch, loss_type: str = "nll") ->
 @torch.no_grad()
 def loss_and_accuracy(model: Any, batch: Batch) -> tuple[float, float, int]:
     """(summed loss, correct next-token predictions, trained positions) for evaluation."""
+    if is_prompt_learning(model):
+        stats, n = _prompt_learning_stats(model, batch)
+        return float(stats[0]), float(stats[1]), n
     hidden, targets, head = trained_hidden(model, batch)
     stats = torch.zeros(2)
     for s in range(0, targets.numel(), CHUNK):

@@ -24,8 +24,11 @@ TRANSLATED = {"eval_strategy", "evaluation_strategy", "warmup_steps", "max_seq_l
               "logging_strategy", "eval_packing", "packing_strategy"}
 # read by SFTTrainer (push_to_hub; loading a model given by name; its chat template)
 HUB_NAMES = {"hub_model_id", "hub_token", "hub_private_repo", "push_to_hub", "model_init_kwargs",
-             "chat_template_path"}
+             "chat_template_path", "trust_remote_code", "dataset_kwargs", "metric_for_best_model",
+             "greater_is_better"}
 SUPPORTED = SAME_NAMES | TRANSLATED | HUB_NAMES
+
+NO_LIMIT = 2**31 - 1  # max_length=None: rows are never cut
 
 # TRL 1.16's SFTConfig defaults where chattune's own differ: a script brought over trains the same way
 TRL_DEFAULTS: dict[str, Any] = {"learning_rate": 2e-5, "num_train_epochs": 3.0, "lr_scheduler_type": "linear",
@@ -110,12 +113,19 @@ class SFTConfig:
             cfg["save_steps"] = None
         elif save not in (None, "steps"):
             raise ConfigError([f"save_strategy: chattune saves every save_steps ('steps' or 'no'), got {save!r}"])
-        packing_strategy = v.pop("packing_strategy", None)
-        if packing_strategy not in (None, "bfd"):
-            raise ConfigError([f"packing_strategy={packing_strategy!r}: chattune packs whole conversations best-fit "
-                               "decreasing ('bfd'), never cutting one across rows ('wrapped' would)"])
-        if v.pop("eval_packing", None):
-            raise ConfigError(["eval_packing=True: chattune evaluates on padded, unpacked batches"])
+        # 'wrapped' is applied to the examples by SFTTrainer (concatenated, cut into max_length rows)
+        if v.pop("packing_strategy", None) not in (None, "bfd", "wrapped"):
+            raise ConfigError([f"packing_strategy must be 'bfd' or 'wrapped', got {self.packing_strategy!r}"])
+        # eval_packing only changes how eval_dataset is shown: the loss of packed rows equals the unpacked one
+        v.pop("eval_packing", None)
+        if cfg.get("max_length") is None:  # TRL's max_length=None: no cut
+            if cfg.get("packing"):
+                raise ConfigError(["packing=True needs max_length (the length of the packed rows), got None"])
+            cfg["max_length"] = NO_LIMIT
+        elif cfg.get("padding_free") and not cfg.get("packing"):
+            # TRL's rule, kept so a script means the same under both (chattune itself would cut at max_length)
+            raise ValueError(f"padding_free=True without packing: TRL does not cut rows there, so `max_length` is "
+                             f"not enforced; set max_length=None (got {cfg['max_length']}) or packing=True")
         if v.pop("logging_strategy", None) not in (None, "steps"):
             raise ConfigError(["logging_strategy: chattune logs every logging_steps ('steps')"])
         warmup = v.pop("warmup_steps", None)

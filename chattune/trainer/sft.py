@@ -8,74 +8,17 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chattune.batching.collate import Example
+from chattune.batching.collate import Example, pack, wrap
 from chattune.batching.completion_only import DataCollatorForCompletionOnlyLM
 from chattune.batching.prepare import prepare_examples
-from chattune.data.convert import to_conversation
 from chattune.data.schema import Conversation
 from chattune.errors import ConfigError
-from chattune.labels import num_trained
-from chattune.trainer.args import SFTConfig
-
-
-def _rows(dataset: Any, name: str) -> list[dict[str, Any]]:
-    """Rows of a datasets.Dataset or a list of dicts."""
-    if dataset is None:
-        return []
-    if isinstance(dataset, dict):  # a DatasetDict
-        raise TypeError(f"{name}: pass one split of a DatasetDict (e.g. ds['train']), not the whole DatasetDict "
-                        f"(splits: {', '.join(map(str, dataset))})")
-    if getattr(dataset, "format", {}).get("type") == "custom":  # with_transform / set_transform
-        raise ValueError(f"{name}: a Dataset.with_transform() transform runs each time a row is read, but chattune "
-                         "prepares (renders, tokenises, masks) every row once before training, so it would be lost; "
-                         "apply it with dataset.map() instead (TRL's other way, dataset_kwargs={'skip_prepare_dataset':"
-                         " True} with trainer-ready rows, is not supported)")
-    if isinstance(dataset, (str, bytes)) or not isinstance(dataset, Iterable):
-        raise TypeError(f"{name}: expected a datasets.Dataset or a list of dicts, got {type(dataset).__name__}")
-    rows = list(dataset)
-    bad = next((i for i, r in enumerate(rows, start=1) if not isinstance(r, dict)), None)
-    if bad:
-        raise TypeError(f"{name}, row {bad}: expected a dict, got {type(rows[bad - 1]).__name__}")
-    return [dict(r) for r in rows]
-
-
-def _conversations(rows: list[dict[str, Any]], formatting_func: Callable | None, text_field: str,
-                   name: str) -> list[Conversation]:
-    out = []
-    for i, row in enumerate(rows, start=1):
-        if formatting_func is not None:  # TRL trains the formatted text as plain language modelling
-            out.append(Conversation(messages=[], source=name, row=i, text=formatting_func(row)))
-        elif text_field in row and not any(k in row for k in ("messages", "conversations", "prompt")):
-            out.append(to_conversation({"text": row[text_field]}, source=name, row_no=i))
-        else:
-            out.append(to_conversation(row, source=name, row_no=i))
-    return out
-
-
-def _collator_examples(convs: list[Conversation], tokenizer: Any, collator: DataCollatorForCompletionOnlyLM,
-                       max_length: int) -> list[Example]:
-    """Text rows tokenised as `tokenizer(text)` and labelled by the collator; rows it finds no completion in
-    are named, not trained on nothing."""
-    examples, empty = [], []
-    for conv in convs:
-        if conv.text is None:
-            raise TypeError(f"{conv.source}, row {conv.row}: DataCollatorForCompletionOnlyLM needs text rows "
-                            "(dataset_text_field or formatting_func)")
-        ids = tokenizer(conv.text)["input_ids"][:max_length]
-        labels = collator.labels_for(ids)
-        if not num_trained(labels):
-            empty.append(conv.row)
-        else:
-            examples.append(Example(ids, labels))
-    if empty:
-        warnings.warn(f"DataCollatorForCompletionOnlyLM found no completion in rows {empty[:10]} "
-                      f"(response template {collator.response_text!r}); they are left out",
-                      stacklevel=3)
-    return examples
+from chattune.trainer.args import NO_LIMIT, SFTConfig
+from chattune.trainer.datasets import Item, collator_examples, dataset_items, dataset_rows
 
 
 class SFTTrainer:
@@ -85,7 +28,12 @@ class SFTTrainer:
                  eval_dataset: Any = None, processing_class: Any = None, *, tokenizer: Any = None,
                  peft_config: Any = None, formatting_func: Callable[[dict], str] | None = None,
                  dataset_text_field: str | None = None, max_seq_length: int | None = None,
-                 packing: bool | None = None, quantization_config: Any = None, **unsupported: Any):
+                 packing: bool | None = None, quantization_config: Any = None,
+                 compute_metrics: Callable[[Any], dict[str, float]] | None = None, callbacks: list[Any] | None = None,
+                 preprocess_logits_for_metrics: Callable[[Any, Any], Any] | None = None,
+                 optimizers: tuple[Any, Any] = (None, None), **unsupported: Any):
+        if any(o is not None for o in optimizers):
+            unsupported["optimizers"] = optimizers  # chattune builds AdamW and the schedule from args
         if unsupported:
             raise TypeError(f"SFTTrainer: chattune does not support {', '.join(sorted(unsupported))}")
         if data_collator is not None and not isinstance(data_collator, DataCollatorForCompletionOnlyLM):
@@ -105,16 +53,19 @@ class SFTTrainer:
             processing_class = processing_class or tokenizer or loaded_tokenizer
         self.tokenizer = processing_class or tokenizer or load_tokenizer(model.name_or_path)
         self.data_collator = data_collator
+        self.compute_metrics, self.preprocess_logits_for_metrics = compute_metrics, preprocess_logits_for_metrics
+        self.callbacks: list[Any] = list(callbacks or [])
         self._formatting_func = formatting_func
         # TRL takes one eval dataset or a dict of named ones (logged as eval_<name>_loss)
         named = isinstance(eval_dataset, dict)
         evals = dict(eval_dataset) if named else {"": eval_dataset} if eval_dataset is not None else {}
-        self._convs = {"train_dataset": self._to_conversations(train_dataset, "train_dataset")}
-        self._eval_convs = {name: self._to_conversations(data, f"eval_dataset[{name!r}]" if name else "eval_dataset")
+        self._train_items = self._items(train_dataset, "train_dataset")
+        self._eval_items = {name: self._items(data, f"eval_dataset[{name!r}]" if name else "eval_dataset")
                             for name, data in evals.items()}
         new_tokens = self._set_chat_template(model, self.args.chat_template_path)
-        chats = [c for convs in (self._convs["train_dataset"], *self._eval_convs.values()) for c in convs]
-        if any(c.text is None for c in chats):  # chats need a template: ChatML where the tokenizer has none
+        items = [c for convs in (self._train_items, *self._eval_items.values()) for c in convs]
+        # chats need a template: ChatML where the tokenizer has none
+        if any(isinstance(c, Conversation) and c.text is None for c in items):
             new_tokens += setup_template(model, self.tokenizer, None)
         if hasattr(model, "add_model_tags"):  # the model card's tags, as TRL sets them (code written for it checks)
             model.add_model_tags(["sft", "trl", "chattune"])
@@ -124,9 +75,13 @@ class SFTTrainer:
             from chattune.model.lora import wrap_with_peft
 
             torch.manual_seed(self.args.seed)  # LoRA's initial weights: the same script gives the same run
-            if new_tokens:
+            if new_tokens and hasattr(peft_config, "trainable_token_indices"):  # LoRA-style configs have it
                 peft_config.trainable_token_indices = new_tokens
             model = wrap_with_peft(model, peft_config)
+            if getattr(peft_config, "is_prompt_learning", False) and (self.args.packing or self.args.padding_free):
+                raise ValueError(f"{type(peft_config).__name__}: prompt learning puts virtual tokens before each "
+                                 "row, so packed or padding-free rows would share them and see each other; set "
+                                 "packing=False and padding_free=False")
         self.model = model
         from transformers import TrainerState
 
@@ -138,14 +93,15 @@ class SFTTrainer:
         self.cfg = self._train_config()
 
     def _set_chat_template(self, model: Any, path: str | None) -> list[int]:
-        """TRL's chat_template_path: a Jinja file (its special tokens must already be in the tokenizer), or a
-        tokenizer (hub id or directory) whose template, tokens and eos are cloned. Returns added token ids."""
+        """TRL's chat_template_path: a Jinja file (its `<|...|>` markers the tokenizer lacks are added as special
+        tokens), or a tokenizer (hub id or directory) whose template, tokens and eos are cloned. Returns added
+        token ids."""
         if not path:
             return []
+        from chattune.templates.setup import clone_chat_template, set_template_file
+
         if Path(path).is_file():
-            self.tokenizer.chat_template = Path(path).read_text(encoding="utf-8")
-            return []
-        from chattune.templates.setup import clone_chat_template
+            return set_template_file(model, self.tokenizer, Path(path).read_text(encoding="utf-8"))
 
         return clone_chat_template(model, self.tokenizer, path)[2]
 
@@ -169,7 +125,7 @@ class SFTTrainer:
         if kwargs.get("quantization_config") is not None:
             kwargs.setdefault("device_map", {"": str(resolve_device(self.args.device))})
         path = resolve_model_path(name)
-        trust = bool(kwargs.pop("trust_remote_code", False))
+        trust = bool(kwargs.pop("trust_remote_code", False) or self.args.trust_remote_code)
         return load_model(path, trust, dtype, extra=kwargs), load_tokenizer(path, trust)
 
     @property
@@ -185,9 +141,11 @@ class SFTTrainer:
             value = SFTConfig.from_training_arguments(value)
         self._args = value
 
-    def _to_conversations(self, dataset: Any, name: str) -> list[Conversation]:
-        text_field = self.args.dataset_text_field or "text"
-        return _conversations(_rows(dataset, name), self._formatting_func, text_field, name)
+    def _items(self, dataset: Any, name: str) -> list[Item]:
+        """The dataset's rows as Conversations (to render) or Examples (rows that come tokenised)."""
+        skip = bool((self.args.dataset_kwargs or {}).get("skip_prepare_dataset"))
+        return dataset_items(dataset_rows(dataset, name), self._formatting_func,
+                             self.args.dataset_text_field or "text", name, skip)
 
     @property
     def processing_class(self) -> Any:
@@ -196,24 +154,41 @@ class SFTTrainer:
 
     def _train_config(self, total_steps: int | None = None) -> Any:
         name = str(getattr(getattr(self.model, "config", None), "_name_or_path", "") or "model")
-        return self.args.train_config(name, bool(self._eval_convs), total_steps)
+        return self.args.train_config(name, bool(self._eval_items), total_steps)
 
-    def _examples(self, which: str) -> list[Example]:
-        return self._examples_of(self._convs[which])
-
-    def _examples_of(self, convs: list[Conversation]) -> list[Example]:
+    def _examples_of(self, items: list[Item], max_length: int | None = None) -> list[Example]:
+        """Examples in the dataset's order: tokenised rows as they are (cut to max_length), the others prepared
+        (rendered with exact masks, or labelled by the completion-only collator)."""
+        n = max_length or self.cfg.max_length
+        convs = [c for c in items if isinstance(c, Conversation)]
         if not convs:
-            return []
-        if self.data_collator is not None:
-            return _collator_examples(convs, self.tokenizer, self.data_collator, self.cfg.max_length)
-        examples, _ = prepare_examples(convs, self.tokenizer, train_on=self.args.train_on,
-                                       max_length=self.cfg.max_length)
-        return examples
+            prepared: list[Example] = []
+        elif self.data_collator is not None:
+            prepared = collator_examples(convs, self.tokenizer, self.data_collator, n)
+        else:
+            prepared, _ = prepare_examples(convs, self.tokenizer, train_on=self.args.train_on, max_length=n)
+        if len(convs) == len(items):
+            return prepared
+        if len(prepared) != len(convs):
+            raise ValueError("a dataset mixes tokenised rows (input_ids) with rows to render; pass one kind")
+        rendered = iter(prepared)
+        out = [next(rendered) if isinstance(c, Conversation) else Example(c.input_ids[:n], c.labels[:n])
+               for c in items]
+        # as TRL does: a row left with nothing to train (all of it masked, or cut off by max_length) is dropped
+        kept = [ex for ex in out if ex.num_trained]
+        if len(kept) < len(out):
+            warnings.warn(f"{len(out) - len(kept)} tokenised rows have no trained token within max_length={n} "
+                          "and are left out", stacklevel=3)
+        return kept
 
     def _prepare(self) -> tuple[list[Example], dict[str, list[Example]]]:
         if self._prepared is None or self._prepared[0] != self.cfg.max_length:
-            evals = {name: self._examples_of(convs) for name, convs in self._eval_convs.items()}
-            self._prepared = (self.cfg.max_length, self._examples("train_dataset"), evals)
+            evals = {name: self._examples_of(items) for name, items in self._eval_items.items()}
+            if self.args.packing and self.args.packing_strategy == "wrapped":  # whole rows, then cut
+                train = wrap(self._examples_of(self._train_items, NO_LIMIT), self.cfg.max_length)
+            else:
+                train = self._examples_of(self._train_items)
+            self._prepared = (self.cfg.max_length, train, evals)
         return self._prepared[1], self._prepared[2]
 
     @property
@@ -225,18 +200,24 @@ class SFTTrainer:
         """The examples of every eval set, in order."""
         return [ex for exs in self._prepare()[1].values() for ex in exs]
 
-    @staticmethod
-    def _as_dataset(examples: list[Example]) -> Any:
+    def _as_dataset(self, examples: list[Example], packed: bool = False) -> Any:
+        """Examples as a datasets.Dataset (input_ids, labels); packed: the rows chattune trains on (best-fit
+        decreasing into max_length), with TRL's seq_lengths column."""
         from datasets import Dataset
 
-        return Dataset.from_dict({"input_ids": [ex.input_ids for ex in examples],
-                                  "labels": [ex.labels for ex in examples]})
+        if not packed:
+            return Dataset.from_dict({"input_ids": [ex.input_ids for ex in examples],
+                                      "labels": [ex.labels for ex in examples]})
+        rows = [[examples[i] for i in row] for row in pack(examples, self.cfg.max_length)]
+        return Dataset.from_dict({"input_ids": [[t for d in row for t in d.input_ids] for row in rows],
+                                  "labels": [[t for d in row for t in d.labels] for row in rows],
+                                  "seq_lengths": [[len(d.input_ids) for d in row] for row in rows]})
 
     @property
     def train_dataset(self) -> Any:
         """The prepared training examples as a datasets.Dataset (input_ids, labels), as TRL's trainer holds its
         processed dataset."""
-        return self._as_dataset(self.train_examples)
+        return self._as_dataset(self.train_examples, bool(self.args.packing))
 
     @property
     def eval_dataset(self) -> Any:
@@ -244,9 +225,11 @@ class SFTTrainer:
         evals = self._prepare()[1]
         if not evals:
             return None
+        # TRL's eval_packing (None: as packing); chattune evaluates unpacked either way, with the same loss
+        packed = bool(self.args.packing if self.args.eval_packing is None else self.args.eval_packing)
         if list(evals) == [""]:
-            return self._as_dataset(evals[""])
-        return {name: self._as_dataset(exs) for name, exs in evals.items()}
+            return self._as_dataset(evals[""], packed)
+        return {name: self._as_dataset(exs, packed) for name, exs in evals.items()}
 
     def _device_and_dtype(self) -> tuple[Any, Any]:
         """The device (use_cpu / use_mps_device, else the first GPU) and the compute dtype (None for fp32)."""
@@ -268,19 +251,22 @@ class SFTTrainer:
 
         resume_from_checkpoint: True for the newest checkpoint in output_dir, or a checkpoint directory."""
         from rich.console import Console
+        from transformers import TrainerState
         from transformers.trainer_utils import TrainOutput
 
-        from chattune.generate import stop_token_ids
         from chattune.model.load import load_trained_weights
         from chattune.outputs.checkpoint import resume_state
         from chattune.outputs.trackers import check_trackers
         from chattune.pipeline import train_and_log
+        from chattune.templates.setup import stop_token_ids
         from chattune.train.loop import count_steps
+        from chattune.trainer.callbacks import CallbackBridge
 
         self.cfg = self._train_config()
         check_trackers(self.cfg.report_to)
         examples, eval_sets = self._prepare()
-        self.cfg = self._train_config(count_steps(examples, self.cfg))  # a warmup_steps count needs the total
+        total = count_steps(examples, self.cfg)
+        self.cfg = self._train_config(total)  # a warmup_steps count needs the total
         out = Path(self.cfg.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         resumed = resume_state(out, "latest" if resume_from_checkpoint is True else resume_from_checkpoint or None)
@@ -288,56 +274,73 @@ class SFTTrainer:
         self._to_device(device)
         if resumed:
             load_trained_weights(self.model, resumed["path"])
+        # trainer.state as transformers.Trainer keeps it, current while training (callbacks read it)
+        self.state = TrainerState(global_step=resumed["step"] if resumed else 0, max_steps=total,
+                                  logging_steps=self.cfg.logging_steps, save_steps=self.cfg.save_steps or 0,
+                                  eval_steps=self.cfg.eval_steps or 0,
+                                  train_batch_size=self.cfg.per_device_train_batch_size)
+        bridge = CallbackBridge(self.callbacks, self.args, self.state, self)
+        bridge.event("on_train_begin")
+        bridge.event("on_step_begin")
         start = time.perf_counter()
         self.records = train_and_log(self.model, self.tokenizer, examples, self.cfg, device=device, dtype=dtype,
                                      stops=stop_token_ids(self.tokenizer), console=Console(),
                                      eval_examples=(eval_sets.get("") if list(eval_sets) == [""] else eval_sets)
-                                     or None, resumed=resumed, save_last=True)
+                                     or None, resumed=resumed, save_last=True,
+                                     evaluate=self._eval_fn(device, dtype), on_step=bridge.on_step,
+                                     on_record=bridge.on_record)
         runtime = time.perf_counter() - start
+        bridge.event("on_train_end")
         logged = self._training_records()
-        step = logged[-1]["step"] if logged else 0
+        step = self.state.global_step
         done = step - (resumed["step"] if resumed else 0)
         samples = done * self.cfg.per_device_train_batch_size * self.cfg.gradient_accumulation_steps
         metrics = {"train_runtime": round(runtime, 4), "train_samples_per_second": round(samples / runtime, 3),
                    "train_steps_per_second": round(done / runtime, 3),
                    "train_loss": sum(r["loss"] for r in logged) / max(len(logged), 1),
-                   "epoch": logged[-1]["epoch"] if logged else 0.0}
-        self._fill_state(step, metrics)
+                   "epoch": self.state.epoch or 0.0}
+        # TRL's last record carries the run's summary, with the last logged accuracy and token count
+        last = next((r for r in reversed(self.state.log_history) if "mean_token_accuracy" in r), {})
+        extra = {k: last[k] for k in ("mean_token_accuracy", "num_tokens") if k in last}
+        self.state.log_history.append({**extra, **metrics, "step": step})
         if self.args.push_to_hub:
             self.push_to_hub()
         return TrainOutput(step, metrics["train_loss"], metrics)
-
-    def _fill_state(self, step: int, metrics: dict[str, Any]) -> None:
-        """trainer.state as transformers.Trainer leaves it: the step, epoch and every logged record under
-        TRL's names, then the run's summary (train_loss, train_runtime, ...)."""
-        from transformers import TrainerState
-
-        def trl_name(key: str) -> str:  # tokens -> num_tokens; eval[_<set>]_accuracy -> ..._mean_token_accuracy
-            if key == "tokens":
-                return "num_tokens"
-            return key.replace("_accuracy", "_mean_token_accuracy") if key.startswith("eval") else key
-
-        history = [{trl_name(k): v for k, v in r.items() if k != "total_steps"}
-                   for r in self.records if "loss" in r or any(k.startswith("eval_") for k in r)]
-        self.state = TrainerState(global_step=step, epoch=metrics["epoch"], max_steps=self.cfg.max_steps
-                                  if self.cfg.max_steps > 0 else step, log_history=history,
-                                  logging_steps=self.cfg.logging_steps, save_steps=self.cfg.save_steps or 0,
-                                  eval_steps=self.cfg.eval_steps or 0,
-                                  train_batch_size=self.cfg.per_device_train_batch_size)
-        last = next((r for r in reversed(history) if "mean_token_accuracy" in r), {})
-        extra = {k: last[k] for k in ("mean_token_accuracy", "num_tokens") if k in last}
-        self.state.log_history.append({**extra, **metrics, "step": step})  # TRL's last record carries its metrics
 
     def _training_records(self) -> list[dict[str, Any]]:
         """The last train()'s logged training records (eval records carry eval_loss instead of loss)."""
         return [r for r in self.records if "loss" in r]
 
+    def _eval_fn(self, device: Any, dtype: Any) -> Any:
+        """One eval set's metrics: loss, perplexity and token accuracy, plus compute_metrics' (on the logits and
+        labels, as transformers.Trainer gives them) under eval_[<set>_]."""
+        from chattune.train.evaluation import evaluate_loss, named_metrics, predict_logits
+
+        def evaluate(name: str, examples: Any) -> dict[str, float]:
+            metrics = evaluate_loss(self.model, examples, self.cfg.per_device_eval_batch_size,
+                                    self.tokenizer.pad_token_id, device, dtype)
+            if self.compute_metrics is not None:
+                from transformers import EvalPrediction
+
+                logits, labels = predict_logits(self.model, examples, self.cfg.per_device_eval_batch_size,
+                                                self.tokenizer.pad_token_id, device, dtype)
+                if self.preprocess_logits_for_metrics is not None:
+                    import torch
+
+                    logits = self.preprocess_logits_for_metrics(torch.from_numpy(logits),
+                                                                torch.from_numpy(labels)).numpy()
+                extra = self.compute_metrics(EvalPrediction(predictions=logits, label_ids=labels)) or {}
+                metrics.update({k if k.startswith("eval_") else f"eval_{k}": v for k, v in extra.items()})
+            return named_metrics(metrics, name)
+
+        return evaluate
+
     def evaluate(self, eval_dataset: Any = None, ignore_keys: list[str] | None = None,
                  metric_key_prefix: str = "eval") -> dict[str, float]:
-        """Eval loss, perplexity and token accuracy, as transformers.Trainer.evaluate: on the trainer's eval set(s)
-        (each named set's metrics prefixed with its name), on `eval_dataset` (a dataset, a dict of them, or the
-        name of one of the trainer's), under `metric_key_prefix`."""
-        from chattune.train.loop import evaluate_loss, named_metrics
+        """Eval loss, perplexity and token accuracy (and compute_metrics'), as transformers.Trainer.evaluate: on
+        the trainer's eval set(s) (each named set's metrics prefixed with its name), on `eval_dataset` (a
+        dataset, a dict of them, or the name of one of the trainer's), under `metric_key_prefix`."""
+        from chattune.trainer.callbacks import trl_record
 
         if eval_dataset is None:
             sets = self._prepare()[1]
@@ -348,25 +351,56 @@ class SFTTrainer:
                                f"{', '.join(self._prepare()[1]) or 'none'}")
         else:
             given = dict(eval_dataset) if isinstance(eval_dataset, dict) else {"": eval_dataset}
-            sets = {name: self._examples_of(self._to_conversations(data, "eval_dataset")) for name, data in
-                    given.items()}
+            sets = {name: self._examples_of(self._items(data, "eval_dataset")) for name, data in given.items()}
         if not any(sets.values()):
             raise ConfigError(["evaluate() needs an eval_dataset"])
         device, dtype = self._device_and_dtype()
         self._to_device(device)
+        evaluate = self._eval_fn(device, dtype)
         out: dict[str, float] = {}
         for name, examples in sets.items():
-            metrics = named_metrics(evaluate_loss(self.model, examples, self.cfg.per_device_eval_batch_size,
-                                                  self.tokenizer.pad_token_id, device, dtype), name)
-            out.update({metric_key_prefix + k.removeprefix("eval").replace("_accuracy", "_mean_token_accuracy"): v
-                        for k, v in metrics.items() if k not in (ignore_keys or [])})
+            metrics = trl_record(evaluate(name, examples))
+            out.update({metric_key_prefix + k.removeprefix("eval"): v for k, v in metrics.items()
+                        if k not in (ignore_keys or [])})
         self.state.log_history.append({**out, "step": self.state.global_step})
+        from chattune.trainer.callbacks import CallbackBridge
+
+        CallbackBridge(self.callbacks, self.args, self.state, self).event("on_evaluate", metrics=out)
         return out
+
+    def predict(self, test_dataset: Any, ignore_keys: list[str] | None = None,
+                metric_key_prefix: str = "test") -> Any:
+        """transformers' PredictionOutput: the logits and labels of every row (padded), and the metrics."""
+        from transformers.trainer_utils import PredictionOutput
+
+        from chattune.train.evaluation import predict_logits
+
+        examples = self._examples_of(self._items(test_dataset, "test_dataset"))
+        device, dtype = self._device_and_dtype()
+        self._to_device(device)
+        logits, labels = predict_logits(self.model, examples, self.cfg.per_device_eval_batch_size,
+                                        self.tokenizer.pad_token_id, device, dtype)
+        metrics = self.evaluate({"": test_dataset}, ignore_keys, metric_key_prefix) if examples else {}
+        return PredictionOutput(predictions=logits, label_ids=labels, metrics=metrics)
+
+    def add_callback(self, callback: Any) -> None:
+        """Add a TrainerCallback (an instance or a class), as transformers.Trainer.add_callback."""
+        self.callbacks.append(callback)
+
+    def pop_callback(self, callback: Any) -> Any:
+        """Remove and return a callback (an instance, or the first of a class); None when absent."""
+        for i, cb in enumerate(self.callbacks):
+            if cb is callback or (isinstance(callback, type) and (cb is callback or isinstance(cb, callback))):
+                return self.callbacks.pop(i)
+        return None
+
+    def remove_callback(self, callback: Any) -> None:
+        self.pop_callback(callback)
 
     def save_model(self, output_dir: str | None = None) -> Path:
         """The adapter (with peft) or the model, with tokenizer, template and stop tokens."""
-        from chattune.generate import stop_token_ids
         from chattune.outputs.save import save_pretrained_atomic
+        from chattune.templates.setup import stop_token_ids
 
         path = Path(output_dir or self.cfg.output_dir)
         if output_dir is None:  # never replace output_dir itself: it holds the checkpoints and metrics
