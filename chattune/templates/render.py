@@ -18,6 +18,7 @@ from chattune.data.convert import parse_messages
 from chattune.data.schema import ROLES, Conversation, Message
 from chattune.errors import TemplateError
 from chattune.labels import labels_from_token_ranges, num_trained, trained_ids
+from chattune.templates.budget import budgeted_template, render_within_budget
 from chattune.templates.builtin import BUILTIN_TEMPLATES
 from chattune.templates.spans import assistant_spans
 
@@ -82,18 +83,22 @@ def render_dicts(tokenizer: Any, messages: list[dict[str, Any]], *, jinja: str,
     apply_chat_template passes (the special tokens, tools, documents, and `template_kwargs` such as
     enable_thinking). Messages of plain strings skip apply_chat_template's per-call copying (a fifth of
     preparation's cost); anything else is made plain JSON first. tests/test_template_parity.py holds the two
-    equal."""
+    equal. The render has a time and size budget (templates.budget)."""
     kwargs = dict(template_kwargs or {})
     documents = kwargs.pop("documents", None)
     try:
         if _compile_jinja_template is not None:
             plain = [d if _is_plain(d) else _plain_json(d) for d in messages]
-            return _compile_jinja_template(jinja).render(
-                messages=plain, tools=_plain_json(tools), documents=_plain_json(documents),
+            # transformers' environment (compiling an empty template gives it), our compile of the template
+            template = budgeted_template(jinja, _compile_jinja_template("").environment)
+            return render_within_budget(
+                template, messages=plain, tools=_plain_json(tools), documents=_plain_json(documents),
                 add_generation_prompt=add_generation_prompt,
                 **{**tokenizer.special_tokens_map, **_plain_json(kwargs)})
         return tokenizer.apply_chat_template(messages, chat_template=jinja, tools=tools, documents=documents,
                                              tokenize=False, add_generation_prompt=add_generation_prompt, **kwargs)
+    except TemplateError:  # the budget's: it says which limit
+        raise
     except Exception as e:  # jinja raises many types; the template is what the user must fix
         raise TemplateError(f"the chat template failed to render: {type(e).__name__}: {e}") from None
 
