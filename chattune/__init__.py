@@ -22,6 +22,7 @@ _EXPORTS = {
     "render": "chattune.templates.render",
     "setup_chat_format": "chattune.templates.setup",
     "clone_chat_template": "chattune.templates.setup",
+    "ChatMlSpecialTokens": "chattune.templates.setup",
     "get_formatting_func_from_dataset": "chattune.trainer.formatting",
     "BUILTIN_TEMPLATES": "chattune.templates.builtin",
     "TrainConfig": "chattune.config",

@@ -36,23 +36,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _dtype(name: str) -> Any:
     """A --dtype value as a torch dtype; None for auto."""
-    import torch
+    from chattune.model.inference import dtype_named
 
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(name)
+    return dtype_named(name)
 
 
 def _load_for_inference(model: str, adapter: str | None, args: argparse.Namespace):
-    import torch
-
-    from chattune.model.device import bf16_is_fast, resolve_device
     from chattune.model.inference import load_for_inference
 
-    device = resolve_device(args.device)
-    dtype = _dtype(args.dtype)
-    if dtype is None:  # auto: bf16 on a GPU that is fast at it, fp32 elsewhere
-        dtype = torch.bfloat16 if device.type == "cuda" and bf16_is_fast(device) else torch.float32
     return load_for_inference(model, adapter, template=getattr(args, "template", None),
-                              trust_remote_code=args.trust_remote_code, device=device, dtype=dtype)
+                              trust_remote_code=args.trust_remote_code, device=args.device, dtype=args.dtype)
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:

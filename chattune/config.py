@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,6 +20,7 @@ DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
 TrainOn = Literal["all_assistant", "last_assistant", "all"]
 
 
+_M = TypeVar("_M", bound=BaseModel)
 INT64_MAX = 2**63 - 1  # torch's integers (steps, lengths, seeds) are int64; a larger one fails deep inside
 
 
@@ -168,8 +169,84 @@ class CompareConfig(_Strict):
     _check_columns = field_validator("columns")(_columns_not_empty)
 
 
-class TrainConfig(_Strict):
-    """Everything `chattune train` needs."""
+class TrainArgs(_Strict):
+    """What the training loop reads: steps, batches, optimizer and schedule, logging, eval and checkpoint cadence,
+    batch layout. `chattune train`'s config holds these keys at its top level; SFTTrainer builds them from TRL's
+    arguments."""
+
+    output_dir: str = Field("runs/chattune", description="Where everything the run writes goes.")
+    num_train_epochs: float = Field(1.0, gt=0, description="Epochs, used when max_steps is -1.")
+    max_steps: int = Field(-1, ge=-1, description="Optimizer steps (positive); -1 means use num_train_epochs.")
+    per_device_train_batch_size: int = Field(8, gt=0, description="Sequences per micro-batch.")
+    per_device_eval_batch_size: int = Field(8, gt=0, description="Sequences per eval batch.")
+    gradient_accumulation_steps: int = Field(1, gt=0, description="Micro-batches per optimizer step.")
+    learning_rate: float = Field(2e-4, gt=0, le=1, description="Peak learning rate (at most 1: an AdamW step "
+                                 "moves each weight by about the learning rate).")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of steps spent warming up linearly.")
+    lr_scheduler_type: Literal["cosine", "linear", "constant"] = Field("cosine", description="Decay after warmup.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    adam_beta1: float = Field(0.9, ge=0, lt=1, description="AdamW beta1.")
+    adam_beta2: float = Field(0.999, ge=0, lt=1, description="AdamW beta2.")
+    adam_epsilon: float = Field(1e-8, gt=0, description="AdamW epsilon.")
+    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm; 0 disables clipping.")
+    logging_steps: int = Field(1, gt=0, description="Log metrics every N optimizer steps.")
+    logging_first_step: bool = Field(False, description="Also log the first step.")
+    eval_steps: int | None = Field(None, gt=0, description="Evaluate every N steps (needs data.eval).")
+    save_steps: int | None = Field(None, gt=0, description="Save a checkpoint (weights, optimizer, scheduler, RNG, "
+                                   "data position) every N steps; `--resume` continues from one.")
+    save_total_limit: int | None = Field(None, gt=0, description="Keep only the newest N checkpoints (and the best).")
+    load_best_model_at_end: bool = Field(False, description="Keep the checkpoint with the lowest eval loss and save "
+                                         "its weights as the final model (needs eval_steps and save_steps).")
+    eval_max_new_tokens: int = Field(64, gt=0, description="Length cap of those answers.")
+    report_to: list[Literal["tensorboard", "wandb", "mlflow", "trackio"]] = Field(
+        default_factory=list, description="Trackers that also receive the metrics (each an optional extra).")
+    max_length: int = Field(1024, gt=0, description="Longest sequence in tokens; longer rows follow "
+                            "data.truncation.")
+    packing: bool = Field(False, description="Pack several conversations into each row.")
+    padding_free: bool = Field(False, description="Each micro-batch as one sequence (its documents end to end, "
+                               "position ids restarting per document): no compute on padding, exact. Pays with "
+                               "variable-length attention; with SDPA the block-diagonal mask is dense.")
+    compile: bool = Field(False, description="torch.compile each decoder layer (regional, dynamic shapes); "
+                          "the first steps pay the compile time.")
+    max_tokens_per_batch: int | None = Field(None, gt=0, description="Fill each micro-batch up to this many tokens "
+                                             "(padded: rows x longest row) instead of per_device_train_batch_size "
+                                             "rows.")
+    bf16_full: bool = Field(False, description="Full fine-tuning in pure bf16: bf16 weights, an AdamW with "
+                            "Kahan summation (torch-optimi), no fp32 master copy; half the memory.")
+    gradient_checkpointing: bool | None = Field(None, description="Trade compute for memory; None: on for "
+                                                "qlora, off otherwise.")
+    gradient_checkpointing_kwargs: dict[str, Any] | None = Field(None, description="Passed to transformers' "
+                                                                 "gradient checkpointing (default "
+                                                                 "{use_reentrant: false}).")
+    activation_offloading: bool = Field(False, description="Keep the activations saved for backward in CPU memory "
+                                        "(pinned) instead of the GPU's: less GPU memory, more transfers.")
+    loss_type: Literal["nll", "dft"] = Field("nll", description="nll: token cross-entropy; dft: each token's "
+                                             "cross-entropy weighted by its (detached) probability, as TRL's "
+                                             "loss_type dft (Dynamic Fine-Tuning).")
+    seed: int = Field(42, ge=0, lt=2**32, description="Seed for data order, init and dropout (0 to 2**32 - 1, "
+                      "the range transformers' set_seed takes).")
+
+    @field_validator("max_steps")
+    @classmethod
+    def _steps_not_zero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("0 steps would train nothing; set a positive number, or -1 to train num_train_epochs")
+        return value
+
+    @model_validator(mode="after")
+    def _check_best(self) -> TrainArgs:
+        if self.load_best_model_at_end and not (self.eval_steps and self.save_steps):
+            raise ValueError("load_best_model_at_end needs eval_steps and save_steps")
+        return self
+
+    @property
+    def checkpointing(self) -> bool:
+        """Gradient checkpointing on or off (TrainConfig turns an unset value on for QLoRA)."""
+        return bool(self.gradient_checkpointing)
+
+
+class TrainConfig(TrainArgs):
+    """Everything `chattune train` needs: the loop's TrainArgs and the model, data, precision and outputs."""
 
     model: str = Field(DEFAULT_MODEL, description="Hub id, local model directory or .gguf file.")
     template: str | None = Field(None, description="Built-in template name or a Jinja string; None uses the "
@@ -185,66 +262,19 @@ class TrainConfig(_Strict):
     lora: LoraSettings = Field(default_factory=LoraSettings)
     compare: CompareConfig | None = Field(None, description="Before/after generation comparison.")
 
-    output_dir: str = Field("runs/chattune", description="Where everything the run writes goes.")
-    num_train_epochs: float = Field(1.0, gt=0, description="Epochs, used when max_steps is -1.")
-    max_steps: int = Field(-1, ge=-1, description="Optimizer steps (positive); -1 means use num_train_epochs.")
-    per_device_train_batch_size: int = Field(8, gt=0, description="Sequences per micro-batch.")
-    per_device_eval_batch_size: int = Field(8, gt=0, description="Sequences per eval batch.")
-    gradient_accumulation_steps: int = Field(1, gt=0, description="Micro-batches per optimizer step.")
-    learning_rate: float = Field(2e-4, gt=0, le=1, description="Peak learning rate (at most 1: an AdamW step "
-                                 "moves each weight by about the learning rate).")
-    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of steps spent warming up linearly.")
-    lr_scheduler_type: Literal["cosine", "linear", "constant"] = Field("cosine", description="Decay after warmup.")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
-    adam_beta1: float = Field(0.9, ge=0, lt=1, description="AdamW beta1.")
-    adam_beta2: float = Field(0.999, ge=0, lt=1, description="AdamW beta2.")
-    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm; 0 disables clipping.")
-    logging_steps: int = Field(1, gt=0, description="Log metrics every N optimizer steps.")
-    eval_steps: int | None = Field(None, gt=0, description="Evaluate every N steps (needs data.eval).")
-    save_steps: int | None = Field(None, gt=0, description="Save a checkpoint (weights, optimizer, scheduler, RNG, "
-                                   "data position) every N steps; `--resume` continues from one.")
-    save_total_limit: int | None = Field(None, gt=0, description="Keep only the newest N checkpoints (and the best).")
-    load_best_model_at_end: bool = Field(False, description="Keep the checkpoint with the lowest eval loss and save "
-                                         "its weights as the final model (needs eval_steps and save_steps).")
     eval_generations: int = Field(3, ge=0, description="Eval prompts answered (greedy) at each eval, logged.")
-    eval_max_new_tokens: int = Field(64, gt=0, description="Length cap of those answers.")
-    report_to: list[Literal["tensorboard", "wandb", "mlflow", "trackio"]] = Field(
-        default_factory=list, description="Trackers that also receive the metrics (each an optional extra).")
-    max_length: int = Field(1024, gt=0, description="Longest sequence in tokens; longer rows follow "
-                            "data.truncation.")
-    packing: bool = Field(False, description="Pack several conversations into each row.")
-    padding_free: bool = Field(False, description="Each micro-batch as one sequence (its documents end to end, "
-                               "position ids restarting per document): no compute on padding, exact. Pays with "
-                               "variable-length attention; with SDPA the block-diagonal mask is dense.")
     liger: bool = Field(False, description="Liger Kernel's fused RMSNorm, RoPE, SwiGLU and linear cross-entropy "
                         "(CUDA GPUs, with chattune[liger]).")
     attn_implementation: Literal["sdpa", "eager", "flex_attention", "flash_attention_2"] | None = Field(
         None, description="Attention kernel (transformers' name); None: transformers' default (sdpa). With "
         "padding_free, flex_attention and flash_attention_2 attend within each document only instead of over a "
         "dense block mask.")
-    compile: bool = Field(False, description="torch.compile each decoder layer (regional, dynamic shapes); "
-                          "the first steps pay the compile time.")
-    max_tokens_per_batch: int | None = Field(None, gt=0, description="Fill each micro-batch up to this many tokens "
-                                             "(padded: rows x longest row) instead of per_device_train_batch_size "
-                                             "rows.")
     device: str = Field("auto", pattern=DEVICE_PATTERN, description="auto (the first GPU, else mps, else the "
                         "CPU), cpu, cuda, cuda:N or mps.")
     bf16: bool | None = Field(None, description="bf16 compute (a LoRA/QLoRA base is loaded in bf16, full "
                               "fine-tuning autocasts fp32 weights); None turns it on where the hardware is fast "
                               "at it.")
     fp16: bool = Field(False, description="fp16 compute with loss scaling, for GPUs without bf16.")
-    bf16_full: bool = Field(False, description="Full fine-tuning in pure bf16: bf16 weights, an AdamW with "
-                            "Kahan summation (torch-optimi), no fp32 master copy; half the memory.")
-    gradient_checkpointing: bool | None = Field(None, description="Trade compute for memory; None: on for "
-                                                "qlora, off otherwise.")
-    gradient_checkpointing_kwargs: dict[str, Any] | None = Field(None, description="Passed to transformers' "
-                                                                 "gradient checkpointing (default "
-                                                                 "{use_reentrant: false}).")
-    loss_type: Literal["nll", "dft"] = Field("nll", description="nll: token cross-entropy; dft: each token's "
-                                             "cross-entropy weighted by its (detached) probability, as TRL's "
-                                             "loss_type dft (Dynamic Fine-Tuning).")
-    seed: int = Field(42, ge=0, lt=2**32, description="Seed for data order, init and dropout (0 to 2**32 - 1, "
-                      "the range transformers' set_seed takes).")
     merge: bool = Field(True, description="Also save a merged model after LoRA training.")
 
     @field_validator("model")
@@ -254,19 +284,10 @@ class TrainConfig(_Strict):
             raise ValueError("expected a hub id, a local model directory or a .gguf file")
         return value
 
-    @field_validator("max_steps")
-    @classmethod
-    def _steps_not_zero(cls, value: int) -> int:
-        if value == 0:
-            raise ValueError("0 steps would train nothing; set a positive number, or -1 to train num_train_epochs")
-        return value
-
     @model_validator(mode="after")
     def _check_cross_fields(self) -> TrainConfig:
         if self.eval_steps is not None and not self.data.has_eval:
             raise ValueError("eval_steps is set but neither data.eval nor data.test_size is")
-        if self.load_best_model_at_end and not (self.eval_steps and self.save_steps):
-            raise ValueError("load_best_model_at_end needs eval_steps and save_steps")
         if self.fp16 and self.bf16:
             raise ValueError("bf16 and fp16 are both true; choose one")
         if self.bf16_full and (self.finetuning != "full" or self.fp16 or self.bf16 is False):
@@ -280,6 +301,11 @@ class TrainConfig(_Strict):
         if self.gradient_checkpointing is None:
             return self.finetuning == "qlora"
         return self.gradient_checkpointing
+
+    def train_args(self) -> TrainArgs:
+        """The loop's arguments alone (gradient checkpointing resolved)."""
+        values = {k: getattr(self, k) for k in TrainArgs.model_fields}
+        return TrainArgs.model_validate({**values, "gradient_checkpointing": self.checkpointing})
 
 
 def cache_dir() -> Path:
@@ -347,6 +373,14 @@ def parse_overrides(pairs: list[str]) -> list[tuple[str, Any]]:
     if problems:
         raise ConfigError(problems)
     return parsed
+
+
+def validated(model: type[_M], raw: dict[str, Any]) -> _M:
+    """`model` validated from `raw`, raising one ConfigError that lists every problem."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err)) from None
 
 
 def build_config(raw: dict[str, Any], overrides: list[str] | None = None) -> TrainConfig:

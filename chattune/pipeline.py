@@ -17,7 +17,7 @@ from rich.table import Table
 from chattune.batching.collate import Example
 from chattune.batching.prepare import PrepareOptions, PrepareStats, prepare_sources, print_stats, split_examples
 from chattune.compare import CompareSet, answer_and_score, load_compare_set, write_comparison
-from chattune.config import TrainConfig
+from chattune.config import TrainArgs, TrainConfig
 from chattune.generate import generate_from_ids
 from chattune.labels import first_trained
 from chattune.model.device import Precision, resolve_device, resolve_precision
@@ -32,6 +32,7 @@ from chattune.model.load import (
 )
 from chattune.model.lora import apply_lora, base_model
 from chattune.outputs.checkpoint import Checkpointer, resume_state
+from chattune.outputs.lock import OutputDirLock
 from chattune.outputs.metrics import MetricsLog, counting_progress
 from chattune.outputs.plots import plot_loss
 from chattune.outputs.report import write_report
@@ -107,21 +108,26 @@ def _eval_prompts(examples: list[Example] | None, n: int) -> list[list[int]]:
     return prompts
 
 
-def train_and_log(model: Any, tokenizer: Any, examples: list[Example], cfg: TrainConfig, *, device: Any,
+def train_and_log(model: Any, tokenizer: Any, examples: list[Example], cfg: TrainArgs, *, device: Any,
                   dtype: torch.dtype | None, stops: list[int], console: Console,
                   eval_examples: list[Example] | None = None,
                   resumed: dict[str, Any] | None = None, dist: Dist | None = None,
                   eval_prompts: list[list[int]] | None = None, save_last: bool = False,
                   evaluate: EvalFn | None = None, on_step: Callable[[int, float], bool] | None = None,
-                  on_record: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+                  on_record: Callable[[dict[str, Any]], None] | None = None,
+                  hparams: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Train with what every run writes: metrics.jsonl and the console, the configured trackers, checkpoints
     (every save_steps and on Ctrl-C; kept by save_total_limit and, when asked, the best), answers to
     `eval_prompts` at each eval; then load the best checkpoint's weights when load_best_model_at_end says so.
-    `evaluate`, `on_step`: as train() takes them; `on_record` sees each logged record after it is written."""
+    `evaluate`, `on_step`: as train() takes them; `on_record` sees each logged record after it is written;
+    `hparams`: what the trackers record as the run's configuration (default: the TrainArgs)."""
     out = Path(cfg.output_dir)
     checkpointer = Checkpointer(out, model, tokenizer, stops, limit=cfg.save_total_limit,
                                 keep_best=cfg.load_best_model_at_end, records=resumed["records"] if resumed else None)
-    trackers = Trackers(cfg.report_to, out, cfg.model_dump())
+    if checkpointer.removed:
+        console.print("removed half-written checkpoint folders of a stopped run: "
+                      + ", ".join(p.name for p in checkpointer.removed))
+    trackers = Trackers(cfg.report_to, out, hparams or cfg.model_dump())
     try:
         with MetricsLog(out / "metrics.jsonl", count_steps(examples, cfg, dist.world if dist else 1), console,
                         earlier=resumed["records"] if resumed else None) as log:
@@ -202,78 +208,85 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
                                   bf16_full=cfg.bf16_full)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    resumed = resume_state(Path(cfg.output_dir), resume)
-    if dist.is_main:
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
+    # one run per output_dir: the main process holds the lock for every rank until the run returns or fails (taken
+    # before the Checkpointer, which removes half-written checkpoint folders a running writer could still own)
+    with OutputDirLock(out, enabled=dist.is_main) as lock:
+        if lock.previous:
+            console.print(f"took over the output_dir lock of an ended run (process {lock.previous.get('pid')})")
+        resumed = resume_state(Path(cfg.output_dir), resume)
+        if dist.is_main:
+            (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
 
-    model_path = resolve_model_path(cfg.model)
-    model, tokenizer, new_tokens = load_base(cfg, model_path, device, precision)
-    stops = stop_token_ids(tokenizer)
-    with dist.main_first():  # the main process fills the prepared-data cache; the others then reuse it
-        examples, eval_examples, stats = load_train_and_eval(cfg, tokenizer, console)
-    timings["load_and_prepare_s"] = time.perf_counter() - t0
+        model_path = resolve_model_path(cfg.model)
+        model, tokenizer, new_tokens = load_base(cfg, model_path, device, precision)
+        stops = stop_token_ids(tokenizer)
+        with dist.main_first():  # the main process fills the prepared-data cache; the others then reuse it
+            examples, eval_examples, stats = load_train_and_eval(cfg, tokenizer, console)
+        timings["load_and_prepare_s"] = time.perf_counter() - t0
 
-    compare_set = before = None
-    if cfg.compare and dist.is_main:
-        compare_set = load_compare_set(cfg.compare, cfg.data.system_prompt)
+        compare_set = before = None
+        if cfg.compare and dist.is_main:
+            compare_set = load_compare_set(cfg.compare, cfg.data.system_prompt)
+            t = time.perf_counter()
+            console.print(f"generating {len(compare_set.prompts)} answers with the base model ...")
+            with counting_progress(console, len(compare_set.prompts), "base answers") as advance:
+                before = answer_and_score(model, tokenizer, compare_set, cfg.compare, None, advance,
+                                          cfg.template_kwargs)
+            timings["generate_base_s"] = time.perf_counter() - t
+        adapters = cfg.finetuning in ("lora", "qlora")
+        if adapters:
+            model = apply_lora(model, cfg.lora, new_tokens)
+        if resumed:
+            load_trained_weights(model, resumed["path"])
+            console.print(f"resuming from {resumed['path']} (step {resumed['step']})")
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        args = cfg.train_args()  # what the loop reads
+        total_steps = count_steps(examples, args, dist.world)
+        batch = cfg.per_device_train_batch_size
+        base = "4-bit NF4" if cfg.finetuning == "qlora" else str(precision.base).removeprefix("torch.")
+        console.print(f"training: {cfg.finetuning}, {trainable:,} trainable parameters, {total_steps} steps, global "
+                      f"batch {batch * cfg.gradient_accumulation_steps * dist.world} = {batch} per device x "
+                      f"{cfg.gradient_accumulation_steps} accumulation x {dist.world} process(es), {device}, "
+                      f"{precision.name} compute, weights {base}")
+        console.print(f"batching: {batching_features(cfg, getattr(base_model(model), 'chattune_speed', None))}")
+
         t = time.perf_counter()
-        console.print(f"generating {len(compare_set.prompts)} answers with the base model ...")
-        with counting_progress(console, len(compare_set.prompts), "base answers") as advance:
-            before = answer_and_score(model, tokenizer, compare_set, cfg.compare, None, advance,
-                                      cfg.template_kwargs)
-        timings["generate_base_s"] = time.perf_counter() - t
-    adapters = cfg.finetuning in ("lora", "qlora")
-    if adapters:
-        model = apply_lora(model, cfg.lora, new_tokens)
-    if resumed:
-        load_trained_weights(model, resumed["path"])
-        console.print(f"resuming from {resumed['path']} (step {resumed['step']})")
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total_steps = count_steps(examples, cfg, dist.world)
-    batch = cfg.per_device_train_batch_size
-    base = "4-bit NF4" if cfg.finetuning == "qlora" else str(precision.base).removeprefix("torch.")
-    console.print(f"training: {cfg.finetuning}, {trainable:,} trainable parameters, {total_steps} steps, global "
-                  f"batch {batch * cfg.gradient_accumulation_steps * dist.world} = {batch} per device x "
-                  f"{cfg.gradient_accumulation_steps} accumulation x {dist.world} process(es), {device}, "
-                  f"{precision.name} compute, weights {base}")
-    console.print(f"batching: {batching_features(cfg, getattr(base_model(model), 'chattune_speed', None))}")
+        final_dir = out / ("adapter" if adapters else "model")
+        if not dist.is_main:
+            records = train(model, examples, args, pad_id=tokenizer.pad_token_id, device=device,
+                            dtype=precision.compute, eval_examples=eval_examples, resume=resumed, dist=dist)
+            return RunResult(out, records, stats, timings=timings)
+        records = train_and_log(model, tokenizer, examples, args, device=device, dtype=precision.compute,
+                                stops=stops, console=console, eval_examples=eval_examples, resumed=resumed, dist=dist,
+                                eval_prompts=_eval_prompts(eval_examples, cfg.eval_generations),
+                                hparams=cfg.model_dump())
+        timings["train_s"] = time.perf_counter() - t
+        save_pretrained_atomic(model, tokenizer, final_dir, stops)
+        plot_loss(records, out / "loss.png")
+        console.print(f"saved {final_dir} and {out / 'loss.png'}")
 
-    t = time.perf_counter()
-    final_dir = out / ("adapter" if adapters else "model")
-    if not dist.is_main:
-        records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, dtype=precision.compute,
-                        eval_examples=eval_examples, resume=resumed, dist=dist)
-        return RunResult(out, records, stats, timings=timings)
-    records = train_and_log(model, tokenizer, examples, cfg, device=device, dtype=precision.compute, stops=stops,
-                            console=console, eval_examples=eval_examples, resumed=resumed, dist=dist,
-                            eval_prompts=_eval_prompts(eval_examples, cfg.eval_generations))
-    timings["train_s"] = time.perf_counter() - t
-    save_pretrained_atomic(model, tokenizer, final_dir, stops)
-    plot_loss(records, out / "loss.png")
-    console.print(f"saved {final_dir} and {out / 'loss.png'}")
-
-    result = RunResult(out, records, stats, timings=timings)
-    if cfg.compare and compare_set is not None:
-        t = time.perf_counter()
-        console.print(f"generating {len(compare_set.prompts)} answers with the tuned model ...")
-        with counting_progress(console, len(compare_set.prompts), "tuned answers") as advance:
-            after = answer_and_score(model, tokenizer, compare_set, cfg.compare, None, advance,
-                                     cfg.template_kwargs)
-        timings["generate_tuned_s"] = time.perf_counter() - t
-        result.compare = write_comparison(out, compare_set, before, after)
-        _print_compare(console, compare_set, before, after, cfg.compare.show)
-    if adapters and cfg.merge:
-        # from the saved adapter into the unquantised base, in fp32: what `chattune merge` does
-        del model
-        merged, _, diff = merge_saved_adapter(str(model_path), final_dir, device=device,
-                                              trust_remote_code=cfg.trust_remote_code)
-        save_pretrained_atomic(merged, tokenizer, out / "merged", stops)
-        console.print(f"merged model saved to {out / 'merged'} ({str(merged.dtype).removeprefix('torch.')}; max "
-                      f"logit difference vs base+adapter {diff:.1e})")
-    timings["total_s"] = time.perf_counter() - t0
-    (out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n", encoding="utf-8")
-    summary = {k: v for k, v in stats.as_dict().items() if k not in ("problems", "reused")}
-    console.print(f"report: {write_report(out, data=summary, timings=timings)}")
-    return result
+        result = RunResult(out, records, stats, timings=timings)
+        if cfg.compare and compare_set is not None:
+            t = time.perf_counter()
+            console.print(f"generating {len(compare_set.prompts)} answers with the tuned model ...")
+            with counting_progress(console, len(compare_set.prompts), "tuned answers") as advance:
+                after = answer_and_score(model, tokenizer, compare_set, cfg.compare, None, advance,
+                                         cfg.template_kwargs)
+            timings["generate_tuned_s"] = time.perf_counter() - t
+            result.compare = write_comparison(out, compare_set, before, after)
+            _print_compare(console, compare_set, before, after, cfg.compare.show)
+        if adapters and cfg.merge:
+            # from the saved adapter into the unquantised base, in fp32: what `chattune merge` does
+            del model
+            merged, _, diff = merge_saved_adapter(str(model_path), final_dir, device=device,
+                                                  trust_remote_code=cfg.trust_remote_code)
+            save_pretrained_atomic(merged, tokenizer, out / "merged", stops)
+            console.print(f"merged model saved to {out / 'merged'} ({str(merged.dtype).removeprefix('torch.')}; max "
+                          f"logit difference vs base+adapter {diff:.1e})")
+        timings["total_s"] = time.perf_counter() - t0
+        (out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n", encoding="utf-8")
+        summary = {k: v for k, v in stats.as_dict().items() if k not in ("problems", "reused")}
+        console.print(f"report: {write_report(out, data=summary, timings=timings)}")
+        return result

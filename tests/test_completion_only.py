@@ -104,7 +104,7 @@ def test_training_arguments_fields_chattune_lacks_are_named(tokenizer):
     from transformers import TrainingArguments
 
     args = TrainingArguments(output_dir="x", label_smoothing_factor=0.1, report_to="none")
-    with pytest.raises(TypeError, match="TrainingArguments: chattune does not support label_smoothing_factor"):
+    with pytest.raises(ValueError, match="label_smoothing_factor=0.1 is not supported by chattune"):
         SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=[{"text": "a b c"}], tokenizer=tokenizer)
 
 

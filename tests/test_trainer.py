@@ -47,8 +47,11 @@ def test_formatting_func_and_datasets_dataset(tmp_path, tokenizer):
 
 
 def test_unsupported_arguments_are_named(tokenizer):
-    with pytest.raises(TypeError, match="SFTConfig: chattune does not support neftune_noise_alpha"):
+    with pytest.raises(ValueError, match="neftune_noise_alpha=5 is not supported by chattune: NEFTune"):
         SFTConfig(output_dir="x", neftune_noise_alpha=5)
+    with pytest.raises(TypeError, match="'max_sequence_len' is not an argument of TRL's SFTConfig"):
+        SFTConfig(output_dir="x", max_sequence_len=5)
+    SFTConfig(output_dir="x", neftune_noise_alpha=None, dataloader_num_workers=4, run_name="r")  # TRL's or no effect
     with pytest.raises(TypeError, match="SFTTrainer: chattune does not support optimizers"):
         SFTTrainer(make_tiny_model(tokenizer), train_dataset=CHATS, tokenizer=tokenizer, optimizers=(object(), None))
     with pytest.raises(ConfigError, match="eval_strategy"):
@@ -76,11 +79,11 @@ def test_push_to_hub_offline_says_where_the_model_is(tmp_path, tokenizer, monkey
 def test_trl_defaults_and_changed_args(tmp_path):
     args = SFTConfig(output_dir=str(tmp_path))
     assert (args.learning_rate, args.num_train_epochs, args.logging_steps) == (2e-5, 3.0, 10)  # TRL 1.16's
-    cfg = args.train_config("m", has_eval=False)
+    cfg = args.train_args(has_eval=False)
     assert (cfg.lr_scheduler_type, cfg.warmup_ratio, cfg.save_steps, cfg.eval_steps) == ("linear", 0.0, 500, None)
     args.eval_strategy, args.eval_steps = "steps", None
-    assert args.train_config("m", has_eval=True).eval_steps == 10  # transformers: eval_steps = logging_steps
-    with pytest.raises(TypeError, match="chattune does not support neftune_noise_alpha"):
+    assert args.train_args(has_eval=True).eval_steps == 10  # transformers: eval_steps = logging_steps
+    with pytest.raises(ValueError, match="neftune_noise_alpha=5 is not supported"):
         args.neftune_noise_alpha = 5
 
 
@@ -102,9 +105,9 @@ def test_a_trl_sftconfig_converts(tmp_path):
     trl = pytest.importorskip("trl")
     args = SFTConfig.from_training_arguments(trl.SFTConfig(output_dir=str(tmp_path), bf16=False, max_steps=3,
                                                            learning_rate=1e-4, eval_strategy="no"))
-    cfg = args.train_config("m", has_eval=False)
+    cfg = args.train_args(has_eval=False)
     assert (cfg.max_steps, cfg.learning_rate, cfg.lr_scheduler_type, cfg.save_steps) == (3, 1e-4, "linear", 500)
-    with pytest.raises(TypeError, match="SFTConfig: chattune does not support neftune_noise_alpha"):
+    with pytest.raises(ValueError, match="neftune_noise_alpha=5 is not supported"):
         SFTConfig.from_training_arguments(trl.SFTConfig(output_dir=str(tmp_path), bf16=False, neftune_noise_alpha=5))
 
 
@@ -119,8 +122,8 @@ def test_warmup_steps_count_is_a_share_of_the_runs_steps(tmp_path, tokenizer):
     lrs = [r["learning_rate"] for r in trainer.records if "loss" in r]
     assert trainer.cfg.warmup_ratio == pytest.approx(3 / 9) and len(lrs) == 9
     assert lrs[0] == 0 and lrs[1] < lrs[2] < lrs[3] and lrs[3] == max(lrs)  # warm for 3 steps, then decay
-    assert SFTConfig(warmup_steps=5, max_steps=20).train_config("m", has_eval=False).warmup_ratio == 0.25
-    assert SFTConfig(warmup_steps=0.1).train_config("m", has_eval=False).warmup_ratio == 0.1
+    assert SFTConfig(warmup_steps=5, max_steps=20).train_args(has_eval=False).warmup_ratio == 0.25
+    assert SFTConfig(warmup_steps=0.1).train_args(has_eval=False).warmup_ratio == 0.1
 
 
 def test_qlora_as_trl_users_write_it(tmp_path, tiny_model_dir):
@@ -180,14 +183,16 @@ def test_trl_loss_checkpointing_and_packing_arguments(tmp_path, tokenizer):
     args = SFTConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2, loss_type="dft",
                      gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False},
                      packing=True, packing_strategy="bfd", save_strategy="no", report_to="none")
-    cfg = args.train_config("m", False)
+    cfg = args.train_args(False)
     assert cfg.loss_type == "dft" and cfg.gradient_checkpointing_kwargs == {"use_reentrant": False} and cfg.packing
     trainer = SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=CHATS, processing_class=tokenizer)
     assert trainer.train().global_step == 2
-    with pytest.raises(ConfigError, match="packing_strategy must be 'bfd' or 'wrapped'"):
-        SFTConfig(output_dir=str(tmp_path), packing_strategy="ffd").train_config("m", False)
+    with pytest.raises(ConfigError, match="packing_strategy must be 'bfd', 'bfd_split' or 'wrapped'"):
+        SFTConfig(output_dir=str(tmp_path), packing_strategy="ffd").train_args(False)
+    with pytest.warns(FutureWarning, match="chunked_nll"):  # TRL 1.16: a deprecated alias of nll
+        assert SFTConfig(output_dir=str(tmp_path), loss_type="chunked_nll").train_args(False).loss_type == "nll"
     with pytest.raises(ConfigError, match="loss_type"):
-        SFTConfig(output_dir=str(tmp_path), loss_type="chunked_nll").train_config("m", False)
+        SFTConfig(output_dir=str(tmp_path), loss_type="kto").train_args(False)
 
 
 def test_trl_chat_format_helpers(tmp_path, tokenizer):
@@ -355,3 +360,77 @@ def test_prompt_learning_peft_methods_train(tmp_path, tokenizer, kind):
     with pytest.raises(ValueError, match="packing=False"):
         SFTTrainer(make_tiny_model(tokenizer), args=SFTConfig(output_dir=str(tmp_path), packing=True),
                    train_dataset=CHATS, processing_class=tokenizer, peft_config=config)
+
+
+def test_chattune_train_and_sfttrainer_give_the_same_losses(tmp_path, tiny_model_dir, tokenizer):
+    """One engine: the same rows, model and arguments through `chattune train` and through SFTTrainer."""
+    from conftest import write_jsonl
+
+    from chattune.config import build_config
+    from chattune.model.load import load_model
+    from chattune.pipeline import run_training
+
+    data = write_jsonl(tmp_path / "chats.jsonl", CHATS)
+    same = {"max_steps": 3, "per_device_train_batch_size": 2, "learning_rate": 1e-3, "lr_scheduler_type": "linear",
+            "warmup_ratio": 0.0, "logging_steps": 1, "seed": 7, "max_length": 128, "bf16": False,
+            "gradient_checkpointing": False}
+    cfg = build_config({"model": str(tiny_model_dir), "data": {"train": str(data)}, "finetuning": "full",
+                        "output_dir": str(tmp_path / "cli"), "device": "cpu", "merge": False, **same})
+    cli = [r["loss"] for r in run_training(cfg).records if "loss" in r]
+    trainer = SFTTrainer(load_model(tiny_model_dir), args=SFTConfig(output_dir=str(tmp_path / "api"), use_cpu=True,
+                                                                    report_to="none", save_strategy="no", **same),
+                         train_dataset=CHATS, processing_class=tokenizer)
+    trainer.train()
+    api = [r["loss"] for r in trainer.state.log_history if "loss" in r]
+    assert len(cli) == 3 and api == cli
+
+
+# TRL 1.16's own SFTConfig fields (trl/trainer/sft_config.py and base_config.py), beside TrainingArguments'
+TRL_SFT_FIELDS = ["model_init_kwargs", "trust_remote_code", "router_aux_loss_coef", "chat_template_path",
+                  "dataset_text_field", "dataset_kwargs", "dataset_num_proc", "eos_token", "max_length",
+                  "truncation_mode", "shuffle_dataset", "packing", "packing_strategy", "padding_free",
+                  "pad_to_multiple_of", "eval_packing", "completion_only_loss", "assistant_only_loss", "loss_type",
+                  "activation_offloading", "pad_token", "lr_scheduler_kwargs", "use_liger_kernel",
+                  "torch_empty_cache_steps"]
+
+
+def test_every_trl_argument_is_implemented_accepted_or_refused_with_a_reason():
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    from chattune.trainer.trl_arguments import ALL, IMPLEMENTED, NO_EFFECT, REFUSED
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)} | set(TRL_SFT_FIELDS)
+    assert names <= ALL, sorted(names - ALL)
+    groups = [IMPLEMENTED, set(NO_EFFECT), set(REFUSED)]
+    assert sum(len(g) for g in groups) == len(ALL)  # each name in exactly one group
+    defaults = TrainingArguments(output_dir="x")
+    for name, (default, why) in REFUSED.items():  # each refusal leaves TRL's default alone, and says why
+        if hasattr(defaults, name):
+            assert getattr(defaults, name) in (default, "", [], {}), name
+        SFTConfig(**{name: default})
+        assert why
+
+
+def test_trl_arguments_take_effect(tmp_path, tokenizer):
+    args = SFTConfig(output_dir=str(tmp_path), adam_epsilon=1e-6, optim="adamw_torch", logging_steps=0.5,
+                     max_steps=4, lr_scheduler_type="constant_with_warmup", torch_compile=False,
+                     activation_checkpointing=True, activation_offloading=True, logging_first_step=True,
+                     report_to="none", save_strategy="no")
+    cfg = args.train_args(False)
+    assert (cfg.adam_epsilon, cfg.logging_steps, cfg.lr_scheduler_type) == (1e-6, 2, "constant")
+    assert cfg.gradient_checkpointing and cfg.activation_offloading
+    with pytest.raises(ConfigError, match="optim='adafactor'"):
+        SFTConfig(optim="adafactor").train_args(False)
+    import copy
+
+    eos, tokenizer = "<|im_start|>", copy.deepcopy(tokenizer)  # the trainer sets eos on the tokenizer, as TRL does
+    trainer = SFTTrainer(make_tiny_model(tokenizer), args=SFTConfig(output_dir=str(tmp_path), eos_token=eos,
+                         max_steps=1, report_to="none", logging_first_step=True, activation_offloading=True),
+                         train_dataset=[{"text": "a b c"}], processing_class=tokenizer)
+    assert trainer.train_examples[0].input_ids[-1] == tokenizer.convert_tokens_to_ids(eos)
+    assert trainer.train().global_step == 1
+    with pytest.raises(ValueError, match="eos_token='<nope>' is not in the tokenizer's vocabulary"):
+        SFTTrainer(make_tiny_model(tokenizer), args=SFTConfig(eos_token="<nope>"), train_dataset=[{"text": "a"}],
+                   processing_class=tokenizer)

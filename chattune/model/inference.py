@@ -7,18 +7,37 @@ from typing import Any
 
 import torch
 
-from chattune.model.device import resolve_device
+from chattune.model.device import bf16_is_fast, resolve_device
 from chattune.model.load import load_model, load_tokenizer, resolve_model_path, stored_dtype
 from chattune.model.lora import load_adapter, merge_adapter
 from chattune.templates.setup import setup_template
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def dtype_named(name: str | None) -> torch.dtype | None:
+    """float32 / bfloat16 / float16 as a torch dtype; None for auto (or None)."""
+    return DTYPES.get(name or "auto")
+
+
+def inference_dtype(device: torch.device, dtype: torch.dtype | str | None) -> torch.dtype:
+    """The dtype to answer in: as given, or (auto) bf16 on a GPU that is fast at it and fp32 elsewhere."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    named = dtype_named(dtype)
+    if named is not None:
+        return named
+    return torch.bfloat16 if device.type == "cuda" and bf16_is_fast(device) else torch.float32
+
 
 def load_for_inference(model: str, adapter: str | Path | None = None, *, template: str | None = None,
                        trust_remote_code: bool = False, device: str | torch.device | None = None,
-                       dtype: torch.dtype | None = None) -> tuple[Any, Any]:
+                       dtype: torch.dtype | str | None = torch.float32) -> tuple[Any, Any]:
     """(model in eval mode on `device`, tokenizer). With an adapter, its tokenizer (which carries the template
-    it was trained with) is used and the base's embeddings grow to it. `dtype`: default fp32."""
+    it was trained with) is used and the base's embeddings grow to it. `dtype`: a torch dtype or its name;
+    "auto" (or None) is bf16 on a GPU fast at it, fp32 elsewhere."""
     target = device if isinstance(device, torch.device) else resolve_device(device)
+    dtype = inference_dtype(target, dtype)
     path = resolve_model_path(model)
     base = load_model(path, trust_remote_code, dtype)
     tokenizer = load_tokenizer(adapter) if adapter else load_tokenizer(path, trust_remote_code)

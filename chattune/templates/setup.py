@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from tokenizers import AddedToken
@@ -12,11 +13,39 @@ from chattune.templates.builtin import BUILTIN_TEMPLATES
 from chattune.templates.render import end_of_turn
 
 
+@dataclass
+class ChatMlSpecialTokens:
+    """TRL 0.x's ChatML token set (trl.models.utils), as older scripts read it: the tokens setup_chat_format(
+    format="chatml") sets on a tokenizer, and the template."""
+
+    bos_token: str = "<|im_start|>"
+    eos_token: str = "<|im_end|>"
+    pad_token: str = "<|im_end|>"
+
+    @property
+    def system(self) -> str:
+        return f"{self.bos_token}system"
+
+    @property
+    def user(self) -> str:
+        return f"{self.bos_token}user"
+
+    @property
+    def assistant(self) -> str:
+        return f"{self.bos_token}assistant"
+
+    @property
+    def chat_template(self) -> str:
+        return BUILTIN_TEMPLATES["chatml"].jinja
+
+
 def setup_chat_format(model: Any, tokenizer: Any, template: str = "chatml", *, format: str | None = None,
-                      resize_to_multiple_of: int | None = None) -> tuple[Any, Any]:
+                      resize_to_multiple_of: int | None = None, as_trl: bool = True) -> tuple[Any, Any]:
     """Add the template's missing special tokens, resize embeddings (new rows at the mean of the old ones; rounded
-    up to `resize_to_multiple_of`), set eos to the end-of-turn token and pad where missing, and store the template
-    on the tokenizer. `format` is TRL's name for `template`."""
+    up to `resize_to_multiple_of`), set eos to the end-of-turn token, and store the template on the tokenizer.
+    `as_trl`: pad (and ChatML's bos, <|im_start|>) set as TRL 0.x's setup_chat_format sets them; otherwise a pad the
+    tokenizer has is kept (chattune's own set-up of a model without a template). `format` is TRL's name for
+    `template`."""
     template = format or template
     if template not in BUILTIN_TEMPLATES:
         raise TemplateError(f"unknown template {template!r}; expected one of {', '.join(BUILTIN_TEMPLATES)}")
@@ -29,7 +58,9 @@ def setup_chat_format(model: Any, tokenizer: Any, template: str = "chatml", *, f
         tokenizer.eos_token = spec.end_of_turn
     if spec.bos_token is not None:
         tokenizer.bos_token = spec.bos_token
-    if tokenizer.pad_token is None:
+    elif as_trl and template == "chatml":
+        tokenizer.bos_token = "<|im_start|>"
+    if tokenizer.pad_token is None or as_trl:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.chat_template = spec.jinja
     if model is not None:
@@ -51,11 +82,11 @@ def setup_template(model: Any, tokenizer: Any, template: str | None) -> list[int
     Returns the ids of tokens it added."""
     before = len(tokenizer)
     if template in BUILTIN_TEMPLATES:
-        setup_chat_format(model, tokenizer, template)
+        setup_chat_format(model, tokenizer, template, as_trl=False)
     elif template is not None:
         tokenizer.chat_template = template
     elif not getattr(tokenizer, "chat_template", None):
-        setup_chat_format(model, tokenizer, "chatml")
+        setup_chat_format(model, tokenizer, "chatml", as_trl=False)
     return list(range(before, len(tokenizer)))
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from chattune.batching.collate import Batch, Example, collate, collate_padding_free, plan_batches
-from chattune.config import TrainConfig
+from chattune.config import TrainArgs
 from chattune.errors import TrainingError, TrainingInterrupted
 from chattune.model.device import autocast, memory_stats
 from chattune.train.dist import Dist
@@ -27,7 +28,7 @@ Hook = Callable[[dict[str, Any]], None]
 Plan = list[list[int]]  # one micro-batch: rows of example indices
 
 
-def _micro_batches(examples: Sequence[Example], cfg: TrainConfig, skip: int = 0) -> Iterator[tuple[float, Plan]]:
+def _micro_batches(examples: Sequence[Example], cfg: TrainArgs, skip: int = 0) -> Iterator[tuple[float, Plan]]:
     """Micro-batch plans forever, epoch after epoch (each reshuffled from the seed), with the fractional epoch.
 
     Every process walks the same stream (the global order); the first `skip` are passed over, so a resumed run
@@ -42,13 +43,13 @@ def _micro_batches(examples: Sequence[Example], cfg: TrainConfig, skip: int = 0)
         epoch += 1
 
 
-def epoch_plan(examples: Sequence[Example], cfg: TrainConfig, seed: int) -> list[Plan]:
+def epoch_plan(examples: Sequence[Example], cfg: TrainArgs, seed: int) -> list[Plan]:
     """One epoch's micro-batch plans as the config batches them (rows or a token budget; packed or not)."""
     return plan_batches(examples, cfg.per_device_train_batch_size, packing=cfg.packing, max_length=cfg.max_length,
                         seed=seed, max_tokens=cfg.max_tokens_per_batch, padding_free=cfg.padding_free)
 
 
-def count_steps(examples: Sequence[Example], cfg: TrainConfig, world: int = 1) -> int:
+def count_steps(examples: Sequence[Example], cfg: TrainArgs, world: int = 1) -> int:
     """Optimizer steps in the run: max_steps, or num_train_epochs over the micro-batch plan (each step takes
     gradient_accumulation_steps micro-batches on every process)."""
     if cfg.max_steps > 0:
@@ -79,8 +80,15 @@ class _NotFinite(Exception):
     """The step's loss or gradient norm is NaN or infinite (raised before the optimizer touches the weights)."""
 
 
+def _offloaded(cfg: TrainArgs, device: torch.device) -> Any:
+    """TRL's activation_offloading: tensors saved for backward wait in (pinned) CPU memory."""
+    if not cfg.activation_offloading:
+        return nullcontext()
+    return torch.autograd.graph.save_on_cpu(pin_memory=device.type == "cuda")
+
+
 def _optimizer_step(wrapped: Any, optimizer: Any, scheduler: Any, micro: list[Batch], trained: int,
-                    cfg: TrainConfig, device: torch.device, dtype: torch.dtype | None, dist: Dist,
+                    cfg: TrainArgs, device: torch.device, dtype: torch.dtype | None, dist: Dist,
                     scaler: Any = None) -> tuple[float, float, float]:
     """Forward/backward over this process's micro-batches of the step; the loss is normalised by the trained
     tokens of the whole step on every process. Returns the step's loss (summed over processes), grad norm, and
@@ -91,7 +99,7 @@ def _optimizer_step(wrapped: Any, optimizer: Any, scheduler: Any, micro: list[Ba
     total = torch.zeros((2,), device=device)  # [loss, correct predictions]
     for k, b in enumerate(micro):
         b = b.to(device, non_blocking=True)
-        with dist.no_sync(wrapped, sync=k == len(micro) - 1), autocast(device, dtype):
+        with dist.no_sync(wrapped, sync=k == len(micro) - 1), autocast(device, dtype), _offloaded(cfg, device):
             out = wrapped(b.input_ids, b.labels, b.position_ids)
             # DDP averages gradients over processes: scaling by their number makes that average a sum
             loss = out[0] / (max(trained, 1) / dist.world)
@@ -125,7 +133,7 @@ SaveHook = Callable[[int, dict[str, Any]], Path | None]
 EvalFn = Callable[[str, Sequence[Example]], dict[str, float]]
 
 
-def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: int, device: torch.device,
+def train(model: Any, examples: Sequence[Example], cfg: TrainArgs, *, pad_id: int, device: torch.device,
           dtype: torch.dtype | None = None,
           eval_examples: Sequence[Example] | dict[str, Sequence[Example]] | None = None, on_log: Hook | None = None,
           on_save: SaveHook | None = None, on_eval: Callable[[int], None] | None = None,
@@ -206,7 +214,7 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: 
                 progress.rng = rng_state()  # after the step's dropout: what the next step starts from
                 # a logged record covers every step since the previous one: mean loss and time, tokens/s over all
                 window.append((loss, time.perf_counter() - start, step_tokens, correct, trained))
-                if step % cfg.logging_steps == 0 or step == total_steps:
+                if step % cfg.logging_steps == 0 or step == total_steps or (step == 1 and cfg.logging_first_step):
                     seconds = sum(w[1] for w in window)
                     emit({"step": step, "epoch": round(epoch, 4), "loss": sum(w[0] for w in window) / len(window),
                           "learning_rate": lr, "grad_norm": grad_norm, "tokens": progress.tokens,

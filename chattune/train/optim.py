@@ -7,11 +7,11 @@ from typing import Any
 import torch
 from transformers import get_scheduler
 
-from chattune.config import TrainConfig
+from chattune.config import TrainArgs
 from chattune.errors import ConfigError
 
 
-def build_optimizer(model: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: Any, cfg: TrainArgs) -> torch.optim.Optimizer:
     """AdamW; no weight decay on biases and norms, as is standard."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -20,23 +20,24 @@ def build_optimizer(model: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     betas = (cfg.adam_beta1, cfg.adam_beta2)
     if cfg.bf16_full:
-        return _kahan_adamw(groups, cfg.learning_rate, betas)
+        return _kahan_adamw(groups, cfg.learning_rate, betas, cfg.adam_epsilon)
     # fused on GPUs: one kernel for every parameter instead of a handful per tensor
     fused = all(p.is_cuda for p in decay + no_decay) or None
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=betas, fused=fused)
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=betas, eps=cfg.adam_epsilon, fused=fused)
 
 
-def _kahan_adamw(groups: list[dict[str, Any]], lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
+def _kahan_adamw(groups: list[dict[str, Any]], lr: float, betas: tuple[float, float],
+                 eps: float) -> torch.optim.Optimizer:
     """AdamW for bf16 weights without an fp32 master copy: Kahan summation keeps the small updates that bf16
-    rounding would drop (torch-optimi; eps as torch's AdamW, so the two differ only in the summation)."""
+    rounding would drop (torch-optimi; eps as configured, so it differs from torch's AdamW only in the summation)."""
     try:
         from optimi import AdamW
     except ImportError:
         raise ConfigError(["bf16_full needs torch-optimi: pip install torch-optimi"]) from None
-    return AdamW(groups, lr=lr, betas=betas, eps=1e-8, kahan_sum=True)
+    return AdamW(groups, lr=lr, betas=betas, eps=eps, kahan_sum=True)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> Any:
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainArgs, total_steps: int) -> Any:
     """Linear warmup over warmup_ratio of the steps, then cosine, linear or constant."""
     name = {"constant": "constant_with_warmup"}.get(cfg.lr_scheduler_type, cfg.lr_scheduler_type)
     warmup = int(round(cfg.warmup_ratio * total_steps))

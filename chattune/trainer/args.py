@@ -1,32 +1,29 @@
-"""SFTConfig: TRL's training arguments, under TRL's names and defaults, turned into chattune's TrainConfig.
+"""SFTConfig: TRL's training arguments, under TRL's names and defaults, turned into the loop's TrainArgs.
 
-transformers' TrainingArguments are accepted too (old TRL scripts and notebooks pass them): every field
-chattune supports is taken, and a field it does not support but the script changed raises an error naming it.
+Every argument of TRL 1.16's SFTConfig is known (trl_arguments.py says what chattune does with each); one chattune
+does not support raises an error naming it and why unless it is left at TRL's default. transformers'
+TrainingArguments are accepted too (old TRL scripts and notebooks pass them).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import warnings
 from typing import Any
 
-from chattune.config import TrainConfig, build_config
+from chattune.config import TrainArgs, validated
 from chattune.errors import ConfigError
+from chattune.trainer.trl_arguments import ALL, check_argument
 
-# TRL SFTConfig names that mean the same in chattune's config
+# TRL SFTConfig names that mean the same in the loop's TrainArgs
 SAME_NAMES = {"num_train_epochs", "max_steps", "per_device_train_batch_size", "per_device_eval_batch_size",
-              "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type", "warmup_ratio", "weight_decay",
-              "adam_beta1", "adam_beta2", "max_grad_norm", "logging_steps", "eval_steps", "save_steps",
-              "save_total_limit", "load_best_model_at_end", "max_length", "packing", "bf16", "fp16", "padding_free",
-              "gradient_checkpointing", "seed", "report_to", "gradient_checkpointing_kwargs", "loss_type"}
-# accepted with a translation (see SFTConfig.train_config)
-TRANSLATED = {"eval_strategy", "evaluation_strategy", "warmup_steps", "max_seq_length", "dataset_text_field",
-              "completion_only_loss", "assistant_only_loss", "use_mps_device", "save_strategy", "use_cpu",
-              "logging_strategy", "eval_packing", "packing_strategy"}
-# read by SFTTrainer (push_to_hub; loading a model given by name; its chat template)
-HUB_NAMES = {"hub_model_id", "hub_token", "hub_private_repo", "push_to_hub", "model_init_kwargs",
-             "chat_template_path", "trust_remote_code", "dataset_kwargs", "metric_for_best_model",
-             "greater_is_better"}
-SUPPORTED = SAME_NAMES | TRANSLATED | HUB_NAMES
+              "gradient_accumulation_steps", "learning_rate", "warmup_ratio", "weight_decay", "adam_beta1",
+              "adam_beta2", "adam_epsilon", "max_grad_norm", "save_total_limit", "load_best_model_at_end",
+              "max_length", "packing", "padding_free", "gradient_checkpointing", "seed", "report_to",
+              "gradient_checkpointing_kwargs", "loss_type", "activation_offloading", "logging_first_step"}
+# transformers' step counts that may be given as a share of the run's steps (a float below 1)
+STEP_COUNTS = ("logging_steps", "eval_steps", "save_steps")
 
 NO_LIMIT = 2**31 - 1  # max_length=None: rows are never cut
 
@@ -34,7 +31,13 @@ NO_LIMIT = 2**31 - 1  # max_length=None: rows are never cut
 TRL_DEFAULTS: dict[str, Any] = {"learning_rate": 2e-5, "num_train_epochs": 3.0, "lr_scheduler_type": "linear",
                                 "warmup_ratio": 0.0, "weight_decay": 0.0, "logging_steps": 10, "save_steps": 500,
                                 "gradient_checkpointing": True, "per_device_train_batch_size": 8,
-                                "per_device_eval_batch_size": 8, "seed": 42, "max_length": 1024}
+                                "per_device_eval_batch_size": 8, "seed": 42, "max_length": 1024,
+                                "adam_epsilon": 1e-8, "optim": "adamw_torch_fused", "packing_strategy": "bfd",
+                                "truncation_mode": "keep_start", "loss_type": "nll", "dataset_text_field": "text",
+                                "eval_strategy": "no", "save_strategy": "steps", "logging_strategy": "steps",
+                                "report_to": "none"}
+SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant_with_warmup": "constant", "constant": "constant"}
+ADAMW = ("adamw_torch", "adamw_torch_fused")  # chattune's AdamW is torch's, fused on GPUs
 
 
 def _plain(value: Any) -> Any:
@@ -43,26 +46,27 @@ def _plain(value: Any) -> Any:
 
 
 class SFTConfig:
-    """Training arguments under TRL's names. Unsupported ones raise TypeError naming them.
+    """Training arguments under TRL's names and defaults. A name TRL does not have raises TypeError; a value
+    chattune cannot honour raises ValueError saying why.
 
     Attributes can be changed after construction (`args.num_train_epochs = 5`) and copied with copy()."""
 
     def __init__(self, output_dir: str = "trainer_output", **kwargs: Any):
-        unknown = sorted(set(kwargs) - SUPPORTED)
-        if unknown:
-            raise TypeError(f"SFTConfig: chattune does not support {', '.join(unknown)}; supported: "
-                            f"{', '.join(sorted(SUPPORTED))}")
         self.output_dir = output_dir
         for name, value in kwargs.items():
             setattr(self, name, value)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name != "output_dir" and name not in SUPPORTED:
-            raise TypeError(f"SFTConfig: chattune does not support {name}")
-        super().__setattr__(name, _plain(value))
+        value = _plain(value)
+        if name != "output_dir":
+            check_argument(name, value)
+        if name == "loss_type" and value == "chunked_nll":  # TRL 1.16: a deprecated alias of nll
+            warnings.warn("loss_type='chunked_nll' is deprecated in TRL; it is 'nll'", FutureWarning, stacklevel=3)
+            value = "nll"
+        super().__setattr__(name, value)
 
     def __getattr__(self, name: str) -> Any:  # only called for names never set: TRL's default, else None
-        if name in SUPPORTED or name in TRL_DEFAULTS:
+        if name in ALL:
             return TRL_DEFAULTS.get(name)
         raise AttributeError(name)
 
@@ -76,22 +80,22 @@ class SFTConfig:
 
     @classmethod
     def from_training_arguments(cls, args: Any) -> SFTConfig:
-        """transformers.TrainingArguments (or TRL's SFTConfig) -> SFTConfig, naming changed unsupported fields."""
+        """transformers.TrainingArguments (or TRL's SFTConfig) -> SFTConfig: the fields the script changed from
+        their defaults, each checked as SFTConfig checks it."""
         default = type(args)(output_dir=args.output_dir, **({"bf16": args.bf16} if hasattr(args, "bf16") else {}))
-        kept: dict[str, Any] = {}
-        changed = []
-        for field in dataclasses.fields(args):
-            value = getattr(args, field.name)
-            if field.name in SUPPORTED:
-                kept[field.name] = value
-            elif field.name != "output_dir" and value != getattr(default, field.name):
-                changed.append(field.name)
-        if changed:
-            raise TypeError(f"{type(args).__name__}: chattune does not support {', '.join(sorted(changed))}")
-        return cls(output_dir=args.output_dir, **{k: v for k, v in kept.items() if v is not None})
+        changed = {f.name: getattr(args, f.name) for f in dataclasses.fields(args)
+                   if f.name != "output_dir" and getattr(args, f.name) != getattr(default, f.name)}
+        for name in ("bf16", "fp16"):  # transformers' False means off; SFTConfig's unset means automatic
+            if getattr(args, name, None) is not None:
+                changed[name] = getattr(args, name)
+        unknown = sorted(k for k in changed if k not in ALL)
+        if unknown:
+            raise TypeError(f"{type(args).__name__}: {', '.join(unknown)} is not known to chattune (it knows TRL "
+                            "1.16's SFTConfig and transformers 5's TrainingArguments)")
+        return cls(output_dir=args.output_dir, **changed)
 
-    def train_config(self, model_name: str, has_eval: bool, total_steps: int | None = None) -> TrainConfig:
-        """chattune's TrainConfig for these arguments (validated: every problem reported at once).
+    def train_args(self, has_eval: bool, total_steps: int | None = None) -> TrainArgs:
+        """The loop's TrainArgs for these arguments (validated: every problem reported at once).
 
         `total_steps` (the run's optimizer steps, once the data is prepared) turns a warmup_steps count into
         a share; until it is known, a count takes effect only with max_steps."""
@@ -100,7 +104,16 @@ class SFTConfig:
         cfg["output_dir"] = self.output_dir
         if v.get("max_seq_length") is not None:
             cfg["max_length"] = v.pop("max_seq_length")
-        strategy = v.pop("eval_strategy", None) or v.pop("evaluation_strategy", None)
+        for name in ("activation_checkpointing", "activation_checkpointing_kwargs"):  # transformers >= 5.20's names
+            if v.get(name) is not None:
+                cfg[name.replace("activation", "gradient")] = v.pop(name)
+        steps = total_steps or (cfg["max_steps"] if cfg.get("max_steps", -1) > 0 else 1)
+        for name in STEP_COUNTS:  # transformers: a float below 1 is a share of the run's steps
+            value = v.pop(name, None)
+            cfg[name] = max(1, math.ceil(value * steps)) if isinstance(value, float) and value < 1 else value
+        self._translate_optimizer(v, cfg)
+        cfg["compile"] = bool(v.pop("torch_compile", False))
+        strategy = v.pop("evaluation_strategy", None) or v.pop("eval_strategy", None)
         if strategy in (None, "no"):  # TRL's default: no evaluation during training, whatever eval_steps says
             cfg.pop("eval_steps", None)
         elif strategy != "steps":
@@ -113,9 +126,12 @@ class SFTConfig:
             cfg["save_steps"] = None
         elif save not in (None, "steps"):
             raise ConfigError([f"save_strategy: chattune saves every save_steps ('steps' or 'no'), got {save!r}"])
-        # 'wrapped' is applied to the examples by SFTTrainer (concatenated, cut into max_length rows)
-        if v.pop("packing_strategy", None) not in (None, "bfd", "wrapped"):
-            raise ConfigError([f"packing_strategy must be 'bfd' or 'wrapped', got {self.packing_strategy!r}"])
+        # 'wrapped' and 'bfd_split' are applied to the examples by SFTTrainer before they are packed
+        if v.pop("packing_strategy", None) not in ("bfd", "bfd_split", "wrapped"):
+            raise ConfigError([f"packing_strategy must be 'bfd', 'bfd_split' or 'wrapped', got "
+                               f"{self.packing_strategy!r}"])
+        if v.pop("truncation_mode", None) not in ("keep_start", "keep_end"):
+            raise ConfigError([f"truncation_mode must be 'keep_start' or 'keep_end', got {self.truncation_mode!r}"])
         # eval_packing only changes how eval_dataset is shown: the loss of packed rows equals the unpacked one
         v.pop("eval_packing", None)
         if cfg.get("max_length") is None:  # TRL's max_length=None: no cut
@@ -129,22 +145,36 @@ class SFTConfig:
         if v.pop("logging_strategy", None) not in (None, "steps"):
             raise ConfigError(["logging_strategy: chattune logs every logging_steps ('steps')"])
         warmup = v.pop("warmup_steps", None)
-        steps = total_steps or (cfg["max_steps"] if cfg.get("max_steps", -1) > 0 else None)
-        if warmup and (warmup < 1 or steps):  # transformers 5: a float below 1 is a share, an int a step count
-            cfg["warmup_ratio"] = warmup if warmup < 1 else warmup / steps
+        known = total_steps or (cfg["max_steps"] if cfg.get("max_steps", -1) > 0 else None)
+        if warmup and (warmup < 1 or known):  # transformers 5: a float below 1 is a share, an int a step count
+            cfg["warmup_ratio"] = warmup if warmup < 1 else warmup / known
         if v.pop("use_mps_device", False):
             import torch
 
             if not torch.backends.mps.is_available():
                 raise ConfigError(["use_mps_device=True, but this machine has no MPS device"])
-        cfg["device"] = self.device
         if isinstance(cfg.get("report_to"), str):
             cfg["report_to"] = [] if cfg["report_to"] == "none" else [cfg["report_to"]]
         if cfg.get("report_to") is None:
             cfg["report_to"] = []
-        cfg["data"] = {"train": "<train_dataset>", "eval": "<eval_dataset>" if has_eval else None}
-        cfg["model"] = model_name
-        return build_config(cfg)
+        if cfg.get("eval_steps") and not has_eval:  # transformers.Trainer's rule
+            raise ConfigError(["eval_strategy='steps' evaluates during training, but no eval_dataset was given"])
+        cfg["gradient_checkpointing"] = bool(cfg.get("gradient_checkpointing"))
+        return validated(TrainArgs, cfg)
+
+    def _translate_optimizer(self, v: dict[str, Any], cfg: dict[str, Any]) -> None:
+        """optim and lr_scheduler_type: torch's AdamW, and the schedules chattune has, under TRL's names."""
+        optim = v.pop("optim", None)
+        if optim not in ADAMW:
+            raise ConfigError([f"optim={optim!r}: chattune trains with torch's AdamW ({' or '.join(ADAMW)}, fused "
+                               "on GPUs either way)"])
+        schedule = v.pop("lr_scheduler_type", None)
+        if schedule not in SCHEDULES:
+            raise ConfigError([f"lr_scheduler_type={schedule!r}: chattune has {', '.join(SCHEDULES)}"])
+        if schedule == "constant" and (v.get("warmup_steps") or cfg.get("warmup_ratio")):
+            raise ConfigError(["lr_scheduler_type='constant' has no warmup in transformers; use "
+                               "'constant_with_warmup' with warmup_steps or warmup_ratio"])
+        cfg["lr_scheduler_type"] = SCHEDULES[schedule]
 
     @property
     def device(self) -> str:

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from chattune.batching.collate import Example, pack, wrap
-from chattune.batching.completion_only import DataCollatorForCompletionOnlyLM
 from chattune.batching.prepare import prepare_examples
 from chattune.data.schema import Conversation
 from chattune.errors import ConfigError
 from chattune.trainer.args import NO_LIMIT, SFTConfig
+from chattune.trainer.completion_only import DataCollatorForCompletionOnlyLM
 from chattune.trainer.datasets import Item, collator_examples, dataset_items, dataset_rows
 
 
@@ -63,12 +63,20 @@ class SFTTrainer:
         self._eval_items = {name: self._items(data, f"eval_dataset[{name!r}]" if name else "eval_dataset")
                             for name, data in evals.items()}
         new_tokens = self._set_chat_template(model, self.args.chat_template_path)
+        self._set_special_tokens(model)
         items = [c for convs in (self._train_items, *self._eval_items.values()) for c in convs]
         # chats need a template: ChatML where the tokenizer has none
         if any(isinstance(c, Conversation) and c.text is None for c in items):
             new_tokens += setup_template(model, self.tokenizer, None)
         if hasattr(model, "add_model_tags"):  # the model card's tags, as TRL sets them (code written for it checks)
             model.add_model_tags(["sft", "trl", "chattune"])
+        if self.args.use_liger_kernel:  # before LoRA wraps the layers Liger patches
+            from chattune.model.device import resolve_device
+            from chattune.train.speed import apply_liger, check_liger
+
+            device = resolve_device(self.args.device)
+            check_liger(device)
+            model.chattune_speed = apply_liger(model, device)
         if peft_config is not None:
             import torch
 
@@ -90,7 +98,7 @@ class SFTTrainer:
         self.aux_loss_enabled = False
         self.records: list[dict[str, Any]] = []  # what the last train() logged
         self._prepared: tuple[int, list[Example], list[Example]] | None = None
-        self.cfg = self._train_config()
+        self.cfg = self._train_args()
 
     def _set_chat_template(self, model: Any, path: str | None) -> list[int]:
         """TRL's chat_template_path: a Jinja file (its `<|...|>` markers the tokenizer lacks are added as special
@@ -104,6 +112,21 @@ class SFTTrainer:
             return set_template_file(model, self.tokenizer, Path(path).read_text(encoding="utf-8"))
 
         return clone_chat_template(model, self.tokenizer, path)[2]
+
+    def _set_special_tokens(self, model: Any) -> None:
+        """TRL's eos_token (the token that ends each turn or text) and pad_token: tokens of the vocabulary."""
+        for role in ("eos", "pad"):
+            token = getattr(self.args, f"{role}_token")
+            if token is None or token == getattr(self.tokenizer, f"{role}_token"):
+                continue
+            if token not in self.tokenizer.get_vocab():
+                raise ValueError(f"SFTConfig: {role}_token={token!r} is not in the tokenizer's vocabulary; add it "
+                                 "first (tokenizer.add_special_tokens) or choose one of its tokens")
+            setattr(self.tokenizer, f"{role}_token", token)
+            config = getattr(model, "generation_config", None)
+            for holder in (model.config, config):
+                if holder is not None:
+                    setattr(holder, f"{role}_token_id", getattr(self.tokenizer, f"{role}_token_id"))
 
     def _load_model(self, name: str, quantization_config: Any) -> tuple[Any, Any]:
         """A model named by a string, loaded as TRL does: args.model_init_kwargs (dtype fp32 unless they say
@@ -152,9 +175,8 @@ class SFTTrainer:
         """The tokenizer (transformers' and TRL's name for it)."""
         return self.tokenizer
 
-    def _train_config(self, total_steps: int | None = None) -> Any:
-        name = str(getattr(getattr(self.model, "config", None), "_name_or_path", "") or "model")
-        return self.args.train_config(name, bool(self._eval_items), total_steps)
+    def _train_args(self, total_steps: int | None = None) -> Any:
+        return self.args.train_args(bool(self._eval_items), total_steps)
 
     def _examples_of(self, items: list[Item], max_length: int | None = None) -> list[Example]:
         """Examples in the dataset's order: tokenised rows as they are (cut to max_length), the others prepared
@@ -166,7 +188,8 @@ class SFTTrainer:
         elif self.data_collator is not None:
             prepared = collator_examples(convs, self.tokenizer, self.data_collator, n)
         else:
-            prepared, _ = prepare_examples(convs, self.tokenizer, train_on=self.args.train_on, max_length=n)
+            prepared, _ = prepare_examples(convs, self.tokenizer, train_on=self.args.train_on, max_length=n,
+                                           truncation=self.args.truncation_mode or "keep_start")
         if len(convs) == len(items):
             return prepared
         if len(prepared) != len(convs):
@@ -184,8 +207,12 @@ class SFTTrainer:
     def _prepare(self) -> tuple[list[Example], dict[str, list[Example]]]:
         if self._prepared is None or self._prepared[0] != self.cfg.max_length:
             evals = {name: self._examples_of(items) for name, items in self._eval_items.items()}
-            if self.args.packing and self.args.packing_strategy == "wrapped":  # whole rows, then cut
+            strategy = self.args.packing_strategy if self.args.packing else None
+            if strategy == "wrapped":  # whole rows end to end, then cut
                 train = wrap(self._examples_of(self._train_items, NO_LIMIT), self.cfg.max_length)
+            elif strategy == "bfd_split":  # a row longer than max_length becomes several documents, none lost
+                train = [piece for ex in self._examples_of(self._train_items, NO_LIMIT)
+                         for piece in wrap([ex], self.cfg.max_length) if piece.num_trained]
             else:
                 train = self._examples_of(self._train_items)
             self._prepared = (self.cfg.max_length, train, evals)
@@ -235,9 +262,9 @@ class SFTTrainer:
         """The device (use_cpu / use_mps_device, else the first GPU) and the compute dtype (None for fp32)."""
         from chattune.model.device import resolve_device, resolve_precision
 
-        device = resolve_device(self.cfg.device)
-        precision = resolve_precision(device, finetuning=self.cfg.finetuning, bf16=self.cfg.bf16,
-                                      fp16=self.cfg.fp16)
+        device = resolve_device(self.args.device)
+        finetuning = "lora" if hasattr(self.model, "peft_config") else "full"
+        precision = resolve_precision(device, finetuning=finetuning, bf16=self.args.bf16, fp16=bool(self.args.fp16))
         return device, precision.compute
 
     def _to_device(self, device: Any) -> None:
@@ -256,22 +283,27 @@ class SFTTrainer:
 
         from chattune.model.load import load_trained_weights
         from chattune.outputs.checkpoint import resume_state
+        from chattune.outputs.lock import OutputDirLock
         from chattune.outputs.trackers import check_trackers
         from chattune.pipeline import train_and_log
         from chattune.templates.setup import stop_token_ids
         from chattune.train.loop import count_steps
         from chattune.trainer.callbacks import CallbackBridge
 
-        self.cfg = self._train_config()
+        self.cfg = self._train_args()
         check_trackers(self.cfg.report_to)
         examples, eval_sets = self._prepare()
         total = count_steps(examples, self.cfg)
-        self.cfg = self._train_config(total)  # a warmup_steps count needs the total
+        self.cfg = self._train_args(total)  # a warmup_steps count needs the total
         out = Path(self.cfg.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         resumed = resume_state(out, "latest" if resume_from_checkpoint is True else resume_from_checkpoint or None)
         device, dtype = self._device_and_dtype()
         self._to_device(device)
+        if self.args.tf32 is not None and device.type == "cuda":  # TRL's tf32: TensorFloat-32 matmuls on Ampere+
+            import torch
+
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(self.args.tf32)
         if resumed:
             load_trained_weights(self.model, resumed["path"])
         # trainer.state as transformers.Trainer keeps it, current while training (callbacks read it)
@@ -283,12 +315,13 @@ class SFTTrainer:
         bridge.event("on_train_begin")
         bridge.event("on_step_begin")
         start = time.perf_counter()
-        self.records = train_and_log(self.model, self.tokenizer, examples, self.cfg, device=device, dtype=dtype,
-                                     stops=stop_token_ids(self.tokenizer), console=Console(),
-                                     eval_examples=(eval_sets.get("") if list(eval_sets) == [""] else eval_sets)
-                                     or None, resumed=resumed, save_last=True,
-                                     evaluate=self._eval_fn(device, dtype), on_step=bridge.on_step,
-                                     on_record=bridge.on_record)
+        with OutputDirLock(out):  # one run per output_dir, as chattune train holds it
+            self.records = train_and_log(self.model, self.tokenizer, examples, self.cfg, device=device, dtype=dtype,
+                                         stops=stop_token_ids(self.tokenizer), console=Console(),
+                                         eval_examples=(eval_sets.get("") if list(eval_sets) == [""] else eval_sets)
+                                         or None, resumed=resumed, save_last=True,
+                                         evaluate=self._eval_fn(device, dtype), on_step=bridge.on_step,
+                                         on_record=bridge.on_record)
         runtime = time.perf_counter() - start
         bridge.event("on_train_end")
         logged = self._training_records()
@@ -413,6 +446,7 @@ class SFTTrainer:
         """Save the model with a model card and upload it to args.hub_model_id (default: output_dir's name).
 
         Returns huggingface_hub's CommitInfo. A failed upload raises HubError naming the saved directory."""
+        from chattune.model.lora import base_model
         from chattune.outputs.hub import push_folder, write_model_card
 
         if unsupported:
@@ -423,8 +457,9 @@ class SFTTrainer:
         logged = self._training_records()
         summary = {"steps": logged[-1]["step"] if logged else None,
                    "final loss": round(logged[-1]["loss"], 4) if logged else None, "dataset": dataset_name}
-        # cfg.model is the loaded model's name (a peft model's is its base's), "model" when it has none
-        write_model_card(folder, repo_id, base_model=None if self.cfg.model == "model" else self.cfg.model,
+        # the loaded model's name (a peft model's is its base's); none for a model built in memory
+        name = str(getattr(getattr(base_model(self.model), "config", None), "_name_or_path", "") or "") or None
+        write_model_card(folder, repo_id, base_model=name,
                          tags=tag_list, summary={k: v for k, v in summary.items() if v is not None})
         return push_folder(folder, repo_id, token=token or self.args.hub_token, private=self.args.hub_private_repo,
                            revision=revision, commit_message=commit_message)
