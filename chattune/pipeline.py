@@ -20,10 +20,9 @@ from chattune.compare import CompareSet, answer_and_score, load_compare_set, wri
 from chattune.config import TrainArgs, TrainConfig
 from chattune.generate import generate_from_ids
 from chattune.labels import first_trained
-from chattune.model.device import Precision, resolve_device, resolve_precision
+from chattune.model.device import Precision
 from chattune.model.inference import merge_saved_adapter
 from chattune.model.load import (
-    check_qlora_runs,
     is_quantized,
     load_model,
     load_tokenizer,
@@ -31,13 +30,13 @@ from chattune.model.load import (
     resolve_model_path,
 )
 from chattune.model.lora import apply_lora, base_model
-from chattune.outputs.checkpoint import Checkpointer, resume_state
-from chattune.outputs.lock import OutputDirLock
+from chattune.outputs.checkpoint import Checkpointer
 from chattune.outputs.metrics import MetricsLog, counting_progress
 from chattune.outputs.plots import plot_loss
 from chattune.outputs.report import write_report
 from chattune.outputs.save import save_pretrained_atomic
-from chattune.outputs.trackers import Trackers, check_trackers
+from chattune.outputs.trackers import Trackers
+from chattune.run import started_run
 from chattune.templates.setup import setup_template, stop_token_ids
 from chattune.train.dist import Dist
 from chattune.train.loop import EvalFn, count_steps, train
@@ -120,7 +119,11 @@ def train_and_log(model: Any, tokenizer: Any, examples: list[Example], cfg: Trai
     (every save_steps and on Ctrl-C; kept by save_total_limit and, when asked, the best), answers to
     `eval_prompts` at each eval; then load the best checkpoint's weights when load_best_model_at_end says so.
     `evaluate`, `on_step`: as train() takes them; `on_record` sees each logged record after it is written;
-    `hparams`: what the trackers record as the run's configuration (default: the TrainArgs)."""
+    `hparams`: what the trackers record as the run's configuration (default: the TrainArgs). A process other
+    than the main one (`dist`) only trains its share."""
+    if dist is not None and not dist.is_main:  # the others train their share; the main process writes
+        return train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, dtype=dtype,
+                     eval_examples=eval_examples, resume=resumed, dist=dist, evaluate=evaluate, on_step=on_step)
     out = Path(cfg.output_dir)
     checkpointer = Checkpointer(out, model, tokenizer, stops, limit=cfg.save_total_limit,
                                 keep_best=cfg.load_best_model_at_end, records=resumed["records"] if resumed else None)
@@ -194,26 +197,13 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
     """Train as `cfg` says, save adapter/model, metrics and plot, and compare before/after if configured.
 
     `resume`: "latest" or a checkpoint directory; training continues from it exactly."""
-    device = resolve_device(cfg.device)
-    dist = Dist.from_env(device)
-    device = dist.device or device
     # one process speaks and writes; the others train their share and stop after the last step
-    console = (console or Console()) if dist.is_main else Console(quiet=True)
-    check_trackers(cfg.report_to)
-    if cfg.finetuning == "qlora":
-        check_qlora_runs(device)
-    if cfg.liger:
-        check_liger(device)
-    precision = resolve_precision(device, finetuning=cfg.finetuning, bf16=cfg.bf16, fp16=cfg.fp16,
-                                  bf16_full=cfg.bf16_full)
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    # one run per output_dir: the main process holds the lock for every rank until the run returns or fails (taken
-    # before the Checkpointer, which removes half-written checkpoint folders a running writer could still own)
-    with OutputDirLock(out, enabled=dist.is_main) as lock:
-        if lock.previous:
-            console.print(f"took over the output_dir lock of an ended run (process {lock.previous.get('pid')})")
-        resumed = resume_state(Path(cfg.output_dir), resume)
+    with started_run(cfg.output_dir, device=cfg.device, finetuning=cfg.finetuning, bf16=cfg.bf16, fp16=cfg.fp16,
+                     bf16_full=cfg.bf16_full, report_to=cfg.report_to, resume=resume, console=console) as run:
+        out, device, dist, precision, resumed, console = (run.out, run.device, run.dist, run.precision, run.resumed,
+                                                          run.console)
+        if cfg.liger:
+            check_liger(device)
         if dist.is_main:
             (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
         timings: dict[str, float] = {}
@@ -254,15 +244,13 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
 
         t = time.perf_counter()
         final_dir = out / ("adapter" if adapters else "model")
-        if not dist.is_main:
-            records = train(model, examples, args, pad_id=tokenizer.pad_token_id, device=device,
-                            dtype=precision.compute, eval_examples=eval_examples, resume=resumed, dist=dist)
-            return RunResult(out, records, stats, timings=timings)
         records = train_and_log(model, tokenizer, examples, args, device=device, dtype=precision.compute,
                                 stops=stops, console=console, eval_examples=eval_examples, resumed=resumed, dist=dist,
                                 eval_prompts=_eval_prompts(eval_examples, cfg.eval_generations),
                                 hparams=cfg.model_dump())
         timings["train_s"] = time.perf_counter() - t
+        if not dist.is_main:
+            return RunResult(out, records, stats, timings=timings)
         save_pretrained_atomic(model, tokenizer, final_dir, stops)
         plot_loss(records, out / "loss.png")
         console.print(f"saved {final_dir} and {out / 'loss.png'}")

@@ -258,13 +258,17 @@ class SFTTrainer:
             return self._as_dataset(evals[""], packed)
         return {name: self._as_dataset(exs, packed) for name, exs in evals.items()}
 
+    @property
+    def _finetuning(self) -> str:
+        return "lora" if hasattr(self.model, "peft_config") else "full"
+
     def _device_and_dtype(self) -> tuple[Any, Any]:
         """The device (use_cpu / use_mps_device, else the first GPU) and the compute dtype (None for fp32)."""
         from chattune.model.device import resolve_device, resolve_precision
 
         device = resolve_device(self.args.device)
-        finetuning = "lora" if hasattr(self.model, "peft_config") else "full"
-        precision = resolve_precision(device, finetuning=finetuning, bf16=self.args.bf16, fp16=bool(self.args.fp16))
+        precision = resolve_precision(device, finetuning=self._finetuning, bf16=self.args.bf16,
+                                      fp16=bool(self.args.fp16))
         return device, precision.compute
 
     def _to_device(self, device: Any) -> None:
@@ -277,51 +281,47 @@ class SFTTrainer:
         """Train (again, with the current args, when called again); returns transformers' TrainOutput.
 
         resume_from_checkpoint: True for the newest checkpoint in output_dir, or a checkpoint directory."""
-        from rich.console import Console
         from transformers import TrainerState
         from transformers.trainer_utils import TrainOutput
 
         from chattune.model.load import load_trained_weights
-        from chattune.outputs.checkpoint import resume_state
-        from chattune.outputs.lock import OutputDirLock
-        from chattune.outputs.trackers import check_trackers
         from chattune.pipeline import train_and_log
+        from chattune.run import started_run
         from chattune.templates.setup import stop_token_ids
         from chattune.train.loop import count_steps
         from chattune.trainer.callbacks import CallbackBridge
 
-        self.cfg = self._train_args()
-        check_trackers(self.cfg.report_to)
         examples, eval_sets = self._prepare()
-        total = count_steps(examples, self.cfg)
-        self.cfg = self._train_args(total)  # a warmup_steps count needs the total
-        out = Path(self.cfg.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        resumed = resume_state(out, "latest" if resume_from_checkpoint is True else resume_from_checkpoint or None)
-        device, dtype = self._device_and_dtype()
-        self._to_device(device)
-        if self.args.tf32 is not None and device.type == "cuda":  # TRL's tf32: TensorFloat-32 matmuls on Ampere+
-            import torch
+        with started_run(self.args.output_dir, device=self.args.device, finetuning=self._finetuning,
+                         bf16=self.args.bf16, fp16=bool(self.args.fp16), report_to=self._train_args().report_to,
+                         resume="latest" if resume_from_checkpoint is True else resume_from_checkpoint or None) as run:
+            total = count_steps(examples, self._train_args(), run.dist.world)
+            self.cfg = self._train_args(total)  # a warmup_steps count or a share of the steps needs the total
+            self._to_device(run.device)
+            if self.args.tf32 is not None and run.device.type == "cuda":  # TensorFloat-32 matmuls on Ampere+
+                import torch
 
-            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(self.args.tf32)
-        if resumed:
-            load_trained_weights(self.model, resumed["path"])
-        # trainer.state as transformers.Trainer keeps it, current while training (callbacks read it)
-        self.state = TrainerState(global_step=resumed["step"] if resumed else 0, max_steps=total,
-                                  logging_steps=self.cfg.logging_steps, save_steps=self.cfg.save_steps or 0,
-                                  eval_steps=self.cfg.eval_steps or 0,
-                                  train_batch_size=self.cfg.per_device_train_batch_size)
-        bridge = CallbackBridge(self.callbacks, self.args, self.state, self)
-        bridge.event("on_train_begin")
-        bridge.event("on_step_begin")
-        start = time.perf_counter()
-        with OutputDirLock(out):  # one run per output_dir, as chattune train holds it
-            self.records = train_and_log(self.model, self.tokenizer, examples, self.cfg, device=device, dtype=dtype,
-                                         stops=stop_token_ids(self.tokenizer), console=Console(),
+                torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(self.args.tf32)
+            if run.resumed:
+                load_trained_weights(self.model, run.resumed["path"])
+            # trainer.state as transformers.Trainer keeps it, current while training (callbacks read it)
+            self.state = TrainerState(global_step=run.resumed["step"] if run.resumed else 0, max_steps=total,
+                                      logging_steps=self.cfg.logging_steps, save_steps=self.cfg.save_steps or 0,
+                                      eval_steps=self.cfg.eval_steps or 0,
+                                      train_batch_size=self.cfg.per_device_train_batch_size,
+                                      is_world_process_zero=run.dist.is_main)
+            bridge = CallbackBridge(self.callbacks, self.args, self.state, self)
+            bridge.event("on_train_begin")
+            bridge.event("on_step_begin")
+            start = time.perf_counter()
+            dtype = run.precision.compute
+            self.records = train_and_log(self.model, self.tokenizer, examples, self.cfg, device=run.device,
+                                         dtype=dtype, stops=stop_token_ids(self.tokenizer), console=run.console,
                                          eval_examples=(eval_sets.get("") if list(eval_sets) == [""] else eval_sets)
-                                         or None, resumed=resumed, save_last=True,
-                                         evaluate=self._eval_fn(device, dtype), on_step=bridge.on_step,
+                                         or None, resumed=run.resumed, dist=run.dist, save_last=True,
+                                         evaluate=self._eval_fn(run.device, dtype), on_step=bridge.on_step,
                                          on_record=bridge.on_record)
+            resumed = run.resumed
         runtime = time.perf_counter() - start
         bridge.event("on_train_end")
         logged = self._training_records()

@@ -1,0 +1,56 @@
+"""What every training run sets up before its first step and how it trains, for `chattune train` and SFTTrainer
+alike: device and process group, precision, trackers checked, the output folder locked, the checkpoint to resume."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from chattune.model.device import Precision, resolve_device, resolve_precision
+from chattune.model.load import check_qlora_runs
+from chattune.outputs.checkpoint import resume_state
+from chattune.outputs.lock import OutputDirLock
+from chattune.outputs.trackers import check_trackers
+from chattune.train.dist import Dist
+
+
+@dataclass
+class Run:
+    """A started run: where it writes, where it computes, in what precision, and what it resumes."""
+
+    out: Path
+    device: torch.device
+    dist: Dist
+    precision: Precision
+    resumed: dict[str, Any] | None
+    console: Console
+
+
+@contextmanager
+def started_run(output_dir: str | Path, *, device: str, finetuning: str, bf16: bool | None, fp16: bool,
+                report_to: list[str], resume: str | Path | None = None, bf16_full: bool = False,
+                console: Console | None = None) -> Iterator[Run]:
+    """Set up a run and hold its output folder for as long as it lasts.
+
+    One process speaks and writes (the others get a quiet console); the main process holds output_dir's lock for
+    every rank, taken before any checkpoint is read or written. `resume`: "latest" or a checkpoint directory."""
+    target = resolve_device(device)
+    dist = Dist.from_env(target)
+    target = dist.device or target
+    console = (console or Console()) if dist.is_main else Console(quiet=True)
+    check_trackers(report_to)
+    if finetuning == "qlora":
+        check_qlora_runs(target)
+    precision = resolve_precision(target, finetuning=finetuning, bf16=bf16, fp16=fp16, bf16_full=bf16_full)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with OutputDirLock(out, enabled=dist.is_main) as lock:
+        if lock.previous:
+            console.print(f"took over the output_dir lock of an ended run (process {lock.previous.get('pid')})")
+        yield Run(out, target, dist, precision, resume_state(out, resume), console)
