@@ -18,6 +18,7 @@ from chattune.batching.collate import Example
 from chattune.batching.prepare import PrepareOptions, PrepareStats, prepare_sources, print_stats, split_examples
 from chattune.compare import CompareSet, answer_and_score, load_compare_set, write_comparison
 from chattune.config import TrainArgs, TrainConfig
+from chattune.errors import DataError
 from chattune.generate import generate_from_ids
 from chattune.labels import first_trained
 from chattune.model.device import Precision
@@ -67,14 +68,28 @@ def load_examples(cfg: TrainConfig, tokenizer: Any, which: str = "train") -> tup
                            cache=d.cache)
 
 
+def require_examples(examples: list[Example], stats: PrepareStats, key: str, cfg: TrainConfig) -> None:
+    """A DataError when preparation left nothing to train or evaluate on (the loop would wait forever for a
+    first batch), saying where every row went."""
+    if examples:
+        return
+    went = [f"{n} x {reason}" for reason, n in {**stats.bad_by_reason, **stats.dropped_by_reason}.items()]
+    hint = f" (truncation: {cfg.data.truncation}, max_length {cfg.max_length})" if stats.dropped else ""
+    raise DataError(key, None, None, f"no examples left after preparation: {stats.rows} rows read, {stats.bad} bad "
+                    f"and skipped, {stats.dropped} dropped{hint}" + (f" [{', '.join(went)}]" if went else "")
+                    + f"; nothing to {'train' if key == 'data.train' else 'evaluate'} on", reason="no_examples")
+
+
 def load_train_and_eval(cfg: TrainConfig, tokenizer: Any, console: Console):
     """Training examples, eval examples (from data.eval, a data.test_size hold-out, or None) and their stats."""
     examples, stats = load_examples(cfg, tokenizer, "train")
     print_stats(console, stats, "train data", bad="skipped")
+    require_examples(examples, stats, "data.train", cfg)
     eval_examples = None
     if cfg.data.eval is not None:
         eval_examples, eval_stats = load_examples(cfg, tokenizer, "eval")
         print_stats(console, eval_stats, "eval data", bad="skipped")
+        require_examples(eval_examples, eval_stats, "data.eval", cfg)
     elif cfg.data.test_size is not None:
         examples, eval_examples = split_examples(examples, cfg.data.test_size, cfg.seed)
         console.print(f"eval: {len(eval_examples)} examples held out of train (data.test_size {cfg.data.test_size})")
