@@ -27,8 +27,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from chattune.config import load_config
     from chattune.pipeline import run_training
 
-    cfg = load_config(args.config, args.set + ([f"device={args.device}"] if args.device else []))
-    result = run_training(cfg, console, resume=args.resume)
+    overrides = args.set + ([f"device={args.device}"] if args.device else []) \
+        + (["overwrite_output_dir=true"] if args.overwrite_output_dir else [])
+    if args.allow_config_changes and not args.resume:
+        raise ChattuneError("--allow-config-changes is for --resume (it lets a resume continue under a changed "
+                            "config)")
+    cfg = load_config(args.config, overrides)
+    result = run_training(cfg, console, resume=args.resume, allow_config_changes=args.allow_config_changes)
     if int(os.environ.get("RANK", "0")) == 0:  # under a launcher, one process reports
         console.print(f"done: final loss {result.final_loss:.4f}; outputs in {result.output_dir}")
     return 0
@@ -386,7 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, dotted for nested keys (e.g. --set lora.r=8); repeatable")
     p.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
-                   help="continue from the latest checkpoint in output_dir, or from CHECKPOINT")
+                   help="continue from the latest checkpoint in output_dir, or from CHECKPOINT (refused when the "
+                   "config differs from the checkpoint's in what is trained)")
+    p.add_argument("--allow-config-changes", action="store_true",
+                   help="with --resume: continue although the config differs from the checkpoint's in what is "
+                   "trained (model, data, LoRA, batch sizes, learning rate and schedule, seed, ...)")
+    p.add_argument("--overwrite_output_dir", "--overwrite-output-dir", action="store_true",
+                   help="start afresh in an output_dir that holds another run's checkpoints, removing them (the "
+                   "config key overwrite_output_dir)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (the config's `device`; default auto)")
     p.set_defaults(func=_cmd_train)
 

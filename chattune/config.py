@@ -276,6 +276,9 @@ class TrainConfig(TrainArgs):
                               "at it.")
     fp16: bool = Field(False, description="fp16 compute with loss scaling, for GPUs without bf16.")
     merge: bool = Field(True, description="Also save a merged model after LoRA training.")
+    overwrite_output_dir: bool = Field(False, description="Start afresh in an output_dir that holds another run's "
+                                       "checkpoints, removing them (without it, such a run is refused: resume it "
+                                       "or choose another output_dir).")
 
     @field_validator("model")
     @classmethod

@@ -32,6 +32,7 @@ from chattune.model.load import (
 )
 from chattune.model.lora import apply_lora, base_model
 from chattune.outputs.checkpoint import Checkpointer
+from chattune.outputs.guard import check_output_dir
 from chattune.outputs.metrics import MetricsLog, counting_progress
 from chattune.outputs.plots import plot_loss
 from chattune.outputs.report import write_report
@@ -141,7 +142,8 @@ def train_and_log(model: Any, tokenizer: Any, examples: list[Example], cfg: Trai
                      eval_examples=eval_examples, resume=resumed, dist=dist, evaluate=evaluate, on_step=on_step)
     out = Path(cfg.output_dir)
     checkpointer = Checkpointer(out, model, tokenizer, stops, limit=cfg.save_total_limit,
-                                keep_best=cfg.load_best_model_at_end, records=resumed["records"] if resumed else None)
+                                keep_best=cfg.load_best_model_at_end, records=resumed["records"] if resumed else None,
+                                config=hparams)
     if checkpointer.removed:
         console.print("removed half-written checkpoint folders of a stopped run: "
                       + ", ".join(p.name for p in checkpointer.removed))
@@ -208,10 +210,13 @@ def batching_features(cfg: TrainConfig, speed: str | None = None) -> str:
     return ", ".join(parts)
 
 
-def run_training(cfg: TrainConfig, console: Console | None = None, resume: str | None = None) -> RunResult:
+def run_training(cfg: TrainConfig, console: Console | None = None, resume: str | None = None, *,
+                 allow_config_changes: bool = False) -> RunResult:
     """Train as `cfg` says, save adapter/model, metrics and plot, and compare before/after if configured.
 
-    `resume`: "latest" or a checkpoint directory; training continues from it exactly."""
+    `resume`: "latest" or a checkpoint directory; training continues from it exactly, under the config that wrote
+    it unless `allow_config_changes`. Without it, another run's checkpoints in output_dir are an error unless
+    cfg.overwrite_output_dir (then they are removed)."""
     # one process speaks and writes; the others train their share and stop after the last step
     with started_run(cfg.output_dir, device=cfg.device, finetuning=cfg.finetuning, bf16=cfg.bf16, fp16=cfg.fp16,
                      bf16_full=cfg.bf16_full, report_to=cfg.report_to, resume=resume, console=console) as run:
@@ -220,6 +225,8 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
         if cfg.liger:
             check_liger(device)
         if dist.is_main:
+            check_output_dir(out, cfg.model_dump(), resumed["path"] if resumed else None,
+                             allow_changes=allow_config_changes, console=console)
             (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
         timings: dict[str, float] = {}
         t0 = time.perf_counter()

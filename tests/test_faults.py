@@ -5,6 +5,7 @@ a message naming the cause, no traceback, and nothing already written is lost.""
 import yaml
 
 from chattune.cli import main
+from chattune.outputs.checkpoint import checkpoints
 
 COLUMNS = {"question": "user", "answer": "assistant"}
 
@@ -46,3 +47,50 @@ def test_every_row_bad_and_skipped_is_an_error(tmp_path, tiny_model_dir, capsys)
     err = failed(capsys, ["train", str(cfg)])
     assert "data.train: no examples left after preparation: 2 rows read, 2 bad and skipped" in err
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+# -- another run's checkpoints in output_dir: refused unless resumed or overwritten; a resume checks the config
+
+
+def test_a_new_run_over_another_runs_checkpoints_is_refused(tmp_path, tiny_model_dir, gsm8k_small, capsys):
+    cfg = config_file(tmp_path, tiny_model_dir, gsm8k_small, max_steps=6, save_steps=2)
+    assert main(["train", str(cfg)]) == 0
+    before = {p.name: (p / "records.json").read_text() for p in checkpoints(tmp_path / "run")}
+    assert set(before) == {"checkpoint-2", "checkpoint-4"}
+    assert (tmp_path / "run" / "checkpoint-4" / "train_config.yaml").is_file()
+
+    err = failed(capsys, ["train", str(cfg), "--set", "max_steps=2"])
+    assert "holds checkpoints of an earlier run (checkpoint-2, checkpoint-4); nothing was changed" in err
+    assert "--resume" in err and "--overwrite_output_dir" in err
+    assert {p.name: (p / "records.json").read_text() for p in checkpoints(tmp_path / "run")} == before
+
+    assert main(["train", str(cfg), "--set", "max_steps=2", "--overwrite_output_dir"]) == 0
+    assert "removed the earlier run's 2 checkpoint(s)" in capsys.readouterr().out
+    assert checkpoints(tmp_path / "run") == []  # two steps with save_steps 2: the last step is the final model
+
+
+def test_resume_under_a_changed_config_lists_what_differs(tmp_path, tiny_model_dir, gsm8k_small, capsys):
+    cfg = config_file(tmp_path, tiny_model_dir, gsm8k_small, max_steps=4, save_steps=2)
+    assert main(["train", str(cfg)]) == 0
+    metrics = (tmp_path / "run" / "metrics.jsonl").read_text()
+
+    err = failed(capsys, ["train", str(cfg), "--resume", "--set", "learning_rate=0.002", "--set", "lora.r=4"])
+    assert "the config differs from the one that wrote" in err and "checkpoint-2" in err
+    assert "learning_rate: checkpoint 0.001, now 0.002" in err and "lora.r: checkpoint 16, now 4" in err
+    assert "--allow-config-changes" in err
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == metrics  # nothing written
+
+    # what does not change the training (how long, how often it logs or saves) resumes as it is
+    assert main(["train", str(cfg), "--resume", "--set", "max_steps=6", "--set", "logging_steps=2"]) == 0
+    capsys.readouterr()
+    assert main(["train", str(cfg), "--resume", "--set", "max_steps=8", "--set", "learning_rate=0.002",
+                 "--allow-config-changes"]) == 0
+    assert "resuming with config changes (--allow-config-changes): learning_rate" in capsys.readouterr().out
+
+
+def test_resume_compares_with_the_config_beside_an_older_checkpoint(tmp_path, tiny_model_dir, gsm8k_small, capsys):
+    cfg = config_file(tmp_path, tiny_model_dir, gsm8k_small, max_steps=4, save_steps=2)
+    assert main(["train", str(cfg)]) == 0
+    (tmp_path / "run" / "checkpoint-2" / "train_config.yaml").unlink()  # as checkpoints before it was saved
+    err = failed(capsys, ["train", str(cfg), "--resume", "--set", "seed=7"])
+    assert "seed: checkpoint 42, now 7" in err and "config.yaml" in err

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from chattune.errors import TrainingError
 from chattune.files import follow_umask
@@ -21,6 +22,7 @@ from chattune.outputs.save import write_pretrained
 
 STATE_FILE = "trainer_state.pt"
 RECORDS_FILE = "records.json"
+CONFIG_FILE = "train_config.yaml"  # the config of the run that wrote the checkpoint, which a resume is checked against
 _NAME = re.compile(r"^checkpoint-(\d+)$")
 # save_checkpoint's temporary folders: mkdtemp's prefix ".checkpoint-<step>-" and its 8 random characters
 _PARTIAL = re.compile(r"^\.checkpoint-\d+-[a-z0-9_]{8}$")
@@ -52,14 +54,18 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def save_checkpoint(out_dir: Path, model: Any, tokenizer: Any, stop_ids: list[int], state: dict[str, Any]) -> Path:
-    """Write checkpoint-<step>; raises TrainingError (naming the previous checkpoint, left intact) on failure."""
+def save_checkpoint(out_dir: Path, model: Any, tokenizer: Any, stop_ids: list[int], state: dict[str, Any],
+                    config: dict[str, Any] | None = None) -> Path:
+    """Write checkpoint-<step> (with the run's `config`, when given); raises TrainingError (naming the previous
+    checkpoint, left intact) on failure."""
     path = Path(out_dir) / f"checkpoint-{state['step']}"
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=out_dir))
     try:
         write_pretrained(model, tokenizer, tmp, stop_ids)
         torch.save({k: v for k, v in state.items() if k != "records"}, tmp / STATE_FILE)
         (tmp / RECORDS_FILE).write_text(json.dumps(state["records"]), encoding="utf-8")
+        if config is not None:
+            (tmp / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         follow_umask(tmp)
         if path.exists():
             shutil.rmtree(path)
@@ -98,11 +104,13 @@ def prune_checkpoints(out_dir: Path, limit: int | None, keep: Path | None = None
 
 class Checkpointer:
     """Saves checkpoints for a run, keeps at most `limit` of them plus, when asked, the best by eval loss.
-    Starting, it removes the half-written checkpoints a killed run left (`removed` lists them)."""
+    Starting, it removes the half-written checkpoints a killed run left (`removed` lists them). `config`: the
+    run's config, saved in each checkpoint."""
 
     def __init__(self, out_dir: Path, model: Any, tokenizer: Any, stop_ids: list[int], *, limit: int | None,
-                 keep_best: bool, records: list[dict[str, Any]] | None = None):
+                 keep_best: bool, records: list[dict[str, Any]] | None = None, config: dict[str, Any] | None = None):
         self.out_dir, self.model, self.tokenizer, self.stop_ids = Path(out_dir), model, tokenizer, stop_ids
+        self.config = config
         self.limit, self.keep_best = limit, keep_best
         self.best: tuple[float, Path] | None = None
         self.removed = remove_partial_checkpoints(self.out_dir)
@@ -116,7 +124,7 @@ class Checkpointer:
             self.best = (losses[-1], path)
 
     def __call__(self, step: int, state: dict[str, Any]) -> Path:
-        path = save_checkpoint(self.out_dir, self.model, self.tokenizer, self.stop_ids, state)
+        path = save_checkpoint(self.out_dir, self.model, self.tokenizer, self.stop_ids, state, self.config)
         self._consider(path, state["records"])
         prune_checkpoints(self.out_dir, self.limit, keep=self.best[1] if self.best else None)
         return path

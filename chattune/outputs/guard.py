@@ -1,0 +1,111 @@
+"""What a run may do with an output_dir that another run wrote: start over another run's checkpoints only when
+told to, and resume only under the config that wrote the checkpoint (or when told that a change is meant)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chattune.errors import ChattuneError, TrainingError
+from chattune.outputs.checkpoint import CONFIG_FILE, checkpoints
+
+# Keys that do not change what the model is trained on or how each step updates it: where and how often the run
+# logs, evaluates and saves, how long it goes on, and speed features tested to give the same losses. Every other
+# key (a new one too) must match for a resume to continue the same training.
+NOT_COMPARED = {
+    "output_dir", "overwrite_output_dir", "max_steps", "num_train_epochs", "logging_steps", "logging_first_step",
+    "eval_steps", "save_steps", "save_total_limit", "load_best_model_at_end", "eval_max_new_tokens",
+    "eval_generations", "report_to", "per_device_eval_batch_size", "compare", "merge", "device", "compile", "liger",
+    "attn_implementation", "gradient_checkpointing", "gradient_checkpointing_kwargs", "activation_offloading",
+    "trust_remote_code", "data.eval", "data.eval_num_samples", "data.num_proc", "data.cache",
+}
+
+
+def start_fresh(out: Path, *, overwrite: bool) -> list[Path]:
+    """Before a run that does not resume: refuse when `out` holds another run's checkpoints (they would be mixed
+    with this run's, and a later --resume would continue the wrong run), or, with `overwrite`, remove them.
+    Returns the checkpoints removed."""
+    found = checkpoints(out)
+    if found and not overwrite:
+        names = ", ".join(p.name for p in found[-3:]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+        raise ChattuneError(f"{out}: holds checkpoints of an earlier run ({names}); nothing was changed. Continue "
+                            "that run with --resume, remove its checkpoints and start afresh with "
+                            "--overwrite_output_dir, or choose another output_dir")
+    for path in found:
+        shutil.rmtree(path)
+    return found
+
+
+def flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"lora": {"r": 8}} -> {"lora.r": 8}: every setting under the dotted key a user writes with --set."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and key in ("data", "lora"):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The settings that change what is trained and differ: 'key: checkpoint X, now Y', sorted by key."""
+    old, new = flat(saved), flat(yaml.safe_load(yaml.safe_dump(current)))  # as the saved copy was written
+    return [f"{key}: checkpoint {old.get(key)!r}, now {new.get(key)!r}" for key in sorted(old.keys() | new.keys())
+            if key not in NOT_COMPARED and old.get(key) != new.get(key)]
+
+
+def saved_config(checkpoint: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The config that wrote `checkpoint`: its own copy, else (checkpoints of older versions) the config.yaml
+    its run left beside it; None when neither exists."""
+    for path in (checkpoint / CONFIG_FILE, checkpoint.parent / "config.yaml"):
+        if path.is_file():
+            try:
+                value = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (yaml.YAMLError, UnicodeDecodeError, OSError) as e:
+                raise TrainingError(f"{path}: the checkpoint's saved config cannot be read ({e}); resume from "
+                                    "another checkpoint") from None
+            if not isinstance(value, dict):
+                raise TrainingError(f"{path}: the checkpoint's saved config is not a mapping of keys; resume from "
+                                    "another checkpoint")
+            return path, value
+    return None
+
+
+def check_resume(checkpoint: Path, current: dict[str, Any], *, allow_changes: bool) -> list[str] | None:
+    """Refuse to resume `checkpoint` under a config that trains something else (what differs is listed) unless
+    `allow_changes`; returns the changes allowed, None when no saved config is there to compare with."""
+    found = saved_config(checkpoint)
+    if found is None:
+        return None
+    path, saved = found
+    changes = config_changes(saved, current)
+    if changes and not allow_changes:
+        listed = "\n".join(f"  - {c}" for c in changes)
+        raise TrainingError(f"resume: the config differs from the one that wrote {checkpoint} ({path}) in what is "
+                            f"trained:\n{listed}\nrestore those settings, start afresh (--overwrite_output_dir), or "
+                            "resume anyway with --allow-config-changes")
+    return changes
+
+
+def check_output_dir(out: Path, config: dict[str, Any], resumed: Path | None, *, allow_changes: bool,
+                     console: Any) -> None:
+    """The checks before a run writes into `out` (under its lock): over another run's checkpoints only with
+    overwrite_output_dir; a resume only under the checkpoint's config (or with `allow_changes`)."""
+    overwrite = bool(config.get("overwrite_output_dir"))
+    if resumed is None:
+        removed = start_fresh(out, overwrite=overwrite)
+        if removed:
+            console.print(f"overwrite_output_dir: removed the earlier run's {len(removed)} checkpoint(s) in {out}")
+        return
+    if overwrite:
+        raise ChattuneError("--resume continues the run in output_dir and overwrite_output_dir removes it; "
+                            "choose one")
+    changes = check_resume(resumed, config, allow_changes=allow_changes)
+    if changes is None:
+        console.print(f"note: {resumed} has no saved config; the config was not compared with it")
+    elif changes:
+        console.print("resuming with config changes (--allow-config-changes): " + "; ".join(changes),
+                      highlight=False, markup=False)
