@@ -7,6 +7,7 @@ message and exit code 1, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -19,6 +20,8 @@ from rich.markup import escape
 
 from chattune.errors import ChattuneError, TrainingInterrupted
 
+# a full disk or a path that cannot be written, wherever it is met: the user's to fix, not a traceback
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS}
 console = Console(soft_wrap=True)  # paths and row numbers stay on one line, for copying and grep
 err_console = Console(stderr=True, soft_wrap=True)
 
@@ -467,6 +470,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except ChattuneError as e:
         err_console.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False)
+        return 1
+    except OSError as e:
+        if e.errno not in _STORAGE_ERRORS:
+            raise
+        err_console.print(f"[bold red]error:[/bold red] {escape(str(e.filename or ''))}: {escape(e.strerror or '')} "
+                          "(free space, or choose a path you can write)", highlight=False)
         return 1
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from chattune.batching.collate import Example
 from chattune.batching.prepare import PrepareOptions, PrepareStats, prepare_sources, print_stats, split_examples
 from chattune.compare import CompareSet, answer_and_score, load_compare_set, write_comparison
 from chattune.config import TrainArgs, TrainConfig
-from chattune.errors import DataError
+from chattune.errors import ChattuneError, DataError, TrainingError
 from chattune.generate import generate_from_ids
 from chattune.labels import first_trained
 from chattune.model.device import Precision
@@ -31,7 +32,7 @@ from chattune.model.load import (
     resolve_model_path,
 )
 from chattune.model.lora import apply_lora, base_model
-from chattune.outputs.checkpoint import Checkpointer
+from chattune.outputs.checkpoint import Checkpointer, latest_checkpoint
 from chattune.outputs.guard import check_output_dir
 from chattune.outputs.metrics import MetricsLog, counting_progress
 from chattune.outputs.plots import plot_loss
@@ -177,6 +178,29 @@ def train_and_log(model: Any, tokenizer: Any, examples: list[Example], cfg: Trai
     return records
 
 
+def save_final(model: Any, tokenizer: Any, final_dir: Path, stops: list[int], total_steps: int, *,
+               insured: bool) -> None:
+    """Save the trained adapter/model atomically. When that fails, the TrainingError says where the last good copy
+    of the weights is; `insured`: the last step was checkpointed only for this, and the checkpoint goes once the
+    save has succeeded."""
+    out = final_dir.parent
+    last = latest_checkpoint(out)
+    try:
+        save_pretrained_atomic(model, tokenizer, final_dir, stops)
+    except ChattuneError as e:
+        if last is None:
+            where = "no checkpoint holds the trained weights (the one written before the save failed too)"
+        else:
+            step = int(last.name.removeprefix("checkpoint-"))
+            lost = f"; the {total_steps - step} later steps are lost" if step < total_steps else ""
+            where = (f"the last good copy of the weights is {last} (step {step} of {total_steps}{lost}): load it as "
+                     f"the {final_dir.name} directory, or free space and run chattune train CONFIG --resume to save "
+                     "it again")
+        raise TrainingError(f"{e}; {where}") from None
+    if insured and last is not None and last.name == f"checkpoint-{total_steps}":
+        shutil.rmtree(last, ignore_errors=True)
+
+
 def load_base(cfg: TrainConfig, path: Path, device: torch.device, precision: Precision) -> tuple[Any, Any, list[int]]:
     """The model to train from its local directory `path`, in its precision on `device` (QLoRA: quantised as
     it loads), its tokenizer with the configured template, and the ids of tokens the template added."""
@@ -266,14 +290,18 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
 
         t = time.perf_counter()
         final_dir = out / ("adapter" if adapters else "model")
+        # a run that would write no checkpoint checkpoints its last step, so that a failed final save loses nothing
+        insure = not cfg.save_steps or cfg.save_steps >= total_steps
+        if insure:
+            args = args.model_copy(update={"save_steps": total_steps})
         records = train_and_log(model, tokenizer, examples, args, device=device, dtype=precision.compute,
                                 stops=stops, console=console, eval_examples=eval_examples, resumed=resumed, dist=dist,
                                 eval_prompts=_eval_prompts(eval_examples, cfg.eval_generations),
-                                hparams=cfg.model_dump())
+                                hparams=cfg.model_dump(), save_last=insure)
         timings["train_s"] = time.perf_counter() - t
         if not dist.is_main:
             return RunResult(out, records, stats, timings=timings)
-        save_pretrained_atomic(model, tokenizer, final_dir, stops)
+        save_final(model, tokenizer, final_dir, stops, total_steps, insured=insure)
         plot_loss(records, out / "loss.png")
         console.print(f"saved {final_dir} and {out / 'loss.png'}")
 

@@ -2,7 +2,13 @@
 a message naming the cause, no traceback, and nothing already written is lost."""
 
 
+import errno
+import os
+
+import torch
 import yaml
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
 from chattune.cli import main
 from chattune.outputs.checkpoint import checkpoints
@@ -94,3 +100,69 @@ def test_resume_compares_with_the_config_beside_an_older_checkpoint(tmp_path, ti
     (tmp_path / "run" / "checkpoint-2" / "train_config.yaml").unlink()  # as checkpoints before it was saved
     err = failed(capsys, ["train", str(cfg), "--resume", "--set", "seed=7"])
     assert "seed: checkpoint 42, now 7" in err and "config.yaml" in err
+
+
+# -- a full disk or a path that cannot be written: a message, and the trained weights are kept
+
+
+def full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_failed_final_save_names_the_checkpoint_that_holds_the_weights(tmp_path, tiny_model_dir, gsm8k_small,
+                                                                         capsys, monkeypatch):
+    cfg = config_file(tmp_path, tiny_model_dir, gsm8k_small)  # no save_steps: the last step is checkpointed first
+    with monkeypatch.context() as m:
+        m.setattr("chattune.outputs.save.write_pretrained", full_disk)
+        err = failed(capsys, ["train", str(cfg)])
+    out = tmp_path / "run"
+    assert f"could not save {out / 'adapter'}: [Errno 28] No space left on device; nothing was written there" in err
+    assert f"the last good copy of the weights is {out / 'checkpoint-4'} (step 4 of 4)" in err
+    assert not (out / "adapter").exists() and not [p for p in out.iterdir() if p.name.startswith(".adapter")]
+    saved = load_file(out / "checkpoint-4" / "adapter_model.safetensors")
+
+    assert main(["train", str(cfg), "--resume"]) == 0  # space again: the checkpoint's weights are saved
+    final = load_file(out / "adapter" / "adapter_model.safetensors")
+    assert final.keys() == saved.keys() and all(torch.equal(final[k], saved[k]) for k in saved)
+    assert checkpoints(out) == []  # written only to insure the final save
+
+
+def test_full_disk_while_writing_the_tokenizer_or_the_adapter_is_a_message(tmp_path, tiny_model_dir, gsm8k_small,
+                                                                            tokenizer, capsys, monkeypatch):
+    cfg = config_file(tmp_path, tiny_model_dir, gsm8k_small, max_steps=4, save_steps=2)
+
+    def tokenizers_full_disk(*args, **kwargs):  # the tokenizers library raises a plain Exception
+        raise Exception("No space left on device (os error 28)")
+
+    with monkeypatch.context() as m:
+        m.setattr(type(tokenizer), "save_pretrained", tokenizers_full_disk)
+        err = failed(capsys, ["train", str(cfg)])
+    assert "could not save the checkpoint at step 2" in err and "No space left on device (os error 28)" in err
+    assert "no earlier checkpoint exists" in err
+
+    def safetensors_full_disk(*args, **kwargs):
+        raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull })")
+
+    with monkeypatch.context() as m:
+        m.setattr("peft.peft_model.safe_save_file", safetensors_full_disk)
+        err = failed(capsys, ["train", str(cfg)])
+    assert "could not save the checkpoint at step 2" in err and "StorageFull" in err
+    assert not list((tmp_path / "run").glob(".checkpoint-*"))
+
+
+def test_an_output_dir_that_cannot_be_written_is_a_message(tmp_path, tiny_model_dir, gsm8k_small, capsys,
+                                                            monkeypatch):
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    real_open = os.open
+
+    def open_read_only(path, flags, *args, **kwargs):  # as a read-only mount answers (root ignores chmod)
+        if str(path).startswith(str(read_only)) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_read_only)
+    cfg = config_file(tmp_path, tiny_model_dir, gsm8k_small, output_dir=str(read_only / "run"))
+    (read_only / "run").mkdir()
+    err = failed(capsys, ["train", str(cfg)])
+    assert f"{read_only / 'run'}: the output directory cannot be written (Read-only file system)" in err

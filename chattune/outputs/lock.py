@@ -47,9 +47,13 @@ class OutputDirLock:
 
         if not self.enabled or self._fd is not None:
             return self
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as e:  # a read-only or someone else's folder: before anything is trained
+                raise ChattuneError(f"{self.path.parent}: the output directory cannot be written ({e.strerror}); "
+                                    "choose a writable output_dir") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:

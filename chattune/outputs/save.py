@@ -20,30 +20,42 @@ def _set_stop_tokens(model: Any, stop_ids: list[int]) -> None:
 
 
 def write_pretrained(model: Any, tokenizer: Any, directory: Path, stop_ids: list[int]) -> None:
-    """Model (or adapter) as safetensors, tokenizer, template and stop tokens into `directory`."""
+    """Model (or adapter) as safetensors, tokenizer, template and stop tokens into `directory`; a failed write
+    (a full disk, no permission) is an OSError whatever library wrote the file."""
     _set_stop_tokens(model, stop_ids)
-    model.save_pretrained(directory, safe_serialization=True)
-    tokenizer.save_pretrained(directory)
+    try:
+        model.save_pretrained(directory, safe_serialization=True)
+        tokenizer.save_pretrained(directory)
+    except OSError:
+        raise
+    except Exception as e:  # safetensors' SafetensorError and tokenizers' plain Exception carry the OS error as text
+        raise OSError(f"{type(e).__name__}: {e}") from e
 
 
 def save_pretrained_atomic(model: Any, tokenizer: Any, out_dir: Path, stop_ids: list[int]) -> Path:
     """Write model (or adapter) + tokenizer into a temporary directory, then rename over `out_dir`.
 
-    A crash mid-write leaves the previous `out_dir` untouched.
+    A crash mid-write leaves the previous `out_dir` untouched; a failed write (a full disk, no permission) is a
+    ChattuneError naming `out_dir`, with nothing half-written left behind.
     """
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    old, tmp = out_dir.with_name(out_dir.name + ".old"), None
     try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
         write_pretrained(model, tokenizer, tmp, stop_ids)
         follow_umask(tmp)
-        old = out_dir.with_name(out_dir.name + ".old")
         if out_dir.exists():
             os.replace(out_dir, old)
         os.replace(tmp, out_dir)
         shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        kept = "the earlier one there is unchanged" if out_dir.exists() else \
+            f"the earlier one is at {old}" if old.exists() else "nothing was written there"
+        raise ChattuneError(f"could not save {out_dir}: {e}; {kept}") from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 
