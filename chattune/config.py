@@ -155,6 +155,16 @@ class LoraSettings(_Strict):
                                             "every linear layer but the output head.")
 
 
+class FsdpSettings(_Strict):
+    """How strategy: fsdp shards the model (PyTorch FSDP2)."""
+
+    reshard_after_forward: bool = Field(True, description="Free each layer's gathered weights after its forward "
+                                        "(gathered again for backward): less memory, more communication.")
+    cpu_offload: bool = Field(False, description="Keep the sharded weights, gradients and optimizer state in CPU "
+                              "memory; the GPU holds only what the current layer needs.")
+    reduce_in_fp32: bool = Field(True, description="Reduce gradients in fp32 when computing in bf16/fp16.")
+
+
 class CompareConfig(_Strict):
     """Greedy generation with the base and the tuned model after training, scored on a task."""
 
@@ -261,6 +271,11 @@ class TrainConfig(TrainArgs):
         "fine-tuning.")
     lora: LoraSettings = Field(default_factory=LoraSettings)
     compare: CompareConfig | None = Field(None, description="Before/after generation comparison.")
+    strategy: Literal["ddp", "fsdp"] | None = Field(
+        None, description="With several processes: ddp (a full replica per process) or fsdp (weights, gradients "
+        "and optimizer state sharded over the processes, PyTorch FSDP2; also on one process, for CPU offload). "
+        "None: ddp.")
+    fsdp: FsdpSettings = Field(default_factory=FsdpSettings)
 
     eval_generations: int = Field(3, ge=0, description="Eval prompts answered (greedy) at each eval, logged.")
     liger: bool = Field(False, description="Liger Kernel's fused RMSNorm, RoPE, SwiGLU and linear cross-entropy "

@@ -31,11 +31,16 @@ def evaluate_loss(model: Any, examples: Sequence[Example], batch_size: int, pad_
     model.eval()
     loss = correct = count = 0.0
     plan = plan_batches(examples, batch_size, packing=False, max_length=0, seed=0)
-    for rows in plan[dist.rank::dist.world]:
+    mine = plan[dist.rank::dist.world]
+    # under FSDP every forward gathers weights from every process: all run as many batches (spares not counted)
+    rounds = math.ceil(len(plan) / dist.world) if dist.sharded else len(mine)
+    for k in range(rounds):
+        rows = mine[k] if k < len(mine) else plan[0]
         batch = collate([[examples[i] for i in row] for row in rows], pad_id).to(device)
         with autocast(device, dtype):
             s, c, n = loss_and_accuracy(model, batch)
-        loss, correct, count = loss + s, correct + c, count + n
+        if k < len(mine):
+            loss, correct, count = loss + s, correct + c, count + n
     loss, correct, count = dist.sum([loss, correct, count])
     model.train(was_training)
     mean = loss / max(count, 1)

@@ -26,36 +26,49 @@ Hook = Callable[[dict[str, Any]], None]
 
 
 Plan = list[list[int]]  # one micro-batch: rows of example indices
+# one optimizer step: its gradient_accumulation_steps x world micro-batches, micro-batch j on process j % world;
+# None where a short last step of an epoch leaves a process without rows
+Step = list[Plan | None]
 
 
-def _micro_batches(examples: Sequence[Example], cfg: TrainArgs, skip: int = 0) -> Iterator[tuple[float, Plan]]:
-    """Micro-batch plans forever, epoch after epoch (each reshuffled from the seed), with the fractional epoch.
+def _steps(examples: Sequence[Example], cfg: TrainArgs, world: int, skip: int = 0) -> Iterator[tuple[float, Step]]:
+    """Step plans forever, epoch after epoch (each reshuffled from the seed), with the fractional epoch.
 
-    Every process walks the same stream (the global order); the first `skip` are passed over, so a resumed run
-    continues exactly where its checkpoint left off."""
+    Every process walks the same stream (the global order); the first `skip` steps are passed over, so a resumed
+    run continues exactly where its checkpoint left off."""
     epoch = n = 0
     while True:
-        plan = epoch_plan(examples, cfg, cfg.seed + epoch)
-        for k, rows in enumerate(plan):
+        plan = epoch_plan(examples, cfg, cfg.seed + epoch, world)
+        for k, step in enumerate(plan):
             n += 1
             if n > skip:
-                yield epoch + (k + 1) / len(plan), rows
+                yield epoch + (k + 1) / len(plan), step
         epoch += 1
 
 
-def epoch_plan(examples: Sequence[Example], cfg: TrainArgs, seed: int) -> list[Plan]:
-    """One epoch's micro-batch plans as the config batches them (rows or a token budget; packed or not)."""
-    return plan_batches(examples, cfg.per_device_train_batch_size, packing=cfg.packing, max_length=cfg.max_length,
-                        seed=seed, max_tokens=cfg.max_tokens_per_batch, padding_free=cfg.padding_free)
+def epoch_plan(examples: Sequence[Example], cfg: TrainArgs, seed: int, world: int = 1) -> list[Step]:
+    """One epoch's steps. The global batch (per_device_train_batch_size x gradient_accumulation_steps x world rows
+    or packed rows) is planned first and then split into micro-batches, so a step trains the same rows whatever
+    the number of processes and accumulation steps it is spread over. With max_tokens_per_batch the token budget
+    is per micro-batch: micro-batches are planned, then grouped into steps."""
+    per_step = cfg.gradient_accumulation_steps * world
+    size = cfg.per_device_train_batch_size
+    if cfg.max_tokens_per_batch:
+        micro = plan_batches(examples, size, packing=cfg.packing, max_length=cfg.max_length, seed=seed,
+                             max_tokens=cfg.max_tokens_per_batch, padding_free=cfg.padding_free)
+        groups = [micro[i:i + per_step] for i in range(0, len(micro), per_step)]
+    else:
+        steps = plan_batches(examples, size * per_step, packing=cfg.packing, max_length=cfg.max_length, seed=seed,
+                             padding_free=cfg.padding_free)
+        groups = [[rows[i:i + size] for i in range(0, len(rows), size)] for rows in steps]
+    return [group + [None] * (per_step - len(group)) for group in groups]
 
 
 def count_steps(examples: Sequence[Example], cfg: TrainArgs, world: int = 1) -> int:
-    """Optimizer steps in the run: max_steps, or num_train_epochs over the micro-batch plan (each step takes
-    gradient_accumulation_steps micro-batches on every process)."""
+    """Optimizer steps in the run: max_steps, or num_train_epochs over the epoch's steps."""
     if cfg.max_steps > 0:
         return cfg.max_steps
-    per_epoch = len(epoch_plan(examples, cfg, cfg.seed))
-    return max(1, math.ceil(cfg.num_train_epochs * per_epoch / (cfg.gradient_accumulation_steps * world)))
+    return max(1, math.ceil(cfg.num_train_epochs * len(epoch_plan(examples, cfg, cfg.seed, world))))
 
 
 class SummedLoss(torch.nn.Module):
@@ -76,6 +89,17 @@ def _accuracy(window: list[tuple[float, float, int, float, int]]) -> dict[str, f
     return {"mean_token_accuracy": correct / trained} if trained and math.isfinite(correct) else {}
 
 
+def _my_micro_batches(plans: Step, examples: Sequence[Example], dist: Dist,
+                      lay_out: Callable[[list[list[Example]]], Batch]) -> list[tuple[Batch, float]]:
+    """This process's micro-batches of the step, each with its weight in the loss. A process left without rows
+    by a short last step still runs the step's first micro-batch with weight 0 (its collectives must run)."""
+    mine = plans[dist.rank::dist.world]
+    if dist.world == 1:
+        return [(lay_out([[examples[i] for i in row] for row in rows]), 1.0) for rows in mine if rows]
+    spare = plans[0]
+    return [(lay_out([[examples[i] for i in row] for row in rows or spare]), 1.0 if rows else 0.0) for rows in mine]
+
+
 class _NotFinite(Exception):
     """The step's loss or gradient norm is NaN or infinite (raised before the optimizer touches the weights)."""
 
@@ -87,7 +111,7 @@ def _offloaded(cfg: TrainArgs, device: torch.device) -> Any:
     return torch.autograd.graph.save_on_cpu(pin_memory=device.type == "cuda")
 
 
-def _optimizer_step(wrapped: Any, optimizer: Any, scheduler: Any, micro: list[Batch], trained: int,
+def _optimizer_step(wrapped: Any, optimizer: Any, scheduler: Any, micro: list[tuple[Batch, float]], trained: int,
                     cfg: TrainArgs, device: torch.device, dtype: torch.dtype | None, dist: Dist,
                     scaler: Any = None) -> tuple[float, float, float]:
     """Forward/backward over this process's micro-batches of the step; the loss is normalised by the trained
@@ -97,10 +121,10 @@ def _optimizer_step(wrapped: Any, optimizer: Any, scheduler: Any, micro: list[Ba
     With fp16 loss scaling (`scaler`), a step whose scaled gradients overflow is skipped and the scale lowered,
     as GradScaler does; only a non-finite loss stops the run."""
     total = torch.zeros((2,), device=device)  # [loss, correct predictions]
-    for k, b in enumerate(micro):
+    for k, (b, weight) in enumerate(micro):
         b = b.to(device, non_blocking=True)
         with dist.no_sync(wrapped, sync=k == len(micro) - 1), autocast(device, dtype), _offloaded(cfg, device):
-            out = wrapped(b.input_ids, b.labels, b.position_ids)
+            out = wrapped(b.input_ids, b.labels, b.position_ids) * weight
             # DDP averages gradients over processes: scaling by their number makes that average a sum
             loss = out[0] / (max(trained, 1) / dist.world)
             (scaler.scale(loss) if scaler else loss).backward()
@@ -129,6 +153,20 @@ def _optimizer_step(wrapped: Any, optimizer: Any, scheduler: Any, micro: list[Ba
 
 
 SaveHook = Callable[[int, dict[str, Any]], Path | None]
+
+
+def _checkpoint(on_save: SaveHook | None, step: int, progress: TrainProgress, wrapped: Any, optimizer: Any,
+                scheduler: Any, scaler: Any, cfg: TrainArgs, dist: Dist) -> Path | None:
+    """A checkpoint of the step. Under FSDP every process first writes its shards of the weights and optimizer
+    state (torch.distributed.checkpoint); the main process's `on_save` then writes the rest around them."""
+    if not dist.sharded:
+        return on_save(step, progress.snapshot(optimizer, scheduler, scaler)) if on_save else None
+    from chattune.train.fsdp import save_shards
+
+    shards = save_shards(wrapped, optimizer, Path(cfg.output_dir), step)
+    path = on_save(step, {**progress.snapshot(None, scheduler, scaler), "shards": str(shards)}) if on_save else None
+    dist.barrier()  # the others wait until the checkpoint is in place
+    return path
 # metrics of one eval set (its name, its examples), keys prefixed eval_ (eval_<name>_ for a named set)
 EvalFn = Callable[[str, Sequence[Example]], dict[str, float]]
 
@@ -154,8 +192,9 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainArgs, *, pad_id: in
     dist = dist or Dist()
     if evaluate is None:
         def evaluate(name: str, exs: Sequence[Example]) -> dict[str, float]:
-            return named_metrics(evaluate_loss(model, exs, cfg.per_device_eval_batch_size, pad_id, device, dtype,
-                                               dist), name)
+            with dist.gathered():  # FSDP: the root's weights, for the loss that calls the model's parts
+                return named_metrics(evaluate_loss(model, exs, cfg.per_device_eval_batch_size, pad_id, device,
+                                                   dtype, dist), name)
     torch.manual_seed(cfg.seed)
     total_steps = count_steps(examples, cfg, dist.world)
     # several named eval sets (TRL's dict of eval datasets) are logged as eval_<name>_loss, ...
@@ -170,16 +209,20 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainArgs, *, pad_id: in
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     model.train()
-    wrapped = dist.wrap(SummedLoss(model, cfg.loss_type))
+    wrapped = dist.wrap(SummedLoss(model, cfg.loss_type), model, dtype)
     optimizer = build_optimizer(wrapped, cfg)
     scheduler = build_scheduler(optimizer, cfg, total_steps)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+    if resume and resume.get("sharded"):  # FSDP: weights and optimizer state from each process's shards
+        from chattune.train.fsdp import SHARDS, load_shards
+
+        load_shards(wrapped, optimizer, Path(resume["path"]) / SHARDS)
     progress = TrainProgress.restore(resume, optimizer, scheduler, scaler) if resume else TrainProgress()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     last_checkpoint = resume.get("path") if resume else None
-    stream = _micro_batches(examples, cfg, skip=progress.micro_batches)
     per_step = cfg.gradient_accumulation_steps * dist.world
+    stream = _steps(examples, cfg, dist.world, skip=progress.micro_batches // per_step)
     window: list[tuple[float, float, int, float, int]] = []  # (loss, s, tokens, correct, trained) not yet logged
 
     def emit(rec: dict[str, Any]) -> None:
@@ -192,13 +235,11 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainArgs, *, pad_id: in
         try:
             for step in range(progress.step + 1, total_steps + 1):
                 start = time.perf_counter()
-                plans = [next(stream) for _ in range(per_step)]
-                epoch = plans[-1][0]
-                docs = [examples[i] for _, rows in plans for row in rows for i in row]
+                epoch, plans = next(stream)
+                docs = [examples[i] for rows in plans if rows for row in rows for i in row]
                 step_tokens = sum(len(d.input_ids) for d in docs)
                 trained = sum(d.num_trained for d in docs)  # the whole step's, known to every process from the plan
-                micro = [lay_out([[examples[i] for i in row] for row in rows], pad_id)
-                         for _, rows in plans[dist.rank::dist.world]]
+                micro = _my_micro_batches(plans, examples, dist, lambda rows: lay_out(rows, pad_id))
                 lr = scheduler.get_last_lr()[0]
                 try:
                     loss, grad_norm, correct = _optimizer_step(wrapped, optimizer, scheduler, micro, trained, cfg,
@@ -229,14 +270,17 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainArgs, *, pad_id: in
                         with compiled.eager():
                             on_eval(step)
                 last = step == total_steps
-                if on_save and cfg.save_steps and ((step % cfg.save_steps == 0 and not last) or (last and save_last)):
-                    last_checkpoint = on_save(step, progress.snapshot(optimizer, scheduler, scaler))
+                if cfg.save_steps and ((step % cfg.save_steps == 0 and not last) or (last and save_last)):
+                    last_checkpoint = _checkpoint(on_save, step, progress, wrapped, optimizer, scheduler, scaler,
+                                                  cfg, dist) or last_checkpoint
                 if on_step and on_step(step, epoch):
                     break
         except KeyboardInterrupt:
             optimizer.zero_grad(set_to_none=True)
             saved = ""
-            if on_save and progress.step > 0 and (resume is None or progress.step > resume["step"]):
+            # (not under FSDP: its shards need every process, and Ctrl-C reaches them at different moments)
+            unsaved = progress.step > 0 and (resume is None or progress.step > resume["step"])
+            if on_save and not dist.sharded and unsaved:
                 last_checkpoint = on_save(progress.step, progress.snapshot(optimizer, scheduler, scaler))
             if last_checkpoint:
                 saved = f"; checkpoint {last_checkpoint} (continue with chattune train CONFIG --resume)"

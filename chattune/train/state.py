@@ -38,14 +38,17 @@ class TrainProgress:
         `scaler`: fp16's loss scale and its growth counter."""
         state = {"step": self.step, "micro_batches": self.micro_batches, "tokens": self.tokens,
                  "trained_tokens": self.trained_tokens, "records": list(self.records), "rng": self.rng,
-                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+                 "scheduler": scheduler.state_dict()}
+        if optimizer is not None:  # None under FSDP: the optimizer state is saved in shards
+            state["optimizer"] = optimizer.state_dict()
         if scaler is not None:
             state["scaler"] = scaler.state_dict()
         return state
 
     @classmethod
     def restore(cls, saved: dict[str, Any], optimizer: Any, scheduler: Any, scaler: Any = None) -> TrainProgress:
-        optimizer.load_state_dict(saved["optimizer"])
+        if "optimizer" in saved:  # absent from a sharded checkpoint (loaded from its shards)
+            optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         if scaler is not None and "scaler" in saved:
             scaler.load_state_dict(saved["scaler"])
