@@ -43,7 +43,7 @@ from chattune.run import started_run
 from chattune.templates.setup import setup_template, stop_token_ids
 from chattune.train.dist import Dist
 from chattune.train.loop import EvalFn, count_steps, train
-from chattune.train.speed import apply_liger, check_liger
+from chattune.train.speed import apply_liger
 
 
 @dataclass
@@ -243,11 +243,10 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
     cfg.overwrite_output_dir (then they are removed)."""
     # one process speaks and writes; the others train their share and stop after the last step
     with started_run(cfg.output_dir, device=cfg.device, finetuning=cfg.finetuning, bf16=cfg.bf16, fp16=cfg.fp16,
-                     bf16_full=cfg.bf16_full, report_to=cfg.report_to, resume=resume, console=console) as run:
+                     bf16_full=cfg.bf16_full, report_to=cfg.report_to, resume=resume, liger=cfg.liger,
+                     console=console) as run:
         out, device, dist, precision, resumed, console = (run.out, run.device, run.dist, run.precision, run.resumed,
                                                           run.console)
-        if cfg.liger:
-            check_liger(device)
         if dist.is_main:
             check_output_dir(out, cfg.model_dump(), resumed["path"] if resumed else None,
                              allow_changes=allow_config_changes, console=console)

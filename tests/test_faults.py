@@ -5,13 +5,20 @@ a message naming the cause, no traceback, and nothing already written is lost.""
 import errno
 import os
 
+import pytest
 import torch
 import yaml
+from conftest import make_tiny_model
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from chattune.batching.prepare import examples_from_file
 from chattune.cli import main
-from chattune.outputs.checkpoint import checkpoints
+from chattune.config import build_config
+from chattune.errors import TrainingError
+from chattune.outputs.checkpoint import Checkpointer, checkpoints
+from chattune.train.guard import Guard, Unhealthy
+from chattune.train.loop import train
 
 COLUMNS = {"question": "user", "answer": "assistant"}
 
@@ -166,3 +173,53 @@ def test_an_output_dir_that_cannot_be_written_is_a_message(tmp_path, tiny_model_
     (read_only / "run").mkdir()
     err = failed(capsys, ["train", str(cfg)])
     assert f"{read_only / 'run'}: the output directory cannot be written (Read-only file system)" in err
+
+
+# -- the NaN guard checks the weights a step wrote; a collapsed or diverged run stops
+
+
+def loop_run(tmp_path, tokenizer, gsm8k_small, learning_rate, **extra):
+    """A tiny full fine-tuning run through the loop, at a learning rate the config would refuse."""
+    model = make_tiny_model(tokenizer)
+    examples, _ = examples_from_file(str(gsm8k_small), tokenizer, columns=COLUMNS, max_length=256)
+    cfg = build_config({"data": {"train": str(gsm8k_small)}, "finetuning": "full", "max_steps": 12,
+                        "per_device_train_batch_size": 2, "output_dir": str(tmp_path), **extra})
+    args = cfg.train_args().model_copy(update={"learning_rate": learning_rate})
+    saver = Checkpointer(tmp_path, model, tokenizer, [tokenizer.eos_token_id], limit=None, keep_best=False)
+    return lambda: train(model, examples, args, pad_id=tokenizer.pad_token_id, device=torch.device("cpu"),
+                         on_save=saver)
+
+
+def test_weights_a_step_made_nan_are_never_a_good_checkpoint(tmp_path, tokenizer, gsm8k_small):
+    run = loop_run(tmp_path, tokenizer, gsm8k_small, float("inf"), save_steps=1)
+    with pytest.raises(TrainingError) as e:
+        run()
+    assert str(e.value).startswith("training stopped at step 1: the weights step 1 wrote are not finite")
+    assert "no good checkpoint was saved" in str(e.value) and "no checkpoint of them was written" in str(e.value)
+    assert checkpoints(tmp_path) == []
+
+
+def test_a_collapsed_model_stops_the_run_and_its_checkpoints_are_not_called_good(tmp_path, tokenizer, gsm8k_small):
+    # at 1e6 the tiny model predicts a uniform distribution from step 2 on: loss ln(49152), gradient norm 0
+    run = loop_run(tmp_path, tokenizer, gsm8k_small, 1e6, save_steps=1)
+    with pytest.raises(TrainingError) as e:
+        run()
+    message = str(e.value)
+    assert message.startswith("training stopped at step 6: the model has collapsed: loss 10.8027 = ln(vocabulary) "
+                              "with gradient norm 0.0e+00 for 5 steps")
+    assert "the weights in memory are not usable. no good checkpoint was saved" in message
+    assert [p.name for p in checkpoints(tmp_path)][:2] == ["checkpoint-1", "checkpoint-2"]  # written, not good
+
+
+def test_a_diverging_loss_stops_the_run(tmp_path, monkeypatch):
+    monkeypatch.setattr("chattune.train.guard.COLLAPSE_STEPS", 2)
+    guard = Guard(None, 10)
+    for step in (2, 3, 4):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        guard.saved.append((step, tmp_path / f"checkpoint-{step}"))
+    for loss in (2.0, 1.0, 4.0, 4.5, 6.0):  # one loss over 5x the best is noise
+        guard.check(loss, 1.0, 1.0, overflow_ok=False)
+    with pytest.raises(Unhealthy, match=r"diverged: loss 7.0000, over 5x its best 1.0000, for 2 steps") as e:
+        guard.check(7.0, 1.0, 1.0, overflow_ok=False)
+    assert e.value.since == 4 and e.value.weights_bad  # the weights step 4 wrote gave the first 5x loss
+    assert f"the last good checkpoint is {tmp_path / 'checkpoint-3'}" in guard.message(6, e.value)

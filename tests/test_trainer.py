@@ -31,6 +31,8 @@ def test_course_style_lora_run(tmp_path, tokenizer):
     assert trained.startswith("perro") and trained.endswith("<|im_end|>")
     saved = trainer.save_model(str(tmp_path / "adapter"))
     assert (saved / "adapter_model.safetensors").is_file() and (saved / "chat_template.jinja").is_file()
+    card = trainer.create_model_card(tags="spanish", folder=saved).read_text()
+    assert "- spanish" in card and "- sft" in card and "library_name: peft" in card
 
 
 def test_formatting_func_and_datasets_dataset(tmp_path, tokenizer):

@@ -17,6 +17,7 @@ from chattune.errors import TrainingError, TrainingInterrupted
 from chattune.model.device import autocast, memory_stats
 from chattune.train.dist import Dist
 from chattune.train.evaluation import evaluate_loss, named_metrics
+from chattune.train.guard import Guard, Unhealthy
 from chattune.train.loss import summed_loss_and_correct
 from chattune.train.optim import build_optimizer, build_scheduler
 from chattune.train.speed import CompiledLayers
@@ -100,10 +101,6 @@ def _my_micro_batches(plans: Step, examples: Sequence[Example], dist: Dist,
     return [(lay_out([[examples[i] for i in row] for row in rows or spare]), 1.0 if rows else 0.0) for rows in mine]
 
 
-class _NotFinite(Exception):
-    """The step's loss or gradient norm is NaN or infinite (raised before the optimizer touches the weights)."""
-
-
 def _offloaded(cfg: TrainArgs, device: torch.device) -> Any:
     """TRL's activation_offloading: tensors saved for backward wait in (pinned) CPU memory."""
     if not cfg.activation_offloading:
@@ -113,14 +110,17 @@ def _offloaded(cfg: TrainArgs, device: torch.device) -> Any:
 
 def _optimizer_step(wrapped: Any, optimizer: Any, scheduler: Any, micro: list[tuple[Batch, float]], trained: int,
                     cfg: TrainArgs, device: torch.device, dtype: torch.dtype | None, dist: Dist,
-                    scaler: Any = None) -> tuple[float, float, float]:
+                    scaler: Any = None, guard: Guard | None = None) -> tuple[float, float, float]:
     """Forward/backward over this process's micro-batches of the step; the loss is normalised by the trained
     tokens of the whole step on every process. Returns the step's loss (summed over processes), grad norm, and
     correct next-token predictions (summed over processes; NaN where the loss is fused).
 
     With fp16 loss scaling (`scaler`), a step whose scaled gradients overflow is skipped and the scale lowered,
-    as GradScaler does; only a non-finite loss stops the run."""
-    total = torch.zeros((2,), device=device)  # [loss, correct predictions]
+    as GradScaler does; only a non-finite loss stops the run. `guard` raises Unhealthy before the weights change
+    when the loss, the gradient or the weights the previous step wrote are not finite, or the run has collapsed."""
+    guard = guard or Guard(None, 0)
+    # [loss, correct predictions, squared norm of the weights the previous step wrote]
+    total = torch.cat([torch.zeros((2,), device=device), guard.carry(device).float()[None]])
     for k, (b, weight) in enumerate(micro):
         b = b.to(device, non_blocking=True)
         with dist.no_sync(wrapped, sync=k == len(micro) - 1), autocast(device, dtype), _offloaded(cfg, device):
@@ -129,19 +129,22 @@ def _optimizer_step(wrapped: Any, optimizer: Any, scheduler: Any, micro: list[tu
             loss = out[0] / (max(trained, 1) / dist.world)
             (scaler.scale(loss) if scaler else loss).backward()
         # stays on the device: no host sync per micro-batch
-        total += torch.stack([loss.detach().float() / dist.world, out[1].detach().float()])
+        total[:2] += torch.stack([loss.detach().float() / dist.world, out[1].detach().float()])
     if scaler:
         scaler.unscale_(optimizer)
     params = [p for p in wrapped.parameters() if p.requires_grad]
     max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
     norm = dist.clip_grad_norm(wrapped, params, max_norm)
-    # the step's one host sync: both values are needed before the optimizer may touch the weights
-    total, correct, grad_norm = torch.cat([dist.sum_tensor(total), norm.detach().float().to(device)[None]]).tolist()
-    if not math.isfinite(total) or (not math.isfinite(grad_norm) and not scaler):
+    # the step's one host sync: these values are needed before the optimizer may touch the weights
+    total, correct, written, grad_norm = torch.cat([dist.sum_tensor(total),
+                                                    norm.detach().float().to(device)[None]]).tolist()
+    try:
+        guard.check(total, grad_norm, written, overflow_ok=scaler is not None)
+    except Unhealthy:
         optimizer.zero_grad(set_to_none=True)
         if scaler:
             scaler.update()
-        raise _NotFinite(f"loss {total}, gradient norm {grad_norm}")
+        raise
     if scaler:
         scaler.step(optimizer)
         scaler.update()
@@ -149,6 +152,7 @@ def _optimizer_step(wrapped: Any, optimizer: Any, scheduler: Any, micro: list[tu
         optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
+    guard.wrote(params)
     return total, grad_norm, correct
 
 
@@ -218,6 +222,8 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainArgs, *, pad_id: in
 
         load_shards(wrapped, optimizer, Path(resume["path"]) / SHARDS)
     progress = TrainProgress.restore(resume, optimizer, scheduler, scaler) if resume else TrainProgress()
+    guard = Guard(model, total_steps, progress.step, resume.get("path") if resume else None)
+    on_save = guard.saving(on_save) if on_save else None  # only checked weights are called a good checkpoint
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     last_checkpoint = resume.get("path") if resume else None
@@ -243,12 +249,9 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainArgs, *, pad_id: in
                 lr = scheduler.get_last_lr()[0]
                 try:
                     loss, grad_norm, correct = _optimizer_step(wrapped, optimizer, scheduler, micro, trained, cfg,
-                                                               device, dtype, dist, scaler)
-                except _NotFinite as e:
-                    where = f"the last good checkpoint is {last_checkpoint} (chattune train CONFIG --resume)" \
-                        if last_checkpoint else "no checkpoint was saved yet (set save_steps to keep one)"
-                    raise TrainingError(f"training stopped at step {step}: {e}; the weights were not updated. "
-                                        f"{where}. A lower learning_rate or max_grad_norm usually helps.") from None
+                                                               device, dtype, dist, scaler, guard)
+                except Unhealthy as e:
+                    raise TrainingError(guard.message(step, e)) from None
                 progress.step, progress.micro_batches = step, progress.micro_batches + per_step
                 progress.tokens += step_tokens
                 progress.trained_tokens += trained
