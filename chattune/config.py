@@ -306,6 +306,8 @@ class TrainConfig(TrainArgs):
     def _check_cross_fields(self) -> TrainConfig:
         if self.eval_steps is not None and not self.data.has_eval:
             raise ValueError("eval_steps is set but neither data.eval nor data.test_size is")
+        if self.strategy == "fsdp" and self.finetuning == "qlora":
+            raise ValueError("strategy: fsdp does not shard QLoRA's 4-bit weights yet; use strategy: ddp for qlora")
         if self.fp16 and self.bf16:
             raise ValueError("bf16 and fp16 are both true; choose one")
         if self.bf16_full and (self.finetuning != "full" or self.fp16 or self.bf16 is False):

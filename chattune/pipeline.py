@@ -23,7 +23,7 @@ from chattune.errors import ChattuneError, DataError, TrainingError
 from chattune.generate import generate_from_ids
 from chattune.labels import first_trained
 from chattune.model.device import Precision
-from chattune.model.inference import merge_saved_adapter
+from chattune.model.inference import load_for_inference, merge_saved_adapter
 from chattune.model.load import (
     is_quantized,
     load_model,
@@ -42,7 +42,9 @@ from chattune.outputs.trackers import Trackers
 from chattune.run import started_run
 from chattune.templates.setup import setup_template, stop_token_ids
 from chattune.train.dist import Dist
+from chattune.train.fsdp import full_state_dict
 from chattune.train.loop import EvalFn, count_steps, train
+from chattune.train.memory import check_memory
 from chattune.train.speed import apply_liger
 
 
@@ -140,7 +142,8 @@ def train_and_log(model: Any, tokenizer: Any, examples: list[Example], cfg: Trai
     than the main one (`dist`) only trains its share."""
     if dist is not None and not dist.is_main:  # the others train their share; the main process writes
         return train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, dtype=dtype,
-                     eval_examples=eval_examples, resume=resumed, dist=dist, evaluate=evaluate, on_step=on_step)
+                     eval_examples=eval_examples, resume=resumed, dist=dist, evaluate=evaluate, on_step=on_step,
+                     save_last=save_last)
     out = Path(cfg.output_dir)
     checkpointer = Checkpointer(out, model, tokenizer, stops, limit=cfg.save_total_limit,
                                 keep_best=cfg.load_best_model_at_end, records=resumed["records"] if resumed else None,
@@ -179,14 +182,14 @@ def train_and_log(model: Any, tokenizer: Any, examples: list[Example], cfg: Trai
 
 
 def save_final(model: Any, tokenizer: Any, final_dir: Path, stops: list[int], total_steps: int, *,
-               insured: bool) -> None:
+               insured: bool, state_dict: dict[str, Any] | None = None) -> None:
     """Save the trained adapter/model atomically. When that fails, the TrainingError says where the last good copy
     of the weights is; `insured`: the last step was checkpointed only for this, and the checkpoint goes once the
     save has succeeded."""
     out = final_dir.parent
     last = latest_checkpoint(out)
     try:
-        save_pretrained_atomic(model, tokenizer, final_dir, stops)
+        save_pretrained_atomic(model, tokenizer, final_dir, stops, state_dict)
     except ChattuneError as e:
         if last is None:
             where = "no checkpoint holds the trained weights (the one written before the save failed too)"
@@ -244,7 +247,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
     # one process speaks and writes; the others train their share and stop after the last step
     with started_run(cfg.output_dir, device=cfg.device, finetuning=cfg.finetuning, bf16=cfg.bf16, fp16=cfg.fp16,
                      bf16_full=cfg.bf16_full, report_to=cfg.report_to, resume=resume, liger=cfg.liger,
-                     console=console) as run:
+                     strategy=cfg.strategy, fsdp=cfg.fsdp, console=console) as run:
         out, device, dist, precision, resumed, console = (run.out, run.device, run.dist, run.precision, run.resumed,
                                                           run.console)
         if dist.is_main:
@@ -274,7 +277,8 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
         if adapters:
             model = apply_lora(model, cfg.lora, new_tokens)
         if resumed:
-            load_trained_weights(model, resumed["path"])
+            if not resumed.get("sharded"):  # a sharded checkpoint's weights are loaded into the shards
+                load_trained_weights(model, resumed["path"])
             console.print(f"resuming from {resumed['path']} (step {resumed['step']})")
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         args = cfg.train_args()  # what the loop reads
@@ -286,6 +290,11 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
                       f"{cfg.gradient_accumulation_steps} accumulation x {dist.world} process(es), {device}, "
                       f"{precision.name} compute, weights {base}")
         console.print(f"batching: {batching_features(cfg, getattr(base_model(model), 'chattune_speed', None))}")
+        if dist.sharded or dist.world > 1:
+            console.print(check_memory(model, cfg, dist, precision, device))
+        if dist.sharded and cfg.eval_generations and eval_examples:
+            console.print("eval answers during training: off under strategy fsdp (generating would need every "
+                          "process); eval loss is computed, and the compare answers come from the saved model")
 
         t = time.perf_counter()
         final_dir = out / ("adapter" if adapters else "model")
@@ -295,12 +304,19 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
             args = args.model_copy(update={"save_steps": total_steps})
         records = train_and_log(model, tokenizer, examples, args, device=device, dtype=precision.compute,
                                 stops=stops, console=console, eval_examples=eval_examples, resumed=resumed, dist=dist,
-                                eval_prompts=_eval_prompts(eval_examples, cfg.eval_generations),
+                                # generating under FSDP would need every process: answers come after training
+                                eval_prompts=None if dist.sharded else _eval_prompts(eval_examples,
+                                                                                     cfg.eval_generations),
                                 hparams=cfg.model_dump(), save_last=insure)
         timings["train_s"] = time.perf_counter() - t
+        full = full_state_dict(model) if dist.sharded else None  # every process takes part; the main one gets it
         if not dist.is_main:
             return RunResult(out, records, stats, timings=timings)
-        save_final(model, tokenizer, final_dir, stops, total_steps, insured=insure)
+        save_final(model, tokenizer, final_dir, stops, total_steps, insured=insure, state_dict=full)
+        if dist.sharded:  # the trained model from what was saved: the sharded one answers only with every process
+            del full
+            model, _ = load_for_inference(str(model_path if adapters else final_dir), final_dir if adapters else None,
+                                          device=device, dtype=precision.base)
         plot_loss(records, out / "loss.png")
         console.print(f"saved {final_dir} and {out / 'loss.png'}")
 

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from chattune.config import FsdpSettings
 from chattune.model.device import Precision, resolve_device, resolve_precision
 from chattune.model.load import check_qlora_runs
 from chattune.outputs.checkpoint import resume_state
@@ -36,13 +37,14 @@ class Run:
 @contextmanager
 def started_run(output_dir: str | Path, *, device: str, finetuning: str, bf16: bool | None, fp16: bool,
                 report_to: list[str], resume: str | Path | None = None, bf16_full: bool = False,
-                liger: bool = False, console: Console | None = None) -> Iterator[Run]:
+                liger: bool = False, strategy: str | None = None, fsdp: FsdpSettings | None = None,
+                console: Console | None = None) -> Iterator[Run]:
     """Set up a run and hold its output folder for as long as it lasts.
 
     One process speaks and writes (the others get a quiet console); the main process holds output_dir's lock for
     every rank, taken before any checkpoint is read or written. `resume`: "latest" or a checkpoint directory."""
     target = resolve_device(device)
-    dist = Dist.from_env(target)
+    dist = Dist.from_env(target, strategy, fsdp)
     target = dist.device or target
     console = (console or Console()) if dist.is_main else Console(quiet=True)
     check_trackers(report_to)

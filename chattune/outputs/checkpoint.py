@@ -7,6 +7,7 @@ kill mid-save leaves the previous checkpoints as they were.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -19,6 +20,7 @@ import yaml
 from chattune.errors import TrainingError
 from chattune.files import follow_umask
 from chattune.outputs.save import write_pretrained
+from chattune.train.fsdp import SHARDS
 
 STATE_FILE = "trainer_state.pt"
 RECORDS_FILE = "records.json"
@@ -61,8 +63,13 @@ def save_checkpoint(out_dir: Path, model: Any, tokenizer: Any, stop_ids: list[in
     path = Path(out_dir) / f"checkpoint-{state['step']}"
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=out_dir))
     try:
-        write_pretrained(model, tokenizer, tmp, stop_ids)
-        torch.save({k: v for k, v in state.items() if k != "records"}, tmp / STATE_FILE)
+        if state.get("shards"):  # FSDP: every process wrote its shards of weights and optimizer state
+            os.replace(state["shards"], tmp / SHARDS)
+            tokenizer.save_pretrained(tmp)
+        else:
+            write_pretrained(model, tokenizer, tmp, stop_ids)
+        kept = {k: v for k, v in state.items() if k not in ("records", "shards")}
+        torch.save({**kept, "sharded": True} if state.get("shards") else kept, tmp / STATE_FILE)
         (tmp / RECORDS_FILE).write_text(json.dumps(state["records"]), encoding="utf-8")
         if config is not None:
             (tmp / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

@@ -19,12 +19,15 @@ def _set_stop_tokens(model: Any, stop_ids: list[int]) -> None:
         gen.eos_token_id = stop_ids if len(stop_ids) > 1 else stop_ids[0]
 
 
-def write_pretrained(model: Any, tokenizer: Any, directory: Path, stop_ids: list[int]) -> None:
+def write_pretrained(model: Any, tokenizer: Any, directory: Path, stop_ids: list[int],
+                     state_dict: dict[str, Any] | None = None) -> None:
     """Model (or adapter) as safetensors, tokenizer, template and stop tokens into `directory`; a failed write
-    (a full disk, no permission) is an OSError whatever library wrote the file."""
+    (a full disk, no permission) is an OSError whatever library wrote the file. `state_dict`: the weights to
+    write instead of the model's own (the full weights gathered from FSDP shards)."""
     _set_stop_tokens(model, stop_ids)
     try:
-        model.save_pretrained(directory, safe_serialization=True)
+        extra = {"state_dict": state_dict} if state_dict is not None else {}
+        model.save_pretrained(directory, safe_serialization=True, **extra)
         tokenizer.save_pretrained(directory)
     except OSError:
         raise
@@ -32,7 +35,8 @@ def write_pretrained(model: Any, tokenizer: Any, directory: Path, stop_ids: list
         raise OSError(f"{type(e).__name__}: {e}") from e
 
 
-def save_pretrained_atomic(model: Any, tokenizer: Any, out_dir: Path, stop_ids: list[int]) -> Path:
+def save_pretrained_atomic(model: Any, tokenizer: Any, out_dir: Path, stop_ids: list[int],
+                           state_dict: dict[str, Any] | None = None) -> Path:
     """Write model (or adapter) + tokenizer into a temporary directory, then rename over `out_dir`.
 
     A crash mid-write leaves the previous `out_dir` untouched; a failed write (a full disk, no permission) is a
@@ -43,7 +47,7 @@ def save_pretrained_atomic(model: Any, tokenizer: Any, out_dir: Path, stop_ids: 
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-        write_pretrained(model, tokenizer, tmp, stop_ids)
+        write_pretrained(model, tokenizer, tmp, stop_ids, state_dict)
         follow_umask(tmp)
         if out_dir.exists():
             os.replace(out_dir, old)

@@ -36,7 +36,9 @@ def shard(root: torch.nn.Module, model: Any, settings: FsdpSettings, compute: to
 
     mp = MixedPrecisionPolicy(param_dtype=compute,
                               reduce_dtype=torch.float32 if settings.reduce_in_fp32 and compute else None)
-    offload = CPUOffloadPolicy() if settings.cpu_offload else OffloadPolicy()
+    on_cpu = next(root.parameters()).device.type == "cpu"
+    # on a CPU the shards are in CPU memory already (FSDP's offload moves them between CPU and an accelerator)
+    offload = CPUOffloadPolicy() if settings.cpu_offload and not on_cpu else OffloadPolicy()
     for layer in decoder_layers(model):
         fully_shard(layer, reshard_after_forward=settings.reshard_after_forward, mp_policy=mp,
                     offload_policy=offload)

@@ -1,0 +1,114 @@
+"""Sharded training with PyTorch FSDP2 on CPU processes (gloo, through torchrun): the same steps as one process,
+sharded checkpoints that resume exactly, and saved models that plain transformers/peft load."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import ROOT
+from test_distributed import config, losses, torchrun
+
+from chattune.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def _load(out, base, finetuning):
+    from transformers import AutoModelForCausalLM
+
+    if finetuning == "full":
+        return AutoModelForCausalLM.from_pretrained(out / "model").eval()
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), out / "adapter").eval()
+
+
+@pytest.mark.parametrize("strategy", ["fsdp", "ddp"])
+@pytest.mark.parametrize("finetuning", ["full", "lora"])
+def test_two_processes_match_one_with_the_same_global_batch(tmp_path, tiny_model_dir, gsm8k_small, finetuning,
+                                                             strategy):
+    """1 process x batch 4 and 2 processes x batch 2 train the same rows in every step (the global batch is
+    planned, then split), so their losses and saved models agree."""
+    extra = {"finetuning": finetuning, "max_steps": 5, "save_steps": 2, "gradient_checkpointing": True}
+    one = config(tmp_path, "one", tiny_model_dir, gsm8k_small, per_device_train_batch_size=4, **extra)
+    assert main(["train", str(one)]) == 0
+    two = config(tmp_path, "two", tiny_model_dir, gsm8k_small, strategy=strategy, **extra)
+    out = torchrun(tmp_path, two).stdout
+    assert "global batch 4 = 2 per device x 1 accumulation x 2 process(es)" in out
+    assert f"memory per process ({strategy}, 2 process(es))" in out
+    assert losses(tmp_path / "two") == pytest.approx(losses(tmp_path / "one"), rel=1e-4)
+    if strategy == "fsdp":
+        assert os.listdir(tmp_path / "two" / "checkpoint-4" / "shards")  # every process wrote its shard
+    # the saved model loads in plain transformers / peft and answers as the single-process one does
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    with torch.no_grad():
+        logits = [_load(tmp_path / name, tiny_model_dir, finetuning)(ids).logits for name in ("one", "two")]
+    torch.testing.assert_close(logits[1], logits[0], atol=1e-4, rtol=1e-4)
+
+
+def test_killed_fsdp_run_resumes_from_its_shards(tmp_path, tiny_model_dir, gsm8k_small):
+    extra = {"finetuning": "full", "max_steps": 6, "save_steps": 2, "strategy": "fsdp"}
+    whole = config(tmp_path, "whole", tiny_model_dir, gsm8k_small, **extra)
+    torchrun(tmp_path, whole)
+    cut = config(tmp_path, "cut", tiny_model_dir, gsm8k_small, **extra)
+    env = {**os.environ, "CHATTUNE_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "--module",
+           "chattune", "train", str(cut)]
+    run = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    deadline = time.time() + 300
+    while not (tmp_path / "cut" / "checkpoint-2").is_dir() and time.time() < deadline and run.poll() is None:
+        time.sleep(0.2)
+    os.killpg(run.pid, signal.SIGKILL)  # the launcher and both workers, mid-run
+    run.wait()
+    assert (tmp_path / "cut" / "checkpoint-2" / "shards").is_dir()
+    torchrun(tmp_path, cut, 2, "--resume")
+    assert losses(tmp_path / "cut")[-4:] == pytest.approx(losses(tmp_path / "whole")[-4:], rel=1e-5)
+
+
+def _one_process_fsdp(tmp_path, tiny_model_dir, gsm8k_small, device):
+    """No launcher: a process group of one, the shards (all of the model) kept in CPU memory."""
+    ref = config(tmp_path, "ref", tiny_model_dir, gsm8k_small, finetuning="full", max_steps=3, device=device)
+    assert main(["train", str(ref)]) == 0
+    cfg = config(tmp_path, "offload", tiny_model_dir, gsm8k_small, finetuning="full", max_steps=3, strategy="fsdp",
+                 fsdp={"cpu_offload": True}, device=device)
+    env = {**os.environ, "CHATTUNE_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "chattune", "train", str(cfg)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "memory per process (fsdp, 1 process(es))" in done.stdout and "CPU memory (offload)" in done.stdout
+    assert losses(tmp_path / "offload") == pytest.approx(losses(tmp_path / "ref"), rel=1e-4)
+
+
+def test_fsdp_on_one_process(tmp_path, tiny_model_dir, gsm8k_small):
+    _one_process_fsdp(tmp_path, tiny_model_dir, gsm8k_small, "cpu")
+
+
+@pytest.mark.cuda
+def test_fsdp_on_one_gpu_with_cpu_offload(tmp_path, tiny_model_dir, gsm8k_small):
+    _one_process_fsdp(tmp_path, tiny_model_dir, gsm8k_small, "cuda")
+
+
+def test_memory_estimate_shards_and_refuses_what_cannot_fit(tiny_model, monkeypatch):
+    from chattune.config import build_config
+    from chattune.errors import ConfigError
+    from chattune.model.device import resolve_precision
+    from chattune.train import memory
+    from chattune.train.dist import Dist
+
+    cfg = build_config({"data": {"train": "x.jsonl"}, "finetuning": "full", "strategy": "fsdp"})
+    whole = memory.estimate(tiny_model, cfg, 1, sharded=False, offload=False)
+    half = memory.estimate(tiny_model, cfg, 2, sharded=True, offload=False)
+    assert half.parameters == whole.parameters / 2 and half.optimizer == whole.optimizer / 2
+    assert whole.optimizer == 2 * whole.gradients  # AdamW: two fp32 moments per trainable weight
+    dist, cpu = Dist(), torch.device("cpu")
+    precision = resolve_precision(cpu, finetuning="full", bf16=False)
+    monkeypatch.setattr(memory, "available", lambda device: whole.on_device / 2)
+    with pytest.raises(ConfigError, match="GiB of cpu memory per machine and .* is free.*strategy: fsdp"):
+        memory.check_memory(tiny_model, cfg, dist, precision, cpu)
+    monkeypatch.setattr(memory, "available", lambda device: whole.on_device * 2)
+    assert "memory per process (ddp, 1 process(es))" in memory.check_memory(tiny_model, cfg, dist, precision, cpu)
