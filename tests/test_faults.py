@@ -5,6 +5,7 @@ a message naming the cause, no traceback, and nothing already written is lost.""
 import errno
 import os
 import shutil
+import time
 
 import pytest
 import torch
@@ -300,3 +301,18 @@ def test_a_pickled_adapter_is_refused_not_read(tmp_path, tiny_model_dir, gsm8k_s
     assert f"{adapter / 'adapter_model.bin'}: a pickled adapter is not loaded" in err and "safetensors only" in err
     err = failed(capsys, ["merge", str(tiny_model_dir), str(adapter), str(tmp_path / "merged")])
     assert "a pickled adapter is not loaded" in err and not (tmp_path / "merged").exists()
+
+
+# -- long conversations: the spans of every turn are found without a pass over all marks per turn
+
+
+def test_a_long_conversation_renders_without_the_cubic_search(tokenizer):
+    from chattune.templates.render import render
+
+    messages = [m for i in range(300) for m in ({"role": "user", "content": f"question {i}?"},
+                                                  {"role": "assistant", "content": f"answer {i}."})]
+    start = time.perf_counter()
+    rendered = render(tokenizer, messages)
+    assert time.perf_counter() - start < 8  # about 1 s; 300 pairs took about 10 s with a scan per turn and mark
+    trained = tokenizer.decode([t for t in rendered.labels if t != -100])
+    assert trained.count("answer ") == 300 and "question" not in trained
