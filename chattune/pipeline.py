@@ -19,7 +19,7 @@ from chattune.batching.collate import Example
 from chattune.batching.prepare import PrepareOptions, PrepareStats, prepare_sources, print_stats, split_examples
 from chattune.compare import CompareSet, answer_and_score, load_compare_set, write_comparison
 from chattune.config import TrainArgs, TrainConfig
-from chattune.errors import ChattuneError, DataError, TrainingError
+from chattune.errors import ChattuneError, DataError, ModelError, TrainingError
 from chattune.generate import generate_from_ids
 from chattune.labels import first_trained
 from chattune.model.device import Precision
@@ -277,8 +277,11 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
         if adapters:
             model = apply_lora(model, cfg.lora, new_tokens)
         if resumed:
-            if not resumed.get("sharded"):  # a sharded checkpoint's weights are loaded into the shards
-                load_trained_weights(model, resumed["path"])
+            try:
+                if not resumed.get("sharded"):  # a sharded checkpoint's weights are loaded into the shards
+                    load_trained_weights(model, resumed["path"])
+            except ModelError as e:
+                raise TrainingError(f"resume: {e}; the checkpoint is damaged: resume from another one") from None
             console.print(f"resuming from {resumed['path']} (step {resumed['step']})")
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         args = cfg.train_args()  # what the loop reads

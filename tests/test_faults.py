@@ -4,6 +4,8 @@ a message naming the cause, no traceback, and nothing already written is lost.""
 
 import errno
 import os
+import shutil
+import time
 
 import pytest
 import torch
@@ -223,3 +225,94 @@ def test_a_diverging_loss_stops_the_run(tmp_path, monkeypatch):
         guard.check(7.0, 1.0, 1.0, overflow_ok=False)
     assert e.value.since == 4 and e.value.weights_bad  # the weights step 4 wrote gave the first 5x loss
     assert f"the last good checkpoint is {tmp_path / 'checkpoint-3'}" in guard.message(6, e.value)
+
+
+# -- a damaged checkpoint given to --resume, a pickled adapter: a message naming the file, nothing read or lost
+
+
+def damage_truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def damage_garble(path):
+    data = bytearray(path.read_bytes())
+    data[:64] = bytes(range(64))
+    path.write_bytes(bytes(data))
+
+
+def drop_optimizer(path):
+    state = torch.load(path, weights_only=True)
+    del state["optimizer"]
+    torch.save(state, path)
+
+
+def other_models_optimizer(path):
+    state = torch.load(path, weights_only=True)
+    state["optimizer"]["param_groups"][0]["params"] = [0]
+    torch.save(state, path)
+
+
+DAMAGE = [
+    ("trainer_state.pt", damage_truncate, "trainer_state.pt: cannot be read"),
+    ("trainer_state.pt", damage_garble, "trainer_state.pt: cannot be read"),
+    ("trainer_state.pt", drop_optimizer, "trainer_state.pt: expected the entries step, micro_batches, tokens, "
+     "trained_tokens, rng, optimizer, scheduler, optimizer missing"),
+    ("trainer_state.pt", other_models_optimizer, "checkpoint-2: its training state does not fit this run"),
+    ("records.json", lambda p: p.unlink(), "records.json: cannot be read"),
+    ("records.json", damage_garble, "records.json: cannot be read"),
+    ("adapter_model.safetensors", damage_truncate, "adapter_model.safetensors: the weights cannot be read, the "
+     "file is damaged"),
+]
+
+
+def test_a_damaged_checkpoint_is_named_and_left_as_it_is(tmp_path, tiny_model_dir, gsm8k_small, capsys):
+    cfg = config_file(tmp_path, tiny_model_dir, gsm8k_small, max_steps=4, save_steps=2)
+    assert main(["train", str(cfg)]) == 0
+    out = tmp_path / "run"
+    checkpoint, backup = out / "checkpoint-2", tmp_path / "backup"
+    shutil.copytree(checkpoint, backup)
+    metrics = (out / "metrics.jsonl").read_text()
+    for name, damage, message in DAMAGE:
+        damage(checkpoint / name)
+        damaged = {p.name: p.read_bytes() for p in checkpoint.iterdir()}
+        err = failed(capsys, ["train", str(cfg), "--resume"])
+        assert message in err and "resume from another" in err, (name, damage.__name__, err)
+        assert {p.name: p.read_bytes() for p in checkpoint.iterdir()} == damaged  # nothing rewritten or removed
+        if damage is not other_models_optimizer:  # found as the state is read, before anything is written
+            assert (out / "metrics.jsonl").read_text() == metrics, damage.__name__
+        shutil.rmtree(checkpoint)
+        shutil.copytree(backup, checkpoint)
+        (out / "metrics.jsonl").write_text(metrics)
+    assert main(["train", str(cfg), "--resume"]) == 0  # the undamaged checkpoint resumes
+
+
+def test_a_pickled_adapter_is_refused_not_read(tmp_path, tiny_model_dir, gsm8k_small, capsys, monkeypatch):
+    cfg = config_file(tmp_path, tiny_model_dir, gsm8k_small, max_steps=1)
+    assert main(["train", str(cfg)]) == 0
+    adapter = tmp_path / "run" / "adapter"
+    torch.save(load_file(adapter / "adapter_model.safetensors"), adapter / "adapter_model.bin")
+    (adapter / "adapter_model.safetensors").unlink()
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("a pickled adapter was loaded")
+
+    monkeypatch.setattr(torch, "load", no_unpickling)
+    err = failed(capsys, ["chat", str(tiny_model_dir), "--adapter", str(adapter), "--prompt", "hi"])
+    assert f"{adapter / 'adapter_model.bin'}: a pickled adapter is not loaded" in err and "safetensors only" in err
+    err = failed(capsys, ["merge", str(tiny_model_dir), str(adapter), str(tmp_path / "merged")])
+    assert "a pickled adapter is not loaded" in err and not (tmp_path / "merged").exists()
+
+
+# -- long conversations: the spans of every turn are found without a pass over all marks per turn
+
+
+def test_a_long_conversation_renders_without_the_cubic_search(tokenizer):
+    from chattune.templates.render import render
+
+    messages = [m for i in range(300) for m in ({"role": "user", "content": f"question {i}?"},
+                                                  {"role": "assistant", "content": f"answer {i}."})]
+    start = time.perf_counter()
+    rendered = render(tokenizer, messages)
+    assert time.perf_counter() - start < 8  # about 1 s; 300 pairs took about 10 s with a scan per turn and mark
+    trained = tokenizer.decode([t for t in rendered.labels if t != -100])
+    assert trained.count("answer ") == 300 and "question" not in trained

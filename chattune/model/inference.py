@@ -9,7 +9,7 @@ import torch
 
 from chattune.model.device import bf16_is_fast, resolve_device
 from chattune.model.load import load_model, load_tokenizer, resolve_model_path, stored_dtype
-from chattune.model.lora import load_adapter, merge_adapter
+from chattune.model.lora import check_adapter_dir, load_adapter, merge_adapter
 from chattune.templates.setup import setup_template
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -36,6 +36,8 @@ def load_for_inference(model: str, adapter: str | Path | None = None, *, templat
     """(model in eval mode on `device`, tokenizer). With an adapter, its tokenizer (which carries the template
     it was trained with) is used and the base's embeddings grow to it. `dtype`: a torch dtype or its name;
     "auto" (or None) is bf16 on a GPU fast at it, fp32 elsewhere."""
+    if adapter:
+        check_adapter_dir(adapter)  # before minutes of loading the base
     target = device if isinstance(device, torch.device) else resolve_device(device)
     dtype = inference_dtype(target, dtype)
     path = resolve_model_path(model)

@@ -184,8 +184,16 @@ def load_model_and_tokenizer(model: str, trust_remote_code: bool = False, dtype:
 
 
 def load_trained_weights(model: Any, directory: Path) -> None:
-    """Put the weights saved in `directory` (a PEFT adapter or a full model, safetensors) into `model`."""
-    from safetensors.torch import load_file
+    """Put the weights saved in `directory` (a PEFT adapter or a full model, safetensors) into `model`; a file that
+    cannot be read (truncated, garbled) is a ModelError naming it."""
+    from safetensors.torch import load_file as read
+
+    def load_file(path: Path) -> dict[str, Any]:
+        try:
+            return read(path)
+        except Exception as e:  # SafetensorError, OSError: the file, not the code, is at fault
+            raise ModelError(f"{path}: the weights cannot be read, the file is damaged ({type(e).__name__}: "
+                             f"{e})") from None
 
     directory = Path(directory)
     adapter = directory / "adapter_model.safetensors"

@@ -61,11 +61,28 @@ def load_adapter(model: Any, adapter_dir: str | Path, vocab_size: int | None = N
     """
     from peft import PeftModel
 
-    if not (Path(adapter_dir) / "adapter_config.json").is_file():
-        raise ModelError(f"{adapter_dir}: not a PEFT adapter directory (adapter_config.json is missing)")
+    check_adapter_dir(adapter_dir)
     if vocab_size and vocab_size > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(vocab_size, mean_resizing=False)
-    return PeftModel.from_pretrained(model, str(adapter_dir))
+    try:
+        return PeftModel.from_pretrained(model, str(adapter_dir))
+    except Exception as e:  # safetensors' SafetensorError (truncated, garbled) and OSError, named by the file
+        raise ModelError(f"{Path(adapter_dir) / 'adapter_model.safetensors'}: the adapter cannot be loaded "
+                         f"({type(e).__name__}: {e})") from None
+
+
+def check_adapter_dir(adapter_dir: str | Path) -> None:
+    """A ModelError unless `adapter_dir` is a PEFT adapter saved as safetensors: a pickled adapter_model.bin could
+    run code when loaded, so it is refused, not read."""
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise ModelError(f"{adapter_dir}: not a PEFT adapter directory (adapter_config.json is missing)")
+    if not (adapter_dir / "adapter_model.safetensors").is_file():
+        if (adapter_dir / "adapter_model.bin").exists():
+            raise ModelError(f"{adapter_dir / 'adapter_model.bin'}: a pickled adapter is not loaded (unpickling can "
+                             "run code); chattune reads safetensors only: save it again with "
+                             "save_pretrained(safe_serialization=True), where you trust it")
+        raise ModelError(f"{adapter_dir}: adapter_model.safetensors is missing")
 
 
 PROBE_PROMPTS = ["The capital of France is", "def fibonacci(n):", "Question: what is 12 * 7?\nAnswer:"]

@@ -24,6 +24,7 @@ from chattune.train.fsdp import SHARDS
 
 STATE_FILE = "trainer_state.pt"
 RECORDS_FILE = "records.json"
+STATE_KEYS = ("step", "micro_batches", "tokens", "trained_tokens", "rng", "optimizer", "scheduler")
 CONFIG_FILE = "train_config.yaml"  # the config of the run that wrote the checkpoint, which a resume is checked against
 _NAME = re.compile(r"^checkpoint-(\d+)$")
 # save_checkpoint's temporary folders: mkdtemp's prefix ".checkpoint-<step>-" and its 8 random characters
@@ -87,14 +88,28 @@ def save_checkpoint(out_dir: Path, model: Any, tokenizer: Any, stop_ids: list[in
 
 
 def load_state(path: Path) -> dict[str, Any]:
-    """A checkpoint's training state (tensors and plain types only: weights_only loading) and records."""
+    """A checkpoint's training state (tensors and plain types only: weights_only loading) and records; a missing,
+    truncated or garbled file is a TrainingError naming it."""
     path = Path(path)
     if not (path / STATE_FILE).is_file():
         raise TrainingError(f"{path}: not a chattune checkpoint ({STATE_FILE} is missing)")
-    # on the CPU first: a checkpoint written on a GPU resumes anywhere (the optimizer moves its state to
-    # the parameters' device when loaded)
-    state = torch.load(path / STATE_FILE, weights_only=True, map_location="cpu")
-    state["records"] = json.loads((path / RECORDS_FILE).read_text(encoding="utf-8"))
+    damaged = "the checkpoint is damaged; resume from another one"
+    try:
+        # on the CPU first: a checkpoint written on a GPU resumes anywhere (the optimizer moves its state to
+        # the parameters' device when loaded)
+        state = torch.load(path / STATE_FILE, weights_only=True, map_location="cpu")
+    except Exception as e:  # truncated (EOF, zip) or garbled (unpickling) files raise many kinds
+        raise TrainingError(f"{path / STATE_FILE}: cannot be read ({type(e).__name__}: {e}); {damaged}") from None
+    missing = [key for key in STATE_KEYS if key not in state] if isinstance(state, dict) else list(STATE_KEYS)
+    if missing:
+        raise TrainingError(f"{path / STATE_FILE}: expected the entries {', '.join(STATE_KEYS)}, "
+                            f"{', '.join(missing)} missing; {damaged}")
+    try:
+        state["records"] = json.loads((path / RECORDS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise TrainingError(f"{path / RECORDS_FILE}: cannot be read ({e}); {damaged}") from None
+    if not isinstance(state["records"], list):
+        raise TrainingError(f"{path / RECORDS_FILE}: expected a list of records; {damaged}")
     return state
 
 

@@ -17,6 +17,7 @@ reaches into another message's text or the next turn's header.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import re
@@ -149,10 +150,37 @@ class Located:
         return max(closes or [p for p, _, _ in marks]) if marks else None
 
     def all_marks(self) -> list[int]:
-        return sorted(p for marks in self.positions.values() for p, _, _ in marks)
+        return self._index()[0]
 
-    def others(self, message: int) -> list[int]:
-        return sorted(p for m, marks in self.positions.items() if m != message for p, _, _ in marks)
+    def _index(self) -> tuple[list[int], list[int]]:
+        """Every mark's position, sorted, and its message: built once, so each turn's neighbours are found by
+        bisection (a conversation of n messages stays O(n log n), not O(n^2))."""
+        if getattr(self, "_sorted", None) is None:
+            pairs = sorted((p, m) for m, marks in self.positions.items() for p, _, _ in marks)
+            self._sorted = ([p for p, _ in pairs], [m for _, m in pairs])
+        return self._sorted
+
+    def before(self, message: int, pos: int) -> int | None:
+        """The last mark of another message at or before `pos`."""
+        marks, owners = self._index()
+        k = bisect.bisect_right(marks, pos) - 1
+        while k >= 0 and owners[k] == message:
+            k -= 1
+        return marks[k] if k >= 0 else None
+
+    def after(self, message: int, pos: int) -> int | None:
+        """The first mark of another message at or after `pos`."""
+        marks, owners = self._index()
+        k = bisect.bisect_left(marks, pos)
+        while k < len(marks) and owners[k] == message:
+            k += 1
+        return marks[k] if k < len(marks) else None
+
+    def interleaved(self, message: int, start: int, end: int) -> bool:
+        """Whether another message's mark lies strictly between `start` and `end`."""
+        marks, owners = self._index()
+        lo, hi = bisect.bisect_right(marks, start), bisect.bisect_left(marks, end)
+        return any(owners[k] != message for k in range(lo, hi))
 
 
 def _locate(marked_text: str, base: int, count: int) -> Located:
@@ -228,34 +256,47 @@ class _Markup:
         return gap[max(ends, default=0):]
 
 
-def _markup(full: Located, prompt_gap: str, pattern: re.Pattern[str], assistant: dict[int, bool]) -> _Markup:
+def _after_last_closer(gap: str, closers: set[str] | frozenset[str], pattern: re.Pattern[str]) -> list[re.Match[str]]:
+    found = list(pattern.finditer(gap))
+    return found[max((k for k, m in enumerate(found) if m.group() in closers), default=-1) + 1:]
+
+
+def _conversation_markup(full: Located, pattern: re.Pattern[str], assistant: dict[int, bool]) -> _Markup:
+    """The closers, and the openers written before the messages' texts: the same for every turn of a
+    conversation, so found once (each message's neighbour mark by bisection)."""
     text, marks = full.text, full.all_marks()
     closers = set()
     for message in full.positions:
         last = full.last(message)
-        limit = next((p for p in marks if p > last), len(text))
-        m = pattern.search(text, last, limit)
+        k = bisect.bisect_right(marks, last)
+        m = pattern.search(text, last, marks[k] if k < len(marks) else len(text))
         # after a user's or system's text the first special token may be the next header (<｜Assistant｜>)
         if m is not None and (assistant.get(message) or not _ROLEISH.search(m.group())):
             closers.add(m.group())
-    def after_last_closer(gap: str) -> list[re.Match[str]]:
-        found = list(pattern.finditer(gap))
-        return found[max((k for k, m in enumerate(found) if m.group() in closers), default=-1) + 1:]
-
-    # the generation prompt's header opens the reply: its last token, and those after the previous turn's first
-    # closer that are not named as ends themselves (<|END_TEXT|><|END_OF_TURN_TOKEN|> close a Cohere turn)
-    openers = {m.group() for m in after_last_closer(prompt_gap) if not _ENDISH.search(m.group())}
-    openers.update(m.group() for m in list(pattern.finditer(prompt_gap))[-1:])
+    openers = set()
     for message in full.positions:  # another message's header starts at its first special token followed by text
         first = full.first(message)
-        gap = text[max((p for p in marks if p < first), default=0):first]
-        found = after_last_closer(gap)
+        k = bisect.bisect_left(marks, first)
+        gap = text[marks[k - 1] if k else 0:first]
+        found = _after_last_closer(gap, closers, pattern)
         for k, m in enumerate(found):
             following = gap[m.end():found[k + 1].start()] if k + 1 < len(found) else "text"
             if following.strip():
                 openers.update(f.group() for f in found[k:])
                 break
     return _Markup(frozenset(closers), frozenset(openers))
+
+
+def _markup(full: Located, prompt_gap: str, pattern: re.Pattern[str], assistant: dict[int, bool],
+            conversation: _Markup | None = None) -> _Markup:
+    """`conversation`'s markup (found here when not given) with the openers of the generation prompt's header:
+    its last token, and those after the previous turn's first closer that are not named as ends themselves
+    (<|END_TEXT|><|END_OF_TURN_TOKEN|> close a Cohere turn)."""
+    conversation = conversation or _conversation_markup(full, pattern, assistant)
+    found = _after_last_closer(prompt_gap, conversation.closers, pattern)
+    openers = {m.group() for m in found if not _ENDISH.search(m.group())}
+    openers.update(m.group() for m in list(pattern.finditer(prompt_gap))[-1:])
+    return _Markup(conversation.closers, frozenset(openers | conversation.openers))
 
 
 @dataclass(frozen=True)
@@ -317,8 +358,8 @@ def _turn_start(full: Located, j: int, gap: str, markup: _Markup | None, pattern
     differently (Qwen3.5 writes `<think>` in the prompt only), the prompt's tail is aligned with the rendering
     and the turn starts where they stop agreeing."""
     first = full.first(j)
-    earlier = [p for p in full.others(j) if p <= first]
-    before = max(earlier, default=0)
+    previous = full.before(j, first)
+    earlier, before = previous is not None, previous or 0
     header = markup.header(gap, pattern) if markup is not None and pattern is not None else gap
     found = full.text.rfind(header, before, first) if header.strip() else -1
     if found >= 0:
@@ -336,6 +377,7 @@ def assistant_spans(render: Render, messages: list[dict[str, Any]], trained: Seq
     pattern = specials_pattern(specials)
     full = locate(render, messages, False, full_text)
     assistant = {i: m.get("role") == "assistant" for i, m in enumerate(messages)}
+    conversation = None if pattern is None else _conversation_markup(full, pattern, assistant)
     spans = []
     for j in trained:
         role = messages[j].get("role")
@@ -343,14 +385,13 @@ def assistant_spans(render: Render, messages: list[dict[str, Any]], trained: Seq
         if first is None or last is None:
             raise TemplateError(f"message {j} ({role}): the template does not render it, so there is nothing to "
                                 "train")
-        others = full.others(j)
-        if any(first < p < last for p in others):
+        if full.interleaved(j, first, last):
             raise TemplateError(f"message {j} ({role}): the template writes another message's text inside it, so "
                                 "its tokens cannot be trained alone")
         gap = prompt_gap(render, messages, j)
-        markup = None if pattern is None else _markup(full, gap, pattern, assistant)
+        markup = None if pattern is None else _markup(full, gap, pattern, assistant, conversation)
         start = _turn_start(full, j, gap, markup, pattern)
-        limit = min((p for p in others if p >= last), default=len(full.text))
+        limit = next_mark if (next_mark := full.after(j, last)) is not None else len(full.text)
         end = None if pattern is None or markup is None else \
             _closing_end(full.text, last, limit, pattern, set(markup.openers))
         if end is None:

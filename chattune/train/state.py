@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from chattune.errors import TrainingError
+
 
 def rng_state() -> dict[str, Any]:
     """The random generators training draws from (dropout); data order has its own seeded generator."""
@@ -47,11 +49,18 @@ class TrainProgress:
 
     @classmethod
     def restore(cls, saved: dict[str, Any], optimizer: Any, scheduler: Any, scaler: Any = None) -> TrainProgress:
-        if "optimizer" in saved:  # absent from a sharded checkpoint (loaded from its shards)
-            optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        if scaler is not None and "scaler" in saved:
-            scaler.load_state_dict(saved["scaler"])
-        set_rng_state(saved["rng"])
-        return cls(saved["step"], saved["micro_batches"], saved["tokens"], saved["trained_tokens"],
-                   list(saved["records"]), saved["rng"])
+        """Put a saved state back; one that does not fit this run (garbled, or another model's optimizer) is a
+        TrainingError naming the checkpoint."""
+        try:
+            if not saved.get("sharded"):  # a sharded checkpoint's optimizer state is loaded from its shards
+                optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            if scaler is not None and "scaler" in saved:
+                scaler.load_state_dict(saved["scaler"])
+            set_rng_state(saved["rng"])
+            return cls(int(saved["step"]), int(saved["micro_batches"]), int(saved["tokens"]),
+                       int(saved["trained_tokens"]), list(saved["records"]), saved["rng"])
+        except (KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError) as e:
+            where = saved.get("path", "the checkpoint")
+            raise TrainingError(f"{where}: its training state does not fit this run ({type(e).__name__}: {e}); "
+                                "the checkpoint is damaged or from another model: resume from another one") from None
