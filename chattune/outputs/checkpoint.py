@@ -100,7 +100,9 @@ def load_state(path: Path) -> dict[str, Any]:
         state = torch.load(path / STATE_FILE, weights_only=True, map_location="cpu")
     except Exception as e:  # truncated (EOF, zip) or garbled (unpickling) files raise many kinds
         raise TrainingError(f"{path / STATE_FILE}: cannot be read ({type(e).__name__}: {e}); {damaged}") from None
-    missing = [key for key in STATE_KEYS if key not in state] if isinstance(state, dict) else list(STATE_KEYS)
+    # a sharded checkpoint keeps its optimizer state in its shards
+    keys = [k for k in STATE_KEYS if not (k == "optimizer" and isinstance(state, dict) and state.get("sharded"))]
+    missing = [key for key in keys if key not in state] if isinstance(state, dict) else list(keys)
     if missing:
         raise TrainingError(f"{path / STATE_FILE}: expected the entries {', '.join(STATE_KEYS)}, "
                             f"{', '.join(missing)} missing; {damaged}")
