@@ -115,6 +115,17 @@ def _print_compare(console: Console, data: CompareSet, before, after, show: int)
         console.print(side)
 
 
+def _answers(model: Any, tokenizer: Any, data: CompareSet, cfg: TrainConfig, console: Console,
+             timings: dict[str, float], which: str) -> Any:
+    """The base or tuned model's answers to the comparison questions, scored, with their time in `timings`."""
+    t = time.perf_counter()
+    console.print(f"generating {len(data.prompts)} answers with the {which} model ...")
+    with counting_progress(console, len(data.prompts), f"{which} answers") as advance:
+        scored = answer_and_score(model, tokenizer, data, cfg.compare, None, advance, cfg.template_kwargs)
+    timings[f"generate_{which}_s"] = time.perf_counter() - t
+    return scored
+
+
 def _eval_prompts(examples: list[Example] | None, n: int) -> list[list[int]]:
     """The first n eval examples cut where their first trained token starts: prompts ending with the generation
     prompt, answered at each eval."""
@@ -267,12 +278,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
         compare_set = before = None
         if cfg.compare and dist.is_main:
             compare_set = load_compare_set(cfg.compare, cfg.data.system_prompt)
-            t = time.perf_counter()
-            console.print(f"generating {len(compare_set.prompts)} answers with the base model ...")
-            with counting_progress(console, len(compare_set.prompts), "base answers") as advance:
-                before = answer_and_score(model, tokenizer, compare_set, cfg.compare, None, advance,
-                                          cfg.template_kwargs)
-            timings["generate_base_s"] = time.perf_counter() - t
+            before = _answers(model, tokenizer, compare_set, cfg, console, timings, "base")
         adapters = cfg.finetuning in ("lora", "qlora")
         if adapters:
             model = apply_lora(model, cfg.lora, new_tokens)
@@ -325,12 +331,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
 
         result = RunResult(out, records, stats, timings=timings)
         if cfg.compare and compare_set is not None:
-            t = time.perf_counter()
-            console.print(f"generating {len(compare_set.prompts)} answers with the tuned model ...")
-            with counting_progress(console, len(compare_set.prompts), "tuned answers") as advance:
-                after = answer_and_score(model, tokenizer, compare_set, cfg.compare, None, advance,
-                                         cfg.template_kwargs)
-            timings["generate_tuned_s"] = time.perf_counter() - t
+            after = _answers(model, tokenizer, compare_set, cfg, console, timings, "tuned")
             result.compare = write_comparison(out, compare_set, before, after)
             _print_compare(console, compare_set, before, after, cfg.compare.show)
         if adapters and cfg.merge:

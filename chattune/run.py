@@ -59,3 +59,4 @@ def started_run(output_dir: str | Path, *, device: str, finetuning: str, bf16: b
         if lock.previous:
             console.print(f"took over the output_dir lock of an ended run (process {lock.previous.get('pid')})")
         yield Run(out, target, dist, precision, resume_state(out, resume), console)
+        dist.finish()  # after a run that ended well; one that failed leaves the launcher to stop the others

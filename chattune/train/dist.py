@@ -98,6 +98,15 @@ class Dist:
         t = torch.tensor(values, dtype=torch.float64, device=self.accelerator.device)
         return self.accelerator.reduce(t, reduction="sum").tolist()
 
+    def finish(self) -> None:
+        """Under FSDP, wait for every process and close the process group: a process that exits with gloo's
+        threads still running is aborted ("terminate called without an active exception")."""
+        import torch.distributed as dist
+
+        if self.sharded and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
     def barrier(self) -> None:
         if self.accelerator:
             self.accelerator.wait_for_everyone()
