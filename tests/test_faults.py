@@ -316,3 +316,28 @@ def test_a_long_conversation_renders_without_the_cubic_search(tokenizer):
     assert time.perf_counter() - start < 8  # about 1 s; 300 pairs took about 10 s with a scan per turn and mark
     trained = tokenizer.decode([t for t in rendered.labels if t != -100])
     assert trained.count("answer ") == 300 and "question" not in trained
+
+
+GOOD = b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
+ROW = '{"messages": [{"role": "user", "content": "%s"}, {"role": "assistant", "content": "x"}]%s}'
+
+
+@pytest.mark.parametrize("name, second, expected", [
+    ("latin-1 text", (ROW % ("café", "")).encode("latin-1") + b"\n",
+     "line 2: expected UTF-8 text, found byte 0xe9"),
+    ("a lone surrogate", (ROW % ("a\\ud800b", "")).encode() + b"\n",
+     "line 2: expected text, found a lone UTF-16 surrogate"),
+    ("deep nesting", b'{"messages": ' + b"[" * 100000 + b"]" * 100000 + b"}\n",
+     "line 2: expected a row of messages, found JSON nested deeper than Python's recursion limit"),
+    ("a 100,000-digit number", (ROW % ("a", ', "n": ' + "9" * 100000)).encode() + b"\n",
+     "line 2: expected a row of messages, found a value Python will not read"),
+])
+def test_unreadable_rows_name_the_editors_line(tmp_path, capsys, name, second, expected):
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_bytes(GOOD + second)
+    assert expected in failed(capsys, ["data", "check", str(jsonl)])
+    if b"\\ud800" in second:  # the same row as an item of a JSON list
+        listed = tmp_path / "rows.json"
+        listed.write_bytes(b"[\n" + GOOD.strip() + b",\n" + second.strip() + b"\n]\n")
+        assert "line 3 (item [1]): expected text, found a lone UTF-16 surrogate" in failed(
+            capsys, ["data", "check", str(listed)])

@@ -68,10 +68,36 @@ def _read_jsonl(path: Path) -> Iterator[Row]:
             except json.JSONDecodeError as e:
                 raise DataError(str(path), at_line(line_no), None, f"expected a JSON object on this line, found "
                                 f"invalid JSON ({e.msg} at column {e.colno})") from None
+            except (RecursionError, ValueError) as e:
+                raise _unreadable_json(path, at_line(line_no), e) from None
             if not isinstance(row, dict):
                 raise DataError(str(path), at_line(line_no), None, f"expected a JSON object, found "
                                 f"{type(row).__name__}")
+            _check_text(path, at_line(line_no), text, row)
             yield at_line(line_no), row
+
+
+def _unreadable_json(path: Path, where: RowNo | None, e: BaseException) -> DataError:
+    """Valid JSON that Python will not hold: nesting past the recursion limit, an integer of thousands of digits."""
+    if isinstance(e, RecursionError):
+        found = "JSON nested deeper than Python's recursion limit"
+    else:
+        found = f"a value Python will not read ({e})"
+    return DataError(str(path), where, None, f"expected a row of messages, found {found}")
+
+
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # a \uD800-\uDFFF escape: half of a UTF-16 pair
+
+
+def _check_text(path: Path, where: RowNo, text: str, row: Any) -> None:
+    """A lone UTF-16 surrogate escape decodes to a string no tokenizer or file can encode: named here."""
+    if not _SURROGATE.search(text):
+        return
+    try:
+        json.dumps(row, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(str(path), where, None, "expected text, found a lone UTF-16 surrogate (a \\uD8xx-"
+                        "\\uDFxx escape without its pair); the row's text is damaged") from None
 
 
 def _json_list(path: Path, text: str, pos: int) -> Iterator[Row]:
@@ -86,8 +112,14 @@ def _json_list(path: Path, text: str, pos: int) -> Iterator[Row]:
             break
         lines_before += text.count("\n", counted, pos)
         counted = pos
-        item, pos = decode(text, pos)
         where = RowNo(lines_before + 1, f"line {lines_before + 1} (item [{index}])")
+        try:
+            item, pos = decode(text, pos)
+        except json.JSONDecodeError:
+            raise
+        except (RecursionError, ValueError) as e:
+            raise _unreadable_json(path, where, e) from None
+        _check_text(path, where, text[counted:pos], item)
         if not isinstance(item, dict):
             raise DataError(str(path), where, None, f"expected an object, found {type(item).__name__}")
         yield where, item
@@ -124,6 +156,11 @@ def _read_json(path: Path) -> Iterator[Row]:
             yield from _json_list(path, text, start)
         else:
             yield from _json_columns(path, json.loads(text))
+    except (RecursionError, ValueError) as e:
+        if not isinstance(e, json.JSONDecodeError):
+            raise _unreadable_json(path, None, e) from None
+        raise DataError(str(path), at_line(e.lineno), None, f"expected valid JSON, found an error: {e.msg} at "
+                        f"column {e.colno}") from None
     except json.JSONDecodeError as e:
         raise DataError(str(path), at_line(e.lineno), None, f"expected valid JSON, found an error: {e.msg} at "
                         f"column {e.colno}") from None
