@@ -156,6 +156,8 @@ def _read_json(path: Path) -> Iterator[Row]:
             yield from _json_list(path, text, start)
         else:
             yield from _json_columns(path, json.loads(text))
+    except DataError:  # a ValueError too: already says where
+        raise
     except (RecursionError, ValueError) as e:
         if not isinstance(e, json.JSONDecodeError):
             raise _unreadable_json(path, None, e) from None
