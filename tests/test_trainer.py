@@ -436,3 +436,19 @@ def test_trl_arguments_take_effect(tmp_path, tokenizer):
     with pytest.raises(ValueError, match="eos_token='<nope>' is not in the tokenizer's vocabulary"):
         SFTTrainer(make_tiny_model(tokenizer), args=SFTConfig(eos_token="<nope>"), train_dataset=[{"text": "a"}],
                    processing_class=tokenizer)
+
+
+@pytest.mark.parametrize("kind", ["ia3", "dora", "rslora"])
+def test_other_peft_methods_train_through_peft_config(tmp_path, tokenizer, kind):
+    import torch
+    from peft import IA3Config, LoraConfig
+
+    config = IA3Config(task_type="CAUSAL_LM") if kind == "ia3" else LoraConfig(
+        r=4, target_modules="all-linear", task_type="CAUSAL_LM", use_dora=kind == "dora", use_rslora=kind == "rslora")
+    args = SFTConfig(output_dir=str(tmp_path), max_steps=2, learning_rate=1e-2, report_to="none", save_strategy="no")
+    trainer = SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=CHATS, processing_class=tokenizer,
+                         peft_config=config)
+    before = {n: p.clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.train()
+    after = dict(trainer.model.named_parameters())
+    assert before and any(not torch.equal(p, after[n]) for n, p in before.items())
