@@ -26,7 +26,6 @@ class Dist:
         self.rank = accelerator.process_index if accelerator else 0
         self.world = accelerator.num_processes if accelerator else 1
         self.is_main = self.rank == 0
-        self.compute: torch.dtype | None = None  # FSDP gathers weights in it (set by wrap)
         self.root: Any = None  # the sharded root module, once wrapped
 
     @property
@@ -67,7 +66,7 @@ class Dist:
         if self.sharded:
             from chattune.train.fsdp import shard
 
-            self.compute, self.root = compute, shard(root, model if model is not None else root, self.fsdp, compute)
+            self.root = shard(root, model if model is not None else root, self.fsdp, compute)
             return self.root
         return self.accelerator.prepare_model(root) if self.accelerator else root
 

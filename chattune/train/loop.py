@@ -171,6 +171,8 @@ def _checkpoint(on_save: SaveHook | None, step: int, progress: TrainProgress, wr
     path = on_save(step, {**progress.snapshot(None, scheduler, scaler), "shards": str(shards)}) if on_save else None
     dist.barrier()  # the others wait until the checkpoint is in place
     return path
+
+
 # metrics of one eval set (its name, its examples), keys prefixed eval_ (eval_<name>_ for a named set)
 EvalFn = Callable[[str, Sequence[Example]], dict[str, float]]
 
@@ -188,9 +190,9 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainArgs, *, pad_id: in
     runs save it as the final model).
     `resume` is a saved state: the run continues from its step with the same data, RNG and optimizer.
     `dtype`: the compute dtype (bf16/fp16 autocast; fp16 adds loss scaling), None for fp32.
-    A NaN or infinite loss or gradient norm stops the run before the weights change. With several processes
-    (`dist`), step k takes micro-batches k*A*W .. (k+1)*A*W-1 of the global stream, process r every W-th
-    from r, so W processes with accumulation A train exactly what one process with accumulation A*W does.
+    A NaN or infinite loss or gradient norm stops the run before the weights change. Each step's global batch is
+    planned and then split into A*W micro-batches (A accumulation steps, W processes in `dist`), micro-batch j on
+    process j mod W, so any A and W with the same global batch train the same rows.
     `evaluate(name, examples)` replaces the eval metrics (default: loss, perplexity, token accuracy);
     `on_step(step, epoch)` runs after each step's logging, eval and checkpoint, and stops the run by returning True."""
     dist = dist or Dist()

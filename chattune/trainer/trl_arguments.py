@@ -87,9 +87,9 @@ REFUSED: dict[str, tuple[Any, str]] = {
     "eval_on_start": (False, "call trainer.evaluate() before trainer.train()"),
     "batch_eval_metrics": (False, "compute_metrics is called once per evaluation"),
     "parallelism_config": (None, "several processes run DDP through torchrun or accelerate launch"),
-    "fsdp": (None, "sharded training is not in the TRL-style trainer; chattune train runs DDP"),
-    "fsdp_config": (None, "sharded training is not in the TRL-style trainer; chattune train runs DDP"),
-    "deepspeed": (None, "DeepSpeed is not supported; several processes run DDP"),
+    "fsdp": (None, "the TRL-style trainer runs DDP; sharded training is chattune train's strategy: fsdp"),
+    "fsdp_config": (None, "the TRL-style trainer runs DDP; sharded training is chattune train's strategy: fsdp"),
+    "deepspeed": (None, "DeepSpeed is not supported; sharded training is chattune train's strategy: fsdp"),
 }
 
 ALL = IMPLEMENTED | set(NO_EFFECT) | set(REFUSED)
