@@ -211,3 +211,91 @@ def test_a_planted_mask_bug_is_caught(family_tokenizers, monkeypatch):
     tok, conv = family_tokenizers["llama-3.1"], CONVERSATIONS["three_turns"]
     r = render(tok, parse_messages(conv))
     assert oracle_problems(r.text, r.spans, conv, FAMILIES["llama-3.1"], header_token(tok, conv, {}))
+
+
+def long_conversation(pairs: int, *, reasoning: bool = False) -> list[dict]:
+    conv = [{"role": "system", "content": "Be brief."}]
+    for i in range(pairs):
+        reply = {"role": "assistant", "content": f"Answer {i}."}
+        if reasoning:
+            reply["reasoning_content"] = f"Thinking {i}."
+        conv += [{"role": "user", "content": f"Question {i}?"}, reply]
+    return conv
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f not in NO_FINAL_END])
+def test_shared_prompt_gaps_give_every_turn_its_exact_span(family_tokenizers, family, monkeypatch):
+    """A long conversation's turns share prompt gaps (spans.prompt_gaps): on every real template the spans are
+    the ones rendering each turn's own prompt gives."""
+    tok = family_tokenizers[family]
+    conv = long_conversation(3 * spans_module.EXACT_TURNS, reasoning="think" in (tok.chat_template or ""))
+    if reference(tok, conv) is None:
+        conv = conv[1:]  # a template without a system role
+        if reference(tok, conv) is None:
+            pytest.skip("the template itself refuses this conversation")
+    messages = parse_messages(conv)
+    try:
+        shared = render(tok, messages)
+    except TemplateError as e:
+        with monkeypatch.context() as m:
+            m.setattr(spans_module, "EXACT_TURNS", 10**9)
+            with pytest.raises(TemplateError, match=re.escape(str(e)[:40])):
+                render(tok, messages)
+        return
+    with monkeypatch.context() as m:
+        m.setattr(spans_module, "EXACT_TURNS", 10**9)
+        exact = render(tok, messages)
+    assert shared.spans == exact.spans and shared.labels == exact.labels
+
+
+def test_a_prompt_that_depends_on_the_whole_history_falls_back_to_every_turns_own(tokenizer, monkeypatch):
+    """A template whose generation prompt changes after 20 messages (its header loses `assistant`): shared gaps
+    would be wrong for the later turns, a check sees it and every turn's own prompt is rendered."""
+    jinja = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+             "{% if add_generation_prompt %}<|im_start|>{% if messages|length <= 20 %}assistant\n{% endif %}"
+             "{% endif %}")
+    messages = parse_messages(long_conversation(30)[1:])
+    renders = []
+    exact_gap = spans_module.prompt_gap
+    monkeypatch.setattr(spans_module, "prompt_gap", lambda *a: renders.append(a[2]) or exact_gap(*a))
+    shared = render(tokenizer, messages, template=jinja)
+    assert len(renders) > 30  # fell back: every turn's own
+    turns = [shared.text[s:e] for s, e in shared.spans]
+    assert turns[0] == "Answer 0.<|im_end|>" and turns[-1] == "assistant\nAnswer 29.<|im_end|>"
+    monkeypatch.setattr(spans_module, "EXACT_TURNS", 10**9)
+    assert shared.spans == render(tokenizer, messages, template=jinja).spans
+
+
+def test_a_long_conversation_is_masked_in_linear_time(tokenizer):
+    """Messages rendered to find every turn's span grow linearly with the conversation (counted, not timed):
+    100,000 messages need two-character markers and at most a few renderings of the whole conversation."""
+    from chattune.templates.render import _as_dicts, _renderer, resolve_template, special_strings
+
+    rendered_messages = []
+    run = _renderer(tokenizer, resolve_template(tokenizer), None, None)
+
+    def counting(dicts, add_generation_prompt):
+        rendered_messages.append(len(dicts))
+        return run(dicts, add_generation_prompt)
+
+    for pairs in (1_000, 50_000):
+        dicts = _as_dicts(parse_messages(long_conversation(pairs)))
+        rendered_messages.clear()
+        text = run(dicts, False)
+        trained = [i for i, d in enumerate(dicts) if d["role"] == "assistant"]
+        found = spans_module.assistant_spans(counting, dicts, trained, text, tuple(special_strings(tokenizer)))
+        assert len(found) == pairs
+        assert all(text[s.start:s.end] == f"Answer {k}.<|im_end|>" for k, s in enumerate(found))
+        assert sum(rendered_messages) <= 5 * len(dicts), (pairs, len(rendered_messages), sum(rendered_messages))
+
+
+def test_markers_widen_when_one_character_each_would_run_out():
+    one = spans_module.markers_for("text", 1_000)
+    assert one.width == 1
+    wide = spans_module.markers_for("text", 100_000)
+    assert wide.width == 2 and wide.radix ** 2 >= 600_000
+    for message, kind, is_open in ((0, 0, True), (99_999, 2, False), (54_321, 1, True)):
+        code = wide.code(message, kind, is_open)
+        assert len(code) == 2 and wide.pattern.fullmatch(code) and wide.decode(code) == (message, kind, is_open)
+    crowded = "".join(chr(c) for c in range(0xF0000, 0xF0000 + 500))  # the text uses the first 500 code points
+    assert spans_module.markers_for(crowded, 1_000).base >= 0xF0000 + 500

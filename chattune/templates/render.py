@@ -160,19 +160,30 @@ def end_of_turn(tokenizer: Any, template: str | None = None,
 class Encoded:
     """One tokenised text: its ids, and the tokens that cover a character span."""
 
+    LOOKUPS = 8  # spans looked up in the Rust encoding (each lookup scans it); more go through sorted offsets
+
     def __init__(self, ids: list[int], offsets: list[tuple[int, int]] | None = None, encoding: Any = None):
         self.ids, self._offsets, self._encoding = ids, offsets, encoding
+        self._bounds: tuple[list[int], list[int]] | None = None
+
+    def token_ranges(self, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The token range of each character span: a few through the encoding, many (a long conversation's
+        turns) by bisection in offsets materialised once, so the cost stays linear in the text."""
+        if len(spans) > self.LOOKUPS and self._encoding is not None and self._offsets is None:
+            self._offsets = self._encoding.offsets
+        return [self.token_range(start, end) for start, end in spans]
 
     def token_range(self, start: int, end: int) -> tuple[int, int]:
         """[first, stop) of the tokens overlapping characters [start, end): a token merged across the span's start
         carries content. Two lookups in the Rust encoding when every character has a token; else by offsets."""
-        if self._encoding is not None:
+        if self._encoding is not None and self._offsets is None:
             first, last = self._encoding.char_to_token(start), self._encoding.char_to_token(end - 1)
             if first is not None and last is not None:
                 return first, last + 1
             self._offsets = self._encoding.offsets
-        ends = [e for _, e in self._offsets]
-        starts = [s for s, _ in self._offsets]
+        if self._bounds is None:
+            self._bounds = [s for s, _ in self._offsets], [e for _, e in self._offsets]
+        starts, ends = self._bounds
         return bisect.bisect_right(ends, start), bisect.bisect_left(starts, end)
 
 
@@ -292,7 +303,7 @@ def _rendered(enc: Encoded, text: str, spans: Spans) -> Rendered:
     if spans is None:
         return Rendered(enc.ids, list(enc.ids), text)
     # every token overlapping a span is trained: a token merged across the span's start carries content
-    labels = labels_from_token_ranges(enc.ids, (enc.token_range(start, end) for start, end in spans))
+    labels = labels_from_token_ranges(enc.ids, enc.token_ranges(spans))
     return Rendered(enc.ids, labels, text, tuple(spans))
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import functools
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,16 +33,48 @@ CONTENT, REASONING, TOOL_CALLS = 0, 1, 2  # the kinds of text a message carries,
 # Private-use code points (planes 15 and 16, then the BMP's area): no template writes them, and the markers are
 # taken from a stretch the conversation's own text does not use
 _PRIVATE_USE = ((0xF0000, 0xFFFFD), (0x100000, 0x10FFFD), (0xE000, 0xF8FF))
-_DEFAULT_BASE = _PRIVATE_USE[0][0]
 
 _ROLEISH = re.compile(r"user|assistant|system|human|model|bot", re.IGNORECASE)  # names of turn headers
 _ENDISH = re.compile(r"end|eot|eos|stop|close", re.IGNORECASE)  # names of tokens that close rather than open
 Render = Callable[[list[dict[str, Any]], bool], str]  # (messages, add_generation_prompt) -> text
 
 
+@dataclass(frozen=True)
+class Markers:
+    """The marker alphabet for one conversation: `radix` consecutive private-use code points from `base`, and a
+    marker written as `width` of them (a number in base `radix`), so a conversation of any length has enough
+    distinct markers (one character each up to about 21,000 messages, two up to billions)."""
+
+    base: int = _PRIVATE_USE[0][0]
+    radix: int = _PRIVATE_USE[0][1] - _PRIVATE_USE[0][0] + 1
+    width: int = 1
+
+    def code(self, message: int, kind: int, is_open: bool) -> str:
+        n = 2 * (3 * message + kind) + (0 if is_open else 1)
+        digits = []
+        for _ in range(self.width):
+            n, d = divmod(n, self.radix)
+            digits.append(chr(self.base + d))
+        return "".join(reversed(digits))
+
+    def pair(self, message: int, kind: int) -> tuple[str, str]:
+        return self.code(message, kind, True), self.code(message, kind, False)
+
+    def decode(self, marker: str) -> tuple[int, int, bool]:
+        """(message, kind, is_open) of a marker."""
+        n = 0
+        for ch in marker:
+            n = n * self.radix + ord(ch) - self.base
+        return n // 6, (n // 2) % 3, n % 2 == 0
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return _marker_pattern(self.base, self.radix, self.width)
+
+
 @functools.lru_cache(maxsize=256)
-def _marker_pattern(base: int, count: int) -> re.Pattern[str]:
-    return re.compile(f"[{chr(base)}-{chr(base + count - 1)}]")
+def _marker_pattern(base: int, radix: int, width: int) -> re.Pattern[str]:
+    return re.compile(f"[{chr(base)}-{chr(base + radix - 1)}]{{{width}}}")
 
 
 def _free_base(text: str, count: int) -> int | None:
@@ -57,15 +90,18 @@ def _free_base(text: str, count: int) -> int | None:
     return None
 
 
-def _pair(message: int, kind: int, base: int = _DEFAULT_BASE) -> tuple[str, str]:
-    n = base + 2 * (3 * message + kind)
-    return chr(n), chr(n + 1)
-
-
-def _decode(ch: str, base: int) -> tuple[int, int, bool]:
-    """(message, kind, is_open) of a marker character."""
-    n = ord(ch) - base
-    return n // 6, (n // 2) % 3, n % 2 == 0
+def markers_for(text: str, messages: int) -> Markers | None:
+    """Markers for `messages` messages that `text` (the conversation) does not contain: one character each where
+    a free run of private-use code points is long enough, else the shortest width that fits."""
+    count = 6 * messages
+    for width in range(1, 5):
+        radix = max(2, math.ceil(count ** (1 / width)))
+        while radix ** width < count:  # float roots can fall one short
+            radix += 1
+        base = _free_base(text, radix)
+        if base is not None:
+            return Markers(base, radix, width)
+    return None
 
 
 def _wrap(text: Any, pair: tuple[str, str]) -> Any:
@@ -112,11 +148,11 @@ def _mark_call(call: Any, pair: tuple[str, str]) -> Any:
 
 
 def mark_message(message: dict[str, Any], index: int, *, calls: bool = True,
-                 base: int = _DEFAULT_BASE) -> dict[str, Any]:
+                 markers: Markers = Markers()) -> dict[str, Any]:
     """A copy of a template message with its content, reasoning and (with `calls`) tool calls wrapped in markers."""
     out = dict(message)
     content = out.get("content")
-    pair = _pair(index, CONTENT, base)
+    pair = markers.pair(index, CONTENT)
     if isinstance(content, list):  # content parts: each text part marked
         out["content"] = [{**p, "text": _wrap(p["text"], pair)} if isinstance(p, dict) and "text" in p else p
                           for p in content]
@@ -124,9 +160,9 @@ def mark_message(message: dict[str, Any], index: int, *, calls: bool = True,
         out["content"] = _wrap(content, pair)
     for key in REASONING_KEYS:
         if key in out:
-            out[key] = _wrap(out[key], _pair(index, REASONING, base))
+            out[key] = _wrap(out[key], markers.pair(index, REASONING))
     if calls and isinstance(out.get("tool_calls"), list):
-        out["tool_calls"] = [_mark_call(c, _pair(index, TOOL_CALLS, base)) for c in out["tool_calls"]]
+        out["tool_calls"] = [_mark_call(c, markers.pair(index, TOOL_CALLS)) for c in out["tool_calls"]]
     return out
 
 
@@ -183,15 +219,15 @@ class Located:
         return any(owners[k] != message for k in range(lo, hi))
 
 
-def _locate(marked_text: str, base: int, count: int) -> Located:
+def _locate(marked_text: str, markers: Markers) -> Located:
     """Strip the markers from a marked rendering, remembering where each stood in the stripped text."""
     located = Located("")
     pieces, last = [], 0
-    for removed, m in enumerate(_marker_pattern(base, count).finditer(marked_text)):
+    for removed, m in enumerate(markers.pattern.finditer(marked_text)):
         pieces.append(marked_text[last:m.start()])
         last = m.end()
-        message, kind, is_open = _decode(m.group(), base)
-        located.positions.setdefault(message, []).append((m.start() - removed, kind, is_open))
+        message, kind, is_open = markers.decode(m.group())
+        located.positions.setdefault(message, []).append((m.start() - removed * markers.width, kind, is_open))
     pieces.append(marked_text[last:])
     located.text = "".join(pieces)
     for message, marks in located.positions.items():  # a text repeated past its close (a tool's name written
@@ -207,14 +243,13 @@ def locate(render: Render, messages: list[dict[str, Any]], add_generation_prompt
     the markers must not have changed anything else; tool calls are left unmarked if marking them does (a
     template that branches on a tool's name), and a template that changes still is refused."""
     text = expected if expected is not None else json.dumps(messages, ensure_ascii=False, default=str)
-    count = 6 * len(messages)
-    base = _free_base(text, count)
-    if base is None:
+    markers = markers_for(text, len(messages))
+    if markers is None:
         raise TemplateError(f"chattune cannot mask a conversation of {len(messages)} messages whose text uses "
                             "this many Unicode private-use characters (it marks turns with them)")
     for calls in (True, False):
-        located = _locate(render([mark_message(m, i, calls=calls, base=base) for i, m in enumerate(messages)],
-                                 add_generation_prompt), base, count)
+        located = _locate(render([mark_message(m, i, calls=calls, markers=markers) for i, m in enumerate(messages)],
+                                 add_generation_prompt), markers)
         if expected is None or located.text == expected:
             return located
     raise TemplateError("the template renders the conversation differently when a message's text changes, so "
@@ -333,6 +368,43 @@ def prompt_gap(render: Render, messages: list[dict[str, Any]], upto: int) -> str
     return prompt.text[max(marks, default=0):]
 
 
+EXACT_TURNS = 8  # conversations with up to this many trained turns render every turn's prompt
+
+
+def _surroundings(full: Located, messages: list[dict[str, Any]], j: int) -> tuple[Any, ...]:
+    """What a turn's prompt gap can be shared on: the rendering between the previous message's text and the
+    turn's own, and the previous message's role."""
+    first = full.first(j)
+    before = full.before(j, first)
+    return full.text[before or 0:first], messages[j - 1].get("role") if j else None
+
+
+def prompt_gaps(render: Render, messages: list[dict[str, Any]], trained: Sequence[int],
+                full: Located) -> dict[int, str]:
+    """Each trained turn's prompt gap. Rendering the prompt before every turn costs O(n^2) in the conversation's
+    length, so a long conversation's turns with the same surroundings share one gap. Sharing is checked, not
+    assumed: the gap is rendered exactly at the 1st, 2nd, 4th, 8th... turn of each kind and at the last turn
+    (prompts of geometrically growing length: about two renderings of the whole conversation in all), and a
+    template whose gap differs after all renders every turn's."""
+    if len(trained) <= EXACT_TURNS:
+        return {j: prompt_gap(render, messages, j) for j in trained}
+    shared: dict[tuple[Any, ...], str] = {}
+    seen: dict[tuple[Any, ...], int] = {}
+    gaps = {}
+    for j in trained:
+        if full.first(j) is None:
+            gaps[j] = ""  # not rendered: assistant_spans says so
+            continue
+        key = _surroundings(full, messages, j)
+        seen[key] = seen.get(key, 0) + 1
+        if key not in shared or seen[key] & (seen[key] - 1) == 0 or j == trained[-1]:
+            exact = prompt_gap(render, messages, j)
+            if shared.setdefault(key, exact) != exact:  # the template's prompt depends on more than this
+                return {j: prompt_gap(render, messages, j) for j in trained}
+        gaps[j] = shared[key]
+    return gaps
+
+
 def _snap_out_of_special(text: str, pos: int, pattern: re.Pattern[str], floor: int) -> int:
     """`pos`, moved back to the start of a special token it falls inside (alignment can stop at `<|START_`)."""
     for m in pattern.finditer(text, max(floor, pos - 64), pos + 64):
@@ -378,6 +450,7 @@ def assistant_spans(render: Render, messages: list[dict[str, Any]], trained: Seq
     full = locate(render, messages, False, full_text)
     assistant = {i: m.get("role") == "assistant" for i, m in enumerate(messages)}
     conversation = None if pattern is None else _conversation_markup(full, pattern, assistant)
+    gaps = prompt_gaps(render, messages, trained, full)
     spans = []
     for j in trained:
         role = messages[j].get("role")
@@ -388,7 +461,7 @@ def assistant_spans(render: Render, messages: list[dict[str, Any]], trained: Seq
         if full.interleaved(j, first, last):
             raise TemplateError(f"message {j} ({role}): the template writes another message's text inside it, so "
                                 "its tokens cannot be trained alone")
-        gap = prompt_gap(render, messages, j)
+        gap = gaps[j]
         markup = None if pattern is None else _markup(full, gap, pattern, assistant, conversation)
         start = _turn_start(full, j, gap, markup, pattern)
         limit = next_mark if (next_mark := full.after(j, last)) is not None else len(full.text)
