@@ -1,10 +1,14 @@
 """Preparing sources: truncation, bad rows, mixing, globs, hold-out, parallel workers and the cache."""
 
+from multiprocessing.pool import ThreadPool
+
 import pytest
 from conftest import write_jsonl
 
+from chattune.batching import prepare
 from chattune.batching.prepare import PrepareOptions, prepare_source, prepare_sources, split_examples
 from chattune.config import DataSource, build_config
+from chattune.data.load import load_rows
 from chattune.errors import ConfigError, DataError
 from chattune.labels import IGNORE_INDEX
 
@@ -185,3 +189,53 @@ def test_damaged_cache_entry_is_reported_removed_and_prepared_again(tmp_path, to
 
     third, stats = prepare_source(src, tokenizer, opts)  # the entry written again is sound and reused
     assert third == first and stats.reused == [str(path)] and stats.cache_damaged == []
+
+
+def counted(rows, pulled):
+    """`rows` as a generator that records how many have been read."""
+    for row in rows:
+        pulled.append(row)
+        yield row
+
+
+@pytest.mark.parametrize("num_proc", [1, 2])
+def test_rows_are_read_as_they_are_prepared(tmp_path, tokenizer, monkeypatch, num_proc):
+    """A large file is never held whole: preparation reads a few chunks ahead of what it has prepared, in one
+    process and with workers, and the result is the same as preparing everything at once."""
+    monkeypatch.setattr(prepare, "PARALLEL_FROM_ROWS", 4)
+    monkeypatch.setattr(prepare, "CHUNK_ROWS", 3)
+    source = str(write_jsonl(tmp_path / "d.jsonl", qa_rows(40)))
+    spec, opts = DataSource(path=source, columns=QA), PrepareOptions()
+    rows = load_rows(source)
+    pulled, ahead = [], []
+    real = prepare.prepare_rows if num_proc == 1 else prepare._work
+    if num_proc == 1:
+        monkeypatch.setattr(prepare, "prepare_rows", lambda chunk, *a: ahead.append(len(pulled)) or real(chunk, *a))
+        records = prepare.prepare_all_rows(counted(rows, pulled), source, spec, tokenizer, opts, num_proc)
+        assert ahead[0] <= 4 + 3 and max(a - 3 * k for k, a in enumerate(ahead)) <= 4 + 3, ahead
+    else:
+        results = []
+        prepare._init_worker(source, spec, tokenizer, opts)
+        with ThreadPool(num_proc) as pool:  # a real pool in this process, so what was read can be seen
+            for part in prepare._in_order(pool, prepare._chunks(counted(rows, pulled), 3), 2 * num_proc):
+                ahead.append(len(pulled) - 3 * len(results))
+                results.append(part)
+        assert max(ahead) <= 3 * (2 * num_proc), ahead
+        records = prepare.to_columns([rec for part in results for rec in part])
+    assert records == prepare.to_columns(prepare.prepare_rows(rows, source, spec, tokenizer, opts))
+
+
+def test_long_rows_are_tokenised_in_batches_of_bounded_size(tmp_path, tokenizer, monkeypatch):
+    """However long the rows, one tokenizer batch holds about RENDER_CHARS characters; the examples are the ones
+    one batch gives."""
+    source = str(write_jsonl(tmp_path / "d.jsonl", qa_rows(6, answer_words=400)))
+    spec, opts = DataSource(path=source, columns=QA), PrepareOptions(max_length=4096)
+    rows = load_rows(source)
+    whole = prepare.prepare_rows(rows, source, spec, tokenizer, opts)
+    batches = []
+    real = prepare.render_many
+    monkeypatch.setattr(prepare, "render_many", lambda tok, convs, **k: batches.append(len(convs)) or real(tok, convs,
+                                                                                                           **k))
+    monkeypatch.setattr(prepare, "RENDER_CHARS", 5000)  # about two of these rows
+    assert prepare.prepare_rows(rows, source, spec, tokenizer, opts) == whole
+    assert len(batches) >= 3 and max(batches) <= 2, batches

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return hashlib.sha256((body + extra).encode()).hexdigest()
 
 
-def cache_key(path: str, row_json: list[str], spec: DataSource, opts: Any, tokenizer: Any) -> str:
+def cache_key(path: str, row_json: Iterable[str], spec: DataSource, opts: Any, tokenizer: Any) -> str:
     """The key for one source file's prepared data."""
     from chattune import __version__
 

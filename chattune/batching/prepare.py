@@ -8,13 +8,15 @@ template, the row-shape settings, the masking and truncation options and chattun
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import multiprocessing
 import os
 import random
 import sys
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -22,13 +24,15 @@ from chattune.batching.cache import DamagedEntry, cache_key, load_cached, save_c
 from chattune.batching.collate import Example
 from chattune.config import DataSource
 from chattune.data.convert import bad_rows_error, detect_format, to_conversation
-from chattune.data.load import expand_paths, load_rows
+from chattune.data.load import Row, expand_paths, iter_rows
 from chattune.data.schema import Conversation
 from chattune.errors import DataError, TemplateError
 from chattune.labels import num_trained
 from chattune.templates.render import Rendered, check_rendered, render_many
 
 PARALLEL_FROM_ROWS = 2000  # below this, starting worker processes costs more than it saves
+CHUNK_ROWS = 256  # rows per task: a task's rows, texts and encodings are what preparation holds at once
+RENDER_CHARS = 1 << 22  # conversations tokenised in one batch hold encodings of about this many characters
 
 # Why a row is not an example. A bad row stops training (data.on_bad_row: error) or is skipped and counted; a
 # dropped row is left out by a setting (truncation) and counted. Codes, not messages, are what is counted.
@@ -232,6 +236,29 @@ def finish_row(row: PreparedRow, conv: Conversation, r: Rendered | TemplateError
     return None
 
 
+def _size(conv: Conversation | None) -> int:
+    """About how many characters a conversation renders to."""
+    if conv is None:
+        return 0
+    if conv.text is not None:
+        return len(conv.text)
+    return sum(len(m.content) + 32 for m in conv.messages)
+
+
+def _groups(convs: list[Conversation | None], chars: int) -> Iterator[list[int]]:
+    """Indices of convs in runs of about `chars` characters: a batch's token encodings (ids, offsets and token
+    strings, about a hundred bytes a token) stay bounded however long the rows are."""
+    group, size = [], 0
+    for i, conv in enumerate(convs):
+        if group and size + _size(conv) > chars:
+            yield group
+            group, size = [], 0
+        group.append(i)
+        size += _size(conv)
+    if group:
+        yield group
+
+
 def prepare_rows(rows: Sequence[tuple[int, dict[str, Any]]], source: str, spec: DataSource, tokenizer: Any,
                  opts: PrepareOptions) -> list[PreparedRow]:
     """Raw rows to prepared rows: ids and labels, or the reason and the error that names the row and field."""
@@ -245,11 +272,12 @@ def prepare_rows(rows: Sequence[tuple[int, dict[str, Any]]], source: str, spec: 
         except DataError as e:
             _mark_bad(prepared[-1], e)
             convs.append(None)
-    good = [c for c in convs if c is not None]
-    rendered = iter(render_many(tokenizer, good, train_on=opts.train_on, template_kwargs=opts.template_kwargs))
-    for row, conv in zip(prepared, convs):
-        if conv is not None:
-            finish_row(row, conv, next(rendered), opts, tokenizer)
+    for group in _groups(convs, RENDER_CHARS):
+        good = [i for i in group if convs[i] is not None]
+        rendered = render_many(tokenizer, [convs[i] for i in good], train_on=opts.train_on,
+                               template_kwargs=opts.template_kwargs)
+        for i, r in zip(good, rendered):
+            finish_row(prepared[i], convs[i], r, opts, tokenizer)
     return prepared
 
 
@@ -270,16 +298,36 @@ def _workers(rows: int, num_proc: int | None) -> int:
     return max(1, min(num_proc, rows))
 
 
-def prepare_all_rows(rows: list[tuple[int, dict[str, Any]]], source: str, spec: DataSource, tokenizer: Any,
+def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+    while chunk := list(itertools.islice(rows, size)):
+        yield chunk
+
+
+def _in_order(pool: Any, chunks: Iterable[list[Row]], in_flight: int) -> Iterator[list[PreparedRow]]:
+    """Each chunk's prepared rows, in order, with at most `in_flight` chunks handed out at once (Pool.imap would
+    read the whole input ahead into its task queue)."""
+    pending: deque[Any] = deque()
+    for chunk in chunks:
+        pending.append(pool.apply_async(_work, (chunk,)))
+        if len(pending) >= in_flight:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
+
+
+def prepare_all_rows(rows: Iterable[Row], source: str, spec: DataSource, tokenizer: Any,
                      opts: PrepareOptions, num_proc: int | None = None) -> dict[str, list]:
     """Every row prepared, in `num_proc` processes; the result as columns (RECORD_KEYS).
 
-    A plain process pool, not datasets.map: on gsm8k train it cost 1.1 s less (datasets starts a pool even for
-    one process and sends the tokenizer with every shard). One process keeps the work here, where the Rust
-    tokenizer batches on every core; workers tokenise on one thread each, so the cores are not oversubscribed."""
-    workers = _workers(len(rows), num_proc)
-    chunk = 256 if workers == 1 else max(64, len(rows) // (workers * 8))
-    chunks = [rows[i:i + chunk] for i in range(0, len(rows), chunk)]
+    Rows are read as they are prepared, a few chunks ahead, so a large file is never held whole. A plain process
+    pool, not datasets.map: on gsm8k train it cost 1.1 s less (datasets starts a pool even for one process and
+    sends the tokenizer with every shard). One process keeps the work here, where the Rust tokenizer batches on
+    every core; workers tokenise on one thread each, so the cores are not oversubscribed."""
+    rows = iter(rows)
+    head = list(itertools.islice(rows, PARALLEL_FROM_ROWS))  # enough to tell whether workers pay
+    workers = _workers(len(head), num_proc)
+    chunks = _chunks(itertools.chain(head, rows), CHUNK_ROWS)
+    del head
     if workers == 1:
         records = [rec for part in chunks for rec in prepare_rows(part, source, spec, tokenizer, opts)]
     else:
@@ -289,7 +337,7 @@ def prepare_all_rows(rows: list[tuple[int, dict[str, Any]]], source: str, spec: 
         os.environ["TOKENIZERS_PARALLELISM"] = "false"
         try:
             with ctx.Pool(workers, initializer=_init_worker, initargs=(source, spec, tokenizer, opts)) as pool:
-                records = [rec for part in pool.imap(_work, chunks) for rec in part]
+                records = [rec for part in _in_order(pool, chunks, 2 * workers) for rec in part]
         finally:
             if previous is None:
                 os.environ.pop("TOKENIZERS_PARALLELISM", None)
@@ -309,6 +357,12 @@ def _stats_and_examples(cols: dict[str, list], source: str = "") -> tuple[list[E
     return examples, stats
 
 
+def _row_lines(rows: Iterable[Row]) -> Iterator[str]:
+    """Each row as the cache key hashes it: its number (cached errors name it) and its JSON."""
+    for n, row in rows:
+        yield f"{getattr(n, 'where', n)}\t" + json.dumps(row, ensure_ascii=False, sort_keys=True, default=str)
+
+
 def prepare_source(spec: DataSource, tokenizer: Any, opts: PrepareOptions, *, num_proc: int | None = None,
                    cache: bool = True) -> tuple[list[Example], PrepareStats]:
     """Every row of one source (a glob is several files) prepared, from the cache when nothing changed.
@@ -320,21 +374,20 @@ def prepare_source(spec: DataSource, tokenizer: Any, opts: PrepareOptions, *, nu
         left = None if spec.num_samples is None else spec.num_samples - stats.rows  # across a glob's files
         if left == 0:
             break
-        rows = load_rows(path, left, split=spec.split, config_name=spec.name)
-        # row numbers are in the key too: the cached errors name them
-        row_json = [f"{getattr(n, 'where', n)}\t" + json.dumps(row, ensure_ascii=False, sort_keys=True, default=str)
-                    for n, row in rows]
-        key = cache_key(path, row_json, spec, opts, tokenizer)
-        damaged = None
-        try:
-            cached = load_cached(key) if cache else None
-        except DamagedEntry as e:
-            cached, damaged = None, f"{path}: {e}"
+        # the file is read once for the cache key and again to prepare it, never held whole
+        rows = functools.partial(iter_rows, path, left, split=spec.split, config_name=spec.name)
+        cached, damaged, key = None, None, None
+        if cache:
+            key = cache_key(path, _row_lines(rows()), spec, opts, tokenizer)
+            try:
+                cached = load_cached(key)
+            except DamagedEntry as e:
+                damaged = f"{path}: {e}"
         if cached is not None:
             cols = cached
         else:
-            cols = prepare_all_rows(rows, path, spec, tokenizer, opts, num_proc)
-            if cache:
+            cols = prepare_all_rows(rows(), path, spec, tokenizer, opts, num_proc)
+            if key is not None:
                 save_cached(key, cols)
         source_examples, source_stats = _stats_and_examples(cols, path)
         if cached is not None:

@@ -262,11 +262,11 @@ def expand_paths(source: str) -> list[str]:
     return matches
 
 
-def load_rows(source: str, limit: int | None = None, *, split: str | None = None,
-              config_name: str | None = None) -> list[Row]:
-    """All rows of `source` (the first `limit` if given), each with its RowNo (the editor line for text files).
-
-    `split` and `config_name` apply to hub datasets."""
+def iter_rows(source: str, limit: int | None = None, *, split: str | None = None,
+              config_name: str | None = None) -> Iterator[Row]:
+    """The rows of `source` (the first `limit` if given) one at a time, each with its RowNo (the editor line for
+    text files): a jsonl or csv file is never held whole in memory (a JSON document is read whole, then decoded
+    an item at a time). `split` and `config_name` apply to hub datasets."""
     path = Path(source).expanduser()
     if path.exists():
         reader = _read_rows(path)
@@ -274,16 +274,22 @@ def load_rows(source: str, limit: int | None = None, *, split: str | None = None
         reader = _read_hub(source, split, config_name)
     else:
         raise DataError(source, None, None, "file not found")
-    rows: list[Row] = []
+    count = 0
     try:
         for row in reader:
-            rows.append(row)
-            if limit is not None and len(rows) >= limit:
-                break
+            yield row
+            count += 1
+            if limit is not None and count >= limit:
+                return
     except UnicodeDecodeError:
         raise _not_utf8(path) from None
     except (OSError, EOFError, zlib.error) as e:
-        raise DataError(source, None, None, f"could not read the file after {len(rows)} rows ({e})") from None
-    if not rows:
+        raise DataError(source, None, None, f"could not read the file after {count} rows ({e})") from None
+    if not count:
         raise DataError(source, None, None, "no rows found (the file is empty)")
-    return rows
+
+
+def load_rows(source: str, limit: int | None = None, *, split: str | None = None,
+              config_name: str | None = None) -> list[Row]:
+    """All rows of `source` (the first `limit` if given), each with its RowNo; see iter_rows."""
+    return list(iter_rows(source, limit, split=split, config_name=config_name))
