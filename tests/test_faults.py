@@ -341,3 +341,89 @@ def test_unreadable_rows_name_the_editors_line(tmp_path, capsys, name, second, e
         listed.write_bytes(b"[\n" + GOOD.strip() + b",\n" + second.strip() + b"\n]\n")
         assert "line 3 (item [1]): expected text, found a lone UTF-16 surrogate" in failed(
             capsys, ["data", "check", str(listed)])
+
+
+# -- the earlier cases of the corpus through the CLI (each class also has its own unit tests: test_config,
+#    test_lock, test_prepare, test_template_budget, test_cli)
+
+
+@pytest.mark.parametrize("override, says", [
+    ("learning_rate=.inf", "learning_rate: "),
+    ("learning_rate=1e38", "learning_rate: "),
+    ("num_train_epochs=.inf", "num_train_epochs: "),
+    ("seed=1e21", "seed: "),
+    ("max_steps=0", "max_steps: "),
+    ("model=''", "model: "),
+    ("data.columns={}", "data.columns: maps no column to a role"),
+    ("data.train=[]", "data.train: lists no training data"),
+])
+def test_config_values_that_cannot_train_are_named_before_any_work(tmp_path, tiny_model_dir, gsm8k_small, capsys,
+                                                                    override, says):
+    cfg = config_file(tmp_path, tiny_model_dir, gsm8k_small)
+    err = failed(capsys, ["train", str(cfg), "--set", override])
+    assert says in " ".join(err.split())
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_second_run_on_a_locked_output_dir_names_the_holder(tmp_path, tiny_model_dir, gsm8k_small, capsys):
+    from chattune.outputs.lock import OutputDirLock
+
+    cfg = config_file(tmp_path, tiny_model_dir, gsm8k_small)
+    with OutputDirLock(tmp_path / "run"):
+        err = " ".join(failed(capsys, ["train", str(cfg)]).split())
+    assert f"{tmp_path / 'run'} is in use by" in err and f"process {os.getpid()}" in err
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+    assert main(["train", str(cfg)]) == 0  # released: the same run now goes ahead
+
+
+def test_ctrl_c_exits_130_with_a_checkpoint_that_resumes(tmp_path, tiny_model_dir, gsm8k_small, capsys,
+                                                         monkeypatch):
+    cfg = config_file(tmp_path, tiny_model_dir, gsm8k_small, max_steps=5)
+    steps = []
+    real_check = Guard.check
+
+    def ctrl_c_at_step_3(self, *args, **kwargs):
+        steps.append(1)
+        if len(steps) == 3:
+            raise KeyboardInterrupt
+        return real_check(self, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(Guard, "check", ctrl_c_at_step_3)
+        err = failed(capsys, ["train", str(cfg)], code=130)
+    out = tmp_path / "run"
+    assert "interrupted" in err and [p.name for p in checkpoints(out)] == ["checkpoint-2"]
+    (out / ".checkpoint-3-k1lled_x").mkdir()  # what a kill during a checkpoint write leaves
+    assert main(["train", str(cfg), "--resume"]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "removed half-written checkpoint folders of a stopped run: .checkpoint-3-k1lled_x" in said
+    assert "resuming from" in said and (out / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_a_damaged_cache_entry_is_reported_and_prepared_again(tmp_path, tiny_model_dir, gsm8k_small, capsys,
+                                                             prepared_cache):
+    cfg = config_file(tmp_path, tiny_model_dir, gsm8k_small, max_steps=2)
+    assert main(["train", str(cfg), "--overwrite_output_dir"]) == 0
+    [entry] = [p for p in prepared_cache.iterdir() if not p.name.startswith(".")]
+    arrow = entry / "prepared.arrow"
+    raw = bytearray(arrow.read_bytes())
+    raw[len(raw) // 2: len(raw) // 2 + 64] = b"\xff" * 64  # garbled in the middle: once a segfault
+    arrow.write_bytes(bytes(raw))
+    capsys.readouterr()
+    assert main(["train", str(cfg), "--overwrite_output_dir"]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"warning: {gsm8k_small}: the prepared-data cache entry {entry} was damaged" in said
+    assert "prepared again" in said and "reused prepared data" not in said
+    assert main(["train", str(cfg), "--overwrite_output_dir"]) == 0  # written again, whole
+    assert "reused prepared data from the cache" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_template_that_would_render_forever_is_a_bad_row(tmp_path, capsys):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_bytes(GOOD)
+    forever = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    assert main(["data", "check", str(rows), "--template", forever]) == 1
+    captured = capsys.readouterr()
+    said = " ".join(captured.out.split())  # data check's account of bad rows
+    assert "Traceback" not in captured.err + captured.out
+    assert f"{rows}, line 1: the chat template took more than" in said and "RENDER_STEPS=2,000,000" in said

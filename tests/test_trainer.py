@@ -452,3 +452,40 @@ def test_other_peft_methods_train_through_peft_config(tmp_path, tokenizer, kind)
     trainer.train()
     after = dict(trainer.model.named_parameters())
     assert before and any(not torch.equal(p, after[n]) for n, p in before.items())
+
+
+def test_sfttrainer_says_what_would_mix_runs_and_a_failed_save_names_the_checkpoint(tmp_path, tokenizer, capsys,
+                                                                                   monkeypatch):
+    """TRL's Trainer writes beside an earlier run and resumes under changed arguments, and chattune's SFTTrainer
+    does too (a notebook cell run twice must work), but it says so; a failed save_model names the checkpoint that
+    holds the weights."""
+    import errno
+
+    out = tmp_path / "sft"
+    args = SFTConfig(output_dir=str(out), max_steps=2, per_device_train_batch_size=2, learning_rate=1e-3,
+                     logging_steps=1, report_to="none")
+    trainer = SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=CHATS, processing_class=tokenizer)
+    trainer.train()
+    assert (out / "checkpoint-2" / "train_config.yaml").is_file()
+    capsys.readouterr()
+    trainer.train()  # the same cell again
+    said = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert f"warning: {out} holds checkpoints of an earlier run (checkpoint-2 the newest)" in said
+
+    trainer.args = SFTConfig(output_dir=str(out), max_steps=3, per_device_train_batch_size=2, learning_rate=5e-3,
+                             logging_steps=1, report_to="none")
+    assert trainer.train(resume_from_checkpoint=True).global_step == 3
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"warning: resuming {out / 'checkpoint-2'} with arguments that differ" in said
+    assert "learning_rate: checkpoint 0.001, now 0.005" in said and "max_steps" not in said
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("chattune.outputs.save.write_pretrained", full_disk)
+    from chattune.errors import TrainingError
+
+    with pytest.raises(TrainingError, match=f"No space left on device.*the last checkpoint of the weights is "
+                                            f"{out / 'checkpoint-3'}"):
+        trainer.save_model()
+    assert not (out / "model").exists()

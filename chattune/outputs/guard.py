@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from chattune.errors import ChattuneError, TrainingError
-from chattune.outputs.checkpoint import CONFIG_FILE, checkpoints
+from chattune.outputs.checkpoint import CONFIG_FILE, checkpoints, latest_checkpoint
 
 # Keys that do not change what the model is trained on or how each step updates it: where and how often the run
 # logs, evaluates and saves, how long it goes on, and speed features tested to give the same losses. Every other
@@ -109,3 +109,27 @@ def check_output_dir(out: Path, config: dict[str, Any], resumed: Path | None, *,
     elif changes:
         console.print("resuming with config changes (--allow-config-changes): " + "; ".join(changes),
                       highlight=False, markup=False)
+
+
+def note_output_dir(out: Path, config: dict[str, Any], resumed: Path | None, console: Any) -> None:
+    """SFTTrainer's checks, which warn where `chattune train` refuses: TRL's Trainer writes beside an earlier
+    run's checkpoints and resumes under changed arguments, and code written for it does both (a notebook cell
+    run twice). What would mix two runs is said, nothing is removed."""
+    if resumed is None:
+        found = checkpoints(out)
+        if found:
+            console.print(f"warning: {out} holds checkpoints of an earlier run ({found[-1].name} the newest); this "
+                          "run writes beside them (replacing those of the same step), and resume_from_checkpoint="
+                          "True continues the newest of all", highlight=False, markup=False)
+        return
+    changes = check_resume(resumed, config, allow_changes=True)
+    if changes:
+        console.print(f"warning: resuming {resumed} with arguments that differ from those that wrote it: "
+                      + "; ".join(changes), highlight=False, markup=False)
+
+
+def last_good_copy(out: Path, error: Exception) -> TrainingError:
+    """A failed save of the final weights, with where the last checkpoint of them is."""
+    last = latest_checkpoint(out)
+    where = f"the last checkpoint of the weights is {last}" if last else "no checkpoint holds the trained weights"
+    return TrainingError(f"{error}; {where}")

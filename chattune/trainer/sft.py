@@ -285,6 +285,7 @@ class SFTTrainer:
         from transformers.trainer_utils import TrainOutput
 
         from chattune.model.load import load_trained_weights
+        from chattune.outputs.guard import note_output_dir
         from chattune.pipeline import train_and_log
         from chattune.run import started_run
         from chattune.templates.setup import stop_token_ids
@@ -302,6 +303,9 @@ class SFTTrainer:
                 import torch
 
                 torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(self.args.tf32)
+            hparams = self.cfg.model_dump()  # written into each checkpoint, which a resume is compared with
+            if run.dist.is_main:
+                note_output_dir(run.out, hparams, run.resumed["path"] if run.resumed else None, run.console)
             if run.resumed:
                 load_trained_weights(self.model, run.resumed["path"])
             # trainer.state as transformers.Trainer keeps it, current while training (callbacks read it)
@@ -320,7 +324,7 @@ class SFTTrainer:
                                          eval_examples=(eval_sets.get("") if list(eval_sets) == [""] else eval_sets)
                                          or None, resumed=run.resumed, dist=run.dist, save_last=True,
                                          evaluate=self._eval_fn(run.device, dtype), on_step=bridge.on_step,
-                                         on_record=bridge.on_record)
+                                         on_record=bridge.on_record, hparams=hparams)
             resumed = run.resumed
         runtime = time.perf_counter() - start
         bridge.event("on_train_end")
@@ -431,14 +435,20 @@ class SFTTrainer:
         self.pop_callback(callback)
 
     def save_model(self, output_dir: str | None = None) -> Path:
-        """The adapter (with peft) or the model, with tokenizer, template and stop tokens."""
+        """The adapter (with peft) or the model, with tokenizer, template and stop tokens. A failed save names the
+        last checkpoint (train() always checkpoints its last step)."""
+        from chattune.errors import ChattuneError
+        from chattune.outputs.guard import last_good_copy
         from chattune.outputs.save import save_pretrained_atomic
         from chattune.templates.setup import stop_token_ids
 
         path = Path(output_dir or self.cfg.output_dir)
         if output_dir is None:  # never replace output_dir itself: it holds the checkpoints and metrics
             path = path / ("adapter" if hasattr(self.model, "peft_config") else "model")
-        return save_pretrained_atomic(self.model, self.tokenizer, path, stop_token_ids(self.tokenizer))
+        try:
+            return save_pretrained_atomic(self.model, self.tokenizer, path, stop_token_ids(self.tokenizer))
+        except ChattuneError as e:
+            raise last_good_copy(Path(self.cfg.output_dir), e) from None
 
     def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None,
                           tags: list[str] | str | None = None, folder: str | Path | None = None) -> Path:
