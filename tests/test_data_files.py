@@ -93,7 +93,15 @@ def test_csv_quoted_line_breaks_and_blank_lines_keep_editor_lines(tmp_path):
     assert e.value.row.where == "line 7"
 
 
-def test_json_items_name_their_index_and_line(tmp_path):
+@pytest.fixture(params=[None, 5], ids=["whole", "5-character blocks"])
+def json_blocks(request, monkeypatch):
+    """JSON lists are read a block at a time (JSON_BLOCK characters): with tiny blocks every item, number and
+    error straddles a block's end, and rows and lines must come out the same."""
+    if request.param:
+        monkeypatch.setattr("chattune.data.load.JSON_BLOCK", request.param)
+
+
+def test_json_items_name_their_index_and_line(tmp_path, json_blocks):
     source = write(tmp_path / "d.json", json.dumps(ROWS + ["not an object"], indent=2), bom=True, crlf=True)
     with pytest.raises(DataError, match="expected an object, found str") as e:
         load_rows(source)
@@ -114,7 +122,7 @@ def test_json_items_name_their_index_and_line(tmp_path):
     ('{"a": [1,\n 2}', 2, "Expecting"),
     ("[]", None, "no rows found"),
 ])
-def test_broken_json_names_the_line(tmp_path, text, line, found):
+def test_broken_json_names_the_line(tmp_path, text, line, found, json_blocks):
     with pytest.raises(DataError, match=found) as e:
         load_rows(write(tmp_path / "d.json", text))
     assert (e.value.row.where if e.value.row is not None else None) == (None if line is None else f"line {line}")
@@ -135,3 +143,12 @@ def test_row_numbers_survive_pickling():
     n = pickle.loads(pickle.dumps(RowNo(7, "line 7")))  # rows travel to preparation workers
     assert (type(n), n, n.where) == (RowNo, 7, "line 7") and f"{n}" == "7"
     assert RowNo(3).where == "row 3"
+
+
+def test_a_long_json_list_read_in_blocks_gives_every_row_and_line(tmp_path, monkeypatch):
+    rows = [{"prompt": f"p{i}" * (i % 7), "n": 10 ** (i % 12), "x": [1.5, None, True]} for i in range(300)]
+    source = write(tmp_path / "d.json", json.dumps(rows, indent=1), crlf=True)
+    whole = loaded(source)
+    monkeypatch.setattr("chattune.data.load.JSON_BLOCK", 64)
+    assert loaded(source) == whole and [r for _, _, r in whole] == rows
+    assert whole[299][1] == f"line {2 + 299 * 9} (item [299])"

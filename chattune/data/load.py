@@ -100,38 +100,94 @@ def _check_text(path: Path, where: RowNo, text: str, row: Any) -> None:
                         "\\uDFxx escape without its pair); the row's text is damaged") from None
 
 
-def _json_list(path: Path, text: str, pos: int) -> Iterator[Row]:
-    """The items of the top-level list whose "[" is text[pos], each with the line it starts on.
+JSON_BLOCK = 1 << 20  # characters of a JSON file read at a time
 
-    Decoded one item at a time because json.load keeps no positions; the same C scanner does the work."""
-    decode = json.JSONDecoder().raw_decode
-    pos = _WS.match(text, pos + 1).end()
-    lines_before, counted = 0, 0
-    for index in itertools.count():
-        if index == 0 and text.startswith("]", pos):  # an empty list
-            break
-        lines_before += text.count("\n", counted, pos)
-        counted = pos
-        where = RowNo(lines_before + 1, f"line {lines_before + 1} (item [{index}])")
-        try:
-            item, pos = decode(text, pos)
-        except json.JSONDecodeError:
-            raise
-        except (RecursionError, ValueError) as e:
-            raise _unreadable_json(path, where, e) from None
-        _check_text(path, where, text[counted:pos], item)
-        if not isinstance(item, dict):
-            raise DataError(str(path), where, None, f"expected an object, found {type(item).__name__}")
-        yield where, item
-        pos = _WS.match(text, pos).end()
-        if text.startswith("]", pos):
-            break
-        if not text.startswith(",", pos):
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
-        pos = _WS.match(text, pos + 1).end()  # a trailing comma then fails to decode, as json.load would
-    pos = _WS.match(text, pos + 1).end()
-    if pos != len(text):
-        raise json.JSONDecodeError("Extra data", text, pos)
+
+class _JsonText:
+    """A JSON file's text, read a block at a time while its list is decoded item by item; what has been decoded is
+    dropped, so a large list of rows is never held whole. Line breaks are counted as the text goes, so every item
+    and error is named by the line an editor shows."""
+
+    def __init__(self, f: Any, path: Path):
+        self.f, self.path = f, path
+        self.text, self.pos, self.eof = "", 0, False
+        self._counted, self._lines = 0, 0  # line breaks in text[:_counted] and in the text already dropped
+
+    def more(self) -> bool:
+        """Read another block (as long as the text held, so a long item is read in a few reads); False at the end."""
+        if self.eof:
+            return False
+        block = self.f.read(max(JSON_BLOCK, len(self.text) - self.pos))
+        if not block:
+            self.eof = True
+            return False
+        if self.pos > JSON_BLOCK:  # drop what was decoded
+            self.line()
+            self.text, self.pos, self._counted = self.text[self.pos:], 0, 0
+        self.text += block
+        return True
+
+    def peek(self) -> str:
+        """The next character that is not JSON whitespace ("" at the end)."""
+        while True:
+            self.pos = _WS.match(self.text, self.pos).end()
+            if self.pos < len(self.text) or not self.more():
+                return self.text[self.pos:self.pos + 1]
+
+    def line(self) -> int:
+        """The editor line of the current position."""
+        self._lines += self.text.count("\n", self._counted, self.pos)
+        self._counted = self.pos
+        return self._lines + 1
+
+    def error(self, message: str) -> DataError:
+        column = self.pos - self.text.rfind("\n", 0, self.pos)
+        return DataError(str(self.path), at_line(self.line()), None, f"expected valid JSON, found an error: "
+                         f"{message} at column {column}")
+
+    def decode(self, where: RowNo) -> tuple[Any, str]:
+        """The value starting here and its text; read further while the text held ends inside it."""
+        decode = json.JSONDecoder().raw_decode
+        while True:
+            try:
+                item, end = decode(self.text, self.pos)
+                if end < len(self.text) or not self.more():  # a number at the end of a block may go on
+                    raw, self.pos = self.text[self.pos:end], end
+                    return item, raw
+            except json.JSONDecodeError as e:
+                if not self.more():
+                    self.pos = e.pos
+                    raise self.error(e.msg) from None
+            except (RecursionError, ValueError) as e:
+                raise _unreadable_json(self.path, where, e) from None
+
+
+def _json_list(source: _JsonText) -> Iterator[Row]:
+    """The items of the top-level list whose "[" is at the source's position, each with the line it starts on."""
+    source.pos += 1
+    if source.peek() == "]":  # an empty list
+        source.pos += 1
+    else:
+        for index in itertools.count():
+            source.peek()
+            line = source.line()
+            where = RowNo(line, f"line {line} (item [{index}])")
+            item, raw = source.decode(where)
+            _check_text(source.path, where, raw, item)
+            if not isinstance(item, dict):
+                raise DataError(str(source.path), where, None, f"expected an object, found {type(item).__name__}")
+            yield where, item
+            after = source.peek()
+            if after == "]":
+                source.pos += 1
+                break
+            if after != ",":
+                raise source.error("Expecting ',' delimiter")
+            source.pos += 1
+            if source.peek() == "]":  # a trailing comma is not JSON
+                raise source.error("Expecting value")
+    if source.peek():
+        raise source.error("Extra data")
 
 
 def _json_columns(path: Path, data: Any) -> Iterator[Row]:
@@ -149,23 +205,20 @@ def _json_columns(path: Path, data: Any) -> Iterator[Row]:
 
 def _read_json(path: Path) -> Iterator[Row]:
     with _open_text(path) as f:
-        text = f.read()
-    try:
-        start = _WS.match(text).end()
-        if text.startswith("[", start):
-            yield from _json_list(path, text, start)
-        else:
-            yield from _json_columns(path, json.loads(text))
-    except DataError:  # a ValueError too: already says where
-        raise
-    except (RecursionError, ValueError) as e:
-        if not isinstance(e, json.JSONDecodeError):
+        source = _JsonText(f, path)
+        if source.peek() == "[":
+            yield from _json_list(source)
+            return
+        while source.more():  # an object of column lists is read whole
+            pass
+        try:
+            data = json.loads(source.text)
+        except json.JSONDecodeError as e:
+            raise DataError(str(path), at_line(e.lineno), None, f"expected valid JSON, found an error: {e.msg} at "
+                            f"column {e.colno}") from None
+        except (RecursionError, ValueError) as e:
             raise _unreadable_json(path, None, e) from None
-        raise DataError(str(path), at_line(e.lineno), None, f"expected valid JSON, found an error: {e.msg} at "
-                        f"column {e.colno}") from None
-    except json.JSONDecodeError as e:
-        raise DataError(str(path), at_line(e.lineno), None, f"expected valid JSON, found an error: {e.msg} at "
-                        f"column {e.colno}") from None
+    yield from _json_columns(path, data)
 
 
 def _read_csv(path: Path) -> Iterator[Row]:
