@@ -489,3 +489,18 @@ def test_sfttrainer_says_what_would_mix_runs_and_a_failed_save_names_the_checkpo
                                             f"{out / 'checkpoint-3'}"):
         trainer.save_model()
     assert not (out / "model").exists()
+
+
+def test_predict_is_one_forward_pass_and_its_metrics_are_evaluates(tmp_path, tokenizer):
+    args = SFTConfig(output_dir=str(tmp_path), per_device_eval_batch_size=8, report_to="none")
+    trainer = SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=CHATS, eval_dataset=CHATS,
+                         processing_class=tokenizer)
+    calls = []
+    hook = trainer.model.register_forward_hook(lambda *a: calls.append(1))
+    prediction = trainer.predict(CHATS)
+    hook.remove()
+    assert len(calls) == 1 and prediction.predictions.shape[0] == 5  # 5 rows, one batch of 8
+    evaluated = trainer.evaluate()  # the loss in chunks, from the hidden states
+    assert prediction.metrics["test_loss"] == pytest.approx(evaluated["eval_loss"], rel=1e-4)
+    assert prediction.metrics["test_mean_token_accuracy"] == pytest.approx(evaluated["eval_mean_token_accuracy"])
+    assert not any("test_loss" in r for r in trainer.state.log_history)  # predict logs nothing, as in transformers

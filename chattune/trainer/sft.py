@@ -354,23 +354,29 @@ class SFTTrainer:
         from chattune.train.evaluation import evaluate_loss, named_metrics, predict_logits
 
         def evaluate(name: str, examples: Any) -> dict[str, float]:
-            metrics = evaluate_loss(self.model, examples, self.cfg.per_device_eval_batch_size,
-                                    self.tokenizer.pad_token_id, device, dtype)
-            if self.compute_metrics is not None:
-                from transformers import EvalPrediction
-
-                logits, labels = predict_logits(self.model, examples, self.cfg.per_device_eval_batch_size,
-                                                self.tokenizer.pad_token_id, device, dtype)
-                if self.preprocess_logits_for_metrics is not None:
-                    import torch
-
-                    logits = self.preprocess_logits_for_metrics(torch.from_numpy(logits),
-                                                                torch.from_numpy(labels)).numpy()
-                extra = self.compute_metrics(EvalPrediction(predictions=logits, label_ids=labels)) or {}
-                metrics.update({k if k.startswith("eval_") else f"eval_{k}": v for k, v in extra.items()})
-            return named_metrics(metrics, name)
+            batch, pad = self.cfg.per_device_eval_batch_size, self.tokenizer.pad_token_id
+            if self.compute_metrics is None:  # no logits needed: the loss in chunks, never the whole vocabulary
+                return named_metrics(evaluate_loss(self.model, examples, batch, pad, device, dtype), name)
+            return named_metrics(self._metrics_of(*predict_logits(self.model, examples, batch, pad, device, dtype)),
+                                 name)
 
         return evaluate
+
+    def _metrics_of(self, logits: Any, labels: Any) -> dict[str, float]:
+        """Loss, perplexity and token accuracy of predicted logits, with compute_metrics' (as eval_<name>)."""
+        from chattune.train.evaluation import metrics_from_logits
+
+        metrics = metrics_from_logits(logits, labels)
+        if self.compute_metrics is not None:
+            from transformers import EvalPrediction
+
+            if self.preprocess_logits_for_metrics is not None:
+                import torch
+
+                logits = self.preprocess_logits_for_metrics(torch.from_numpy(logits), torch.from_numpy(labels)).numpy()
+            extra = self.compute_metrics(EvalPrediction(predictions=logits, label_ids=labels)) or {}
+            metrics.update({k if k.startswith("eval_") else f"eval_{k}": v for k, v in extra.items()})
+        return metrics
 
     def evaluate(self, eval_dataset: Any = None, ignore_keys: list[str] | None = None,
                  metric_key_prefix: str = "eval") -> dict[str, float]:
@@ -407,17 +413,22 @@ class SFTTrainer:
 
     def predict(self, test_dataset: Any, ignore_keys: list[str] | None = None,
                 metric_key_prefix: str = "test") -> Any:
-        """transformers' PredictionOutput: the logits and labels of every row (padded), and the metrics."""
+        """transformers' PredictionOutput: the logits and labels of every row (padded), and the metrics computed
+        from them (one forward pass; on_predict runs, nothing is logged, as in transformers.Trainer)."""
         from transformers.trainer_utils import PredictionOutput
 
         from chattune.train.evaluation import predict_logits
+        from chattune.trainer.callbacks import CallbackBridge, trl_record
 
         examples = self._examples_of(self._items(test_dataset, "test_dataset"))
         device, dtype = self._device_and_dtype()
         self._to_device(device)
         logits, labels = predict_logits(self.model, examples, self.cfg.per_device_eval_batch_size,
                                         self.tokenizer.pad_token_id, device, dtype)
-        metrics = self.evaluate({"": test_dataset}, ignore_keys, metric_key_prefix) if examples else {}
+        metrics = trl_record(self._metrics_of(logits, labels)) if examples else {}
+        metrics = {metric_key_prefix + k.removeprefix("eval"): v for k, v in metrics.items()
+                   if k not in (ignore_keys or [])}
+        CallbackBridge(self.callbacks, self.args, self.state, self).event("on_predict", metrics=metrics)
         return PredictionOutput(predictions=logits, label_ids=labels, metrics=metrics)
 
     def add_callback(self, callback: Any) -> None:
