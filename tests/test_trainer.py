@@ -504,3 +504,15 @@ def test_predict_is_one_forward_pass_and_its_metrics_are_evaluates(tmp_path, tok
     assert prediction.metrics["test_loss"] == pytest.approx(evaluated["eval_loss"], rel=1e-4)
     assert prediction.metrics["test_mean_token_accuracy"] == pytest.approx(evaluated["eval_mean_token_accuracy"])
     assert not any("test_loss" in r for r in trainer.state.log_history)  # predict logs nothing, as in transformers
+
+
+def test_changed_args_between_train_calls_prepare_the_data_again(tmp_path, tokenizer):
+    args = SFTConfig(output_dir=str(tmp_path), max_steps=1, report_to="none")
+    trainer = SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=CHATS, processing_class=tokenizer)
+    trained = [ex.num_trained for ex in trainer.train_examples]
+    trainer.args = SFTConfig(output_dir=str(tmp_path), max_steps=1, report_to="none", assistant_only_loss=False,
+                             completion_only_loss=False)
+    assert [ex.num_trained for ex in trainer.train_examples] != trained  # the prompt is trained now
+    trainer.args = SFTConfig(output_dir=str(tmp_path), max_steps=1, report_to="none", packing=True,
+                             packing_strategy="wrapped", max_length=8)
+    assert all(len(ex.input_ids) <= 8 for ex in trainer.train_examples)

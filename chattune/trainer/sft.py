@@ -97,7 +97,7 @@ class SFTTrainer:
         # TRL adds an MoE router's load-balancing loss to the loss; chattune trains on the token loss alone
         self.aux_loss_enabled = False
         self.records: list[dict[str, Any]] = []  # what the last train() logged
-        self._prepared: tuple[int, list[Example], list[Example]] | None = None
+        self._prepared: tuple[tuple[Any, ...], list[Example], dict[str, list[Example]]] | None = None
         self.cfg = self._train_args()
 
     def _set_chat_template(self, model: Any, path: str | None) -> list[int]:
@@ -163,6 +163,8 @@ class SFTTrainer:
         elif not isinstance(value, SFTConfig):
             value = SFTConfig.from_training_arguments(value)
         self._args = value
+        if hasattr(self, "cfg"):  # args replaced after __init__: what prepares and trains follows them
+            self.cfg = self._train_args()
 
     def _items(self, dataset: Any, name: str) -> list[Item]:
         """The dataset's rows as Conversations (to render) or Examples (rows that come tokenised)."""
@@ -205,9 +207,11 @@ class SFTTrainer:
         return kept
 
     def _prepare(self) -> tuple[list[Example], dict[str, list[Example]]]:
-        if self._prepared is None or self._prepared[0] != self.cfg.max_length:
+        strategy = self.args.packing_strategy if self.args.packing else None
+        # prepared again when args that decide the examples change between train() calls
+        key = (self.cfg.max_length, strategy, self.args.train_on, self.args.truncation_mode)
+        if self._prepared is None or self._prepared[0] != key:
             evals = {name: self._examples_of(items) for name, items in self._eval_items.items()}
-            strategy = self.args.packing_strategy if self.args.packing else None
             if strategy == "wrapped":  # whole rows end to end, then cut
                 train = wrap(self._examples_of(self._train_items, NO_LIMIT), self.cfg.max_length)
             elif strategy == "bfd_split":  # a row longer than max_length becomes several documents, none lost
@@ -215,7 +219,7 @@ class SFTTrainer:
                          for piece in wrap([ex], self.cfg.max_length) if piece.num_trained]
             else:
                 train = self._examples_of(self._train_items)
-            self._prepared = (self.cfg.max_length, train, evals)
+            self._prepared = (key, train, evals)
         return self._prepared[1], self._prepared[2]
 
     @property
