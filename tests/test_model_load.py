@@ -26,6 +26,22 @@ def test_gguf_path_converts_once_to_identical_model(tmp_path, monkeypatch):
     with torch.no_grad():
         assert torch.equal(load_model(converted).eval()(ids).logits, reference(ids).logits)
 
+    # two runs started at once both convert: the one that finishes second finds the other's model in place
+    import shutil
+
+    from chattune.model import load
+
+    raced = tmp_path / "raced"
+    real_replace = os.replace
+
+    def other_process_first(src, dst):
+        shutil.copytree(converted, dst)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(load.os, "replace", other_process_first)
+    assert load.convert_gguf(gguf, raced) == raced and (raced / "model.safetensors").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".converting-")]
+
 
 def test_unknown_model_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -59,7 +59,12 @@ def convert_gguf(gguf: Path, out_dir: Path) -> Path:
         plain.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         follow_umask(tmp)
-        os.replace(tmp, out_dir)
+        try:
+            os.replace(tmp, out_dir)
+        except OSError:
+            if not (out_dir / "config.json").is_file():
+                raise
+            # another process (a second run started at once) converted it first: theirs is the same model
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
