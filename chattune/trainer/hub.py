@@ -1,0 +1,44 @@
+"""SFTTrainer's model card and hub upload, as transformers.Trainer offers them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class HubMixin:
+    """create_model_card and push_to_hub for SFTTrainer (which provides args, cfg, model, save_model and the
+    logged records)."""
+
+    def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None,
+                          tags: list[str] | str | None = None, folder: str | Path | None = None) -> Path:
+        """README.md (the hub's model card: base model, tags, steps, final loss) in `folder` (default output_dir)."""
+        from chattune.model.lora import base_model
+        from chattune.outputs.hub import write_model_card
+
+        folder = Path(folder or self.args.output_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        logged = self._training_records()
+        summary = {"steps": logged[-1]["step"] if logged else None,
+                   "final loss": round(logged[-1]["loss"], 4) if logged else None, "dataset": dataset_name}
+        # the loaded model's name (a peft model's is its base's); none for a model built in memory
+        name = str(getattr(getattr(base_model(self.model), "config", None), "_name_or_path", "") or "") or None
+        return write_model_card(folder, model_name or folder.resolve().name, base_model=name,
+                                tags=[tags] if isinstance(tags, str) else list(tags or []),
+                                summary={k: v for k, v in summary.items() if v is not None})
+
+    def push_to_hub(self, commit_message: str = "End of training", blocking: bool = True, token: str | None = None,
+                    revision: str | None = None, *, tags: list[str] | str | None = None,
+                    model_name: str | None = None, dataset_name: str | None = None, **unsupported: Any) -> Any:
+        """Save the model with a model card and upload it to args.hub_model_id (default: output_dir's name).
+
+        Returns huggingface_hub's CommitInfo. A failed upload raises HubError naming the saved directory."""
+        from chattune.outputs.hub import push_folder
+
+        if unsupported:
+            raise TypeError(f"push_to_hub: chattune does not support {', '.join(sorted(unsupported))}")
+        repo_id = self.args.hub_model_id or model_name or Path(self.cfg.output_dir).resolve().name
+        folder = self.save_model(str(Path(self.cfg.output_dir) / "hub"))
+        self.create_model_card(model_name=repo_id, dataset_name=dataset_name, tags=tags, folder=folder)
+        return push_folder(folder, repo_id, token=token or self.args.hub_token, private=self.args.hub_private_repo,
+                           revision=revision, commit_message=commit_message)
