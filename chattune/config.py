@@ -308,6 +308,10 @@ class TrainConfig(TrainArgs):
             raise ValueError("eval_steps is set but neither data.eval nor data.test_size is")
         if self.strategy == "fsdp" and self.finetuning == "qlora":
             raise ValueError("strategy: fsdp does not shard QLoRA's 4-bit weights yet; use strategy: ddp for qlora")
+        if self.strategy == "fsdp" and self.load_best_model_at_end:
+            # the best checkpoint's weights are sharded, and only the main process knows which one is best
+            raise ValueError("load_best_model_at_end is not supported with strategy: fsdp yet; the final model is "
+                             "saved, and metrics.jsonl's eval_loss names the best checkpoint")
         if self.fp16 and self.bf16:
             raise ValueError("bf16 and fp16 are both true; choose one")
         if self.bf16_full and (self.finetuning != "full" or self.fp16 or self.bf16 is False):

@@ -99,3 +99,12 @@ def test_checks_across_keys_are_not_prefixed_by_their_section():
     with pytest.raises(ConfigError) as e:
         build_config({"data": {"train": "x.jsonl", "test_size": 2.5}})
     assert e.value.problems == ["data.test_size as a share must be below 1, got 2.5"]
+
+
+EVAL = {"data": {"train": "x.jsonl", "test_size": 2}, "eval_steps": 2, "save_steps": 2}
+
+
+def test_fsdp_refuses_what_it_cannot_do_yet():
+    with pytest.raises(ConfigError, match="load_best_model_at_end is not supported with strategy: fsdp"):
+        build_config(EVAL, ["strategy=fsdp", "load_best_model_at_end=true"])
+    build_config(EVAL, ["strategy=ddp", "load_best_model_at_end=true"])
