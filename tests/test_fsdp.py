@@ -112,3 +112,21 @@ def test_memory_estimate_shards_and_refuses_what_cannot_fit(tiny_model, monkeypa
         memory.check_memory(tiny_model, cfg, dist, precision, cpu)
     monkeypatch.setattr(memory, "available", lambda device: whole.on_device * 2)
     assert "memory per process (ddp, 1 process(es))" in memory.check_memory(tiny_model, cfg, dist, precision, cpu)
+
+
+def test_fsdp_checkpoint_resumes_on_another_number_of_processes(tmp_path, tiny_model_dir, gsm8k_small):
+    """DCP reshards: a checkpoint two FSDP processes wrote resumes in one process (the same global batch of 4),
+    and the steps after it log the losses the two-process run logged."""
+    import shutil
+
+    extra = {"finetuning": "full", "max_steps": 4, "save_steps": 2, "strategy": "fsdp"}
+    torchrun(tmp_path, config(tmp_path, "two", tiny_model_dir, gsm8k_small, **extra))
+    (tmp_path / "one").mkdir()
+    shutil.copytree(tmp_path / "two" / "checkpoint-2", tmp_path / "one" / "checkpoint-2")
+    one = config(tmp_path, "one", tiny_model_dir, gsm8k_small, per_device_train_batch_size=4, **extra)
+    env = {**os.environ, "CHATTUNE_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "chattune", "train", str(one), "--resume", "--allow-config-changes"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "global batch 4 = 4 per device x 1 accumulation x 1 process(es)" in " ".join(done.stdout.split())
+    assert losses(tmp_path / "one")[-2:] == pytest.approx(losses(tmp_path / "two")[-2:], rel=1e-4)

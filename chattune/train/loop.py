@@ -230,7 +230,9 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainArgs, *, pad_id: in
         torch.cuda.reset_peak_memory_stats(device)
     last_checkpoint = resume.get("path") if resume else None
     per_step = cfg.gradient_accumulation_steps * dist.world
-    stream = _steps(examples, cfg, dist.world, skip=progress.micro_batches // per_step)
+    # the stream is a sequence of global steps whatever the number of processes, so a checkpoint resumes at its
+    # step on another world size too (micro-batches are counted per world: they would skip too far)
+    stream = _steps(examples, cfg, dist.world, skip=progress.step)
     window: list[tuple[float, float, int, float, int]] = []  # (loss, s, tokens, correct, trained) not yet logged
 
     def emit(rec: dict[str, Any]) -> None:
