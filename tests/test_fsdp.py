@@ -130,3 +130,19 @@ def test_fsdp_checkpoint_resumes_on_another_number_of_processes(tmp_path, tiny_m
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "global batch 4 = 4 per device x 1 accumulation x 1 process(es)" in " ".join(done.stdout.split())
     assert losses(tmp_path / "one")[-2:] == pytest.approx(losses(tmp_path / "two")[-2:], rel=1e-4)
+
+
+def test_weights_one_shard_made_nan_stop_every_process_before_the_checkpoint(tmp_path, tiny_model_dir, gsm8k_small):
+    """The NaN guard sums the processes' shares before a checkpoint, so every process stops at the same point and
+    none waits in the collective save for one that stopped alone (it used to: the main process refused after
+    the shards were written, the other waited at the barrier until the launcher's timeout)."""
+    out = tmp_path / "nan"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "CHATTUNE_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+           str(ROOT / "tests" / "fsdp_nan_worker.py"), str(tiny_model_dir), str(gsm8k_small), str(out)]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for rank in (0, 1):
+        assert f"rank {rank}: training stopped at step 1: the weights step 1 wrote are not finite" in done.stdout
+    assert "no checkpoint of them was written" in done.stdout
+    assert not out.exists() or not [p for p in out.iterdir() if "checkpoint" in p.name]  # none, not half of one

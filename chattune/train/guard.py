@@ -51,8 +51,10 @@ class Guard:
     """Follows one run's steps: `carry()` goes into a step's sync, `check()` reads it back with the step's loss and
     gradient norm, `wrote()` takes the weights the step wrote, `saving()` wraps the checkpoint hook."""
 
-    def __init__(self, model: Any, total_steps: int, start_step: int = 0, resumed: Path | None = None):
-        self.step, self.total = start_step, total_steps
+    def __init__(self, model: Any, total_steps: int, start_step: int = 0, resumed: Path | None = None,
+                 dist: Any = None):
+        self.step, self.total, self.dist = start_step, total_steps, dist
+        self._checked: int | None = None  # the step whose weights check_before_saving found finite
         self.uniform = math.log(v) if (v := vocab_size(model)) else None
         self.pending: torch.Tensor | None = None  # squared norm of the weights the last step wrote
         self.saved: list[tuple[int, Path]] = [(start_step, Path(resumed))] if resumed else []
@@ -93,8 +95,25 @@ class Guard:
         if self.step == self.total:
             self._check_written()
 
+    def check_before_saving(self, step: int) -> None:
+        """Stop the run (TrainingError) when the weights about to be checkpointed are not finite (checked once per
+        step: under FSDP every process calls this before the collective save, and the main process's checkpoint
+        hook then finds it done)."""
+        if self._checked == self.step:
+            return
+        try:
+            self._check_written()
+        except Unhealthy as e:
+            raise TrainingError(self.message(step, e) + " (no checkpoint of them was written)") from None
+        self._checked = self.step
+
     def _check_written(self) -> None:
-        if self.pending is not None and not math.isfinite(float(self.pending)):
+        """Sharded weights: each process holds its share's norm, summed here so every process decides alike (one
+        stopping alone would leave the others waiting in the next collective)."""
+        pending = self.pending
+        if pending is not None and self.dist is not None and self.dist.sharded:
+            pending = self.dist.sum_tensor(pending.clone())
+        if pending is not None and not math.isfinite(float(pending)):
             raise Unhealthy(f"the weights step {self.step} wrote are not finite (the update overflowed)",
                             since=self.step, weights_bad=True)
 
@@ -116,10 +135,7 @@ class Guard:
         no extra sync); what it saved is remembered as good."""
 
         def save(step: int, state: dict[str, Any]) -> Path | None:
-            try:
-                self._check_written()
-            except Unhealthy as e:
-                raise TrainingError(self.message(step, e) + " (no checkpoint of them was written)") from None
+            self.check_before_saving(step)
             path = on_save(step, state)
             if path is not None:
                 self.saved.append((step, Path(path)))

@@ -160,13 +160,15 @@ SaveHook = Callable[[int, dict[str, Any]], Path | None]
 
 
 def _checkpoint(on_save: SaveHook | None, step: int, progress: TrainProgress, wrapped: Any, optimizer: Any,
-                scheduler: Any, scaler: Any, cfg: TrainArgs, dist: Dist) -> Path | None:
-    """A checkpoint of the step. Under FSDP every process first writes its shards of the weights and optimizer
-    state (torch.distributed.checkpoint); the main process's `on_save` then writes the rest around them."""
+                scheduler: Any, scaler: Any, cfg: TrainArgs, dist: Dist, guard: Guard) -> Path | None:
+    """A checkpoint of the step. Under FSDP every process first checks the weights with the others and writes
+    its shards of the weights and optimizer state (torch.distributed.checkpoint); the main process's `on_save`
+    then writes the rest around them."""
     if not dist.sharded:
         return on_save(step, progress.snapshot(optimizer, scheduler, scaler)) if on_save else None
     from chattune.train.fsdp import save_shards
 
+    guard.check_before_saving(step)
     shards = save_shards(wrapped, optimizer, Path(cfg.output_dir), step)
     path = on_save(step, {**progress.snapshot(None, scheduler, scaler), "shards": str(shards)}) if on_save else None
     dist.barrier()  # the others wait until the checkpoint is in place
@@ -224,7 +226,7 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainArgs, *, pad_id: in
 
         load_shards(wrapped, optimizer, Path(resume["path"]) / SHARDS)
     progress = TrainProgress.restore(resume, optimizer, scheduler, scaler) if resume else TrainProgress()
-    guard = Guard(model, total_steps, progress.step, resume.get("path") if resume else None)
+    guard = Guard(model, total_steps, progress.step, resume.get("path") if resume else None, dist=dist)
     on_save = guard.saving(on_save) if on_save else None  # only checked weights are called a good checkpoint
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -279,7 +281,7 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainArgs, *, pad_id: in
                 last = step == total_steps
                 if cfg.save_steps and ((step % cfg.save_steps == 0 and not last) or (last and save_last)):
                     last_checkpoint = _checkpoint(on_save, step, progress, wrapped, optimizer, scheduler, scaler,
-                                                  cfg, dist) or last_checkpoint
+                                                  cfg, dist, guard) or last_checkpoint
                 if on_step and on_step(step, epoch):
                     break
         except KeyboardInterrupt:
