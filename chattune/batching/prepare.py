@@ -250,11 +250,12 @@ def _groups(convs: list[Conversation | None], chars: int) -> Iterator[list[int]]
     strings, about a hundred bytes a token) stay bounded however long the rows are."""
     group, size = [], 0
     for i, conv in enumerate(convs):
-        if group and size + _size(conv) > chars:
+        n = _size(conv)
+        if group and size + n > chars:
             yield group
             group, size = [], 0
         group.append(i)
-        size += _size(conv)
+        size += n
     if group:
         yield group
 

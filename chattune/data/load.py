@@ -318,8 +318,8 @@ def expand_paths(source: str) -> list[str]:
 def iter_rows(source: str, limit: int | None = None, *, split: str | None = None,
               config_name: str | None = None) -> Iterator[Row]:
     """The rows of `source` (the first `limit` if given) one at a time, each with its RowNo (the editor line for
-    text files): a jsonl or csv file is never held whole in memory (a JSON document is read whole, then decoded
-    an item at a time). `split` and `config_name` apply to hub datasets."""
+    text files): a jsonl, csv or JSON list file is never held whole in memory (a JSON object of column lists
+    is). `split` and `config_name` apply to hub datasets."""
     path = Path(source).expanduser()
     if path.exists():
         reader = _read_rows(path)

@@ -43,6 +43,11 @@ def evaluate_loss(model: Any, examples: Sequence[Example], batch_size: int, pad_
             loss, correct, count = loss + s, correct + c, count + n
     loss, correct, count = dist.sum([loss, correct, count])
     model.train(was_training)
+    return _metrics(loss, correct, count)
+
+
+def _metrics(loss: float, correct: float, count: float) -> dict[str, float]:
+    """Mean loss, perplexity and next-token accuracy from sums over `count` trained positions."""
     mean = loss / max(count, 1)
     return {"eval_loss": mean, "eval_perplexity": math.exp(min(mean, 50)), "eval_accuracy": correct / max(count, 1)}
 
@@ -82,5 +87,4 @@ def metrics_from_logits(logits: Any, labels: Any) -> dict[str, float]:
     count = targets.numel()
     loss = torch.nn.functional.cross_entropy(scores, targets, reduction="sum").item() if count else 0.0
     correct = (scores.argmax(-1) == targets).sum().item() if count else 0
-    mean = loss / max(count, 1)
-    return {"eval_loss": mean, "eval_perplexity": math.exp(min(mean, 50)), "eval_accuracy": correct / max(count, 1)}
+    return _metrics(loss, correct, count)

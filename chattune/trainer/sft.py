@@ -22,6 +22,14 @@ from chattune.trainer.datasets import Item, collator_examples, dataset_items, da
 from chattune.trainer.hub import HubMixin
 
 
+def _reported(metrics: dict[str, float], prefix: str, ignore_keys: list[str] | None) -> dict[str, float]:
+    """Metrics as transformers reports them: TRL's names under `prefix` (eval_loss -> test_loss for predict),
+    without `ignore_keys`."""
+    from chattune.trainer.callbacks import trl_record
+
+    return {prefix + k.removeprefix("eval"): v for k, v in trl_record(metrics).items() if k not in (ignore_keys or [])}
+
+
 class SFTTrainer(HubMixin):
     """TRL's SFTTrainer surface on chattune's engine (exact masks, packing, chunked loss, checkpoints)."""
 
@@ -388,8 +396,6 @@ class SFTTrainer(HubMixin):
         """Eval loss, perplexity and token accuracy (and compute_metrics'), as transformers.Trainer.evaluate: on
         the trainer's eval set(s) (each named set's metrics prefixed with its name), on `eval_dataset` (a
         dataset, a dict of them, or the name of one of the trainer's), under `metric_key_prefix`."""
-        from chattune.trainer.callbacks import trl_record
-
         if eval_dataset is None:
             sets = self._prepare()[1]
         elif isinstance(eval_dataset, str):
@@ -407,9 +413,7 @@ class SFTTrainer(HubMixin):
         evaluate = self._eval_fn(device, dtype)
         out: dict[str, float] = {}
         for name, examples in sets.items():
-            metrics = trl_record(evaluate(name, examples))
-            out.update({metric_key_prefix + k.removeprefix("eval"): v for k, v in metrics.items()
-                        if k not in (ignore_keys or [])})
+            out.update(_reported(evaluate(name, examples), metric_key_prefix, ignore_keys))
         self.state.log_history.append({**out, "step": self.state.global_step})
         from chattune.trainer.callbacks import CallbackBridge
 
@@ -423,16 +427,14 @@ class SFTTrainer(HubMixin):
         from transformers.trainer_utils import PredictionOutput
 
         from chattune.train.evaluation import predict_logits
-        from chattune.trainer.callbacks import CallbackBridge, trl_record
+        from chattune.trainer.callbacks import CallbackBridge
 
         examples = self._examples_of(self._items(test_dataset, "test_dataset"))
         device, dtype = self._device_and_dtype()
         self._to_device(device)
         logits, labels = predict_logits(self.model, examples, self.cfg.per_device_eval_batch_size,
                                         self.tokenizer.pad_token_id, device, dtype)
-        metrics = trl_record(self._metrics_of(logits, labels)) if examples else {}
-        metrics = {metric_key_prefix + k.removeprefix("eval"): v for k, v in metrics.items()
-                   if k not in (ignore_keys or [])}
+        metrics = _reported(self._metrics_of(logits, labels), metric_key_prefix, ignore_keys) if examples else {}
         CallbackBridge(self.callbacks, self.args, self.state, self).event("on_predict", metrics=metrics)
         return PredictionOutput(predictions=logits, label_ids=labels, metrics=metrics)
 
