@@ -258,6 +258,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
     # one process speaks and writes; the others train their share and stop after the last step
     with started_run(cfg.output_dir, device=cfg.device, finetuning=cfg.finetuning, bf16=cfg.bf16, fp16=cfg.fp16,
                      bf16_full=cfg.bf16_full, report_to=cfg.report_to, resume=resume, liger=cfg.liger,
+                     attn_implementation=cfg.attn_implementation,
                      strategy=cfg.strategy, fsdp=cfg.fsdp, console=console) as run:
         out, device, dist, precision, resumed, console = (run.out, run.device, run.dist, run.precision, run.resumed,
                                                           run.console)

@@ -19,7 +19,7 @@ from chattune.outputs.checkpoint import resume_state
 from chattune.outputs.lock import OutputDirLock
 from chattune.outputs.trackers import check_trackers
 from chattune.train.dist import Dist
-from chattune.train.speed import check_liger
+from chattune.train.speed import check_attention, check_liger
 
 
 @dataclass
@@ -37,8 +37,8 @@ class Run:
 @contextmanager
 def started_run(output_dir: str | Path, *, device: str, finetuning: str, bf16: bool | None, fp16: bool,
                 report_to: list[str], resume: str | Path | None = None, bf16_full: bool = False,
-                liger: bool = False, strategy: str | None = None, fsdp: FsdpSettings | None = None,
-                console: Console | None = None) -> Iterator[Run]:
+                liger: bool = False, attn_implementation: str | None = None, strategy: str | None = None,
+                fsdp: FsdpSettings | None = None, console: Console | None = None) -> Iterator[Run]:
     """Set up a run and hold its output folder for as long as it lasts.
 
     One process speaks and writes (the others get a quiet console); the main process holds output_dir's lock for
@@ -52,6 +52,7 @@ def started_run(output_dir: str | Path, *, device: str, finetuning: str, bf16: b
         check_qlora_runs(target)
     if liger:
         check_liger(target)
+    check_attention(attn_implementation, target)
     precision = resolve_precision(target, finetuning=finetuning, bf16=bf16, fp16=fp16, bf16_full=bf16_full)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)

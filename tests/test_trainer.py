@@ -35,6 +35,18 @@ def test_course_style_lora_run(tmp_path, tokenizer):
     assert "- spanish" in card and "- sft" in card and "library_name: peft" in card
 
 
+def test_an_attention_kernel_that_cannot_train_here_is_refused_at_train(tmp_path, tokenizer):
+    """A TRL script loading its model with attn_implementation="flex_attention" on a CPU gets chattune's message, not
+    PyTorch's NotImplementedError from the first backward pass."""
+    model = make_tiny_model(tokenizer)
+    model.set_attn_implementation("flex_attention")
+    trainer = SFTTrainer(model, args=SFTConfig(output_dir=str(tmp_path / "out"), max_steps=1, use_cpu=True),
+                         train_dataset=CHATS, processing_class=tokenizer)
+    with pytest.raises(ConfigError, match="flex_attention trains on CUDA GPUs only"):
+        trainer.train()
+    assert not (tmp_path / "out").exists()
+
+
 def test_formatting_func_and_datasets_dataset(tmp_path, tokenizer):
     import datasets
 

@@ -33,6 +33,18 @@ def check_liger(device: torch.device) -> None:
                            f"(pip install 'chattune[liger]'); this run is on {device}"])
 
 
+def check_attention(attn_implementation: str | None, device: torch.device) -> None:
+    """Attention kernels that cannot train on `device` are a ConfigError before any work, not a traceback at the
+    first backward pass: PyTorch's FlexAttention has no backward pass off CUDA, and flash-attn's kernels are CUDA's
+    alone."""
+    if attn_implementation not in ("flex_attention", "flash_attention_2") or device.type == "cuda":
+        return
+    why = ("PyTorch's FlexAttention computes no gradients there" if attn_implementation == "flex_attention"
+           else "flash-attn's kernels run on CUDA GPUs only")
+    raise ConfigError([f"attn_implementation: {attn_implementation} trains on CUDA GPUs only ({why}); this run is "
+                       f"on {device}: use sdpa (the default) or eager there"])
+
+
 def apply_liger(model: Any, device: torch.device) -> str:
     """Patch the model in place with Liger Kernel's RMSNorm, RoPE and SwiGLU, and mark it for the fused linear
     cross-entropy in chattune's loss (the LM head and loss in one kernel, the logits never materialised).

@@ -306,8 +306,10 @@ class SFTTrainer(HubMixin):
         from chattune.trainer.callbacks import CallbackBridge
 
         examples, eval_sets = self._prepare()
+        attention = getattr(getattr(self.model, "config", None), "_attn_implementation", None)
         with started_run(self.args.output_dir, device=self.args.device, finetuning=self._finetuning,
                          bf16=self.args.bf16, fp16=bool(self.args.fp16), report_to=self._train_args().report_to,
+                         attn_implementation=attention if isinstance(attention, str) else None,
                          resume="latest" if resume_from_checkpoint is True else resume_from_checkpoint or None) as run:
             total = count_steps(examples, self._train_args(), run.dist.world)
             self.cfg = self._train_args(total)  # a warmup_steps count or a share of the steps needs the total
