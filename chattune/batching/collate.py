@@ -33,20 +33,31 @@ class Example:
         return num_trained(self.labels)
 
 
+def trained_index(labels: torch.Tensor) -> torch.Tensor:
+    """Flat indices (into batch x length) of the positions whose next token is trained: the hidden states the LM
+    head runs on. Computed where the batch is laid out, on the CPU, so that on a GPU selecting them needs no host
+    sync (a boolean mask's count would)."""
+    rows, cols = (labels[:, 1:] != IGNORE_INDEX).nonzero(as_tuple=True)
+    return rows * labels.shape[1] + cols
+
+
 @dataclass
 class Batch:
-    """Tensors for one micro-batch; `num_trained` counts the positions the loss is taken on."""
+    """Tensors for one micro-batch; `num_trained` counts the positions the loss is taken on, `trained_index` says
+    which (None: found from the labels where needed)."""
 
     input_ids: torch.Tensor
     labels: torch.Tensor
     position_ids: torch.Tensor
     num_tokens: int  # real (non-pad) tokens
     num_trained: int
+    trained_index: torch.Tensor | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         move = {"device": device, "non_blocking": non_blocking}
+        index = self.trained_index.to(**move) if self.trained_index is not None else None
         return Batch(self.input_ids.to(**move), self.labels.to(**move), self.position_ids.to(**move),
-                     self.num_tokens, self.num_trained)
+                     self.num_tokens, self.num_trained, index)
 
 
 def collate(rows: Sequence[Sequence[Example]], pad_id: int) -> Batch:
@@ -66,7 +77,8 @@ def collate(rows: Sequence[Sequence[Example]], pad_id: int) -> Batch:
         ids.append(r_ids + [pad_id] * pad)
         labels.append(r_lab + [IGNORE_INDEX] * pad)
         pos.append(r_pos + list(range(pad)))
-    return Batch(torch.tensor(ids), torch.tensor(labels), torch.tensor(pos), num_tokens, num_trained)
+    labels_t = torch.tensor(labels)
+    return Batch(torch.tensor(ids), labels_t, torch.tensor(pos), num_tokens, num_trained, trained_index(labels_t))
 
 
 def collate_padding_free(rows: Sequence[Sequence[Example]], pad_id: int) -> Batch:

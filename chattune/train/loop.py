@@ -80,8 +80,10 @@ class SummedLoss(torch.nn.Module):
         super().__init__()
         self.model, self.loss_type = model, loss_type
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
-        return summed_loss_and_correct(self.model, Batch(input_ids, labels, position_ids, 0, 0), self.loss_type)
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor,
+                trained_index: torch.Tensor | None = None) -> torch.Tensor:
+        return summed_loss_and_correct(self.model, Batch(input_ids, labels, position_ids, 0, 0, trained_index),
+                                       self.loss_type)
 
 
 def _accuracy(window: list[tuple[float, float, int, float, int]]) -> dict[str, float]:
@@ -124,7 +126,7 @@ def _optimizer_step(wrapped: Any, optimizer: Any, scheduler: Any, micro: list[tu
     for k, (b, weight) in enumerate(micro):
         b = b.to(device, non_blocking=True)
         with dist.no_sync(wrapped, sync=k == len(micro) - 1), autocast(device, dtype), _offloaded(cfg, device):
-            out = wrapped(b.input_ids, b.labels, b.position_ids) * weight
+            out = wrapped(b.input_ids, b.labels, b.position_ids, b.trained_index) * weight
             # DDP averages gradients over processes: scaling by their number makes that average a sum
             loss = out[0] / (max(trained, 1) / dist.world)
             (scaler.scale(loss) if scaler else loss).backward()

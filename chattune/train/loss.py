@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from chattune.batching.collate import Batch
+from chattune.batching.collate import Batch, trained_index
 from chattune.labels import IGNORE_INDEX
 from chattune.model.lora import base_model
 
@@ -55,11 +55,12 @@ def _prompt_learning_stats(model: Any, batch: Batch, dft: bool = False) -> tuple
 def trained_hidden(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.nn.Module]:
     """Hidden states that predict trained tokens, their targets, and the LM head."""
     lm = base_model(model)
-    out = lm.get_decoder()(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False)
-    hidden = out.last_hidden_state[:, :-1]
-    targets = batch.labels[:, 1:]
-    keep = targets != IGNORE_INDEX
-    return hidden[keep], targets[keep], lm.get_output_embeddings()
+    hidden = lm.get_decoder()(input_ids=batch.input_ids, position_ids=batch.position_ids,
+                              use_cache=False).last_hidden_state
+    index = batch.trained_index if batch.trained_index is not None else trained_index(batch.labels)
+    # gathered by index (its length known on the host), not by a boolean mask, whose count would sync with a GPU
+    return (hidden.reshape(-1, hidden.shape[-1]).index_select(0, index),
+            batch.labels.reshape(-1).index_select(0, index + 1), lm.get_output_embeddings())
 
 
 def _fused_loss(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Linear) -> torch.Tensor:
