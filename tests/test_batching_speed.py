@@ -10,6 +10,7 @@ from test_train import cfg, examples
 
 from chattune.batching import Example
 from chattune.batching.collate import collate, collate_padding_free, plan_batches
+from chattune.labels import IGNORE_INDEX
 from chattune.train.loop import train
 from chattune.train.loss import summed_loss
 
@@ -25,6 +26,24 @@ def test_padding_free_batch_has_no_padding_and_the_same_loss(tokenizer, tiny_mod
     with torch.no_grad():
         torch.testing.assert_close(summed_loss(tiny_model, flat), summed_loss(tiny_model, padded), atol=1e-5,
                                    rtol=1e-5)
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_the_trained_index_selects_what_the_label_mask_does(tokenizer, tiny_model, packed):
+    """The loss gathers trained positions by an index laid out on the CPU (no host sync on a GPU): the same
+    positions, in the same order, as the boolean mask of trained labels, and as many as num_trained."""
+    exs = examples(tokenizer, 7)
+    rows = [exs[:3], exs[3:5], exs[5:]] if packed else [[e] for e in exs]
+    batch = collate(rows, tokenizer.pad_token_id)
+    mask = batch.labels[:, 1:] != IGNORE_INDEX
+    assert batch.trained_index.numel() == batch.num_trained == int(mask.sum())
+    hidden = torch.randn(*batch.labels.shape, 5)
+    torch.testing.assert_close(hidden.reshape(-1, 5)[batch.trained_index], hidden[:, :-1][mask], rtol=0, atol=0)
+    torch.testing.assert_close(batch.labels.reshape(-1)[batch.trained_index + 1], batch.labels[:, 1:][mask])
+    with torch.no_grad():  # without the index (a batch made elsewhere) the loss finds the positions itself
+        unindexed = copy.copy(batch)
+        unindexed.trained_index = None
+        torch.testing.assert_close(summed_loss(tiny_model, unindexed), summed_loss(tiny_model, batch))
 
 
 def test_padding_free_training_follows_the_padded_loss_curve(tokenizer):
@@ -56,16 +75,75 @@ def test_token_budget_with_packing_takes_whole_rows():
     assert all(len(batch) <= 2 for batch in plan)  # 300 // 128 rows of 128 tokens
 
 
+def test_flex_attention_keeps_padding_free_documents_apart(tokenizer, tiny_model):
+    """FlexAttention (the variable-length kernel padding-free batches want on a GPU) builds its document mask from
+    the position ids as SDPA does: the padding-free loss is the padded one. Forward only: on a CPU FlexAttention
+    has no backward pass (training with it there is refused, below)."""
+    rows = [[e] for e in examples(tokenizer, 6)]
+    with torch.no_grad():
+        padded = summed_loss(tiny_model, collate(rows, tokenizer.pad_token_id))
+        tiny_model.set_attn_implementation("flex_attention")
+        flat = summed_loss(tiny_model, collate_padding_free(rows, tokenizer.pad_token_id))
+    torch.testing.assert_close(flat, padded, atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", ["flex_attention", "flash_attention_2"])
+def test_attention_kernels_that_cannot_train_here_are_refused_before_any_work(kernel, tmp_path, tiny_model_dir,
+                                                                              gsm8k_small):
+    from chattune.config import build_config
+    from chattune.errors import ConfigError
+    from chattune.pipeline import run_training
+
+    cfg = build_config({"model": str(tiny_model_dir), "data": {"train": str(gsm8k_small)}, "device": "cpu",
+                        "attn_implementation": kernel, "output_dir": str(tmp_path / "run")})
+    with pytest.raises(ConfigError, match=f"attn_implementation: {kernel} trains on CUDA GPUs only .* use sdpa"):
+        run_training(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("kernel", ["flex_attention", "flash_attention_2"])
+def test_padding_free_with_a_variable_length_kernel_follows_the_padded_loss_curve_on_the_gpu(
+        kernel, tmp_path, tiny_model_dir, gsm8k_small):
+    if kernel == "flash_attention_2":
+        pytest.importorskip("flash_attn", reason="flash-attn is not installed")
+    from chattune.config import build_config
+    from chattune.pipeline import run_training
+
+    losses = {}
+    for name, extra in (("padded", {}), ("padding-free", {"attn_implementation": kernel, "padding_free": True})):
+        cfg = build_config({"model": str(tiny_model_dir), "output_dir": str(tmp_path / name),
+                            "data": {"train": str(gsm8k_small), "columns": {"question": "user", "answer": "assistant"}},
+                            "max_steps": 4, "per_device_train_batch_size": 4, "merge": False,
+                            "lora": {"dropout": 0.0}, **extra})
+        losses[name] = [r["loss"] for r in run_training(cfg).records if "loss" in r]
+    assert losses["padding-free"] == pytest.approx(losses["padded"], rel=2e-2)  # bf16 noise
+
+
 @pytest.mark.slow
 def test_compiled_layers_follow_the_eager_loss_curve_and_generation_runs_eager(tokenizer):
-    exs = examples(tokenizer, 8)
-    run = {"finetuning": "full", "max_steps": 3, "per_device_train_batch_size": 4, "learning_rate": 3e-3}
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    from chattune.batching.prepare import prepare_examples
+    from chattune.data.schema import Conversation, Message
+
+    # lengths vary from batch to batch (41 to 64 tokens)
+    convs = [Conversation([Message("user", "What is " + "very " * (i % 13) + f"{i}?"),
+                           Message("assistant", "It is " + "so " * (i * 7 % 11) + "fine.")]) for i in range(32)]
+    exs, _ = prepare_examples(convs, tokenizer, template=None, train_on="all_assistant", max_length=256)
+    run = {"finetuning": "full", "max_steps": 6, "per_device_train_batch_size": 4, "learning_rate": 3e-3}
     base = make_tiny_model(tokenizer)
     eager = train(copy.deepcopy(base), exs, cfg(**run), pad_id=tokenizer.pad_token_id, device=CPU)
     model = copy.deepcopy(base)
+    torch._dynamo.reset()
+    counters.clear()
     compiled = train(model, exs, cfg(**run, compile=True), pad_id=tokenizer.pad_token_id, device=CPU)
     assert [r["loss"] for r in compiled] == pytest.approx([r["loss"] for r in eager], rel=1e-4)
     assert all(layer._compiled_call_impl is None for layer in model.model.layers)  # eager again afterwards
+    # dynamic shapes: a new length compiles nothing new; at most a second graph for a batch without padding
+    # (transformers then passes no attention mask)
+    assert counters["stats"]["unique_graphs"] <= 2
 
 
 def test_liger_where_it_cannot_run_is_refused_before_any_work(tmp_path, tiny_model_dir, gsm8k_small):

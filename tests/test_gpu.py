@@ -65,3 +65,29 @@ def test_a_run_resumes_on_the_cpu_from_a_gpu_checkpoint(tmp_path, tiny_model_dir
     assert main(["train", str(cfg), "--resume", "--device", "cpu"]) == 0  # the saved state loads onto the CPU
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines if '"loss"' in line] == [1, 2, 3, 4]
+
+
+def test_the_loss_of_a_micro_batch_syncs_with_the_host_at_most_once(tokenizer, tiny_model):
+    """chattune's part of a step stays on the device: the trained positions are gathered by an index laid out on
+    the CPU. The one sync allowed is transformers' check whether the position ids hold packed documents."""
+    import warnings
+
+    import torch
+    from test_train import examples
+
+    from chattune.batching.collate import collate
+    from chattune.train.loss import summed_loss_and_correct
+
+    model = tiny_model.cuda()
+    batch = collate([[e] for e in examples(tokenizer, 6)], tokenizer.pad_token_id).to("cuda")
+    summed_loss_and_correct(model, batch)[0].backward()  # first calls set things up (and may sync)
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            summed_loss_and_correct(model, batch)[0].backward()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [str(w.message) for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) <= 1, syncs
