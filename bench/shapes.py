@@ -3,6 +3,7 @@ the weights), with the default model's tokenizer."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 SHAPES = {  # LlamaConfig fields of each model family (vocabulary: the SmolLM2 tokenizer's unless given)
@@ -20,14 +21,16 @@ SHAPES = {  # LlamaConfig fields of each model family (vocabulary: the SmolLM2 t
 
 
 def build_model_dir(shape: str, out: Path) -> None:
-    """A random-init Llama of `shape` with the default model's tokenizer, saved in bf16."""
+    """A random-init Llama of `shape` with the default model's tokenizer (or $CHATTUNE_TOKENIZER_DIR's), saved in
+    bf16."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from chattune.config import DEFAULT_MODEL
     from chattune.model.load import load_tokenizer, resolve_model_path
 
-    tokenizer = load_tokenizer(resolve_model_path(DEFAULT_MODEL))
+    # a lent GPU machine has no model package: bench/gpu_kit.sh carries the default model's tokenizer alone
+    tokenizer = load_tokenizer(os.environ.get("CHATTUNE_TOKENIZER_DIR") or resolve_model_path(DEFAULT_MODEL))
     fields = {"vocab_size": len(tokenizer), **SHAPES[shape]}
     config = LlamaConfig(**fields, max_position_embeddings=8192, tie_word_embeddings=True, rope_theta=130000,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,

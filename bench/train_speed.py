@@ -58,31 +58,54 @@ def _summary(step_times: list[float], step_tokens: list[int], step_trained: list
             "final_loss": sum(losses[-3:]) / len(losses[-3:]), "losses": losses, "peak_rss_mb": _peak_rss_mb()}
 
 
+FEATURES = {"padding_free": bool, "liger": bool, "compile": bool, "checkpointing": bool, "attn": str,
+            "max_tokens": int}
+
+
+def parse_features(spec: str | None) -> dict:
+    """A chattune variant's speed features, e.g. "padding_free,attn=flex_attention,liger" -> {"padding_free": True,
+    "attn": "flex_attention", "liger": True}."""
+    features: dict = {}
+    for item in filter(None, (spec or "").split(",")):
+        key, _, value = item.partition("=")
+        if key not in FEATURES or (FEATURES[key] is not bool) != bool(value):
+            raise SystemExit(f"--variants: {item!r} is not one of padding_free, liger, compile, checkpointing, "
+                             "attn=KERNEL, max_tokens=N")
+        features[key] = FEATURES[key](value) if value else True
+    return features
+
+
 def run_chattune(args: argparse.Namespace) -> dict:
     import torch
 
     from chattune.batching.prepare import examples_from_file
     from chattune.config import DEFAULT_MODEL, build_config
     from chattune.model.device import memory_stats, resolve_device, resolve_precision
-    from chattune.model.load import load_model, load_model_and_tokenizer, load_tokenizer
+    from chattune.model.load import load_model, load_tokenizer, resolve_model_path
     from chattune.model.lora import apply_lora
     from chattune.train.loop import train
+    from chattune.train.speed import apply_liger
 
     device = resolve_device(args.device)
     precision = resolve_precision(device, finetuning=args.mode, bf16=args.bf16)
-    if args.model_dir:  # a random-init shape: bf16 frozen base for LoRA, fp32 master weights for full
-        model, tokenizer = load_model(args.model_dir, dtype=precision.base), load_tokenizer(args.model_dir)
-    else:
-        model, tokenizer = load_model_and_tokenizer(DEFAULT_MODEL, dtype=precision.base)
+    features = parse_features(args.features)
+    attention = {"attn_implementation": features["attn"]} if "attn" in features else {}
+    model_dir = args.model_dir or resolve_model_path(DEFAULT_MODEL)
+    # a random-init shape: bf16 frozen base for LoRA, fp32 master weights for full
+    model, tokenizer = load_model(model_dir, dtype=precision.base, extra=attention), load_tokenizer(model_dir)
     model.to(device)
+    if features.get("liger"):
+        apply_liger(model, device)  # before LoRA wraps the layers it patches
     examples, _ = examples_from_file(str(DATA), tokenizer, columns={"question": "user", "answer": "assistant"},
                                      max_length=args.max_length, limit=args.rows)
     cfg = build_config({"data": {"train": str(DATA)}, "finetuning": args.mode, "lora": LORA, "max_steps": args.steps,
                         "per_device_train_batch_size": args.batch, "learning_rate": args.lr, "warmup_ratio": 0.1,
                         "max_length": args.max_length, "logging_steps": 1, "bf16": args.bf16,
-                        "gradient_checkpointing": args.checkpointing, "seed": 0, "packing": args.packing,
-                        "device": args.device, "max_tokens_per_batch": args.max_tokens,
-                        "padding_free": args.padding_free})
+                        "gradient_checkpointing": args.checkpointing or bool(features.get("checkpointing")),
+                        "seed": 0, "packing": args.packing, "device": args.device,
+                        "max_tokens_per_batch": features.get("max_tokens", args.max_tokens),
+                        "padding_free": args.padding_free or bool(features.get("padding_free")),
+                        "compile": bool(features.get("compile"))})
     if args.mode == "lora":
         model = apply_lora(model, cfg.lora, [])
     records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, dtype=precision.compute)
@@ -189,18 +212,25 @@ def orchestrate(args: argparse.Namespace) -> None:
                      "max_length": args.max_length, "bf16": args.bf16, "lora": LORA, "runs": {}}
     results["matmul_peak_flops"] = matmul_peak(args.bf16, args.device)
     engines = ["chattune", "trl"] + (["chattune_gc", "trl_nogc"] if args.checkpointing else [])
+    engines += [f"chattune[{variant}]" for variant in args.variants]
+    for variant in args.variants:
+        parse_features(variant)  # a typo stops the benchmark before the first run, not after the others
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = None
         n_params = 134_515_008
         if args.shape != "default":
-            model_dir = Path(tmp) / args.shape
-            build_model_dir(args.shape, model_dir)
+            model_dir = Path(args.keep_models or tmp) / args.shape
+            if not (model_dir / "config.json").is_file():  # kept from an earlier invocation: built once
+                building = model_dir.with_name(model_dir.name + ".building")
+                build_model_dir(args.shape, building)
+                building.rename(model_dir)
             n_params = count_params(model_dir)
         results["params_per_token"] = n_params
         for mode in args.modes:
             for engine in engines:
                 print(f"running {engine} {mode} ({args.steps} steps) ...", flush=True)
-                cmd = [sys.executable, __file__, "--worker", engine.split("_")[0], "--mode", mode,
+                worker, _, variant = engine.partition("[")
+                cmd = [sys.executable, __file__, "--worker", worker.split("_")[0], "--mode", mode,
                        "--steps", str(args.steps), "--rows", str(args.rows), "--batch", str(args.batch),
                        "--max-length", str(args.max_length), "--device", args.device,
                        "--lr", str(args.lr if mode == "lora" else args.full_lr)]
@@ -210,8 +240,13 @@ def orchestrate(args: argparse.Namespace) -> None:
                 cmd += (["--checkpointing"] if engine == "chattune_gc" else [])
                 cmd += (["--trl-no-checkpointing"] if engine == "trl_nogc" else [])
                 cmd += ["--model-dir", str(model_dir)] if model_dir else []
+                cmd += ["--features", variant.rstrip("]")] if variant else []
                 out = Path(tempfile.mkstemp(suffix=".json")[1])
-                subprocess.run(cmd + ["--result", str(out)], check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                done = subprocess.run(cmd + ["--result", str(out)], env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                if done.returncode != 0:  # one variant failing (out of memory, a missing kernel) spoils no other
+                    print(f"{engine} {mode} failed (exit {done.returncode})", flush=True)
+                    results["runs"][f"{engine}_{mode}"] = {"failed": done.returncode}
+                    continue
                 run = json.loads(out.read_text())
                 run["mfu"] = run["tokens_per_s"] * flops_per_token(mode, n_params) / results["matmul_peak_flops"]
                 results["runs"][f"{engine}_{mode}"] = run
@@ -220,14 +255,25 @@ def orchestrate(args: argparse.Namespace) -> None:
           f"{args.max_length}, {'bf16' if args.bf16 else 'fp32'}{', packing' if args.packing else ''}, "
           f"{results['cores']} cores; matmul peak {results['matmul_peak_flops'] / 1e12:.2f} TFLOP/s; timed steps "
           f"{WARMUP_STEPS + 1}-{args.steps}")
-    print(f"  {'':18} {'tokens/s':>9} {'trained/s':>9} {'peak GPU' if gpu else 'peak RSS':>9} {'MFU':>6} "
+    width = max(18, *(len(name) for name in results["runs"]))
+    print(f"  {'':{width}} {'tokens/s':>9} {'trained/s':>9} {'peak GPU' if gpu else 'peak RSS':>9} {'MFU':>6} "
           f"{'final loss':>10}")
     for name, run in results["runs"].items():
-        print(f"  {name:18} {run['tokens_per_s']:9.0f} {run['trained_tokens_per_s']:9.0f} {_memory(run)} "
+        if "failed" in run:
+            print(f"  {name:{width}} failed (exit {run['failed']})")
+            continue
+        print(f"  {name:{width}} {run['tokens_per_s']:9.0f} {run['trained_tokens_per_s']:9.0f} {_memory(run)} "
               f"{run['mfu']:6.1%} {run['final_loss']:10.3f}")
     memory_key = "peak_memory_allocated_gb" if gpu else "peak_rss_mb"
     for mode in args.modes:
         ours, theirs = results["runs"][f"chattune_{mode}"], results["runs"][f"trl_{mode}"]
+        if "failed" in ours or "failed" in theirs:
+            continue
+        for name, run in results["runs"].items():
+            if name.startswith("chattune[") and name.endswith(f"_{mode}") and "failed" not in run:
+                results[f"{name}_speedup"] = run["tokens_per_s"] / theirs["tokens_per_s"]
+                print(f"{name}: {results[f'{name}_speedup']:.2f}x TRL's tokens/s, "
+                      f"{run[memory_key] / theirs[memory_key]:.2f}x its peak memory")
         results[f"{mode}_speedup"] = ours["tokens_per_s"] / theirs["tokens_per_s"]
         results[f"{mode}_memory_ratio"] = ours[memory_key] / theirs[memory_key]
         print(f"{mode}: {results[f'{mode}_speedup']:.2f}x TRL's tokens/s, "
@@ -262,6 +308,13 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, help="chattune only: micro-batches of up to N tokens (e.g. 16384) "
                         "instead of --batch rows")
     parser.add_argument("--padding-free", action="store_true", help="chattune only: padding-free micro-batches")
+    parser.add_argument("--variants", nargs="*", default=[], metavar="FEATURES",
+                        help="more chattune runs, each with these speed features (comma-separated: padding_free, "
+                        "liger, compile, checkpointing, attn=KERNEL, max_tokens=N), e.g. "
+                        "padding_free,attn=flex_attention")
+    parser.add_argument("--keep-models", metavar="DIR", help="build the random-init shapes in DIR and reuse them in "
+                        "later invocations (default: a temporary folder)")
+    parser.add_argument("--features", help=argparse.SUPPRESS)
     parser.add_argument("--trl-no-checkpointing", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--out", help="JSON results (default bench/results/train_speed[-DEVICE-SHAPE].json)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -42,8 +43,11 @@ def default_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tokenizer(default_model_dir):
-    return load_tokenizer(default_model_dir)
+def tokenizer(request):
+    """The default model's tokenizer; $CHATTUNE_TOKENIZER_DIR instead on a machine without the model package (a lent
+    GPU machine, where bench/gpu_kit.sh carries the tokenizer files alone)."""
+    path = os.environ.get("CHATTUNE_TOKENIZER_DIR")
+    return load_tokenizer(path or request.getfixturevalue("default_model_dir"))
 
 
 @pytest.fixture
