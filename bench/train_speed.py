@@ -84,12 +84,14 @@ def run_chattune(args: argparse.Namespace) -> dict:
     from chattune.model.load import load_model, load_tokenizer, resolve_model_path
     from chattune.model.lora import apply_lora
     from chattune.train.loop import train
-    from chattune.train.speed import apply_liger
+    from chattune.train.speed import apply_liger, attention_kernel
 
     device = resolve_device(args.device)
     precision = resolve_precision(device, finetuning=args.mode, bf16=args.bf16)
     features = parse_features(args.features)
-    attention = {"attn_implementation": features["attn"]} if "attn" in features else {}
+    padding_free = args.padding_free or bool(features.get("padding_free"))
+    kernel = attention_kernel(features.get("attn"), padding_free, device)  # as chattune train chooses it
+    attention = {"attn_implementation": kernel} if kernel else {}
     model_dir = args.model_dir or resolve_model_path(DEFAULT_MODEL)
     # a random-init shape: bf16 frozen base for LoRA, fp32 master weights for full
     model, tokenizer = load_model(model_dir, dtype=precision.base, extra=attention), load_tokenizer(model_dir)
@@ -104,7 +106,7 @@ def run_chattune(args: argparse.Namespace) -> dict:
                         "gradient_checkpointing": args.checkpointing or bool(features.get("checkpointing")),
                         "seed": 0, "packing": args.packing, "device": args.device,
                         "max_tokens_per_batch": features.get("max_tokens", args.max_tokens),
-                        "padding_free": args.padding_free or bool(features.get("padding_free")),
+                        "padding_free": padding_free,
                         "compile": bool(features.get("compile"))})
     if args.mode == "lora":
         model = apply_lora(model, cfg.lora, [])

@@ -281,9 +281,9 @@ class TrainConfig(TrainArgs):
     liger: bool = Field(False, description="Liger Kernel's fused RMSNorm, RoPE, SwiGLU and linear cross-entropy "
                         "(CUDA GPUs, with chattune[liger]).")
     attn_implementation: Literal["sdpa", "eager", "flex_attention", "flash_attention_2"] | None = Field(
-        None, description="Attention kernel (transformers' name); None: transformers' default (sdpa). With "
-        "padding_free, flex_attention and flash_attention_2 attend within each document only instead of over a "
-        "dense block mask.")
+        None, description="Attention kernel (transformers' name). With padding_free, flex_attention and "
+        "flash_attention_2 attend within each document only instead of over a dense block mask. None: sdpa, or for "
+        "padding_free on a CUDA GPU flash_attention_2 where flash-attn is installed, else flex_attention.")
     device: str = Field("auto", pattern=DEVICE_PATTERN, description="auto (the first GPU, else mps, else the "
                         "CPU), cpu, cuda, cuda:N or mps.")
     bf16: bool | None = Field(None, description="bf16 compute (a LoRA/QLoRA base is loaded in bf16, full "

@@ -45,7 +45,7 @@ from chattune.train.dist import Dist
 from chattune.train.fsdp import full_state_dict
 from chattune.train.loop import EvalFn, count_steps, train
 from chattune.train.memory import check_memory
-from chattune.train.speed import apply_liger
+from chattune.train.speed import apply_liger, attention_kernel
 
 
 @dataclass
@@ -219,7 +219,8 @@ def load_base(cfg: TrainConfig, path: Path, device: torch.device, precision: Pre
     """The model to train from its local directory `path`, in its precision on `device` (QLoRA: quantised as
     it loads), its tokenizer with the configured template, and the ids of tokens the template added."""
     torch.manual_seed(cfg.seed)  # new embedding rows and LoRA's initial weights: the same run gives the same model
-    attention = {"attn_implementation": cfg.attn_implementation} if cfg.attn_implementation else {}
+    kernel = attention_kernel(cfg.attn_implementation, cfg.padding_free, device)
+    attention = {"attn_implementation": kernel} if kernel else {}
     model = load_model(path, cfg.trust_remote_code, precision.base, quantize_4bit=cfg.finetuning == "qlora",
                        device=device, extra=attention)
     tokenizer = load_tokenizer(path, cfg.trust_remote_code)
@@ -231,7 +232,7 @@ def load_base(cfg: TrainConfig, path: Path, device: torch.device, precision: Pre
     return model, tokenizer, new_tokens
 
 
-def batching_features(cfg: TrainConfig, speed: str | None = None) -> str:
+def batching_features(cfg: TrainConfig, speed: str | None = None, device: torch.device | None = None) -> str:
     """How micro-batches are laid out and what speed features run, in the run's first lines."""
     parts = ["packed rows" if cfg.packing else "one row per example"]
     parts.append("padding-free (one sequence per micro-batch)" if cfg.padding_free else "padded to the longest row")
@@ -239,8 +240,10 @@ def batching_features(cfg: TrainConfig, speed: str | None = None) -> str:
         parts.append(f"up to {cfg.max_tokens_per_batch} tokens per micro-batch")
     if cfg.checkpointing:
         parts.append("gradient checkpointing")
-    if cfg.attn_implementation:
-        parts.append(f"attention: {cfg.attn_implementation}")
+    kernel = attention_kernel(cfg.attn_implementation, cfg.padding_free, device or torch.device("cpu"))
+    if kernel:
+        chosen = "" if cfg.attn_implementation else " (variable-length, for padding-free; attn_implementation sets it)"
+        parts.append(f"attention: {kernel}{chosen}")
     if cfg.compile:
         parts.append("compile: decoder layers")
     if speed:
@@ -299,7 +302,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
                       f"batch {batch * cfg.gradient_accumulation_steps * dist.world} = {batch} per device x "
                       f"{cfg.gradient_accumulation_steps} accumulation x {dist.world} process(es), {device}, "
                       f"{precision.name} compute, weights {base}")
-        console.print(f"batching: {batching_features(cfg, getattr(base_model(model), 'chattune_speed', None))}")
+        console.print(f"batching: {batching_features(cfg, getattr(base_model(model), 'chattune_speed', None), device)}")
         if dist.sharded or dist.world > 1:
             console.print(check_memory(model, cfg, dist, precision, device))
         if dist.sharded and cfg.eval_generations and eval_examples:

@@ -87,6 +87,23 @@ def test_flex_attention_keeps_padding_free_documents_apart(tokenizer, tiny_model
     torch.testing.assert_close(flat, padded, atol=1e-4, rtol=1e-5)
 
 
+def test_padding_free_on_a_gpu_loads_a_variable_length_attention_kernel(monkeypatch):
+    import importlib.util
+
+    from chattune.train.speed import attention_kernel
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    find_spec = importlib.util.find_spec
+    for installed, kernel in ((False, "flex_attention"), (True, "flash_attention_2")):
+        monkeypatch.setattr(importlib.util, "find_spec",
+                            lambda name, installed=installed: object() if installed and name == "flash_attn"
+                            else find_spec(name))
+        assert attention_kernel(None, True, cuda) == kernel
+        assert attention_kernel(None, True, cpu) is None  # FlexAttention trains on CUDA only: SDPA there
+    assert attention_kernel(None, False, cuda) is None  # padded rows: SDPA
+    assert attention_kernel("eager", True, cuda) == "eager"  # what the config asks for
+
+
 @pytest.mark.parametrize("kernel", ["flex_attention", "flash_attention_2"])
 def test_attention_kernels_that_cannot_train_here_are_refused_before_any_work(kernel, tmp_path, tiny_model_dir,
                                                                               gsm8k_small):

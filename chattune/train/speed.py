@@ -33,6 +33,17 @@ def check_liger(device: torch.device) -> None:
                            f"(pip install 'chattune[liger]'); this run is on {device}"])
 
 
+def attention_kernel(asked: str | None, padding_free: bool, device: torch.device) -> str | None:
+    """The attention kernel a run loads its model with: the one asked for; else, for padding-free micro-batches on
+    a CUDA GPU, a variable-length one (flash-attn's where it is installed, else PyTorch's FlexAttention), since SDPA
+    would attend over a dense mask as long as the whole micro-batch; else None (transformers' default, SDPA)."""
+    import importlib.util
+
+    if asked or not padding_free or device.type != "cuda":
+        return asked
+    return "flash_attention_2" if importlib.util.find_spec("flash_attn") else "flex_attention"
+
+
 def check_attention(attn_implementation: str | None, device: torch.device) -> None:
     """Attention kernels that cannot train on `device` are a ConfigError before any work, not a traceback at the
     first backward pass: PyTorch's FlexAttention has no backward pass off CUDA, and flash-attn's kernels are CUDA's
