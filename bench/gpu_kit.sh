@@ -19,8 +19,8 @@
 #   demo        `make demo`'s run on the GPU, timed, once every GGUF part has arrived
 #   smoke       the benchmark on a tiny shape (checks this script here too:
 #               KIT_DEVICE=cpu KIT_INSTALL=0 PYTHON=.venv/bin/python bench/gpu_kit.sh run env smoke)
-# KIT_DEADLINE_S (default 540): a stage that would start later than 60 s before it is skipped, so the call
-# returns inside its timeout with what it has.
+# KIT_DEADLINE_S (default 540): a stage that would start later than 60 s before it is skipped and a running one is
+# stopped at it, so the call returns inside its timeout (give the device call 600) with what it has.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 KIT=.gpu
@@ -137,7 +137,8 @@ run() {
     fi
     local start=$SECONDS
     echo "=== $name"
-    stage "$name" 2>&1 | tee "$OUT/$name.log"
+    # cut at the deadline (exit 124), so the call still returns its summary and what was written under $OUT
+    timeout -k 10 $((deadline - SECONDS)) "$0" _stage "$name" 2>&1 | tee "$OUT/$name.log"
     summary+=("$name: exit ${PIPESTATUS[0]}, $((SECONDS - start)) s")
   done
   echo "=== summary"
@@ -150,5 +151,6 @@ run() {
 case ${1:-} in
   prepare) prepare ;;
   run) shift; run "$@" ;;
+  _stage) stage "$2" ;;  # one stage, in its own process (run's time limit)
   *) sed -n '2,25p' "$0"; exit 2 ;;
 esac

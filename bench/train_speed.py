@@ -252,6 +252,8 @@ def orchestrate(args: argparse.Namespace) -> None:
                 run = json.loads(out.read_text())
                 run["mfu"] = run["tokens_per_s"] * flops_per_token(mode, n_params) / results["matmul_peak_flops"]
                 results["runs"][f"{engine}_{mode}"] = run
+                print(f"{engine} {mode}: {run['tokens_per_s']:.0f} tokens/s, MFU {run['mfu']:.1%}", flush=True)
+                _write(results, args.out)  # a run cut short by a time limit keeps what it measured
     gpu = any("peak_memory_allocated_gb" in r for r in results["runs"].values())
     print(f"\n{args.shape} shape on {args.device}, {args.rows} gsm8k rows, batch {args.batch}, max_length "
           f"{args.max_length}, {'bf16' if args.bf16 else 'fp32'}{', packing' if args.packing else ''}, "
@@ -284,10 +286,14 @@ def orchestrate(args: argparse.Namespace) -> None:
             gc = results["runs"][f"chattune_gc_{mode}"]
             print(f"{mode} with gradient checkpointing: {gc['tokens_per_s'] / theirs['tokens_per_s']:.2f}x TRL's "
                   f"tokens/s, {gc[memory_key] / theirs[memory_key]:.2f}x its peak memory")
-    out = Path(args.out)
+    _write(results, args.out)
+    print(f"wrote {args.out}")
+
+
+def _write(results: dict, path: str) -> None:
+    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out}")
 
 
 def main() -> None:
