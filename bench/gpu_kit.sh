@@ -85,7 +85,7 @@ for name in ("transformers", "peft", "trl", "accelerate", "datasets", "liger-ker
         print(name, "missing")
 EOF
       ;;
-    tests) $PYTHON -m pytest -q -m cuda tests -p no:cacheprovider -x --timeout 600 ;;
+    tests) $PYTHON -m pytest -q -m cuda tests -p no:cacheprovider --timeout 600 ;;
     lora-1.7b) bench lora-1.7b --shape smollm2-1.7b --modes lora --checkpointing --variants "${VARIANTS[@]}" ;;
     full-1.7b) bench full-1.7b --shape smollm2-1.7b --modes full --variants "${VARIANTS[1]}" "${VARIANTS[3]}" ;;
     lora-360m) bench lora-360m --shape smollm2-360m --modes lora --variants "${VARIANTS[0]}" "${VARIANTS[1]}" ;;
