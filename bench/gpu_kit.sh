@@ -122,9 +122,11 @@ run() {
   mkdir -p "$OUT" "$STASH"
   export OUT PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
   # wheels and tokenizer travel in the first call; later calls on the still-warm machine find them in $STASH
-  if [ "${KIT_INSTALL:-1}" = 1 ] && compgen -G "$KIT/wheels/*.whl" > /dev/null; then
+  if [ "${KIT_INSTALL:-1}" = 1 ] && [ ! -f "$STASH/site/.installed" ] && compgen -G "$KIT/wheels/*.whl" > /dev/null
+  then
     $PYTHON -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$STASH/site" \
       "$KIT"/wheels/*.whl || exit 1
+    touch "$STASH/site/.installed"  # once per machine: later calls find it while the machine stays warm
   fi
   if [ -d "$KIT/tokenizer" ]; then rm -rf "$STASH/tokenizer" && cp -r "$KIT/tokenizer" "$STASH/tokenizer"; fi
   if [ "${KIT_INSTALL:-1}" = 1 ] && [ -d "$STASH/site" ]; then export PYTHONPATH=$STASH/site:$PWD; fi
