@@ -8,8 +8,8 @@
 # There, through the device tool, carrying .gpu/wheels and .gpu/tokenizer (about 27 MB) and any .gpu/gguf part:
 #   bench/gpu_kit.sh run STAGE...   # each STAGE's output in $OUT/STAGE.log (and .json), a summary last
 #
-# Stages, in the order worth running (about a minute each unless said):
-#   env         the GPU, the packages
+# Stages, in the order worth running (times are estimates: none has run on a GPU yet):
+#   env         the GPU, the packages (seconds)
 #   tests       the cuda-marked tests (pytest -m cuda)
 #   lora-1.7b   SmolLM2-1.7B shape, LoRA: chattune vs TRL (with and without gradient checkpointing), and chattune
 #               with padding-free + flex attention, + Liger, + compile, + a 16k-token budget (about 6 minutes)
@@ -20,7 +20,7 @@
 #   smoke       the benchmark on a tiny shape (checks this script here too:
 #               KIT_DEVICE=cpu KIT_INSTALL=0 PYTHON=.venv/bin/python bench/gpu_kit.sh run env smoke)
 # KIT_DEADLINE_S (default 540): a stage that would start later than 60 s before it is skipped and a running one is
-# stopped at it, so the call returns inside its timeout (give the device call 600) with what it has.
+# stopped at it, so the call returns inside its timeout (give the device call about 30 s more) with what it has.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 KIT=.gpu
