@@ -154,5 +154,5 @@ case ${1:-} in
   prepare) prepare ;;
   run) shift; run "$@" ;;
   _stage) stage "$2" ;;  # one stage, in its own process (run's time limit)
-  *) sed -n '2,25p' "$0"; exit 2 ;;
+  *) sed -n '2,/^set /p' "$0" | grep '^#'; exit 2 ;;
 esac
