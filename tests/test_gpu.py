@@ -79,6 +79,8 @@ def test_the_loss_of_a_micro_batch_syncs_with_the_host_at_most_once(tokenizer, t
     from chattune.train.loss import summed_loss_and_correct
 
     model = tiny_model.cuda()
+    # frozen as in LoRA: PyTorch's embedding backward (a sort of the ids) syncs by itself
+    model.get_input_embeddings().weight.requires_grad_(False)
     batch = collate([[e] for e in examples(tokenizer, 6)], tokenizer.pad_token_id).to("cuda")
     summed_loss_and_correct(model, batch)[0].backward()  # first calls set things up (and may sync)
     torch.cuda.synchronize()
