@@ -232,7 +232,7 @@ def load_base(cfg: TrainConfig, path: Path, device: torch.device, precision: Pre
     return model, tokenizer, new_tokens
 
 
-def batching_features(cfg: TrainConfig, speed: str | None = None, device: torch.device | None = None) -> str:
+def batching_features(cfg: TrainConfig, device: torch.device, speed: str | None = None) -> str:
     """How micro-batches are laid out and what speed features run, in the run's first lines."""
     parts = ["packed rows" if cfg.packing else "one row per example"]
     parts.append("padding-free (one sequence per micro-batch)" if cfg.padding_free else "padded to the longest row")
@@ -240,7 +240,7 @@ def batching_features(cfg: TrainConfig, speed: str | None = None, device: torch.
         parts.append(f"up to {cfg.max_tokens_per_batch} tokens per micro-batch")
     if cfg.checkpointing:
         parts.append("gradient checkpointing")
-    kernel = attention_kernel(cfg.attn_implementation, cfg.padding_free, device or torch.device("cpu"))
+    kernel = attention_kernel(cfg.attn_implementation, cfg.padding_free, device)  # as load_base chose it
     if kernel:
         chosen = "" if cfg.attn_implementation else " (variable-length, for padding-free; attn_implementation sets it)"
         parts.append(f"attention: {kernel}{chosen}")
@@ -302,7 +302,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
                       f"batch {batch * cfg.gradient_accumulation_steps * dist.world} = {batch} per device x "
                       f"{cfg.gradient_accumulation_steps} accumulation x {dist.world} process(es), {device}, "
                       f"{precision.name} compute, weights {base}")
-        console.print(f"batching: {batching_features(cfg, getattr(base_model(model), 'chattune_speed', None), device)}")
+        console.print(f"batching: {batching_features(cfg, device, getattr(base_model(model), 'chattune_speed', None))}")
         if dist.sharded or dist.world > 1:
             console.print(check_memory(model, cfg, dist, precision, device))
         if dist.sharded and cfg.eval_generations and eval_examples:
