@@ -16,6 +16,28 @@ ASSETS = Path(__file__).parent / "assets"
 ROOT = Path(__file__).parent.parent
 
 
+def pytest_addoption(parser):
+    parser.addoption("--cpu-bf16", choices=["auto", "on", "off"], default="auto",
+                     help="the CPU's bf16 as the automatic precision sees it: auto (as the machine is), on (as if it "
+                          "had AVX512-BF16), off (as if not). Sets $CHATTUNE_CPU_BF16, so subprocesses see it too.")
+
+
+def pytest_configure(config):
+    """The suite must pass on CPUs with and without bf16 (CI lands on either): --cpu-bf16 on/off runs it as the
+    other kind would."""
+    from chattune.model.device import CPU_BF16_ENV
+
+    forced = config.getoption("--cpu-bf16")
+    if forced != "auto":
+        os.environ[CPU_BF16_ENV] = "1" if forced == "on" else "0"
+
+
+def pytest_report_header(config):
+    from chattune.model.device import cpu_has_fast_bf16
+
+    return f"CPU bf16 (automatic precision): {'on' if cpu_has_fast_bf16() else 'off'}"
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked `cuda` only mean something on an NVIDIA GPU: skipped, with the reason, elsewhere."""
     import torch

@@ -27,27 +27,59 @@ def _load(out, base, finetuning):
     return PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), out / "adapter").eval()
 
 
+def _logits(out_dirs, base, finetuning) -> list[torch.Tensor]:
+    """Each saved model's fp32 logits on one fixed input, loaded by plain transformers / peft."""
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    with torch.no_grad():
+        return [_load(out, base, finetuning)(ids).logits for out in out_dirs]
+
+
 @pytest.mark.parametrize("strategy", ["fsdp", "ddp"])
 @pytest.mark.parametrize("finetuning", ["full", "lora"])
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path, tiny_model_dir, gsm8k_small, finetuning,
                                                              strategy):
     """1 process x batch 4 and 2 processes x batch 2 train the same rows in every step (the global batch is
-    planned, then split), so their losses and saved models agree."""
-    extra = {"finetuning": finetuning, "max_steps": 5, "save_steps": 2, "gradient_checkpointing": True}
+    planned, then split), so their losses and saved models agree to fp32 rounding. fp32 is pinned (bf16: false):
+    the automatic precision would compute in bf16 on a CPU with AVX512-BF16, whose rounding the next test
+    bounds."""
+    extra = {"finetuning": finetuning, "max_steps": 5, "save_steps": 2, "gradient_checkpointing": True, "bf16": False}
     one = config(tmp_path, "one", tiny_model_dir, gsm8k_small, per_device_train_batch_size=4, **extra)
     assert main(["train", str(one)]) == 0
     two = config(tmp_path, "two", tiny_model_dir, gsm8k_small, strategy=strategy, **extra)
     out = torchrun(tmp_path, two).stdout
+    assert "fp32 compute" in " ".join(out.split())  # the console wraps long lines
     assert "global batch 4 = 2 per device x 1 accumulation x 2 process(es)" in out
     assert f"memory per process ({strategy}, 2 process(es))" in out
     assert losses(tmp_path / "two") == pytest.approx(losses(tmp_path / "one"), rel=1e-4)
     if strategy == "fsdp":
         assert os.listdir(tmp_path / "two" / "checkpoint-4" / "shards")  # every process wrote its shard
     # the saved model loads in plain transformers / peft and answers as the single-process one does
-    ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
-    with torch.no_grad():
-        logits = [_load(tmp_path / name, tiny_model_dir, finetuning)(ids).logits for name in ("one", "two")]
-    torch.testing.assert_close(logits[1], logits[0], atol=1e-4, rtol=1e-4)
+    one_logits, two_logits = _logits([tmp_path / "one", tmp_path / "two"], tiny_model_dir, finetuning)
+    torch.testing.assert_close(two_logits, one_logits, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("finetuning", ["full", "lora"])
+def test_two_processes_in_bf16_differ_from_one_by_less_than_bf16_itself(tmp_path, tiny_model_dir, gsm8k_small,
+                                                                        finetuning):
+    """In bf16, one process (batch 4) and two (batch 2 each, gradients reduced in fp32) round their matmuls in a
+    different order, so the saved models differ by more than fp32 tolerances (up to 0.007 in logits after 5 full
+    steps, as much as bf16 itself moves the model). The tolerance is derived from bf16 itself: both are the fp32
+    run plus bf16 rounding, so the two-process model may be no further from the fp32 one than twice the distance
+    of the one-process bf16 model (sharding adds no error of its own; a wrongly scaled or bf16-reduced gradient
+    moves it by the learning rate, 100x more). Losses agree to bf16's relative precision (8 bits: 2**-8)."""
+    extra = {"finetuning": finetuning, "max_steps": 5, "gradient_checkpointing": True}
+    for name, bf16 in (("fp32", False), ("one", True)):
+        path = config(tmp_path, name, tiny_model_dir, gsm8k_small, per_device_train_batch_size=4, bf16=bf16, **extra)
+        assert main(["train", str(path)]) == 0
+    out = torchrun(tmp_path, config(tmp_path, "two", tiny_model_dir, gsm8k_small, strategy="fsdp", bf16=True,
+                                    **extra)).stdout
+    assert "bf16 compute" in " ".join(out.split())
+    assert losses(tmp_path / "two") == pytest.approx(losses(tmp_path / "one"), rel=2 ** -8)
+    fp32, one, two = _logits([tmp_path / n for n in ("fp32", "one", "two")], tiny_model_dir, finetuning)
+    one_moved, two_moved = (one - fp32).abs().max().item(), (two - fp32).abs().max().item()
+    print(f"max |logit difference| from the fp32 model: bf16 1 process {one_moved:.2e}, 2 processes {two_moved:.2e}")
+    assert one_moved > 0
+    assert two_moved <= 2 * one_moved
 
 
 def test_killed_fsdp_run_resumes_from_its_shards(tmp_path, tiny_model_dir, gsm8k_small):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from chattune.errors import ModelError
-from chattune.model.device import bf16_is_fast
+from chattune.model.device import CPU_BF16_ENV, bf16_is_fast
 from chattune.model.load import load_model, packaged_gguf, resolve_model_path
 
 
@@ -51,8 +51,11 @@ def test_unknown_model_is_a_clear_error(tmp_path, monkeypatch):
         resolve_model_path(str(tmp_path / "x.gguf"))
 
 
-def test_bf16_only_where_fast():
-    assert bf16_is_fast(torch.device("cpu")) in (True, False)
+def test_bf16_only_where_fast(monkeypatch):
+    monkeypatch.delenv(CPU_BF16_ENV, raising=False)
     with open("/proc/cpuinfo") as f:
         flags = f.read()
     assert bf16_is_fast(torch.device("cpu")) == ("amx_bf16" in flags or "avx512_bf16" in flags)
+    for forced, fast in (("1", True), ("0", False)):  # the test suite's switch (tests/conftest.py --cpu-bf16)
+        monkeypatch.setenv(CPU_BF16_ENV, forced)
+        assert bf16_is_fast(torch.device("cpu")) is fast

@@ -6,6 +6,7 @@ input tensors through `ids_tensor`, so no call site builds a CPU tensor for a GP
 
 from __future__ import annotations
 
+import os
 import re
 from contextlib import nullcontext
 from functools import lru_cache
@@ -89,6 +90,19 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
+# Overrides the CPU's bf16 detection: "1" as if the CPU had AVX512-BF16, "0" as if it had not. A check, not a
+# setting: the test suite runs under both to prove its outcome does not hang on the machine it lands on.
+CPU_BF16_ENV = "CHATTUNE_CPU_BF16"
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AMX or AVX512-BF16), or what $CHATTUNE_CPU_BF16 says."""
+    forced = os.environ.get(CPU_BF16_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    return bool(_cpu_flags() & {"amx_bf16", "avx512_bf16"})
+
+
 def bf16_is_fast(device: torch.device) -> bool:
     """bf16 pays off on GPUs that support it and on CPUs with AMX or AVX512-BF16; elsewhere it is emulated
     and many times slower than fp32, so it stays off."""
@@ -96,7 +110,7 @@ def bf16_is_fast(device: torch.device) -> bool:
         return torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type == "mps":
         return False
-    return bool(_cpu_flags() & {"amx_bf16", "avx512_bf16"})
+    return cpu_has_fast_bf16()
 
 
 class Precision(NamedTuple):
