@@ -33,7 +33,8 @@ def config_file(tmp_path, name, model_dir, data, **extra):
     cfg = {"model": str(model_dir), "data": {"train": str(data), "columns": COLUMNS},
            "output_dir": str(tmp_path / name), "max_steps": 40, "per_device_train_batch_size": 2,
            "logging_steps": 1, "learning_rate": 1e-3,
-           "max_length": 256, "save_steps": 2, "lora": {"dropout": 0.1}, "merge": False, **extra}
+           "max_length": 256, "save_steps": 2, "lora": {"dropout": 0.1}, "merge": False,
+           "bf16": False, **extra}  # fp32 whatever the CPU: resumed losses are compared at fp32 tolerances
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path

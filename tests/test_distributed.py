@@ -18,8 +18,9 @@ def config(tmp_path, name, model_dir, data, **extra):
     cfg = {"model": str(model_dir), "data": {"train": str(data), "columns": COLUMNS},
            "output_dir": str(tmp_path / name), "max_steps": 4, "per_device_train_batch_size": 2, "logging_steps": 1,
            "learning_rate": 1e-3, "max_length": 256, "lora": {"dropout": 0.0}, "merge": False,
-           # CPU processes (gloo) on every machine, a one-GPU one included
-           "device": "cpu", **extra}
+           # CPU processes (gloo) on every machine, a one-GPU one included; fp32, whatever the CPU (these tests
+           # compare runs at fp32 tolerances; a CPU with AVX512-BF16 would compute in bf16 by default)
+           "device": "cpu", "bf16": False, **extra}
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
