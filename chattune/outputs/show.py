@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 from rich.text import Text
 
 from chattune.labels import IGNORE_INDEX
@@ -42,3 +44,21 @@ def show_rendered(console: Console, tokenizer: Any, rendered: Rendered) -> None:
     console.print(marked_text(tokenizer, rendered, color=console.is_terminal), markup=False, highlight=False)
     n, k = len(rendered.input_ids), rendered.num_trained
     console.print(f"\n{n} tokens, {k} trained ({k / max(n, 1):.1%})", markup=False, highlight=False)
+
+
+def show_history_notes(console: Console, notes: list[str]) -> None:
+    """What a template does with a conversation's earlier turns (moved, dropped, rewritten), one note a line."""
+    console.print("[bold]what the template does with this conversation[/bold]: "
+                  + ("none of its turns are moved, dropped or rewritten" if not notes else ""))
+    for note in notes:
+        console.print(f"  - {escape(note)}", highlight=False)
+
+
+def doctor_table(checks: list[Any], title: str) -> Table:
+    """The chat template doctor's checks: name, pass/FAIL, detail, fix."""
+    table = Table(title=title)
+    for col in ("check", "result", "detail", "fix"):
+        table.add_column(col, overflow="fold")
+    for c in checks:
+        table.add_row(c.name, "[green]pass[/green]" if c.ok else "[red]FAIL[/red]", escape(c.detail), escape(c.fix))
+    return table
