@@ -271,6 +271,12 @@ class TrainConfig(TrainArgs):
         "fine-tuning.")
     lora: LoraSettings = Field(default_factory=LoraSettings)
     compare: CompareConfig | None = Field(None, description="Before/after generation comparison.")
+    eval_tasks: list[str] = Field(
+        default_factory=list, description="Benchmarks scored on the base and the tuned model through "
+        "lm-evaluation-harness: shipped offline tasks (gsm8k, ifeval, truthfulqa_mc1, truthfulqa_mc2), lm-eval "
+        "task names, or task YAML paths; side by side with standard errors in compare.json and the report.")
+    eval_tasks_limit: int | None = Field(None, gt=0, description="Score only the first N items of each of "
+                                         "eval_tasks (all of them when unset).")
     strategy: Literal["ddp", "fsdp"] | None = Field(
         None, description="With several processes: ddp (a full replica per process) or fsdp (weights, gradients "
         "and optimizer state sharded over the processes, PyTorch FSDP2; also on one process, for CPU offload). "

@@ -20,6 +20,9 @@ from chattune.batching.prepare import PrepareOptions, PrepareStats, prepare_sour
 from chattune.compare import CompareSet, answer_and_score, load_compare_set, write_comparison
 from chattune.config import TrainArgs, TrainConfig
 from chattune.errors import ChattuneError, DataError, ModelError, TrainingError
+from chattune.eval.before_after import add_to_compare_json, compare_benchmarks, comparison_table
+from chattune.eval.harness import BenchmarkResults, run_benchmarks
+from chattune.eval.tasks import resolve_tasks
 from chattune.generate import generate_from_ids
 from chattune.labels import first_trained
 from chattune.model.device import Precision
@@ -57,6 +60,7 @@ class RunResult:
     data: PrepareStats
     compare: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    benchmarks: dict[str, Any] | None = None
 
     @property
     def final_loss(self) -> float:
@@ -124,6 +128,16 @@ def _answers(model: Any, tokenizer: Any, data: CompareSet, cfg: TrainConfig, con
         scored = answer_and_score(model, tokenizer, data, cfg.compare, None, advance, cfg.template_kwargs)
     timings[f"generate_{which}_s"] = time.perf_counter() - t
     return scored
+
+
+def _benchmarks(model: Any, tokenizer: Any, tasks: list[Any], cfg: TrainConfig, console: Console,
+                timings: dict[str, float], which: str) -> BenchmarkResults:
+    """The base or tuned model's scores on cfg.eval_tasks, with their time in `timings`."""
+    t = time.perf_counter()
+    console.print(f"benchmarks with the {which} model: {', '.join(cfg.eval_tasks)} ...")
+    results = run_benchmarks(model, tokenizer, tasks, limit=cfg.eval_tasks_limit)
+    timings[f"benchmarks_{which}_s"] = time.perf_counter() - t
+    return results
 
 
 def _eval_prompts(examples: list[Example] | None, n: int) -> list[list[int]]:
@@ -272,6 +286,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
 
+        tasks = resolve_tasks(cfg.eval_tasks) if cfg.eval_tasks and dist.is_main else []  # bad names first
         model_path = resolve_model_path(cfg.model)
         model, tokenizer, new_tokens = load_base(cfg, model_path, device, precision)
         stops = stop_token_ids(tokenizer)
@@ -283,6 +298,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
         if cfg.compare and dist.is_main:
             compare_set = load_compare_set(cfg.compare, cfg.data.system_prompt)
             before = _answers(model, tokenizer, compare_set, cfg, console, timings, "base")
+        base_scores = _benchmarks(model, tokenizer, tasks, cfg, console, timings, "base") if tasks else None
         adapters = cfg.finetuning in ("lora", "qlora")
         if adapters:
             model = apply_lora(model, cfg.lora, new_tokens)
@@ -338,6 +354,13 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
             after = _answers(model, tokenizer, compare_set, cfg, console, timings, "tuned")
             result.compare = write_comparison(out, compare_set, before, after)
             _print_compare(console, compare_set, before, after, cfg.compare.show)
+        if base_scores is not None:
+            tuned_scores = _benchmarks(model, tokenizer, tasks, cfg, console, timings, "tuned")
+            result.benchmarks = compare_benchmarks(base_scores, tuned_scores)
+            add_to_compare_json(out, result.benchmarks)
+            console.print(comparison_table(result.benchmarks))
+            for fall in result.benchmarks["falls"]:
+                console.print(f"[bold yellow]{fall}[/bold yellow] (more than two standard errors)")
         if adapters and cfg.merge:
             # from the saved adapter into the unquantised base, in fp32: what `chattune merge` does
             del model

@@ -152,3 +152,54 @@ def test_a_task_file_whose_data_file_is_missing_names_it_before_loading_the_mode
 def test_eval_needs_tasks_or_data(tiny_model_dir, capsys):
     assert main(["eval", str(tiny_model_dir)]) == 1
     assert "--tasks" in capsys.readouterr().err
+
+
+def test_a_fall_of_more_than_two_standard_errors_is_flagged_in_words():
+    from chattune.eval.before_after import compare_benchmarks
+    from chattune.eval.harness import BenchmarkResults, Score
+
+    def results(acc: float, ppl: float) -> BenchmarkResults:
+        return BenchmarkResults({"hellaswag": {"acc": Score(acc, 0.01)}, "wikitext": {"word_perplexity": Score(ppl, 1)},
+                                 "mine": {"acc": Score(acc, None)}}, {}, {})
+
+    fell = compare_benchmarks(results(0.50, 20.0), results(0.46, 20.5))
+    row = fell["tasks"]["hellaswag"]["acc"]
+    assert row["change"] == pytest.approx(-0.04) and row["change_stderr"] == pytest.approx(0.01 * 2 ** 0.5)
+    assert fell["falls"] == ["hellaswag acc fell 4.0 ± 1.4 points"]  # 4.0 > 2 x 1.41; perplexity +0.5 < 2 x 1.41
+    assert compare_benchmarks(results(0.50, 20.0), results(0.48, 23.0))["falls"] == ["wikitext word_perplexity "
+                                                                                       "rose 3.0 ± 1.4"]
+
+
+def test_training_scores_eval_tasks_on_the_base_and_the_tuned_model(tmp_path, tiny_model_dir, gsm8k_small, user_tasks,
+                                                                    monkeypatch, capsys):
+    import yaml
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "ds"))
+    cfg = {"model": str(tiny_model_dir), "data": {"train": str(gsm8k_small), "columns": {"question": "user",
+                                                                                           "answer": "assistant"}},
+           "output_dir": str(tmp_path / "run"), "max_steps": 2, "per_device_train_batch_size": 2, "max_length": 128,
+           "learning_rate": 1e-2, "merge": False, "eval_tasks": [str(user_tasks / "sums.yaml")],
+           "eval_tasks_limit": 4}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(path)]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "benchmarks before / after" in said and "my_sums" in said
+    bench = json.loads((tmp_path / "run" / "compare.json").read_text())["benchmarks"]
+    acc = bench["tasks"]["my_sums"]["acc"]
+    assert {"base", "base_stderr", "tuned", "tuned_stderr", "change", "change_stderr"} <= set(acc)
+    assert acc["change"] == pytest.approx(acc["tuned"] - acc["base"])
+    assert "Benchmarks before / after" in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_a_bad_eval_task_in_a_training_config_stops_before_training(tmp_path, tiny_model_dir, gsm8k_small, capsys):
+    import yaml
+
+    cfg = {"model": str(tiny_model_dir), "data": {"train": str(gsm8k_small), "columns": {"question": "user",
+                                                                                           "answer": "assistant"}},
+           "output_dir": str(tmp_path / "run"), "max_steps": 2, "eval_tasks": ["no_such_benchmark"]}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(path)]) == 1
+    assert "unknown task(s): no_such_benchmark" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()

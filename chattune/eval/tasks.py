@@ -22,6 +22,14 @@ BENCHMARKS = Path(__file__).parent / "benchmarks"
 DEFAULT_TASKS = ("gsm8k", "ifeval", "truthfulqa_mc1")
 
 
+def require_lm_eval() -> None:
+    """lm-evaluation-harness is an extra: a clear error where it is not installed."""
+    from importlib.util import find_spec
+
+    if find_spec("lm_eval") is None:
+        raise TaskError("benchmarks run on lm-evaluation-harness, which is not installed: pip install 'chattune[eval]'")
+
+
 @lru_cache(maxsize=1)
 def shipped_tasks() -> dict[str, Path]:
     """Task name -> the shipped YAML that defines it."""
@@ -79,6 +87,7 @@ def resolve_tasks(names: Sequence[str | dict[str, Any]], *, full: bool = False) 
     """Each task as lm-eval takes it: a shipped subset or a YAML file as its config, an lm-eval name as itself (a
     config passes through). `default` stands for DEFAULT_TASKS; `full` runs lm-eval's own full sets (from the
     Hub) for shipped names."""
+    require_lm_eval()
     expanded = [t for name in names for t in (DEFAULT_TASKS if name == "default" else (name,))]
     resolved: list[str | dict[str, Any]] = []
     unknown = []

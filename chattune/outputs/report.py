@@ -98,6 +98,7 @@ def write_report(out_dir: Path, *, data: dict[str, Any] | None = None, timings: 
         side = [json.loads(line) for line in compare.read_text(encoding="utf-8").splitlines()[:10]]
         parts.append(_table([(f"{s['question']}\n\nBASE:\n{s['base']}", f"TUNED:\n{s['tuned']}") for s in side],
                             ("question and base answer", "tuned answer"), cls="side"))
+    parts.extend(_benchmarks(out_dir))
     if data:
         parts.append("<h2>Data</h2>" + _table([(k, _fmt(v)) for k, v in data.items()]))
     if timings:
@@ -111,3 +112,20 @@ def write_report(out_dir: Path, *, data: dict[str, Any] | None = None, timings: 
     path = out_dir / "report.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def _benchmarks(out_dir: Path) -> list[str]:
+    """compare.json's benchmarks (chattune.eval.before_after): base and tuned ± stderr, the change, the falls."""
+    path = out_dir / "compare.json"
+    bench = json.loads(path.read_text(encoding="utf-8")).get("benchmarks") if path.is_file() else None
+    if not bench:
+        return []
+
+    def points(value: float, stderr: float | None) -> str:
+        return f"{100 * value:.1f}" + ("" if stderr is None else f" ± {100 * stderr:.1f}")
+
+    rows = [(task, metric, points(r["base"], r["base_stderr"]), points(r["tuned"], r["tuned_stderr"]),
+             f"{100 * r['change']:+.1f}") for task, metrics in bench["tasks"].items() for metric, r in metrics.items()]
+    falls = "".join(f"<p><b>{_esc(fall)}</b> (more than two standard errors)</p>" for fall in bench["falls"])
+    return ["<h2>Benchmarks before / after</h2>" + _table(rows, ("task", "metric", "base", "tuned", "change"))
+            + falls]
