@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, make_tiny_model
+from test_distributed import losses
 
 from chattune.cli import main
 
@@ -190,6 +191,11 @@ def test_training_scores_eval_tasks_on_the_base_and_the_tuned_model(tmp_path, ti
     assert {"base", "base_stderr", "tuned", "tuned_stderr", "change", "change_stderr"} <= set(acc)
     assert acc["change"] == pytest.approx(acc["tuned"] - acc["base"])
     assert "Benchmarks before / after" in (tmp_path / "run" / "report.html").read_text()
+    # scoring the base first leaves training as it was: the same losses as a run without eval_tasks
+    del cfg["eval_tasks"]
+    path.write_text(yaml.safe_dump({**cfg, "output_dir": str(tmp_path / "plain")}))
+    assert main(["train", str(path)]) == 0
+    assert losses(tmp_path / "plain") == losses(tmp_path / "run")
 
 
 def test_a_bad_eval_task_in_a_training_config_stops_before_training(tmp_path, tiny_model_dir, gsm8k_small, capsys):

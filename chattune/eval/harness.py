@@ -8,6 +8,7 @@ turns of the chat when the chat template is on), so `lm_eval --model hf` gives t
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,6 +77,8 @@ def run_benchmarks(model: Any, tokenizer: Any, tasks: Sequence[str | dict[str, A
     # lm-eval's index of its own ~15,000 task names costs seconds; only when one of them is asked for
     manager = TaskManager(include_defaults=any(isinstance(s, str) for s in specs))
     was_training, states = model.training, (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    # HFLM warns that a loaded model (not a path) makes its loading arguments moot: chattune loaded it on purpose
+    logging.getLogger("lm_eval.models.huggingface").setLevel(logging.ERROR)
     try:
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
         results = simple_evaluate(model=lm, tasks=specs, limit=limit, num_fewshot=num_fewshot, task_manager=manager,
