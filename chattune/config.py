@@ -179,6 +179,19 @@ class CompareConfig(_Strict):
     _check_columns = field_validator("columns")(_columns_not_empty)
 
 
+class OwnTask(_Strict):
+    """A task of your own: a data file, its prompt and answer columns, and a metric (chattune.eval.own_task)."""
+
+    data: str = Field(description="Data file (jsonl, json, csv, parquet).")
+    prompt: str = Field(description="Column holding the prompt (the user message).")
+    answer: str = Field(description="Column holding the reference answer (for choice: its index or text).")
+    metric: str = Field(description="exact_match, contains, last_number, regex:PATTERN, gsm8k, choice or "
+                        "python:module:function.")
+    choices: str | None = Field(None, description="Column holding the choices (metric choice).")
+    name: str | None = Field(None, description="The task's name (default: the data file's stem).")
+    max_new_tokens: int = Field(256, gt=0, description="Generation length cap.")
+
+
 class TrainArgs(_Strict):
     """What the training loop reads: steps, batches, optimizer and schedule, logging, eval and checkpoint cadence,
     batch layout. `chattune train`'s config holds these keys at its top level; SFTTrainer builds them from TRL's
@@ -271,10 +284,11 @@ class TrainConfig(TrainArgs):
         "fine-tuning.")
     lora: LoraSettings = Field(default_factory=LoraSettings)
     compare: CompareConfig | None = Field(None, description="Before/after generation comparison.")
-    eval_tasks: list[str] = Field(
+    eval_tasks: list[str | OwnTask] = Field(
         default_factory=list, description="Benchmarks scored on the base and the tuned model through "
         "lm-evaluation-harness: shipped offline tasks (gsm8k, ifeval, truthfulqa_mc1, truthfulqa_mc2), lm-eval "
-        "task names, or task YAML paths; side by side with standard errors in compare.json and the report.")
+        "task names, task YAML paths, or your own task ({data, prompt, answer, metric}); side by side with "
+        "standard errors in compare.json and the report.")
     eval_tasks_limit: int | None = Field(None, gt=0, description="Score only the first N items of each of "
                                          "eval_tasks (all of them when unset).")
     strategy: Literal["ddp", "fsdp"] | None = Field(

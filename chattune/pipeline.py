@@ -130,11 +130,16 @@ def _answers(model: Any, tokenizer: Any, data: CompareSet, cfg: TrainConfig, con
     return scored
 
 
+def _resolved_eval_tasks(cfg: TrainConfig) -> list[Any]:
+    return resolve_tasks([t if isinstance(t, str) else t.model_dump() for t in cfg.eval_tasks])
+
+
 def _benchmarks(model: Any, tokenizer: Any, tasks: list[Any], cfg: TrainConfig, console: Console,
                 timings: dict[str, float], which: str) -> BenchmarkResults:
     """The base or tuned model's scores on cfg.eval_tasks, with their time in `timings`."""
     t = time.perf_counter()
-    console.print(f"benchmarks with the {which} model: {', '.join(cfg.eval_tasks)} ...")
+    names = [t.get("task", "?") if isinstance(t, dict) else t for t in tasks]
+    console.print(f"benchmarks with the {which} model: {', '.join(names)} ...")
     results = run_benchmarks(model, tokenizer, tasks, limit=cfg.eval_tasks_limit)
     timings[f"benchmarks_{which}_s"] = time.perf_counter() - t
     return results
@@ -286,7 +291,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
 
-        tasks = resolve_tasks(cfg.eval_tasks) if cfg.eval_tasks and dist.is_main else []  # bad names first
+        tasks = _resolved_eval_tasks(cfg) if dist.is_main else []  # bad task names and files before any work
         model_path = resolve_model_path(cfg.model)
         model, tokenizer, new_tokens = load_base(cfg, model_path, device, precision)
         stops = stop_token_ids(tokenizer)

@@ -12,6 +12,7 @@ from conftest import ROOT, make_tiny_model
 from test_distributed import losses
 
 from chattune.cli import main
+from chattune.errors import TaskError
 
 MC_ROWS = [{"question": f"What is {a} plus {b}?", "choices": [str(a + b), str(a + b + 1), str(a * b + 3)],
             "answer": 0} for a, b in [(1, 2), (3, 4), (5, 6), (2, 2), (7, 1), (4, 5)]]
@@ -179,8 +180,10 @@ def test_training_scores_eval_tasks_on_the_base_and_the_tuned_model(tmp_path, ti
     cfg = {"model": str(tiny_model_dir), "data": {"train": str(gsm8k_small), "columns": {"question": "user",
                                                                                            "answer": "assistant"}},
            "output_dir": str(tmp_path / "run"), "max_steps": 2, "per_device_train_batch_size": 2, "max_length": 128,
-           "learning_rate": 1e-2, "merge": False, "eval_tasks": [str(user_tasks / "sums.yaml")],
-           "eval_tasks_limit": 4}
+           "learning_rate": 1e-2, "merge": False, "eval_tasks_limit": 4,
+           "eval_tasks": [str(user_tasks / "sums.yaml"),  # an lm-eval YAML, and a task of one's own in the config
+                          {"data": str(user_tasks / "data" / "sums.jsonl"), "prompt": "question", "answer": "answer",
+                           "metric": "last_number", "name": "own_sums", "max_new_tokens": 4}]}
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     assert main(["train", str(path)]) == 0
@@ -190,6 +193,7 @@ def test_training_scores_eval_tasks_on_the_base_and_the_tuned_model(tmp_path, ti
     acc = bench["tasks"]["my_sums"]["acc"]
     assert {"base", "base_stderr", "tuned", "tuned_stderr", "change", "change_stderr"} <= set(acc)
     assert acc["change"] == pytest.approx(acc["tuned"] - acc["base"])
+    assert set(bench["tasks"]["own_sums"]) == {"format_compliance", "exact_match"}
     assert "Benchmarks before / after" in (tmp_path / "run" / "report.html").read_text()
     # scoring the base first leaves training as it was: the same losses as a run without eval_tasks
     del cfg["eval_tasks"]
@@ -209,3 +213,45 @@ def test_a_bad_eval_task_in_a_training_config_stops_before_training(tmp_path, ti
     assert main(["train", str(path)]) == 1
     assert "unknown task(s): no_such_benchmark" in " ".join(capsys.readouterr().err.split())
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_own_task_metrics_score_answers_against_references():
+    from chattune.eval.own_task import scorer
+
+    assert scorer("gsm8k")("so 12 in all\n#### 12", "6+6=12\n#### 12") == {"format_compliance": 1.0,
+                                                                          "exact_match": 1.0}
+    assert scorer("gsm8k")("12", "#### 12") == {"format_compliance": 0.0, "exact_match": 0.0}
+    assert scorer("last_number")("it costs $1,200.", "1200") == {"format_compliance": 1.0, "exact_match": 1.0}
+    assert scorer("regex:answer: (\\w+)")("answer: Paris", "answer: Paris") == {"format_compliance": 1.0,
+                                                                                "exact_match": 1.0}
+    assert scorer("contains")("The capital is Paris.", "Paris") == {"contains": 1.0}
+    assert scorer("exact_match")(" Paris ", "Paris") == {"exact_match": 1.0}
+    for bad in ("bleu", "regex:(", "python:no_such_module:f"):
+        with pytest.raises(TaskError):
+            scorer(bad)
+
+
+def test_own_task_from_a_short_yaml_or_a_config_entry_runs_through_the_harness(tmp_path, tiny_model_dir, capsys,
+                                                                               monkeypatch):
+    """data + prompt + answer + metric, no lm-eval YAML: a Python metric by import path, and choice by
+    loglikelihood; the harness gives each its mean and standard error."""
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "ds"))
+    (tmp_path / "my_metrics.py").write_text("def half(answer, reference):\n    return {'half': 0.5}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in MC_ROWS))
+    (tmp_path / "mine.yaml").write_text("data: qa.jsonl\nprompt: question\nanswer: answer\n"
+                                        "metric: python:my_metrics:half\nmax_new_tokens: 4\n")
+    out = tmp_path / "out.json"
+    assert main(["eval", str(tiny_model_dir), "--tasks", str(tmp_path / "mine.yaml"), "--limit", "3", "--json",
+                 str(out)]) == 0
+    got = json.loads(out.read_text())["mine"]
+    assert got["half"] == 0.5 and got["half_stderr"] == 0.0 and got["samples"] == 3
+
+    from chattune.eval.tasks import resolve_tasks
+
+    (choice,) = resolve_tasks([{"data": str(tmp_path / "qa.jsonl"), "prompt": "question", "answer": "answer",
+                                "metric": "choice", "choices": "choices", "name": "sums"}])
+    assert choice["task"] == "sums" and choice["output_type"] == "multiple_choice"
+    with pytest.raises(TaskError, match="unknown key"):
+        resolve_tasks([{"data": str(tmp_path / "qa.jsonl"), "prompt": "q", "answer": "a", "metric": "gsm8k",
+                        "colour": "red"}])

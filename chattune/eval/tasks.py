@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chattune.errors import TaskError
+from chattune.eval.own_task import own_task
 
 BENCHMARKS = Path(__file__).parent / "benchmarks"
 # the default set: one grade-school maths task (generation), instruction following (generation, rule-checked) and
@@ -83,6 +84,20 @@ def task_config(path: str | Path) -> dict[str, Any]:
     return cfg
 
 
+def _own_task_file(path: Path) -> dict[str, Any] | None:
+    """A YAML of chattune's short own-task form (data, prompt, answer, metric; see own_task.py) as a task config;
+    None for anything else (an lm-eval task YAML). Its data path is read from the YAML's folder."""
+    import yaml
+
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):  # missing, or lm-eval's own tags (!function): lm-eval's loader says why
+        return None
+    if not isinstance(spec, dict) or "metric" not in spec or "data" not in spec or "dataset_path" in spec:
+        return None
+    return own_task(**{**spec, "data": _absolute(path.resolve(), spec["data"]), "name": spec.get("name", path.stem)})
+
+
 def resolve_tasks(names: Sequence[str | dict[str, Any]], *, full: bool = False) -> list[str | dict[str, Any]]:
     """Each task as lm-eval takes it: a shipped subset or a YAML file as its config, an lm-eval name as itself (a
     config passes through). `default` stands for DEFAULT_TASKS; `full` runs lm-eval's own full sets (from the
@@ -93,9 +108,9 @@ def resolve_tasks(names: Sequence[str | dict[str, Any]], *, full: bool = False) 
     unknown = []
     for name in expanded:
         if isinstance(name, dict):
-            resolved.append(name)
+            resolved.append(own_task(**name) if "metric" in name else name)
         elif name.endswith((".yaml", ".yml")):
-            resolved.append(task_config(name))
+            resolved.append(_own_task_file(Path(name)) or task_config(name))
         elif name in shipped_tasks() and not full:
             resolved.append(task_config(shipped_tasks()[name]))
         elif name in lm_eval_task_names():
