@@ -15,6 +15,7 @@ from typing import Any
 from rich.table import Table
 
 from chattune.eval.harness import BenchmarkResults, Score
+from chattune.outputs.report import points
 
 # metrics that measure a cost, where a rise is the bad direction (lm-eval's higher_is_better: false)
 _LOWER_IS_BETTER = ("perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte", "ter")
@@ -38,12 +39,13 @@ def compare_benchmarks(base: BenchmarkResults, tuned: BenchmarkResults) -> dict[
             if after is None:
                 continue
             row = tasks[task][metric] = _change(before, after)
-            worse = -row["change"] if not metric.split(",")[0].endswith(_LOWER_IS_BETTER) else row["change"]
+            lower_is_better = metric.split(",")[0].endswith(_LOWER_IS_BETTER)
+            worse = row["change"] if lower_is_better else -row["change"]
             if row["change_stderr"] and worse > 2 * row["change_stderr"]:
-                scale = 100 if not metric.split(",")[0].endswith(_LOWER_IS_BETTER) else 1
+                scale = 1 if lower_is_better else 100  # fractions are said in points
                 word = "fell" if row["change"] < 0 else "rose"
                 falls.append(f"{task} {metric} {word} {scale * abs(row['change']):.1f} ± "
-                             f"{scale * row['change_stderr']:.1f}" + (" points" if scale == 100 else ""))
+                             f"{scale * row['change_stderr']:.1f}" + ("" if lower_is_better else " points"))
     return {"tasks": tasks, "falls": falls, "settings": base.settings}
 
 
@@ -52,9 +54,6 @@ def comparison_table(comparison: dict[str, Any]) -> Table:
     table = Table(title="benchmarks before / after (lm-evaluation-harness; points, ± standard error)")
     for column in ("task", "metric", "base", "tuned", "change"):
         table.add_column(column, justify="left" if column in ("task", "metric") else "right")
-
-    def points(value: float, stderr: float | None) -> str:
-        return f"{100 * value:.1f}" + ("" if stderr is None else f" ± {100 * stderr:.1f}")
 
     for task, metrics in comparison["tasks"].items():
         for i, (metric, row) in enumerate(metrics.items()):

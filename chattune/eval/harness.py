@@ -100,6 +100,3 @@ def _lm_eval_version() -> str:
     from importlib.metadata import version
 
     return version("lm_eval")
-
-
-

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chattune.errors import TaskError
-from chattune.evaluate import extract_gsm8k, regex_extractor
+from chattune.evaluate import extract_gsm8k, regex_extractor, score_answers
 
 _NUMBER = re.compile(r"-?[\d,]*\.?\d+")
 KINDS = ("exact_match", "contains", "last_number", "regex:", "gsm8k", "choice", "python:")
@@ -30,9 +30,8 @@ def _last_number(text: str) -> str | None:
 
 def _extracting(extract: Callable[[str], str | None]) -> Callable[[str, str], dict[str, float]]:
     def score(answer: str, reference: str) -> dict[str, float]:
-        got = extract(answer)
-        return {"format_compliance": float(got is not None), "exact_match": float(got is not None
-                                                                                   and got == extract(reference))}
+        scored = score_answers([answer], [reference], extract)
+        return {"format_compliance": scored.compliance, "exact_match": scored.accuracy}
     return score
 
 

@@ -120,12 +120,13 @@ def _benchmarks(out_dir: Path) -> list[str]:
     bench = json.loads(path.read_text(encoding="utf-8")).get("benchmarks") if path.is_file() else None
     if not bench:
         return []
-
-    def points(value: float, stderr: float | None) -> str:
-        return f"{100 * value:.1f}" + ("" if stderr is None else f" ± {100 * stderr:.1f}")
-
     rows = [(task, metric, points(r["base"], r["base_stderr"]), points(r["tuned"], r["tuned_stderr"]),
              f"{100 * r['change']:+.1f}") for task, metrics in bench["tasks"].items() for metric, r in metrics.items()]
     falls = "".join(f"<p><b>{_esc(fall)}</b> (more than two standard errors)</p>" for fall in bench["falls"])
     return ["<h2>Benchmarks before / after</h2>" + _table(rows, ("task", "metric", "base", "tuned", "change"))
             + falls]
+
+
+def points(value: float, stderr: float | None) -> str:
+    """A fraction in points (x100) with its standard error: "24.0 ± 6.1"."""
+    return f"{100 * value:.1f}" + ("" if stderr is None else f" ± {100 * stderr:.1f}")
