@@ -41,7 +41,7 @@ _EXPORTS = {
     "resolve_device": "chattune.model.device",
     "generate_batch": "chattune.generate",
     "stream_reply": "chattune.generate",
-    "score_gsm8k": "chattune.evaluate",
+    "score_gsm8k": "chattune.eval.scoring",
     "run_training": "chattune.pipeline",
     "SFTConfig": "chattune.trainer",
     "SFTTrainer": "chattune.trainer",

@@ -54,4 +54,5 @@ class HubError(ChattuneError):
 
 class TaskError(ChattuneError):
     """An evaluation task that cannot run: an unknown name (the known ones listed), a task file or its data file
-    that is missing, a judge that cannot be reached."""
+    that is missing."""
+

@@ -17,11 +17,12 @@ from rich.table import Table
 
 from chattune.batching.collate import Example
 from chattune.batching.prepare import PrepareOptions, PrepareStats, prepare_sources, print_stats, split_examples
-from chattune.compare import CompareSet, answer_and_score, load_compare_set, write_comparison
 from chattune.config import TrainArgs, TrainConfig
 from chattune.errors import ChattuneError, DataError, ModelError, TrainingError
-from chattune.eval.before_after import add_to_compare_json, compare_benchmarks, comparison_table
+from chattune.eval.answers_compared import CompareSet, answer_and_score, load_compare_set, write_comparison
+from chattune.eval.benchmarks_compared import add_to_compare_json, compare_benchmarks, comparison_table
 from chattune.eval.harness import BenchmarkResults, run_benchmarks
+from chattune.eval.loss import loss_evaluator
 from chattune.eval.tasks import resolve_tasks
 from chattune.generate import generate_from_ids
 from chattune.labels import first_trained
@@ -170,6 +171,8 @@ def train_and_log(model: Any, tokenizer: Any, examples: list[Example], cfg: Trai
     `evaluate`, `on_step`: as train() takes them; `on_record` sees each logged record after it is written;
     `hparams`: what the trackers record as the run's configuration (default: the TrainArgs). A process other
     than the main one (`dist`) only trains its share."""
+    if eval_examples and evaluate is None:
+        evaluate = loss_evaluator(model, cfg.per_device_eval_batch_size, tokenizer.pad_token_id, device, dtype, dist)
     if dist is not None and not dist.is_main:  # the others train their share; the main process writes
         return train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, dtype=dtype,
                      eval_examples=eval_examples, resume=resumed, dist=dist, evaluate=evaluate, on_step=on_step,

@@ -157,7 +157,7 @@ def test_eval_needs_tasks_or_data(tiny_model_dir, capsys):
 
 
 def test_a_fall_of_more_than_two_standard_errors_is_flagged_in_words():
-    from chattune.eval.before_after import compare_benchmarks
+    from chattune.eval.benchmarks_compared import compare_benchmarks
     from chattune.eval.harness import BenchmarkResults, Score
 
     def results(acc: float, ppl: float) -> BenchmarkResults:

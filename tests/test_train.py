@@ -9,8 +9,8 @@ from conftest import make_tiny_model
 from chattune.batching import Example, collate, pack, prepare_examples
 from chattune.config import build_config
 from chattune.data.schema import Conversation, Message
+from chattune.eval.loss import evaluate_loss
 from chattune.model.lora import apply_lora, load_adapter, merge_adapter
-from chattune.train.evaluation import evaluate_loss
 from chattune.train.loop import train
 from chattune.train.loss import summed_loss
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chattune.errors import TaskError
-from chattune.evaluate import extract_gsm8k, regex_extractor, score_answers
+from chattune.eval.scoring import extract_gsm8k, regex_extractor, score_answers
 
 _NUMBER = re.compile(r"-?[\d,]*\.?\d+")
 KINDS = ("exact_match", "contains", "last_number", "regex:", "gsm8k", "choice", "python:")

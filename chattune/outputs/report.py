@@ -115,7 +115,7 @@ def write_report(out_dir: Path, *, data: dict[str, Any] | None = None, timings: 
 
 
 def _benchmarks(out_dir: Path) -> list[str]:
-    """compare.json's benchmarks (chattune.eval.before_after): base and tuned ± stderr, the change, the falls."""
+    """compare.json's benchmarks (chattune.eval.benchmarks_compared): base and tuned ± stderr, the change, the falls."""
     path = out_dir / "compare.json"
     bench = json.loads(path.read_text(encoding="utf-8")).get("benchmarks") if path.is_file() else None
     if not bench:

@@ -16,7 +16,6 @@ from chattune.config import TrainArgs
 from chattune.errors import TrainingError, TrainingInterrupted
 from chattune.model.device import autocast, memory_stats
 from chattune.train.dist import Dist
-from chattune.train.evaluation import evaluate_loss, named_metrics
 from chattune.train.guard import Guard, Unhealthy
 from chattune.train.loss import summed_loss_and_correct
 from chattune.train.optim import build_optimizer, build_scheduler
@@ -197,14 +196,12 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainArgs, *, pad_id: in
     A NaN or infinite loss or gradient norm stops the run before the weights change. Each step's global batch is
     planned and then split into A*W micro-batches (A accumulation steps, W processes in `dist`), micro-batch j on
     process j mod W, so any A and W with the same global batch train the same rows.
-    `evaluate(name, examples)` replaces the eval metrics (default: loss, perplexity, token accuracy);
+    `evaluate(name, examples)` gives the eval metrics (chattune.eval.loss.loss_evaluator: loss, perplexity,
+    token accuracy);
     `on_step(step, epoch)` runs after each step's logging, eval and checkpoint, and stops the run by returning True."""
     dist = dist or Dist()
-    if evaluate is None:
-        def evaluate(name: str, exs: Sequence[Example]) -> dict[str, float]:
-            with dist.gathered():  # FSDP: the root's weights, for the loss that calls the model's parts
-                return named_metrics(evaluate_loss(model, exs, cfg.per_device_eval_batch_size, pad_id, device,
-                                                   dtype, dist), name)
+    if eval_examples and evaluate is None:
+        raise TypeError("train(): eval_examples need `evaluate` (chattune.eval.loss.loss_evaluator gives the loss)")
     torch.manual_seed(cfg.seed)
     total_steps = count_steps(examples, cfg, dist.world)
     # several named eval sets (TRL's dict of eval datasets) are logged as eval_<name>_loss, ...

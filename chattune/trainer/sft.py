@@ -366,7 +366,7 @@ class SFTTrainer(HubMixin):
     def _eval_fn(self, device: Any, dtype: Any) -> Any:
         """One eval set's metrics: loss, perplexity and token accuracy, plus compute_metrics' (on the logits and
         labels, as transformers.Trainer gives them) under eval_[<set>_]."""
-        from chattune.train.evaluation import evaluate_loss, named_metrics, predict_logits
+        from chattune.eval.loss import evaluate_loss, named_metrics, predict_logits
 
         def evaluate(name: str, examples: Any) -> dict[str, float]:
             batch, pad = self.cfg.per_device_eval_batch_size, self.tokenizer.pad_token_id
@@ -379,7 +379,7 @@ class SFTTrainer(HubMixin):
 
     def _metrics_of(self, logits: Any, labels: Any) -> dict[str, float]:
         """Loss, perplexity and token accuracy of predicted logits, with compute_metrics' (as eval_<name>)."""
-        from chattune.train.evaluation import metrics_from_logits
+        from chattune.eval.loss import metrics_from_logits
 
         metrics = metrics_from_logits(logits, labels)
         if self.compute_metrics is not None:
@@ -428,7 +428,7 @@ class SFTTrainer(HubMixin):
         from them (one forward pass; on_predict runs, nothing is logged, as in transformers.Trainer)."""
         from transformers.trainer_utils import PredictionOutput
 
-        from chattune.train.evaluation import predict_logits
+        from chattune.eval.loss import predict_logits
         from chattune.trainer.callbacks import CallbackBridge
 
         examples = self._examples_of(self._items(test_dataset, "test_dataset"))

@@ -4,7 +4,7 @@ transformers' compute_metrics takes."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -44,6 +44,18 @@ def evaluate_loss(model: Any, examples: Sequence[Example], batch_size: int, pad_
     loss, correct, count = dist.sum([loss, correct, count])
     model.train(was_training)
     return _metrics(loss, correct, count)
+
+
+def loss_evaluator(model: Any, batch_size: int, pad_id: int, device: torch.device, dtype: torch.dtype | None = None,
+                   dist: Dist | None = None) -> Callable[[str, Sequence[Example]], dict[str, float]]:
+    """The training loop's `evaluate(name, examples)`: loss, perplexity and token accuracy, keys named by set."""
+    dist = dist or Dist()
+
+    def evaluate(name: str, examples: Sequence[Example]) -> dict[str, float]:
+        with dist.gathered():  # FSDP: the root's weights, for the loss that calls the model's parts
+            return named_metrics(evaluate_loss(model, examples, batch_size, pad_id, device, dtype, dist), name)
+
+    return evaluate
 
 
 def _metrics(loss: float, correct: float, count: float) -> dict[str, float]:

@@ -1,4 +1,4 @@
-from chattune.evaluate import extract_gsm8k, score_gsm8k
+from chattune.eval.scoring import extract_gsm8k, score_gsm8k
 
 
 def test_extract_final_line_only():
@@ -20,7 +20,7 @@ def test_score_counts_compliance_and_exact_match():
 
 
 def test_regex_extractor_scores():
-    from chattune.evaluate import regex_extractor, score_answers
+    from chattune.eval.scoring import regex_extractor, score_answers
 
     extract = regex_extractor(r"answer is (\w+)")
     s = score_answers(["the answer is B", "no idea", "the answer is C"], ["answer is B", "answer is A", "answer is A"],
