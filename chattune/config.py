@@ -165,6 +165,24 @@ class FsdpSettings(_Strict):
     reduce_in_fp32: bool = Field(True, description="Reduce gradients in fp32 when computing in bf16/fp16.")
 
 
+class JudgeConfig(_Strict):
+    """An LLM judge of the base and tuned answers (chattune.eval.judge): each pair judged in both orders."""
+
+    url: str | None = Field(None, description="OpenAI-compatible base URL of the judge, e.g. http://localhost:8000/v1 "
+                            "(vLLM, Ollama, llama.cpp's server, transformers serve); checked before training.")
+    model: str | None = Field(None, description="With url: the served model's name (default: the first it lists). "
+                              "Without url: a model chattune loads as the judge (hub id, directory, .gguf).")
+    rubric: str | None = Field(None, description="Text file replacing the judge's prompt; it holds {question}, "
+                               "{answer_a}, {answer_b} (and may hold {reference}) and asks for [[A]], [[B]] or [[C]].")
+    max_tokens: int = Field(512, gt=0, description="The judge's reply length cap.")
+
+    @model_validator(mode="after")
+    def _url_or_model(self) -> JudgeConfig:
+        if not self.url and not self.model:
+            raise ValueError("compare.judge needs a url (an OpenAI-compatible server) or a model (loaded locally)")
+        return self
+
+
 class CompareConfig(_Strict):
     """Greedy generation with the base and the tuned model after training, scored on a task."""
 
@@ -175,6 +193,8 @@ class CompareConfig(_Strict):
     max_new_tokens: int = Field(256, gt=0, description="Generation length cap.")
     batch_size: int = Field(32, gt=0, description="Prompts generated together.")
     show: int = Field(3, ge=0, description="Answers printed side by side.")
+    judge: JudgeConfig | None = Field(None, description="An LLM judge of base vs tuned answers (judge.json, "
+                                      "judge.jsonl); no judge by default.")
 
     _check_columns = field_validator("columns")(_columns_not_empty)
 

@@ -56,3 +56,6 @@ class TaskError(ChattuneError):
     """An evaluation task that cannot run: an unknown name (the known ones listed), a task file or its data file
     that is missing."""
 
+
+class JudgeError(ChattuneError):
+    """An LLM judge that cannot be reached or used, a rubric without its placeholders, answers that do not pair."""

@@ -19,9 +19,18 @@ from chattune.batching.collate import Example
 from chattune.batching.prepare import PrepareOptions, PrepareStats, prepare_sources, print_stats, split_examples
 from chattune.config import TrainArgs, TrainConfig
 from chattune.errors import ChattuneError, DataError, ModelError, TrainingError
-from chattune.eval.answers_compared import CompareSet, answer_and_score, load_compare_set, write_comparison
-from chattune.eval.benchmarks_compared import add_to_compare_json, compare_benchmarks, comparison_table
+from chattune.eval.answers_compared import (
+    CompareSet,
+    add_to_compare_json,
+    answer_and_score,
+    load_compare_set,
+    write_comparison,
+)
+from chattune.eval.benchmarks_compared import compare_benchmarks, comparison_table
 from chattune.eval.harness import BenchmarkResults, run_benchmarks
+from chattune.eval.judge import judge_pairs, summarise
+from chattune.eval.judge_files import write_judgement
+from chattune.eval.judges import OpenedJudge
 from chattune.eval.loss import loss_evaluator
 from chattune.eval.tasks import resolve_tasks
 from chattune.generate import generate_from_ids
@@ -62,6 +71,7 @@ class RunResult:
     compare: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
     benchmarks: dict[str, Any] | None = None
+    judge: dict[str, Any] | None = None
 
     @property
     def final_loss(self) -> float:
@@ -129,6 +139,20 @@ def _answers(model: Any, tokenizer: Any, data: CompareSet, cfg: TrainConfig, con
         scored = answer_and_score(model, tokenizer, data, cfg.compare, None, advance, cfg.template_kwargs)
     timings[f"generate_{which}_s"] = time.perf_counter() - t
     return scored
+
+
+def _judge_answers(judge: OpenedJudge, out: Path, data: CompareSet, base: list[str], tuned: list[str],
+                   console: Console, timings: dict[str, float]) -> dict[str, Any]:
+    """The judge's verdicts on base vs tuned (judge.json, judge.jsonl; the summary also in compare.json)."""
+    t = time.perf_counter()
+    console.print(f"judging {len(base)} base/tuned pairs in both orders with {judge.name} ...")
+    items = judge_pairs(judge.get(), data.questions, base, tuned, rubric=judge.rubric, references=data.references)
+    summary = summarise(items, "base", "tuned", judge.name, judge.rubric)
+    write_judgement(out, items, summary, replace=True)
+    add_to_compare_json(out, summary.as_dict(), key="judge")
+    console.print(summary.sentence())
+    timings["judge_s"] = time.perf_counter() - t
+    return summary.as_dict()
 
 
 def _resolved_eval_tasks(cfg: TrainConfig) -> list[Any]:
@@ -295,6 +319,8 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
         t0 = time.perf_counter()
 
         tasks = _resolved_eval_tasks(cfg) if dist.is_main else []  # bad task names and files before any work
+        # a judge URL that does not answer, or a bad rubric, fails here rather than after training
+        judge = OpenedJudge(cfg.compare.judge, device) if cfg.compare and cfg.compare.judge and dist.is_main else None
         model_path = resolve_model_path(cfg.model)
         model, tokenizer, new_tokens = load_base(cfg, model_path, device, precision)
         stops = stop_token_ids(tokenizer)
@@ -362,6 +388,8 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
             after = _answers(model, tokenizer, compare_set, cfg, console, timings, "tuned")
             result.compare = write_comparison(out, compare_set, before, after)
             _print_compare(console, compare_set, before, after, cfg.compare.show)
+            if judge is not None:
+                result.judge = _judge_answers(judge, out, compare_set, before[0], after[0], console, timings)
         if base_scores is not None:
             tuned_scores = _benchmarks(model, tokenizer, tasks, cfg, console, timings, "tuned")
             result.benchmarks = compare_benchmarks(base_scores, tuned_scores)

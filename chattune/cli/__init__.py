@@ -28,6 +28,7 @@ from chattune.cli.common import (
 )
 from chattune.cli.data_commands import add_data_commands
 from chattune.cli.eval_commands import add_generation_commands
+from chattune.cli.judge_command import add_judge_command
 from chattune.errors import ChattuneError, TrainingInterrupted
 
 # a full disk or a path that cannot be written, wherever it is met: the user's to fix, not a traceback
@@ -225,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_doctor)
     add_data_commands(sub)
     add_generation_commands(sub)
+    add_judge_command(sub)
     return parser
 
 

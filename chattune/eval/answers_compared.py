@@ -52,3 +52,11 @@ def write_comparison(out_dir: Path, data: CompareSet, before: tuple[list[str], T
         for q, ref, b, a in zip(data.questions, data.references, before[0], after[0]):
             f.write(json.dumps({"question": q, "reference": ref, "base": b, "tuned": a}) + "\n")
     return summary
+
+
+def add_to_compare_json(out_dir: Path, value: dict[str, Any], key: str = "benchmarks") -> None:
+    """compare.json gains an entry (benchmarks, judge) beside the generation comparison (if any)."""
+    path = out_dir / "compare.json"
+    summary = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    summary[key] = value
+    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

@@ -7,9 +7,7 @@ errors of the change is flagged ("truthfulqa_mc1 acc fell 4.1 ± 1.2 points").
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -60,11 +58,3 @@ def comparison_table(comparison: dict[str, Any]) -> Table:
             table.add_row(task if i == 0 else "", metric, points(row["base"], row["base_stderr"]),
                           points(row["tuned"], row["tuned_stderr"]), f"{100 * row['change']:+.1f}")
     return table
-
-
-def add_to_compare_json(out_dir: Path, comparison: dict[str, Any]) -> None:
-    """compare.json gains a "benchmarks" entry beside the generation comparison (if any)."""
-    path = out_dir / "compare.json"
-    summary = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    summary["benchmarks"] = comparison
-    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

@@ -99,6 +99,7 @@ def write_report(out_dir: Path, *, data: dict[str, Any] | None = None, timings: 
         parts.append(_table([(f"{s['question']}\n\nBASE:\n{s['base']}", f"TUNED:\n{s['tuned']}") for s in side],
                             ("question and base answer", "tuned answer"), cls="side"))
     parts.extend(_benchmarks(out_dir))
+    parts.extend(_judge(out_dir))
     if data:
         parts.append("<h2>Data</h2>" + _table([(k, _fmt(v)) for k, v in data.items()]))
     if timings:
@@ -125,6 +126,26 @@ def _benchmarks(out_dir: Path) -> list[str]:
     falls = "".join(f"<p><b>{_esc(fall)}</b> (more than two standard errors)</p>" for fall in bench["falls"])
     return ["<h2>Benchmarks before / after</h2>" + _table(rows, ("task", "metric", "base", "tuned", "change"))
             + falls]
+
+
+def _judge(out_dir: Path) -> list[str]:
+    """judge.json's wins, ties and losses with the win rate's interval, and the judge's first reasons."""
+    path = out_dir / "judge.json"
+    if not path.is_file():
+        return []
+    s = json.loads(path.read_text(encoding="utf-8"))
+    lo, hi = s["ci95"]
+    rows = [("judge", s["judge"]), ("pairs (each judged in both orders)", s["n"]),
+            (f"{s['second']} wins / ties / losses", f"{s['wins']} / {s['ties']} / {s['losses']}"),
+            ("win rate (ties count half)", f"{100 * s['win_rate']:.1f}% (95% CI {100 * lo:.1f}-{100 * hi:.1f}%)"),
+            ("same position preferred in both orders", s["same_position"]),
+            ("replies without a verdict", s["no_verdict"])]
+    items = out_dir / "judge.jsonl"
+    first = [json.loads(line) for line in items.read_text(encoding="utf-8").splitlines()[:5]] if items.is_file() else []
+    header = ("question", s["second"], f"judge, {s['first']} shown first", f"judge, {s['second']} shown first")
+    reasons = _table([(j["question"], j["outcome"], j["reply_in_order"], j["reply_swapped"]) for j in first], header,
+                     cls="side") if first else ""
+    return [f"<h2>Judge: {_esc(s['second'])} vs {_esc(s['first'])}</h2>" + _table(rows) + reasons]
 
 
 def points(value: float, stderr: float | None) -> str:
