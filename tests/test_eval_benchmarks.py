@@ -255,3 +255,22 @@ def test_own_task_from_a_short_yaml_or_a_config_entry_runs_through_the_harness(t
     with pytest.raises(TaskError, match="unknown key"):
         resolve_tasks([{"data": str(tmp_path / "qa.jsonl"), "prompt": "q", "answer": "a", "metric": "gsm8k",
                         "colour": "red"}])
+
+
+def test_the_shipped_gsm8k_format_task_scores_as_the_compare_section_does(tmp_path, tiny_model_dir, monkeypatch):
+    """configs/tasks/gsm8k_format.yaml: gsm8k's format compliance and exact match through the harness, its data read
+    from the YAML's folder; the same scoring function as the training run's before/after table."""
+    from chattune.eval.own_task import scorer
+    from chattune.eval.scoring import score_gsm8k
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "ds"))
+    out = tmp_path / "out.json"
+    assert main(["eval", str(tiny_model_dir), "--tasks", str(ROOT / "configs" / "tasks" / "gsm8k_format.yaml"),
+                 "--limit", "2", "--json", str(out)]) == 0
+    got = json.loads(out.read_text())["gsm8k_format"]
+    assert got["samples"] == 2 and {"format_compliance", "exact_match"} <= set(got)
+    answers, refs = ["so 12\n#### 12", "#### 7", "about 5"], ["#### 12", "#### 8", "#### 5"]
+    per_item = [scorer("gsm8k")(a, r) for a, r in zip(answers, refs)]
+    whole = score_gsm8k(answers, refs)
+    assert sum(s["format_compliance"] for s in per_item) / 3 == whole.compliance == 2 / 3
+    assert sum(s["exact_match"] for s in per_item) / 3 == whole.accuracy == 1 / 3
