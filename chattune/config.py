@@ -212,6 +212,13 @@ class OwnTask(_Strict):
     max_new_tokens: int = Field(256, gt=0, description="Generation length cap.")
 
 
+class ExportConfig(_Strict):
+    """Exports written after training (chattune.export), each verified in llama.cpp against the trained model."""
+
+    gguf: list[str] = Field(default_factory=list, description="GGUF files to write, one per type: f16, bf16, q8_0, "
+                            "q4_k_m, q5_k_m, ... (OUTPUT_DIR/<run>-<type>.gguf; needs chattune[gguf]).")
+
+
 class TrainArgs(_Strict):
     """What the training loop reads: steps, batches, optimizer and schedule, logging, eval and checkpoint cadence,
     batch layout. `chattune train`'s config holds these keys at its top level; SFTTrainer builds them from TRL's
@@ -311,6 +318,7 @@ class TrainConfig(TrainArgs):
         "standard errors in compare.json and the report.")
     eval_tasks_limit: int | None = Field(None, gt=0, description="Score only the first N items of each of "
                                          "eval_tasks (all of them when unset).")
+    export: ExportConfig | None = Field(None, description="GGUF exports after training, verified in llama.cpp.")
     strategy: Literal["ddp", "fsdp"] | None = Field(
         None, description="With several processes: ddp (a full replica per process) or fsdp (weights, gradients "
         "and optimizer state sharded over the processes, PyTorch FSDP2; also on one process, for CPU offload). "

@@ -59,3 +59,8 @@ class TaskError(ChattuneError):
 
 class JudgeError(ChattuneError):
     """An LLM judge that cannot be reached or used, a rubric without its placeholders, answers that do not pair."""
+
+
+class ExportError(ChattuneError):
+    """An export that cannot be made or does not compute what the trained model computes (nothing is left that looks
+    finished)."""

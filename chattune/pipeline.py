@@ -33,6 +33,7 @@ from chattune.eval.judge_files import write_judgement
 from chattune.eval.judges import OpenedJudge
 from chattune.eval.loss import loss_evaluator
 from chattune.eval.tasks import resolve_tasks
+from chattune.export.in_run import check_exports, export_run
 from chattune.generate import generate_from_ids
 from chattune.labels import first_trained
 from chattune.model.device import Precision
@@ -72,6 +73,7 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     benchmarks: dict[str, Any] | None = None
     judge: dict[str, Any] | None = None
+    exports: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def final_loss(self) -> float:
@@ -321,6 +323,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
         tasks = _resolved_eval_tasks(cfg) if dist.is_main else []  # bad task names and files before any work
         # a judge URL that does not answer, or a bad rubric, fails here rather than after training
         judge = OpenedJudge(cfg.compare.judge, device) if cfg.compare and cfg.compare.judge and dist.is_main else None
+        exports = check_exports(cfg.export.gguf) if cfg.export and dist.is_main else []  # llama.cpp at hand
         model_path = resolve_model_path(cfg.model)
         model, tokenizer, new_tokens = load_base(cfg, model_path, device, precision)
         stops = stop_token_ids(tokenizer)
@@ -405,6 +408,11 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
             save_pretrained_atomic(merged, tokenizer, out / "merged", stops)
             console.print(f"merged model saved to {out / 'merged'} ({str(merged.dtype).removeprefix('torch.')}; max "
                           f"logit difference vs base+adapter {diff:.1e})")
+        if exports:
+            model = None  # the export loads the saved model afresh, in fp32
+            t = time.perf_counter()
+            result.exports = export_run(out, exports, console.print)
+            timings["export_s"] = time.perf_counter() - t
         timings["total_s"] = time.perf_counter() - t0
         (out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n", encoding="utf-8")
         summary = {k: v for k, v in stats.as_dict().items() if k not in ("problems", "reused")}

@@ -5,7 +5,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "chattune"
 STAGES = ["errors", "files", "labels", "config", "data", "templates", "batching", "model", "datacheck", "train",
-          "outputs", "generate", "eval", "run", "pipeline", "trainer", "cli", "__init__",
+          "outputs", "generate", "eval", "export", "run", "pipeline", "trainer", "cli", "__init__",
           "__main__"]
 
 

@@ -28,6 +28,7 @@ from chattune.cli.common import (
 )
 from chattune.cli.data_commands import add_data_commands
 from chattune.cli.eval_commands import add_generation_commands
+from chattune.cli.export_command import add_export_command
 from chattune.cli.judge_command import add_judge_command
 from chattune.errors import ChattuneError, TrainingInterrupted
 
@@ -227,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_commands(sub)
     add_generation_commands(sub)
     add_judge_command(sub)
+    add_export_command(sub)
     return parser
 
 

@@ -20,7 +20,8 @@ NOT_COMPARED = {
     "eval_steps", "save_steps", "save_total_limit", "load_best_model_at_end", "eval_max_new_tokens",
     "eval_generations", "report_to", "per_device_eval_batch_size", "compare", "merge", "device", "compile", "liger",
     "attn_implementation", "gradient_checkpointing", "gradient_checkpointing_kwargs", "activation_offloading",
-    "trust_remote_code", "data.eval", "data.eval_num_samples", "data.num_proc", "data.cache",
+    "trust_remote_code", "data.eval", "data.eval_num_samples", "data.num_proc", "data.cache", "eval_tasks",
+    "eval_tasks_limit", "export",
 }
 
 

@@ -100,6 +100,7 @@ def write_report(out_dir: Path, *, data: dict[str, Any] | None = None, timings: 
                             ("question and base answer", "tuned answer"), cls="side"))
     parts.extend(_benchmarks(out_dir))
     parts.extend(_judge(out_dir))
+    parts.extend(_exports(out_dir))
     if data:
         parts.append("<h2>Data</h2>" + _table([(k, _fmt(v)) for k, v in data.items()]))
     if timings:
@@ -146,6 +147,16 @@ def _judge(out_dir: Path) -> list[str]:
     reasons = _table([(j["question"], j["outcome"], j["reply_in_order"], j["reply_swapped"]) for j in first], header,
                      cls="side") if first else ""
     return [f"<h2>Judge: {_esc(s['second'])} vs {_esc(s['first'])}</h2>" + _table(rows) + reasons]
+
+
+def _exports(out_dir: Path) -> list[str]:
+    """exports.json (chattune.export.in_run): each GGUF written after training with its check in llama.cpp."""
+    path = out_dir / "exports.json"
+    if not path.is_file():
+        return []
+    rows = [(e["file"], e["quant"], f"{e['bytes'] / 2**20:.0f} MiB", e["verification"])
+            for e in json.loads(path.read_text(encoding="utf-8"))]
+    return ["<h2>Exports</h2>" + _table(rows, ("file", "type", "size", "checked in llama.cpp"))]
 
 
 def points(value: float, stderr: float | None) -> str:

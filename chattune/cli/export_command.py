@@ -1,0 +1,46 @@
+"""`chattune export gguf`: a model, run or adapter to a GGUF file for llama.cpp and Ollama, verified in llama.cpp."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from chattune.cli.common import console
+
+
+def _cmd_export_gguf(args: argparse.Namespace) -> int:
+    from chattune.export.gguf import check_quant, check_target, export_gguf
+    from chattune.export.llama_cpp import require_llama_cpp, tools_dir
+    from chattune.export.source import model_to_export
+
+    out = Path(args.out)
+    quant = check_quant(args.quant)
+    check_target(out, args.overwrite)  # before minutes of loading and merging
+    require_llama_cpp()
+    tools_dir()
+    with model_to_export(args.source, args.adapter) as (folder, model, tokenizer, what):
+        console.print(f"exporting {what} to {out} ({quant}) with llama.cpp's converter")
+        checked = export_gguf(folder, out, model, tokenizer, quant=quant, overwrite=args.overwrite,
+                              verify=not args.no_verify, say=console.print)
+    size = out.stat().st_size / 2**20
+    console.print(checked.line() if checked else "not verified (--no-verify): llama.cpp was not asked to check it")
+    console.print(f"wrote {out} ({size:.0f} MiB)")
+    return 0
+
+
+def add_export_command(sub: argparse._SubParsersAction) -> None:
+    export = sub.add_parser("export", help="export a model for other runtimes (gguf: llama.cpp, Ollama)")
+    kinds = export.add_subparsers(dest="export_kind", required=True, metavar="KIND")
+    p = kinds.add_parser("gguf", help="write a GGUF file with llama.cpp's own converter, verified in llama.cpp",
+                         description="SOURCE: a run folder (its merged/, model/ or base + adapter/), a model folder, "
+                         "a hub id or the default model. The GGUF carries the chat template and the end-of-turn "
+                         "stop; llama.cpp then compares its logits and greedy answers with the source model's, and "
+                         "a file that fails the check is not written.")
+    p.add_argument("source", help="run folder, model folder, hub id or HuggingFaceTB/SmolLM2-135M-Instruct")
+    p.add_argument("out", help="the GGUF file to write (OUT.gguf)")
+    p.add_argument("--adapter", help="a LoRA adapter folder to merge into SOURCE first (in fp32, checked)")
+    p.add_argument("--quant", default="f16", help="f16 (default), bf16, f32, q8_0, or a llama.cpp quantisation: "
+                   "q4_k_m, q5_k_m, q6_k, q4_0, ...")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    p.add_argument("--no-verify", action="store_true", help="skip the check in llama.cpp (said so in the output)")
+    p.set_defaults(func=_cmd_export_gguf)
