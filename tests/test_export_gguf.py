@@ -100,7 +100,8 @@ def test_the_default_model_exports_verified(tmp_path, quant, capsys):
         assert "5/5 greedy answers equal" in said
 
 
-def test_a_training_run_exports_verified_gguf_files(tmp_path, tiny_model_dir, gsm8k_small):
+def test_a_training_run_exports_verified_gguf_files_and_its_adapter_alone(tmp_path, tiny_model_dir, gsm8k_small,
+                                                                         capsys):
     import chattune
 
     columns = {"question": "user", "answer": "assistant"}
@@ -113,6 +114,13 @@ def test_a_training_run_exports_verified_gguf_files(tmp_path, tiny_model_dir, gs
     assert result.exports[0]["verification"].startswith("verified (f16)")
     assert json.loads((out / "exports.json").read_text()) == result.exports
     assert "<h2>Exports</h2>" in (out / "report.html").read_text()
+
+    # the LoRA alone as a GGUF adapter: llama.cpp's base + --lora gives the merged model's greedy answers
+    lora = tmp_path / "adapter.gguf"
+    assert main(["export", "gguf", str(out), str(lora), "--adapter-only"]) == 0
+    said = capsys.readouterr().out
+    assert "base + adapter in llama.cpp against the merged model: verified (f16)" in said
+    assert "5/5 greedy answers equal" in said and lora.stat().st_size < (out / "run-f16.gguf").stat().st_size
 
 
 def test_an_unknown_export_type_in_a_config_stops_before_training(tmp_path, tiny_model_dir, gsm8k_small):

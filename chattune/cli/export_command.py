@@ -18,6 +18,8 @@ def _cmd_export_gguf(args: argparse.Namespace) -> int:
     check_target(out, args.overwrite)  # before minutes of loading and merging
     require_llama_cpp()
     tools_dir()
+    if args.adapter_only:
+        return _adapter_only(args, out)
     with model_to_export(args.source, args.adapter) as (folder, model, tokenizer, what):
         console.print(f"exporting {what} to {out} ({quant}) with llama.cpp's converter")
         checked = export_gguf(folder, out, model, tokenizer, quant=quant, overwrite=args.overwrite,
@@ -25,6 +27,28 @@ def _cmd_export_gguf(args: argparse.Namespace) -> int:
     size = out.stat().st_size / 2**20
     console.print(checked.line() if checked else "not verified (--no-verify): llama.cpp was not asked to check it")
     console.print(f"wrote {out} ({size:.0f} MiB)")
+    return 0
+
+
+def _adapter_only(args: argparse.Namespace, out: Path) -> int:
+    import torch
+
+    from chattune.errors import ExportError
+    from chattune.export.gguf import export_adapter_gguf
+    from chattune.export.source import resolve_source
+    from chattune.model.inference import merge_saved_adapter
+    from chattune.model.load import resolve_model_path
+
+    base, adapter = resolve_source(args.source, args.adapter, adapter_first=True)
+    if adapter is None:
+        raise ExportError("--adapter-only: give a run folder with an adapter/ or --adapter DIR")
+    merged, tokenizer, diff = merge_saved_adapter(base, adapter, device="cpu", save_dtype=torch.float32)
+    console.print(f"exporting the adapter {adapter} (for {base}) to {out} with llama.cpp's convert_lora_to_gguf")
+    checked = export_adapter_gguf(resolve_model_path(base), adapter, out, merged.eval(), tokenizer,
+                                  overwrite=args.overwrite, verify=not args.no_verify)
+    console.print(f"base + adapter in llama.cpp against the merged model: {checked.line()}" if checked else
+                  "not verified (--no-verify)")
+    console.print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB); llama.cpp applies it with --lora")
     return 0
 
 
@@ -41,6 +65,8 @@ def add_export_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--adapter", help="a LoRA adapter folder to merge into SOURCE first (in fp32, checked)")
     p.add_argument("--quant", default="f16", help="f16 (default), bf16, f32, q8_0, or a llama.cpp quantisation: "
                    "q4_k_m, q5_k_m, q6_k, q4_0, ...")
+    p.add_argument("--adapter-only", action="store_true", help="write the LoRA adapter alone as a GGUF adapter "
+                   "(llama.cpp's --lora), checked with the base against the merged model")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     p.add_argument("--no-verify", action="store_true", help="skip the check in llama.cpp (said so in the output)")
     p.set_defaults(func=_cmd_export_gguf)

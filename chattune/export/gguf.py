@@ -109,3 +109,28 @@ def export_gguf(model_dir: Path, out: Path, model: Any, tokenizer: Any, *, quant
         return checked
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def export_adapter_gguf(base_dir: Path, adapter_dir: Path, out: Path, merged: Any, tokenizer: Any, *,
+                        overwrite: bool = False, verify: bool = True) -> Verification | None:
+    """The LoRA adapter as a GGUF adapter (llama.cpp's `--lora`) through llama.cpp's convert_lora_to_gguf.py; with
+    `verify`, the base (as an f16 GGUF) plus the adapter in llama.cpp must compute what `merged` computes."""
+    check_target(out, overwrite)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        adapter = work / "adapter.gguf"
+        done = run_tool("convert_lora_to_gguf.py", ["--base", str(base_dir), "--outfile", str(adapter),
+                                                    "--outtype", "f16", str(adapter_dir)])
+        if done.returncode or not adapter.is_file():
+            raise ExportError(f"llama.cpp's convert_lora_to_gguf failed on {adapter_dir}: "
+                              f"{(done.stderr + done.stdout).strip()[-600:]}")
+        checked = None
+        if verify:
+            convert(base_dir, work / "base.gguf", "f16")
+            checked = verify_gguf(work / "base.gguf", merged, tokenizer, "f16", lora=adapter)
+            if not checked.passed:
+                raise ExportError(f"{out}: base + adapter {checked.line()}; not written")
+        adapter.replace(out)
+        return checked
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -87,8 +87,7 @@ def run_tool(script: str, args: list[str]) -> subprocess.CompletedProcess:
     tools = tools_dir()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tools / "gguf-py"), os.environ.get("PYTHONPATH", "")]))
     env.pop("NO_LOCAL_GGUF", None)
-    return subprocess.run([sys.executable, str(tools / script), *args], capture_output=True, text=True, env=env,
-                          cwd=tools)
+    return subprocess.run([sys.executable, str(tools / script), *args], capture_output=True, text=True, env=env)
 
 
 def quantize(source: Path, out: Path, quant: str) -> None:

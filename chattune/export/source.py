@@ -20,9 +20,10 @@ from chattune.outputs.save import write_pretrained
 from chattune.templates.setup import stop_token_ids
 
 
-def _run_parts(run: Path) -> tuple[str, Path | None]:
-    """(model folder or base, adapter or None) of a training run's output folder."""
-    for name in ("merged", "model"):
+def _run_parts(run: Path, adapter_first: bool = False) -> tuple[str, Path | None]:
+    """(model folder or base, adapter or None) of a training run's output folder: its merged or full model, else
+    (or with `adapter_first`) its base and adapter."""
+    for name in () if adapter_first else ("merged", "model"):
         if (run / name / "config.json").is_file():
             return str(run / name), None
     if (run / "adapter" / "adapter_config.json").is_file():
@@ -34,11 +35,12 @@ def _run_parts(run: Path) -> tuple[str, Path | None]:
     raise ExportError(f"{run}: neither a model folder (config.json) nor a run folder (merged/, model/ or adapter/)")
 
 
-def resolve_source(source: str, adapter: str | None) -> tuple[str, Path | None]:
-    """(model, adapter) a SOURCE and --adapter name."""
+def resolve_source(source: str, adapter: str | None, adapter_first: bool = False) -> tuple[str, Path | None]:
+    """(model, adapter) a SOURCE and --adapter name (`adapter_first`: a run's base and adapter, not its merged
+    model)."""
     path = Path(source)
     if path.is_dir() and not (path / "config.json").is_file():
-        model, run_adapter = _run_parts(path)
+        model, run_adapter = _run_parts(path, adapter_first)
         if adapter and run_adapter:
             raise ExportError(f"{source} is a run with its own adapter; --adapter is for a base model SOURCE")
         return model, Path(adapter) if adapter else run_adapter

@@ -66,9 +66,11 @@ class Verification:
 
 
 def verify_gguf(path: Path, model: Any, tokenizer: Any, quant: str,
-                conversations: Sequence[Sequence[Message]] = CONVERSATIONS, max_new_tokens: int = 48) -> Verification:
-    """Compare the GGUF at `path` with `model` (transformers, fp32, the weights the GGUF was made from)."""
-    llm = open_llama(path)
+                conversations: Sequence[Sequence[Message]] = CONVERSATIONS, max_new_tokens: int = 48,
+                lora: Path | None = None) -> Verification:
+    """Compare the GGUF at `path` (with the GGUF adapter `lora` applied, if given) with `model` (transformers, fp32,
+    the weights the GGUF was made from: with an adapter, the merged model)."""
+    llm = open_llama(path, lora)
     try:
         agree, total, worst = _logit_agreement(llm, model, tokenizer, conversations)
         equal, stopped_alike = _greedy_answers(llm, model, tokenizer, conversations, max_new_tokens)
@@ -86,7 +88,7 @@ def verify_gguf(path: Path, model: Any, tokenizer: Any, quant: str,
                         TOP1_BOUND.get(quant, OTHER_QUANT_BOUND))
 
 
-def open_llama(path: Path) -> Any:
+def open_llama(path: Path, lora: Path | None = None) -> Any:
     """The GGUF in llama.cpp with every logit kept, on llama.cpp's plain CPU buffers: its AMX and repacked weight
     buffers crash on some CPUs with AMX (llama.cpp issue 20824: a segfault in ggml_backend_amx_mul_mat, seen here
     with q8_0), and the check must run wherever chattune does. llama-cpp-python has no argument for it, so its
@@ -104,7 +106,7 @@ def open_llama(path: Path) -> Any:
     low.llama_model_default_params = plain_buffers
     try:
         return llama_cpp.Llama(model_path=str(path), logits_all=True, n_ctx=1024, n_threads=torch.get_num_threads(),
-                               verbose=False, seed=0)
+                               verbose=False, seed=0, lora_path=str(lora) if lora else None)
     finally:
         low.llama_model_default_params = defaults
 
