@@ -47,6 +47,7 @@ class Verification:
     stop_tokens: list[str]
     stops_ok: bool
     bound: float
+    stopped: int = 0  # llama.cpp's greedy answers that ended at an end-of-generation token
 
     @property
     def passed(self) -> bool:
@@ -58,8 +59,8 @@ class Verification:
         """e.g. "verified: top-1 99.8% over 812 positions, max |dlogit| 0.04; 5/5 greedy answers equal; stops at
         <|im_end|>"."""
         word = "verified" if self.passed else "NOT verified"
-        stops = f"stops at {', '.join(self.stop_tokens)}" if self.stops_ok else \
-            f"does NOT stop at {', '.join(self.stop_tokens)}"
+        stops = (f"stops at {', '.join(self.stop_tokens)}" if self.stops_ok else
+                 f"does NOT stop at {', '.join(self.stop_tokens)}") + f" ({self.stopped}/{self.answers} answers did)"
         return (f"{word} ({self.quant}): top-1 {self.top1:.1%} over {self.positions} positions (bound "
                 f"{self.bound:.0%}), max |dlogit| {self.max_dlogit:.3g}; {self.answers_equal}/{self.answers} greedy "
                 f"answers equal; {stops}")
@@ -73,7 +74,7 @@ def verify_gguf(path: Path, model: Any, tokenizer: Any, quant: str,
     llm = open_llama(path, lora)
     try:
         agree, total, worst = _logit_agreement(llm, model, tokenizer, conversations)
-        equal, stopped_alike = _greedy_answers(llm, model, tokenizer, conversations, max_new_tokens)
+        equal, stopped_alike, stopped = _greedy_answers(llm, model, tokenizer, conversations, max_new_tokens)
         stops = stop_token_ids(tokenizer)
         eog = {int(llm.metadata.get(f"tokenizer.ggml.{k}_token_id", -1)) for k in ("eos", "eot", "eom")}
         stops_ok = any(s in eog for s in stops) and stopped_alike
@@ -85,7 +86,7 @@ def verify_gguf(path: Path, model: Any, tokenizer: Any, quant: str,
     names = [tokenizer.convert_ids_to_tokens(s) for s in stops if s in eog] or \
         [tokenizer.convert_ids_to_tokens(s) for s in stops]
     return Verification(quant, total, agree / max(total, 1), worst, equal, len(conversations), names, stops_ok,
-                        TOP1_BOUND.get(quant, OTHER_QUANT_BOUND))
+                        TOP1_BOUND.get(quant, OTHER_QUANT_BOUND), stopped)
 
 
 def open_llama(path: Path, lora: Path | None = None) -> Any:
@@ -141,11 +142,12 @@ def _hf_greedy(model: Any, tokenizer: Any, prompt: list[Message], stops: list[in
 
 
 def _greedy_answers(llm: Any, model: Any, tokenizer: Any, conversations: Sequence[Sequence[Message]],
-                    max_new_tokens: int) -> tuple[int, bool]:
-    """(answers equal, whether llama.cpp stopped wherever transformers stopped at an end-of-turn token): each
-    conversation's prompt answered greedily by both, llama.cpp through the GGUF's own chat template."""
+                    max_new_tokens: int) -> tuple[int, bool, int]:
+    """Each conversation's prompt answered greedily by both, llama.cpp through the GGUF's own chat template:
+    (answers equal, whether llama.cpp stopped wherever it answered as transformers did and transformers ended the
+    turn, llama.cpp's answers that ended at a stop)."""
     stops = stop_token_ids(tokenizer)
-    equal, alike = 0, True
+    equal, alike, stopped_here = 0, True, 0
     for conv in conversations:
         prompt = list(conv[:-1])
         reference, stopped = _hf_greedy(model, tokenizer, prompt, stops, max_new_tokens)
@@ -154,6 +156,7 @@ def _greedy_answers(llm: Any, model: Any, tokenizer: Any, conversations: Sequenc
                                          max_tokens=max_new_tokens, seed=0)["choices"][0]
         same = (out["message"]["content"] or "").strip() == reference
         equal += same
+        stopped_here += out["finish_reason"] == "stop"
         if stopped and same:  # transformers ended the turn: llama.cpp must stop there too
             alike &= out["finish_reason"] == "stop"
-    return equal, alike
+    return equal, alike, stopped_here
