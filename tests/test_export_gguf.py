@@ -36,7 +36,10 @@ def test_the_tiny_model_exports_verified_with_its_template_and_stop(tmp_path, ti
     assert fields["tokenizer.chat_template"] == tokenizer.chat_template
     assert fields["tokenizer.ggml.eos_token_id"] == tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert is_end_of_generation(out, tokenizer.convert_tokens_to_ids("<|im_end|>"))
-    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no working files left beside it
+    # no working files left beside it; the Ollama Modelfile names it, with the template and the stop
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, out.with_suffix(".Modelfile").name])
+    modelfile = out.with_suffix(".Modelfile").read_text()
+    assert modelfile.startswith(f"FROM ./{out.name}\nTEMPLATE") and 'PARAMETER stop "<|im_end|>"' in modelfile
 
 
 def test_a_llama3_template_marks_its_end_of_turn_as_a_stop_in_llama_cpp(tmp_path, tokenizer):

@@ -11,6 +11,7 @@ from chattune.cli.common import console
 def _cmd_export_gguf(args: argparse.Namespace) -> int:
     from chattune.export.gguf import check_quant, check_target, export_gguf
     from chattune.export.llama_cpp import require_llama_cpp, tools_dir
+    from chattune.export.ollama import write_modelfile
     from chattune.export.source import model_to_export
 
     out = Path(args.out)
@@ -26,7 +27,10 @@ def _cmd_export_gguf(args: argparse.Namespace) -> int:
                               verify=not args.no_verify, say=console.print)
     size = out.stat().st_size / 2**20
     console.print(checked.line() if checked else "not verified (--no-verify): llama.cpp was not asked to check it")
-    console.print(f"wrote {out} ({size:.0f} MiB)")
+    modelfile, note = write_modelfile(out, tokenizer)
+    console.print(f"wrote {out} ({size:.0f} MiB) and {modelfile} (ollama create NAME -f {modelfile})")
+    if note:
+        console.print(f"note: {note}")
     return 0
 
 

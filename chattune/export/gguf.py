@@ -19,8 +19,9 @@ from chattune.templates.setup import stop_token_ids
 
 def check_target(out: Path, overwrite: bool) -> None:
     """An existing OUT is kept unless `overwrite`; a missing folder for it is an error before any work."""
-    if out.exists() and not overwrite:
-        raise ExportError(f"{out} exists; kept (pass --overwrite to replace it)")
+    for path in (out, out.with_suffix(".Modelfile")):
+        if path.exists() and not overwrite:
+            raise ExportError(f"{path} exists; kept (pass --overwrite to replace it)")
     if not out.parent.is_dir():
         raise ExportError(f"{out.parent}: no such folder for the GGUF file")
     if out.suffix != ".gguf":

@@ -10,6 +10,7 @@ from typing import Any
 
 from chattune.export.gguf import check_quant, export_gguf
 from chattune.export.llama_cpp import require_llama_cpp, tools_dir
+from chattune.export.ollama import write_modelfile
 from chattune.export.source import model_to_export
 
 EXPORTS_FILE = "exports.json"
@@ -34,6 +35,8 @@ def export_run(out: Path, quants: list[str], say: Callable[[str], None]) -> list
             checked = export_gguf(folder, path, model, tokenizer, quant=quant, overwrite=True, say=say)
             line = checked.line() if checked else "not verified"
             say(line)
-            done.append({"file": path.name, "quant": quant, "bytes": path.stat().st_size, "verification": line})
+            modelfile, _ = write_modelfile(path, tokenizer)
+            done.append({"file": path.name, "quant": quant, "bytes": path.stat().st_size, "verification": line,
+                         "modelfile": modelfile.name})
     (out / EXPORTS_FILE).write_text(json.dumps(done, indent=2) + "\n", encoding="utf-8")
     return done
