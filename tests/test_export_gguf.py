@@ -92,6 +92,37 @@ def test_bad_input_is_refused_with_nothing_half_written(tmp_path, tiny_model_dir
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gguf", "no-template", "unknown-arch"]
 
 
+def test_an_export_that_fails_its_check_is_not_written(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    from chattune.export import verify
+
+    monkeypatch.setitem(verify.TOP1_BOUND, "f16", 1.01)  # no file can meet it
+    out = tmp_path / "m.gguf"
+    assert main(["export", "gguf", str(tiny_model_dir), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "NOT verified (f16): top-1" in err and "not written" in err and list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_during_conversion_is_a_clear_error_with_nothing_left(tmp_path, tiny_model_dir, capsys,
+                                                                         monkeypatch):
+    """The converter (a subprocess) failing on a full disk, as it reports it: a message, no partial files."""
+    import subprocess
+
+    from chattune.export import gguf
+
+    def full_disk(script, args):
+        out = args[args.index("--outfile") + 1]
+        with open(out, "wb") as f:
+            f.write(b"GGUF partial")
+        return subprocess.CompletedProcess([script], 1, "", "OSError: [Errno 28] No space left on device")
+
+    monkeypatch.setattr(gguf, "run_tool", full_disk)
+    out = tmp_path / "m.gguf"
+    assert main(["export", "gguf", str(tiny_model_dir), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "no space left on the device" in err and "nothing was written" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("quant", ["f16", "q8_0", "q4_k_m"])
 def test_the_default_model_exports_verified(tmp_path, quant, capsys):

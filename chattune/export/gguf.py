@@ -7,13 +7,14 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from chattune.data.schema import Message
 from chattune.errors import ExportError
 from chattune.export.llama_cpp import CONVERTER_TYPES, LLAMA_CPP_PYTHON, QUANTISER_TYPES, quantize, run_tool
-from chattune.export.verify import Verification, verify_gguf
+from chattune.export.verify import CONVERSATIONS, Verification, verify_gguf
 from chattune.templates.setup import stop_token_ids
 
 
@@ -41,6 +42,9 @@ def convert(model_dir: Path, out: Path, outtype: str) -> None:
     if done.returncode == 0 and out.is_file():
         return
     log = done.stderr + done.stdout
+    if "No space left on device" in log:
+        raise ExportError(f"{out.parent}: no space left on the device while llama.cpp's converter wrote the GGUF; "
+                          "nothing was written (free space, or choose another folder for OUT)")
     unknown = re.search(r"Model (\S+) is not supported", log)
     if unknown:
         raise ExportError(f"{model_dir}: architecture {unknown.group(1)} is not supported by llama.cpp's converter "
@@ -84,8 +88,8 @@ def folder_template(model_dir: Path) -> str | None:
 
 
 def export_gguf(model_dir: Path, out: Path, model: Any, tokenizer: Any, *, quant: str = "f16",
-                overwrite: bool = False, verify: bool = True,
-                say: Callable[[str], None] = print) -> Verification | None:
+                overwrite: bool = False, verify: bool = True, say: Callable[[str], None] = print,
+                conversations: Sequence[Sequence[Message]] = CONVERSATIONS) -> Verification | None:
     """Convert `model_dir` (the folder `model` was loaded from, fp32) to `out`; with `verify`, refuse (ExportError,
     nothing left under `out`'s name) when llama.cpp does not compute what `model` computes."""
     quant = check_quant(quant)
@@ -103,7 +107,7 @@ def export_gguf(model_dir: Path, out: Path, model: Any, tokenizer: Any, *, quant
             first.unlink()
             first = work / "quantised.gguf"
         result = mark_end_of_turn(first, work / "marked.gguf", tokenizer)
-        checked = verify_gguf(result, model, tokenizer, quant) if verify else None
+        checked = verify_gguf(result, model, tokenizer, quant, conversations) if verify else None
         if checked is not None and not checked.passed:
             raise ExportError(f"{out}: {checked.line()}; not written (--no-verify writes it unchecked)")
         result.replace(out)
