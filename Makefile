@@ -25,7 +25,8 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/chattune train configs/gsm8k-demo.yaml
+	# a new demo run replaces the last one (said in its output); any other run folder is protected
+	$(VENV)/bin/chattune train configs/gsm8k-demo.yaml --overwrite_output_dir
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check chattune tests bench scripts examples

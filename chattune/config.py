@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chattune.config_paths import rebase_config_paths
 from chattune.errors import ConfigError
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -350,6 +351,14 @@ class TrainConfig(TrainArgs):
             raise ValueError("expected a hub id, a local model directory or a .gguf file")
         return value
 
+    @field_validator("template")
+    @classmethod
+    def _template_named(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("is empty; give a built-in template name or a Jinja string, or leave it unset to use "
+                             "the tokenizer's own")
+        return value
+
     @model_validator(mode="after")
     def _check_cross_fields(self) -> TrainConfig:
         if self.eval_steps is not None and not self.data.has_eval:
@@ -477,4 +486,5 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         raise ConfigError([f"{path}: not valid YAML ({e})"]) from None
     if not isinstance(raw, dict):
         raise ConfigError([f"{path}: expected a mapping of keys at the top level, found {type(raw).__name__}"])
-    return build_config(raw, overrides)
+    # paths in the file are read against its folder; paths given in --set overrides, against the current one
+    return build_config(rebase_config_paths(raw, path.resolve().parent), overrides)

@@ -35,7 +35,7 @@ from chattune.eval.loss import loss_evaluator
 from chattune.eval.tasks import resolve_tasks
 from chattune.export.in_run import check_exports, export_run
 from chattune.generate import generate_from_ids
-from chattune.labels import first_trained
+from chattune.labels import IGNORE_INDEX, first_trained
 from chattune.model.device import Precision
 from chattune.model.inference import load_for_inference, merge_saved_adapter
 from chattune.model.load import (
@@ -47,13 +47,16 @@ from chattune.model.load import (
 )
 from chattune.model.lora import apply_lora, base_model
 from chattune.outputs.checkpoint import Checkpointer, latest_checkpoint
-from chattune.outputs.guard import check_output_dir
+from chattune.outputs.guard import check_output_dir, clear_earlier
 from chattune.outputs.metrics import MetricsLog, counting_progress
 from chattune.outputs.plots import plot_loss
 from chattune.outputs.report import write_report
+from chattune.outputs.run_info import RunInfo
 from chattune.outputs.save import save_pretrained_atomic
+from chattune.outputs.show import prompt_as_text
 from chattune.outputs.trackers import Trackers
 from chattune.run import started_run
+from chattune.templates.builtin import BUILTIN_TEMPLATES
 from chattune.templates.setup import setup_template, stop_token_ids
 from chattune.train.dist import Dist
 from chattune.train.fsdp import full_state_dict
@@ -172,22 +175,38 @@ def _benchmarks(model: Any, tokenizer: Any, tasks: list[Any], cfg: TrainConfig, 
     return results
 
 
-def _eval_prompts(examples: list[Example] | None, n: int) -> list[list[int]]:
-    """The first n eval examples cut where their first trained token starts: prompts ending with the generation
-    prompt, answered at each eval."""
+@dataclass
+class EvalPrompt:
+    """An eval example cut where its first answer starts, with that answer as the reference."""
+
+    ids: list[int]
+    reference: list[int]
+
+
+def _eval_prompts(examples: list[Example] | None, n: int) -> list[EvalPrompt]:
+    """The first n eval examples cut where their first trained token starts (prompts ending with the generation
+    prompt, answered at each eval), each with the trained tokens of that first answer."""
     prompts = []
     for ex in (examples or [])[:n]:
         first = first_trained(ex.labels)
         if first:
-            prompts.append(ex.input_ids[:first])
+            end = next((i for i in range(first, len(ex.labels)) if ex.labels[i] == IGNORE_INDEX), len(ex.labels))
+            prompts.append(EvalPrompt(ex.input_ids[:first], ex.labels[first:end]))
     return prompts
+
+
+def _answered(tokenizer: Any, prompts: list[EvalPrompt], replies: list[str]) -> list[dict[str, str]]:
+    """Eval answers as metrics.jsonl and the report keep them: the conversation so far, the reference, the reply."""
+    return [{"prompt": prompt_as_text(tokenizer, p.ids),
+             "reference": tokenizer.decode(p.reference, skip_special_tokens=True).strip(), "reply": r}
+            for p, r in zip(prompts, replies)]
 
 
 def train_and_log(model: Any, tokenizer: Any, examples: list[Example], cfg: TrainArgs, *, device: Any,
                   dtype: torch.dtype | None, stops: list[int], console: Console,
                   eval_examples: list[Example] | None = None,
                   resumed: dict[str, Any] | None = None, dist: Dist | None = None,
-                  eval_prompts: list[list[int]] | None = None, save_last: bool = False,
+                  eval_prompts: list[EvalPrompt] | None = None, save_last: bool = False,
                   evaluate: EvalFn | None = None, on_step: Callable[[int, float], bool] | None = None,
                   on_record: Callable[[dict[str, Any]], None] | None = None,
                   hparams: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -223,11 +242,10 @@ def train_and_log(model: Any, tokenizer: Any, examples: list[Example], cfg: Trai
 
             def on_eval(step: int) -> None:
                 if eval_prompts:
-                    replies = generate_from_ids(model, tokenizer, eval_prompts, stops=stops,
+                    replies = generate_from_ids(model, tokenizer, [p.ids for p in eval_prompts], stops=stops,
                                                 max_new_tokens=cfg.eval_max_new_tokens)
                     model.train()  # generation switched it to eval mode
-                    log({"step": step, "generations": [{"prompt": tokenizer.decode(p[-60:]), "reply": r}
-                                                       for p, r in zip(eval_prompts, replies)]})
+                    log({"step": step, "generations": _answered(tokenizer, eval_prompts, replies)})
 
             records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, dtype=dtype,
                             eval_examples=eval_examples, on_log=on_log, on_save=checkpointer, on_eval=on_eval,
@@ -263,21 +281,67 @@ def save_final(model: Any, tokenizer: Any, final_dir: Path, stops: list[int], to
         shutil.rmtree(last, ignore_errors=True)
 
 
-def load_base(cfg: TrainConfig, path: Path, device: torch.device, precision: Precision) -> tuple[Any, Any, list[int]]:
-    """The model to train from its local directory `path`, in its precision on `device` (QLoRA: quantised as
-    it loads), its tokenizer with the configured template, and the ids of tokens the template added."""
+def load_tokenizer_with_template(cfg: TrainConfig, path: Path) -> tuple[Any, list[int], str | None]:
+    """The tokenizer with the configured template set up (special tokens added, eos/pad set), before any model is
+    loaded: data is checked with it first. Returns it, the ids of tokens the template added, and the template set
+    up on the model later (None: the tokenizer's own)."""
+    tokenizer = load_tokenizer(path, cfg.trust_remote_code)
+    applied = cfg.template or (None if getattr(tokenizer, "chat_template", None) else "chatml")
+    return tokenizer, setup_template(None, tokenizer, applied), applied
+
+
+def template_description(cfg: TrainConfig, applied: str | None, new_tokens: list[int]) -> str:
+    """How the run renders conversations, in its first lines and run.json."""
+    if applied is None:
+        said = "the tokenizer's own"
+    elif cfg.template is None:
+        said = f"{applied} (built in; the tokenizer has none)"
+    elif applied in BUILTIN_TEMPLATES:
+        said = f"{applied} (built in)"
+    else:
+        said = "the Jinja template given in the config"
+    return said + (f", {len(new_tokens)} special token(s) added" if new_tokens else "")
+
+
+def load_base_model(cfg: TrainConfig, path: Path, device: torch.device, precision: Precision, tokenizer: Any,
+                    applied: str | None) -> Any:
+    """The model to train from its local directory `path`, in its precision on `device` (QLoRA: quantised as it
+    loads), its embeddings grown for the tokens the template added to `tokenizer`."""
     torch.manual_seed(cfg.seed)  # new embedding rows and LoRA's initial weights: the same run gives the same model
     kernel = attention_kernel(cfg.attn_implementation, cfg.padding_free, device)
     attention = {"attn_implementation": kernel} if kernel else {}
     model = load_model(path, cfg.trust_remote_code, precision.base, quantize_4bit=cfg.finetuning == "qlora",
                        device=device, extra=attention)
-    tokenizer = load_tokenizer(path, cfg.trust_remote_code)
-    new_tokens = setup_template(model, tokenizer, cfg.template)
+    setup_template(model, tokenizer, applied)  # the tokens are in the tokenizer already: embeddings and ids
     if not is_quantized(model):  # a quantised model was placed on the device as it loaded
         model.to(device)
     if cfg.liger:
         model.chattune_speed = apply_liger(model, device)  # before LoRA wraps the layers it patches
-    return model, tokenizer, new_tokens
+    return model
+
+
+def load_base(cfg: TrainConfig, path: Path, device: torch.device, precision: Precision) -> tuple[Any, Any, list[int]]:
+    """The model to train, its tokenizer with the configured template, and the ids of tokens the template added."""
+    tokenizer, new_tokens, applied = load_tokenizer_with_template(cfg, path)
+    return load_base_model(cfg, path, device, precision, tokenizer, applied), tokenizer, new_tokens
+
+
+def run_info(cfg: TrainConfig, model_path: Path, template: str, device: torch.device, precision: Precision,
+             world: int) -> RunInfo:
+    """The run's identity: its first lines, run.json, the report's summary."""
+    def described(which: str) -> list[str]:
+        return [src.path + (f" (first {src.num_samples} rows)" if src.num_samples else "")
+                for src in cfg.data.sources(which)]
+
+    method = cfg.finetuning
+    if cfg.finetuning in ("lora", "qlora"):
+        method += f" (r {cfg.lora.r}, alpha {cfg.lora.alpha})"
+    weights = "4-bit NF4" if cfg.finetuning == "qlora" else str(precision.base).removeprefix("torch.")
+    eval_data = described("eval") or ([f"{cfg.data.test_size} of train held out"] if cfg.data.test_size else [])
+    shown = str(model_path) if str(model_path) != cfg.model else None
+    return RunInfo(model=cfg.model, method=method, template=template, data=described("train"), eval_data=eval_data,
+                   device=str(device) + (f" x {world} processes" if world > 1 else ""),
+                   precision=f"{precision.name} compute, weights {weights}", model_path=shown)
 
 
 def batching_features(cfg: TrainConfig, device: torch.device, speed: str | None = None) -> str:
@@ -313,27 +377,31 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
                      strategy=cfg.strategy, fsdp=cfg.fsdp, console=console) as run:
         out, device, dist, precision, resumed, console = (run.out, run.device, run.dist, run.precision, run.resumed,
                                                           run.console)
-        if dist.is_main:
-            check_output_dir(out, cfg.model_dump(), resumed["path"] if resumed else None,
-                             allow_changes=allow_config_changes, console=console)
-            (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
+        # checks that read and write nothing heavy come first: the output folder's policy, tasks, judge, exports,
+        # then the tokenizer, template and every data row, all before the model loads
+        earlier = check_output_dir(out, cfg.model_dump(), resumed["path"] if resumed else None,
+                                   allow_changes=allow_config_changes, console=console) if dist.is_main else []
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-
         tasks = _resolved_eval_tasks(cfg) if dist.is_main else []  # bad task names and files before any work
         # a judge URL that does not answer, or a bad rubric, fails here rather than after training
         judge = OpenedJudge(cfg.compare.judge, device) if cfg.compare and cfg.compare.judge and dist.is_main else None
         exports = check_exports(cfg.export.gguf) if cfg.export and dist.is_main else []  # llama.cpp at hand
+        compare_set = load_compare_set(cfg.compare, cfg.data.system_prompt) if cfg.compare and dist.is_main else None
         model_path = resolve_model_path(cfg.model)
-        model, tokenizer, new_tokens = load_base(cfg, model_path, device, precision)
-        stops = stop_token_ids(tokenizer)
+        tokenizer, new_tokens, applied = load_tokenizer_with_template(cfg, model_path)
+        info = run_info(cfg, model_path, template_description(cfg, applied, new_tokens), device, precision,
+                        dist.world)
+        for line in info.lines():
+            console.print(line, highlight=False, markup=False)
         with dist.main_first():  # the main process fills the prepared-data cache; the others then reuse it
             examples, eval_examples, stats = load_train_and_eval(cfg, tokenizer, console)
+        model = load_base_model(cfg, model_path, device, precision, tokenizer, applied)
+        stops = stop_token_ids(tokenizer)
         timings["load_and_prepare_s"] = time.perf_counter() - t0
 
-        compare_set = before = None
-        if cfg.compare and dist.is_main:
-            compare_set = load_compare_set(cfg.compare, cfg.data.system_prompt)
+        before = None
+        if compare_set is not None:
             before = _answers(model, tokenizer, compare_set, cfg, console, timings, "base")
         base_scores = _benchmarks(model, tokenizer, tasks, cfg, console, timings, "base") if tasks else None
         adapters = cfg.finetuning in ("lora", "qlora")
@@ -350,11 +418,9 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
         args = cfg.train_args()  # what the loop reads
         total_steps = count_steps(examples, args, dist.world)
         batch = cfg.per_device_train_batch_size
-        base = "4-bit NF4" if cfg.finetuning == "qlora" else str(precision.base).removeprefix("torch.")
-        console.print(f"training: {cfg.finetuning}, {trainable:,} trainable parameters, {total_steps} steps, global "
-                      f"batch {batch * cfg.gradient_accumulation_steps * dist.world} = {batch} per device x "
-                      f"{cfg.gradient_accumulation_steps} accumulation x {dist.world} process(es), {device}, "
-                      f"{precision.name} compute, weights {base}")
+        console.print(f"training: {trainable:,} trainable parameters, {total_steps} steps, global batch "
+                      f"{batch * cfg.gradient_accumulation_steps * dist.world} = {batch} per device x "
+                      f"{cfg.gradient_accumulation_steps} accumulation x {dist.world} process(es)")
         console.print(f"batching: {batching_features(cfg, device, getattr(base_model(model), 'chattune_speed', None))}")
         if dist.sharded or dist.world > 1:
             console.print(check_memory(model, cfg, dist, precision, device))
@@ -362,6 +428,14 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
             console.print("eval answers during training: off under strategy fsdp (generating would need every "
                           "process); eval loss is computed, and the compare answers come from the saved model")
 
+        if dist.is_main:  # from here on the run's outputs are kept, whatever happens
+            clear_earlier(earlier)
+            if earlier:
+                console.print(f"overwrite_output_dir: removed the earlier run's outputs in {out} "
+                              f"({len(earlier)} files and folders)")
+            (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
+            info.write(out)
+        run.begin()
         t = time.perf_counter()
         final_dir = out / ("adapter" if adapters else "model")
         # a run that would write no checkpoint checkpoints its last step, so that a failed final save loses nothing

@@ -3,6 +3,7 @@ alike: device and process group, precision, trackers checked, the output folder 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from rich.console import Console
 from chattune.config import FsdpSettings
 from chattune.model.device import Precision, resolve_device, resolve_precision
 from chattune.model.load import check_qlora_runs
-from chattune.outputs.checkpoint import resume_state
+from chattune.outputs.checkpoint import check_resume_target, resume_state
 from chattune.outputs.lock import OutputDirLock
 from chattune.outputs.trackers import check_trackers
 from chattune.train.dist import Dist
@@ -32,6 +33,11 @@ class Run:
     precision: Precision
     resumed: dict[str, Any] | None
     console: Console
+    began: bool = False  # set by begin(): from then on, what the run wrote is kept whatever happens
+
+    def begin(self) -> None:
+        """Training starts: a failure before this leaves no output folder this run created."""
+        self.began = True
 
 
 @contextmanager
@@ -55,9 +61,18 @@ def started_run(output_dir: str | Path, *, device: str, finetuning: str, bf16: b
     check_attention(attn_implementation, target)
     precision = resolve_precision(target, finetuning=finetuning, bf16=bf16, fp16=fp16, bf16_full=bf16_full)
     out = Path(output_dir)
+    check_resume_target(out, resume)  # before the folder is created
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    with OutputDirLock(out, enabled=dist.is_main) as lock:
-        if lock.previous:
-            console.print(f"took over the output_dir lock of an ended run (process {lock.previous.get('pid')})")
-        yield Run(out, target, dist, precision, resume_state(out, resume), console)
-        dist.finish()  # after a run that ended well; one that failed leaves the launcher to stop the others
+    run = None
+    try:
+        with OutputDirLock(out, enabled=dist.is_main) as lock:
+            if lock.previous:
+                console.print(f"took over the output_dir lock of an ended run (process {lock.previous.get('pid')})")
+            run = Run(out, target, dist, precision, resume_state(out, resume), console)
+            yield run
+            dist.finish()  # after a run that ended well; one that failed leaves the launcher to stop the others
+    except BaseException:
+        if created and dist.is_main and not (run and run.began):
+            shutil.rmtree(out, ignore_errors=True)  # a run that failed before training leaves nothing behind
+        raise

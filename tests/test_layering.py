@@ -4,7 +4,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "chattune"
-STAGES = ["errors", "files", "labels", "config", "data", "templates", "batching", "model", "datacheck", "train",
+STAGES = ["errors", "files", "labels", "config_paths", "config", "data", "templates", "batching", "model", "datacheck",
+          "train",
           "outputs", "generate", "eval", "export", "run", "pipeline", "trainer", "cli", "__init__",
           "__main__"]
 

@@ -154,14 +154,42 @@ class Checkpointer:
         return path
 
 
+def _what_exists(folder: Path) -> str:
+    """The checkpoints in `folder`, or that it holds none, or that it does not exist."""
+    if not folder.is_dir():
+        return f"{folder.resolve()} does not exist"
+    found = checkpoints(folder)
+    if not found:
+        return f"{folder.resolve()} holds no checkpoint (they are written every save_steps)"
+    return f"checkpoints in {folder.resolve()}: {', '.join(p.name for p in found)}"
+
+
+def check_resume_target(out_dir: Path, resume: str | Path | None) -> None:
+    """Before anything is created or loaded: the checkpoint a resume names exists; else a TrainingError saying
+    what does."""
+    if resume is None:
+        return
+    out_dir = Path(out_dir)
+    if resume == "latest":
+        if latest_checkpoint(out_dir) is None:
+            raise TrainingError(f"resume: nothing to resume: {_what_exists(out_dir)}; run without --resume to "
+                                "start, or name the run's output_dir")
+        return
+    path = Path(resume)
+    if not path.is_dir():
+        raise TrainingError(f"resume: {path.resolve()} does not exist; {_what_exists(path.parent)}")
+    if not (path / STATE_FILE).is_file():
+        raise TrainingError(f"resume: {path.resolve()} is not a chattune checkpoint ({STATE_FILE} is missing); "
+                            f"{_what_exists(path.parent)}")
+
+
 def resume_state(out_dir: Path, resume: str | Path | None) -> dict[str, Any] | None:
     """The state to resume from: `resume` is "latest" (the newest checkpoint in out_dir), a checkpoint
     directory, or None (start afresh)."""
     if resume is None:
         return None
+    check_resume_target(out_dir, resume)
     path = latest_checkpoint(Path(out_dir)) if resume == "latest" else Path(resume)
-    if path is None:
-        raise TrainingError(f"resume: no checkpoint in {out_dir} (checkpoints are written every save_steps)")
     state = load_state(path)
     state["path"] = path
     return state

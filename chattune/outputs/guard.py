@@ -1,5 +1,6 @@
-"""What a run may do with an output_dir that another run wrote: start over another run's checkpoints only when
-told to, and resume only under the config that wrote the checkpoint (or when told that a change is meant)."""
+"""What a run may do with an output_dir that another run wrote: start over another run's checkpoints and finished
+outputs only when told to, and resume only under the config that wrote the checkpoint (or when told that a
+change is meant)."""
 
 from __future__ import annotations
 
@@ -25,19 +26,44 @@ NOT_COMPARED = {
 }
 
 
-def start_fresh(out: Path, *, overwrite: bool) -> list[Path]:
-    """Before a run that does not resume: refuse when `out` holds another run's checkpoints (they would be mixed
-    with this run's, and a later --resume would continue the wrong run), or, with `overwrite`, remove them.
-    Returns the checkpoints removed."""
-    found = checkpoints(out)
+# What a finished run leaves beside its checkpoints; a new run into the folder would replace them
+FINISHED_OUTPUTS = ("adapter", "model", "merged", "report.html", "metrics.jsonl", "compare.json", "compare.jsonl",
+                    "judge.json", "judge.jsonl", "exports.json", "timings.json", "run.json", "loss.png",
+                    "learning_rate.png", "grad_norm.png")
+
+
+def earlier_outputs(out: Path) -> list[Path]:
+    """What an earlier run left in `out`: its checkpoints, then its finished outputs (weights, metrics, report,
+    comparisons, GGUF exports)."""
+    finished = [out / name for name in FINISHED_OUTPUTS if (out / name).exists()]
+    return checkpoints(out) + finished + sorted(out.glob("*.gguf")) + sorted(out.glob("*.Modelfile"))
+
+
+def _listed(paths: list[Path], limit: int = 6) -> str:
+    names = [p.name + ("/" if p.is_dir() else "") for p in paths]
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def check_fresh_start(out: Path, *, overwrite: bool) -> list[Path]:
+    """Before a run that does not resume: refuse when `out` holds another run's checkpoints or finished outputs
+    (they would be replaced or mixed with this run's), unless `overwrite`. Nothing is removed here: returns what
+    `clear_earlier` removes once the run is ready to train, so that a run that fails before then loses nothing."""
+    found = earlier_outputs(out) if out.is_dir() else []
     if found and not overwrite:
-        names = ", ".join(p.name for p in found[-3:]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
-        raise ChattuneError(f"{out}: holds checkpoints of an earlier run ({names}); nothing was changed. Continue "
-                            "that run with --resume, remove its checkpoints and start afresh with "
-                            "--overwrite_output_dir, or choose another output_dir")
-    for path in found:
-        shutil.rmtree(path)
+        what = "checkpoints" if any(p in checkpoints(out) for p in found) else "finished outputs"
+        raise ChattuneError(f"{out.resolve()}: holds the {what} of an earlier run ({_listed(found)}); nothing was "
+                            "changed. Continue that run with --resume, replace it with --overwrite_output_dir, or "
+                            "choose another output_dir")
     return found
+
+
+def clear_earlier(paths: list[Path]) -> None:
+    """Remove what check_fresh_start found (with overwrite_output_dir), just before this run writes."""
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -92,15 +118,13 @@ def check_resume(checkpoint: Path, current: dict[str, Any], *, allow_changes: bo
 
 
 def check_output_dir(out: Path, config: dict[str, Any], resumed: Path | None, *, allow_changes: bool,
-                     console: Any) -> None:
-    """The checks before a run writes into `out` (under its lock): over another run's checkpoints only with
-    overwrite_output_dir; a resume only under the checkpoint's config (or with `allow_changes`)."""
+                     console: Any) -> list[Path]:
+    """The checks before a run writes into `out` (under its lock): over an earlier run's checkpoints or finished
+    outputs only with overwrite_output_dir; a resume only under the checkpoint's config (or with `allow_changes`).
+    Returns what the run is to remove before it writes (clear_earlier); nothing is changed here."""
     overwrite = bool(config.get("overwrite_output_dir"))
     if resumed is None:
-        removed = start_fresh(out, overwrite=overwrite)
-        if removed:
-            console.print(f"overwrite_output_dir: removed the earlier run's {len(removed)} checkpoint(s) in {out}")
-        return
+        return check_fresh_start(out, overwrite=overwrite)
     if overwrite:
         raise ChattuneError("--resume continues the run in output_dir and overwrite_output_dir removes it; "
                             "choose one")
@@ -110,6 +134,7 @@ def check_output_dir(out: Path, config: dict[str, Any], resumed: Path | None, *,
     elif changes:
         console.print("resuming with config changes (--allow-config-changes): " + "; ".join(changes),
                       highlight=False, markup=False)
+    return []
 
 
 def note_output_dir(out: Path, config: dict[str, Any], resumed: Path | None, console: Any) -> None:

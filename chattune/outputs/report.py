@@ -12,6 +12,7 @@ import yaml
 
 from chattune.outputs.metrics import read_metrics
 from chattune.outputs.plots import plot_loss, plot_series
+from chattune.outputs.run_info import read_run_info
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -19,6 +20,7 @@ h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #dd
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;
 vertical-align:top}th{background:#f4f4f4}pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.85em}
 img{max-width:100%;border:1px solid #eee}.side td{width:50%;white-space:pre-wrap;font-size:.9em}
+.answers td{white-space:pre-wrap;font-size:.9em}
 """
 # set on <body> once every image has loaded and decoded, so a headless browser can confirm the page is whole
 IMAGE_CHECK = """<script>
@@ -46,7 +48,14 @@ def _image(path: Path, alt: str) -> str:
 
 
 def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    """A value as a person reads it: floats to 4 figures, {"messages": 12} as "messages: 12", [] as "none"."""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {_fmt(x)}" for k, x in v.items()) or "none"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_fmt(x) for x in v) or "none"
+    return str(v)
 
 
 def _peak_memory(train: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -70,6 +79,9 @@ def write_report(out_dir: Path, *, data: dict[str, Any] | None = None, timings: 
               plot_series(train, "learning_rate", out_dir / "learning_rate.png"),
               plot_series(train, "grad_norm", out_dir / "grad_norm.png")]
     parts = [f"<h1>chattune run: {_esc(out_dir.name)}</h1>"]
+    info = read_run_info(out_dir)
+    if info is not None:
+        parts.append("<h2>Run</h2>" + _table(info.rows()))
 
     if train:
         last = train[-1]
@@ -87,8 +99,10 @@ def write_report(out_dir: Path, *, data: dict[str, Any] | None = None, timings: 
                                                        ("step", *keys)))
     generations = [r for r in records if "generations" in r]
     if generations:
-        rows = [(r["step"], g["prompt"], g["reply"]) for r in generations for g in r["generations"]]
-        parts.append("<h2>Eval answers during training</h2>" + _table(rows, ("step", "prompt (end)", "answer")))
+        rows = [(r["step"], g["prompt"], g.get("reference", "-"), g["reply"])
+                for r in generations for g in r["generations"]]
+        parts.append("<h2>Eval answers during training</h2>"
+                     + _table(rows, ("step", "conversation", "reference answer", "answer"), cls="answers"))
     compare = out_dir / "compare.jsonl"
     if compare.is_file():
         scores = json.loads((out_dir / "compare.json").read_text(encoding="utf-8"))

@@ -62,3 +62,36 @@ def doctor_table(checks: list[Any], title: str) -> Table:
     for c in checks:
         table.add_row(c.name, "[green]pass[/green]" if c.ok else "[red]FAIL[/red]", escape(c.detail), escape(c.fix))
     return table
+
+
+ROLE_WORDS = {"system", "user", "assistant", "human", "gpt", "tool", "ipython", "model", "developer"}
+
+
+def prompt_as_text(tokenizer: Any, ids: list[int]) -> str:
+    """A rendered prompt as readable turns ("user: ...") without the template's special tokens: the pieces
+    between special tokens, a piece that is only a role word joined to the next, the generation prompt (a role
+    word with nothing after it) left out."""
+    special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+    pieces, run = [], []
+    for token in [*ids, None]:
+        if token is None or token in special:
+            text = tokenizer.decode(run).strip() if run else ""
+            if text:
+                pieces.append(text)
+            run = []
+        else:
+            run.append(token)
+    turns: list[str] = []
+    pending = None
+    for piece in pieces:
+        head, _, rest = piece.partition("\n")
+        if pending is not None:
+            turns.append(f"{pending}: {piece}")
+            pending = None
+        elif piece.lower() in ROLE_WORDS:
+            pending = piece
+        elif head.strip().lower() in ROLE_WORDS and rest.strip():
+            turns.append(f"{head.strip()}: {rest.strip()}")
+        else:
+            turns.append(piece)
+    return "\n".join(turns)
