@@ -330,6 +330,7 @@ class SFTTrainer(HubMixin):
                                       train_batch_size=self.cfg.per_device_train_batch_size,
                                       is_world_process_zero=run.dist.is_main)
             bridge = CallbackBridge(self.callbacks, self.args, self.state, self)
+            run.begin()  # from here the run's folder is kept whatever happens
             bridge.event("on_train_begin")
             bridge.event("on_step_begin")
             start = time.perf_counter()
