@@ -75,7 +75,8 @@ def test_a_new_run_over_another_runs_checkpoints_is_refused(tmp_path, tiny_model
     assert (tmp_path / "run" / "checkpoint-4" / "train_config.yaml").is_file()
 
     err = failed(capsys, ["train", str(cfg), "--set", "max_steps=2"])
-    assert "holds checkpoints of an earlier run (checkpoint-2, checkpoint-4); nothing was changed" in err
+    assert "holds the checkpoints and outputs of an earlier run (checkpoint-2, checkpoint-4, adapter/" in err
+    assert "nothing was changed" in err
     assert "--resume" in err and "--overwrite_output_dir" in err
     assert {p.name: (p / "records.json").read_text() for p in checkpoints(tmp_path / "run")} == before
 
@@ -154,7 +155,8 @@ def test_full_disk_while_writing_the_tokenizer_or_the_adapter_is_a_message(tmp_p
 
     with monkeypatch.context() as m:
         m.setattr("peft.peft_model.safe_save_file", safetensors_full_disk)
-        err = failed(capsys, ["train", str(cfg)])
+        # the failed run's metrics.jsonl is kept: starting again over it is asked for
+        err = failed(capsys, ["train", str(cfg), "--overwrite_output_dir"])
     assert "could not save the checkpoint at step 2" in err and "StorageFull" in err
     assert not list((tmp_path / "run").glob(".checkpoint-*"))
 

@@ -100,7 +100,7 @@ def test_a_finished_run_is_not_replaced(tmp_path, tiny_model_dir, gsm8k_small, c
     capsys.readouterr()
     assert main(["train", str(cfg_path), "--set", "learning_rate=0.1"]) == 1
     err = capsys.readouterr().err
-    assert "finished outputs of an earlier run" in err and "--overwrite_output_dir" in err
+    assert "holds the outputs of an earlier run (adapter/, report.html" in err and "--overwrite_output_dir" in err
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == kept
 
     assert main(["train", str(cfg_path), "--set", "learning_rate=0.1", "--overwrite_output_dir"]) == 0

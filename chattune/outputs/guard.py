@@ -50,7 +50,8 @@ def check_fresh_start(out: Path, *, overwrite: bool) -> list[Path]:
     `clear_earlier` removes once the run is ready to train, so that a run that fails before then loses nothing."""
     found = earlier_outputs(out) if out.is_dir() else []
     if found and not overwrite:
-        what = "checkpoints" if any(p in checkpoints(out) for p in found) else "finished outputs"
+        kept = checkpoints(out)
+        what = "checkpoints" if kept == found else "checkpoints and outputs" if kept else "outputs"
         raise ChattuneError(f"{out.resolve()}: holds the {what} of an earlier run ({_listed(found)}); nothing was "
                             "changed. Continue that run with --resume, replace it with --overwrite_output_dir, or "
                             "choose another output_dir")
