@@ -31,6 +31,17 @@ def _check_targets(args: argparse.Namespace) -> tuple[str, str | None, list[tupl
     return args.model or DEFAULT_MODEL, args.template, [(spec, opts)]
 
 
+def _template_used(template: str | None, tokenizer_had_one: bool) -> str:
+    """The template a check rendered with, in words."""
+    from chattune.templates import BUILTIN_TEMPLATES
+
+    if template in BUILTIN_TEMPLATES:
+        return f"{template} (built-in)"
+    if template is not None:
+        return "the Jinja template given"
+    return "the tokenizer's own" if tokenizer_had_one else "chatml (the tokenizer has none)"
+
+
 def _cmd_data_check(args: argparse.Namespace) -> int:
     import json
 
@@ -41,13 +52,18 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 
     model, template, targets = _check_targets(args)
     tokenizer = load_tokenizer(resolve_model_path(model))
+    used = {"tokenizer": model, "template": _template_used(template, bool(getattr(tokenizer, "chat_template", None)))}
     setup_template(None, tokenizer, template)  # as training sets it up (a built-in adds its tokens)
     reports = [check_source(src, tokenizer, limit=args.limit, **opts) for src, opts in targets]
     if args.json:
-        console.print_json(json.dumps([r.as_dict() for r in reports]))
-    else:
-        for r in reports:
-            print_stats(console, r, r.source, problems=20)
+        console.print_json(json.dumps([{**r.as_dict(), **used, "max_length": opts["max_length"],
+                                        "truncation": opts["truncation"]} for r, (_, opts) in zip(reports, targets)]))
+        return 1 if any(r.bad or r.dropped for r in reports) else 0
+    opts = targets[0][1]
+    console.print(f"checked with the tokenizer of {model}, template {used['template']}, max_length "
+                  f"{opts['max_length']} (truncation {opts['truncation']})", highlight=False, markup=False)
+    for r in reports:
+        print_stats(console, r, r.source, problems=20)
     return 1 if any(r.bad or r.dropped for r in reports) else 0
 
 
