@@ -8,6 +8,7 @@ surrounding spaces (a CSV header written `Question, Answer`)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -90,7 +91,11 @@ def _fit(columns: list[str], pair: Pair) -> tuple[str, str] | None:
 
 def find_pair(columns: Iterable[str], fmt: str | None = None) -> Mapping | None:
     """The mapping of the first pair (or of format `fmt`'s pair) the columns fit, or None."""
-    columns = list(columns)
+    return _find_pair(tuple(columns), fmt)
+
+
+@functools.lru_cache(maxsize=256)  # a file's rows share their columns: each set is worked out once, not per row
+def _find_pair(columns: tuple[str, ...], fmt: str | None) -> Mapping | None:
     candidates = [PAIR_FORMATS[fmt]] if fmt is not None else PAIRS
     fits = [(p, found) for p in candidates if (found := _fit(columns, p)) is not None]
     if not fits:
@@ -108,12 +113,12 @@ def detect_format(row: Iterable[str]) -> str | None:
 
     Message lists come first, then the pairs in PAIRS' order, then raw `text` (a row holding a pair and a `text`
     column, as tatsu-lab/alpaca does, is the pair)."""
-    columns = list(row)
+    columns = tuple(row)
     if "messages" in columns:
         return "messages"
     if "conversations" in columns:
         return "sharegpt"
-    mapping = find_pair(columns)
+    mapping = _find_pair(columns, None)
     if mapping is not None:
         return mapping.pair.format
     return "text" if "text" in columns else None
