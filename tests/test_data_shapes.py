@@ -18,7 +18,8 @@ def roles(conv):
 
 
 @pytest.mark.parametrize("row,fmt,expected", [
-    ({"instruction": "Say hi", "response": "Hello"}, "instruction_response", [("user", "Say hi"), ("assistant", "Hello")]),
+    ({"instruction": "Say hi", "response": "Hello"}, "instruction_response",
+     [("user", "Say hi"), ("assistant", "Hello")]),
     ({"instruction": "Sum", "context": "1 and 2", "response": "3", "category": "qa"}, "instruction_response",
      [("user", "Sum\n\n1 and 2"), ("assistant", "3")]),
     ({"instruction": "Add", "input": "1+1", "output": "2"}, "alpaca", [("user", "Add\n\n1+1"), ("assistant", "2")]),

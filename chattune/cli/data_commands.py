@@ -87,9 +87,10 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="check or convert datasets").add_subparsers(dest="data_command",
                                                                                   required=True, metavar="COMMAND")
     p = data.add_parser("check", help="validate every row and report",
-                        description="Converts, renders and verifies every row; reports formats, rows ok and bad "
-                        "by reason (the first 20 problems with their rows), token lengths, trained share and "
-                        "truncation: the account training prints. Exit 1 if any row is bad or dropped.")
+                        description="Converts, renders and verifies every row with the tokenizer, template and "
+                        "max_length it names; reports each file's column mapping, rows ok and bad by reason (the "
+                        "first 20 problems with their rows), token lengths, trained share and truncation: the "
+                        "account training prints. Exit 1 if any row is bad or dropped.")
     p.add_argument("target", help="a training config (.yaml: its data.train and data.eval) or a data file")
     p.add_argument("--model", help="tokenizer and template to render with (default: the config's, or SmolLM2)")
     p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles (data files only)")

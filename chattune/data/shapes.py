@@ -153,8 +153,8 @@ def columns_hint(columns: Iterable[str]) -> str:
     """Both ways to map columns to roles, with this file's own column names."""
     names = [str(c) for c in columns][:2] or ["COLUMN", "COLUMN"]
     user, assistant = names if len(names) == 2 else (names[0], "ANSWER_COLUMN")
-    return (f"map the columns to roles: --columns {user}=user {assistant}=assistant on the command line "
-            f"(data check, render), or data.columns: {{{user}: user, {assistant}: assistant}} in a config")
+    return (f"map the columns to roles, e.g. --columns {user}=user {assistant}=assistant on the command line "
+            f"(data check, render, eval) or data.columns: {{{user}: user, {assistant}: assistant}} in a config")
 
 
 def unknown_format_error(source: str, columns: Iterable[str], count: int, first: int, last: int) -> DataError:
