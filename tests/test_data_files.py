@@ -152,3 +152,34 @@ def test_a_long_json_list_read_in_blocks_gives_every_row_and_line(tmp_path, monk
     monkeypatch.setattr("chattune.data.load.JSON_BLOCK", 64)
     assert loaded(source) == whole and [r for _, _, r in whole] == rows
     assert whole[299][1] == f"line {2 + 299 * 9} (item [299])"
+
+
+def test_a_line_too_long_to_be_a_row_is_refused_with_memory_flat(tmp_path, monkeypatch):
+    import tracemalloc
+
+    monkeypatch.setattr("chattune.data.load.MAX_LINE_CHARS", 1000)
+    long_line = '{"text": "' + "x" * 4_000_000 + '"}\n'  # one 4 MB line: a JSON document saved as .jsonl
+    source = write(tmp_path / "one-line.jsonl", jsonl_text(ROWS) + long_line + jsonl_text(ROWS))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"one-line.jsonl, line 3: expected a row of at most 1,000 characters "
+                           r"\(chattune.data.load.MAX_LINE_CHARS\) on one line, found a longer line") as e:
+            load_rows(source)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert e.value.row.where == "line 3" and peak < 400_000, peak  # a tenth of the line: it was never held whole
+    # a line of exactly the limit is a row, whatever its line end
+    exact = '{"text": "' + "y" * (1000 - 12) + '"}'
+    assert len(exact) == 1000
+    for crlf in (False, True):
+        rows = loaded(write(tmp_path / f"exact{crlf}.jsonl", exact + "\n" + jsonl_text(ROWS), crlf=crlf))
+        assert [where for _, where, _ in rows] == ["line 1", "line 2", "line 3"], crlf
+
+
+def test_a_json_list_item_too_long_to_be_a_row_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr("chattune.data.load.MAX_LINE_CHARS", 1000)
+    monkeypatch.setattr("chattune.data.load.JSON_BLOCK", 100)
+    source = write(tmp_path / "d.json", json.dumps([ROWS[0], {"text": "x" * 100_000}]))
+    with pytest.raises(DataError, match=r"item \[1\]\): expected a row of at most 1,000 characters"):
+        load_rows(source)

@@ -26,6 +26,7 @@ from chattune.config import DataSource
 from chattune.data.convert import bad_rows_error, detect_format, to_conversation
 from chattune.data.load import Row, expand_paths, iter_rows
 from chattune.data.schema import Conversation
+from chattune.data.shapes import ShapeTally
 from chattune.errors import DataError, TemplateError
 from chattune.labels import num_trained
 from chattune.templates.render import Rendered, check_rendered, render_many
@@ -106,6 +107,7 @@ class PrepareStats:
     dropped_by_reason: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # every bad row's message, each naming file and row
     formats: dict[str, int] = field(default_factory=dict)
+    shapes: list[str] = field(default_factory=list)  # per file and shape: how its columns become messages
     lengths: list[int] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)  # sources whose prepared data came from the cache
     cache_damaged: list[str] = field(default_factory=list)  # damaged cache entries removed (prepared again)
@@ -145,7 +147,8 @@ class PrepareStats:
             self.formats[row.format] = self.formats.get(row.format, 0) + 1
         if row.bad:
             self.bad += 1
-            self.problems.append(row.error)
+            if row.reason != "unknown_format":  # named once per file, by prepare_source
+                self.problems.append(row.error)
             self.bad_by_reason[row.reason] = self.bad_by_reason.get(row.reason, 0) + 1
         elif row.reason:
             self.dropped_by_reason[row.reason] = self.dropped_by_reason.get(row.reason, 0) + 1
@@ -163,6 +166,7 @@ class PrepareStats:
             setattr(self, name, dict(Counter(getattr(self, name)) + Counter(getattr(other, name))))
         self.source = ", ".join(s for s in (self.source, other.source) if s)
         self.problems += other.problems
+        self.shapes += other.shapes
         self.lengths += other.lengths
         self.reused += other.reused
         self.cache_damaged += other.cache_damaged
@@ -181,8 +185,9 @@ def print_stats(console: Any, stats: PrepareStats, title: str, *, problems: int 
     median = lengths[len(lengths) // 2] if lengths else 0
     console.print(f"[bold]{title}[/bold]: {stats.rows} rows -> {stats.examples} examples, {stats.bad} bad, "
                   f"{stats.dropped} dropped; {stats.tokens} tokens (median {median}/example), "
-                  f"{stats.trained_share:.1%} trained; {stats.truncated} truncated; formats {stats.formats}",
-                  highlight=False)
+                  f"{stats.trained_share:.1%} trained; {stats.truncated} truncated", highlight=False)
+    for line in stats.shapes:
+        console.print(f"  {line}", highlight=False, markup=False)
     for kind, counts in ((bad, stats.bad_by_reason), ("dropped", stats.dropped_by_reason)):
         for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]):
             console.print(f"  {kind}: {n} x {reason} ({REASONS.get(reason, reason)})", highlight=False)
@@ -378,8 +383,11 @@ def prepare_source(spec: DataSource, tokenizer: Any, opts: PrepareOptions, *, nu
         # the file is read once for the cache key and again to prepare it, never held whole
         rows = functools.partial(iter_rows, path, left, split=spec.split, config_name=spec.name)
         cached, damaged, key = None, None, None
+        tally = ShapeTally(path, fmt=spec.format, columns=spec.columns, prompt_template=spec.prompt_template)
+        first = tally.tap(rows())  # whichever reading goes through every row tallies the shapes
         if cache:
-            key = cache_key(path, _row_lines(rows()), spec, opts, tokenizer)
+            key = cache_key(path, _row_lines(first), spec, opts, tokenizer)
+            first = rows()
             try:
                 cached = load_cached(key)
             except DamagedEntry as e:
@@ -387,10 +395,12 @@ def prepare_source(spec: DataSource, tokenizer: Any, opts: PrepareOptions, *, nu
         if cached is not None:
             cols = cached
         else:
-            cols = prepare_all_rows(rows(), path, spec, tokenizer, opts, num_proc)
+            cols = prepare_all_rows(first, path, spec, tokenizer, opts, num_proc)
             if key is not None:
                 save_cached(key, cols)
         source_examples, source_stats = _stats_and_examples(cols, path)
+        source_stats.shapes = tally.lines()
+        source_stats.problems[:0] = [str(e) for e in tally.unknown.errors()]
         if cached is not None:
             source_stats.reused.append(path)
         if damaged:
@@ -411,7 +421,7 @@ def prepare_sources(sources: Sequence[DataSource], tokenizer: Any, opts: Prepare
     for spec in sources:
         source_examples, source_stats = prepare_source(spec, tokenizer, opts, num_proc=num_proc, cache=cache)
         if source_stats.bad and on_bad_row == "error":
-            raise bad_rows_error(spec.path, source_stats.problems)
+            raise bad_rows_error(spec.path, source_stats.problems, source_stats.bad)
         examples += source_examples
         stats.add(source_stats)
     return examples, stats

@@ -31,6 +31,17 @@ def _check_targets(args: argparse.Namespace) -> tuple[str, str | None, list[tupl
     return args.model or DEFAULT_MODEL, args.template, [(spec, opts)]
 
 
+def _template_used(template: str | None, tokenizer_had_one: bool) -> str:
+    """The template a check rendered with, in words."""
+    from chattune.templates import BUILTIN_TEMPLATES
+
+    if template in BUILTIN_TEMPLATES:
+        return f"{template} (built-in)"
+    if template is not None:
+        return "the Jinja template given"
+    return "the tokenizer's own" if tokenizer_had_one else "chatml (the tokenizer has none)"
+
+
 def _cmd_data_check(args: argparse.Namespace) -> int:
     import json
 
@@ -41,13 +52,18 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 
     model, template, targets = _check_targets(args)
     tokenizer = load_tokenizer(resolve_model_path(model))
+    used = {"tokenizer": model, "template": _template_used(template, bool(getattr(tokenizer, "chat_template", None)))}
     setup_template(None, tokenizer, template)  # as training sets it up (a built-in adds its tokens)
     reports = [check_source(src, tokenizer, limit=args.limit, **opts) for src, opts in targets]
     if args.json:
-        console.print_json(json.dumps([r.as_dict() for r in reports]))
-    else:
-        for r in reports:
-            print_stats(console, r, r.source, problems=20)
+        console.print_json(json.dumps([{**r.as_dict(), **used, "max_length": opts["max_length"],
+                                        "truncation": opts["truncation"]} for r, (_, opts) in zip(reports, targets)]))
+        return 1 if any(r.bad or r.dropped for r in reports) else 0
+    opts = targets[0][1]
+    console.print(f"checked with the tokenizer of {model}, template {used['template']}, max_length "
+                  f"{opts['max_length']} (truncation {opts['truncation']})", highlight=False, markup=False)
+    for r in reports:
+        print_stats(console, r, r.source, problems=20)
     return 1 if any(r.bad or r.dropped for r in reports) else 0
 
 
@@ -71,9 +87,10 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="check or convert datasets").add_subparsers(dest="data_command",
                                                                                   required=True, metavar="COMMAND")
     p = data.add_parser("check", help="validate every row and report",
-                        description="Converts, renders and verifies every row; reports formats, rows ok and bad "
-                        "by reason (the first 20 problems with their rows), token lengths, trained share and "
-                        "truncation: the account training prints. Exit 1 if any row is bad or dropped.")
+                        description="Converts, renders and verifies every row with the tokenizer, template and "
+                        "max_length it names; reports each file's column mapping, rows ok and bad by reason (the "
+                        "first 20 problems with their rows), token lengths, trained share and truncation: the "
+                        "account training prints. Exit 1 if any row is bad or dropped.")
     p.add_argument("target", help="a training config (.yaml: its data.train and data.eval) or a data file")
     p.add_argument("--model", help="tokenizer and template to render with (default: the config's, or SmolLM2)")
     p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles (data files only)")

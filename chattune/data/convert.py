@@ -8,30 +8,21 @@ from typing import Any
 
 from chattune.data.load import Row
 from chattune.data.schema import REASONING_KEYS, Conversation, Message, validate_messages
+from chattune.data.shapes import (
+    SHAPES,
+    Mapping,
+    UnknownRows,
+    columns_hint,
+    detect_format,
+    find_column,
+    find_pair,
+    required_columns,
+)
 from chattune.errors import DataError
 
 ROLE_ORDER = ("system", "user", "assistant")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "system": "system", "tool": "tool", "observation": "tool", "function_call": "assistant"}
-
-
-FORMAT_FIELDS = {"messages": ("messages",), "sharegpt": ("conversations",), "alpaca": ("instruction", "output"),
-                 "prompt_completion": ("prompt", "completion"), "text": ("text",)}
-
-
-def detect_format(row: dict[str, Any]) -> str | None:
-    """Name the shape of a row, or None when no known shape fits."""
-    if "messages" in row:
-        return "messages"
-    if "conversations" in row:
-        return "sharegpt"
-    if "instruction" in row and "output" in row:
-        return "alpaca"
-    if "prompt" in row and "completion" in row:
-        return "prompt_completion"
-    if "text" in row:
-        return "text"
-    return None
 
 
 def _text(value: Any, field: str, err) -> str:
@@ -127,6 +118,30 @@ def _tools(value: Any, err) -> list[dict[str, Any]] | None:
     return value or None
 
 
+def _maybe_messages(value: Any, field: str, role: str, err) -> list[Message]:
+    """A prompt or completion: a list of messages (TRL's conversational prompt-completion) or text."""
+    if isinstance(value, list) and value and isinstance(value[0], dict) and "role" in value[0]:
+        return _message_list(value, field, err)
+    return [Message(role, _text(value, field, err))]
+
+
+def _from_pair(row: dict[str, Any], mapping: Mapping, err) -> list[Message]:
+    """Messages from a recognised column pair; appended columns (Alpaca's input) follow the user text after a
+    blank line, and a system column becomes the system message."""
+    user, assistant = mapping.user, mapping.assistant
+    if mapping.pair.format == "prompt_completion":
+        messages = _maybe_messages(row[user], user, "user", err) + _maybe_messages(row[assistant], assistant,
+                                                                                   "assistant", err)
+    else:
+        parts = [_text(row[user], user, err)] + [_text(row[c], c, err) for c in mapping.appended if row[c]]
+        messages = [Message("user", "\n\n".join(p for p in parts if p)),
+                    Message("assistant", _text(row[assistant], assistant, err))]
+    system = mapping.system
+    if system and row[system] and messages[0].role != "system":
+        messages.insert(0, Message("system", _text(row[system], system, err)))
+    return messages
+
+
 def _convert(row: dict[str, Any], fmt: str, columns: dict[str, str] | None, err,
              prompt_template: str | None = None) -> tuple[list[Message], Any]:
     if columns:
@@ -135,20 +150,10 @@ def _convert(row: dict[str, Any], fmt: str, columns: dict[str, str] | None, err,
         return _message_list(row["messages"], "messages", err), _tools(row.get("tools"), err)
     if fmt == "sharegpt":
         return _message_list(row["conversations"], "conversations", err, "from", "value", SHAREGPT_ROLES), None
-    if fmt == "alpaca":
-        user = _text(row["instruction"], "instruction", err)
-        extra = row.get("input") or ""
-        user = f"{user}\n\n{_text(extra, 'input', err)}" if extra else user
-        system = [Message("system", _text(row["system"], "system", err))] if row.get("system") else []
-        return system + [Message("user", user), Message("assistant", _text(row["output"], "output", err))], None
-    if fmt == "prompt_completion":
-        p, c = row["prompt"], row["completion"]
-        prompt = _message_list(p, "prompt", err) if isinstance(p, list) and p and "role" in p[0] else \
-            [Message("user", _text(p, "prompt", err))]
-        completion = _message_list(c, "completion", err) if isinstance(c, list) and c and "role" in c[0] else \
-            [Message("assistant", _text(c, "completion", err))]
-        return prompt + completion, None
-    raise AssertionError(f"unhandled format {fmt}")  # text rows never get here
+    mapping = find_pair(row, fmt)
+    if mapping is None:
+        raise AssertionError(f"unhandled format {fmt}")  # text rows never get here, a pair's columns were checked
+    return _from_pair(row, mapping, err), None
 
 
 def to_conversation(row: dict[str, Any], *, source: str = "<memory>", row_no: int | None = None,
@@ -165,14 +170,14 @@ def to_conversation(row: dict[str, Any], *, source: str = "<memory>", row_no: in
         return DataError(source, row_no, field, message, reason=reason)
 
     if fmt is not None and not columns:
-        missing = [f for f in FORMAT_FIELDS[fmt] if f not in row]
+        missing = [f for f in required_columns(fmt) if find_column(row, f) is None]
         if missing:
             raise err(missing[0], f"expected column {missing[0]!r} (format {fmt}), found columns {sorted(row)}",
                       "missing_field")
     fmt = fmt or detect_format(row)
     if fmt is None and not columns:
-        raise err(None, f"cannot tell the data format from columns {sorted(row)}; expected messages, "
-                  "conversations, instruction/output, prompt/completion or text, or set data.columns", "unknown_format")
+        raise err(None, f"cannot tell the data format from the columns {list(row)}; expected one of: {SHAPES}. "
+                  f"Rename the columns, or {columns_hint(row)}", "unknown_format")
     if fmt == "text" and not columns:
         text = _text(row["text"], "text", err)
         if not text.strip():
@@ -193,21 +198,26 @@ def to_conversation(row: dict[str, Any], *, source: str = "<memory>", row_no: in
     return Conversation(messages=messages, source=source, row=row_no, tools=tools, template_kwargs=kwargs or None)
 
 
-def bad_rows_error(source: str, problems: list[str]) -> DataError:
-    """One error listing the first 20 problems and a count of the rest."""
+def bad_rows_error(source: str, problems: list[str], bad: int | None = None) -> DataError:
+    """One error for `bad` bad rows (default: one per problem), listing the first 20 problems and a count of the
+    rest."""
     shown = "\n".join(f"  - {p}" for p in problems[:20])
     more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-    return DataError(source, None, None, f"{len(problems)} bad row(s):\n{shown}{more}")
+    return DataError(source, None, None, f"{len(problems) if bad is None else bad} bad row(s):\n{shown}{more}")
 
 
 def conversations_from_rows(rows: list[Row], source: str, **options: Any) -> list[Conversation]:
-    """Convert every row (options as to_conversation's), collecting all bad rows into one error."""
-    out, problems = [], []
+    """Convert every row (options as to_conversation's), collecting all bad rows into one error (rows of no
+    recognised shape named once per set of columns)."""
+    out, problems, unknown = [], [], UnknownRows(source)
     for row_no, row in rows:
         try:
             out.append(to_conversation(row, source=source, row_no=row_no, **options))
         except DataError as e:
-            problems.append(str(e))
-    if problems:
-        raise bad_rows_error(source, problems)
+            if e.reason == "unknown_format":
+                unknown.add(row_no, row)
+            else:
+                problems.append(str(e))
+    if problems or unknown.groups:
+        raise bad_rows_error(source, [str(e) for e in unknown.errors()] + problems, len(problems) + unknown.rows)
     return out

@@ -44,6 +44,7 @@ def at_line(number: int) -> RowNo:
 Row = tuple[int, dict[str, Any]]  # (the row's number, a RowNo when it came from load_rows; the row)
 
 _WS = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
+MAX_LINE_CHARS = 256 << 20  # a JSONL line or JSON list item longer than this is no row: refused, not read whole
 
 
 def _open_text(path: Path):
@@ -58,9 +59,26 @@ def _kind(path: Path) -> str:
     return suffixes[-1].lstrip(".") if suffixes else ""
 
 
+def _lines(f: Any, path: Path) -> Iterator[tuple[int, str]]:
+    """(editor line, text) for each line, none read past MAX_LINE_CHARS characters: a file that is one long line (a
+    JSON document, a binary file) is refused with memory bounded by the limit, not by the file."""
+    limit = MAX_LINE_CHARS
+    for line_no in itertools.count(1):
+        text = f.readline(limit + 2)  # room for the line's own "\r\n"
+        if not text:
+            return
+        ending = 2 if text.endswith("\r\n") else 1 if text.endswith(("\n", "\r")) else 0
+        if len(text) - ending > limit:
+            raise DataError(str(path), at_line(line_no), None, f"expected a row of at most {limit:,} characters "
+                            f"(chattune.data.load.MAX_LINE_CHARS) on one line, found a longer line (no line break "
+                            f"in its first {limit:,} characters); JSON Lines holds one row per line: a JSON list of "
+                            "rows belongs in a .json file") from None
+        yield line_no, text
+
+
 def _read_jsonl(path: Path) -> Iterator[Row]:
     with _open_text(path) as f:
-        for line_no, text in enumerate(f, start=1):  # blank lines count, as in an editor
+        for line_no, text in _lines(f, path):  # blank lines count, as in an editor
             if not text.strip():
                 continue
             try:
@@ -145,17 +163,24 @@ class _JsonText:
         return DataError(str(self.path), at_line(self.line()), None, f"expected valid JSON, found an error: "
                          f"{message} at column {column}")
 
+    def grow(self, where: RowNo) -> bool:
+        """more(), for an item that is no row once it passes MAX_LINE_CHARS (a row is never that long)."""
+        if len(self.text) - self.pos > MAX_LINE_CHARS:
+            raise DataError(str(self.path), where, None, f"expected a row of at most {MAX_LINE_CHARS:,} characters "
+                            "(chattune.data.load.MAX_LINE_CHARS), found a longer item")
+        return self.more()
+
     def decode(self, where: RowNo) -> tuple[Any, str]:
         """The value starting here and its text; read further while the text held ends inside it."""
         decode = json.JSONDecoder().raw_decode
         while True:
             try:
                 item, end = decode(self.text, self.pos)
-                if end < len(self.text) or not self.more():  # a number at the end of a block may go on
+                if end < len(self.text) or not self.grow(where):  # a number at the end of a block may go on
                     raw, self.pos = self.text[self.pos:end], end
                     return item, raw
             except json.JSONDecodeError as e:
-                if not self.more():
+                if not self.grow(where):
                     self.pos = e.pos
                     raise self.error(e.msg) from None
             except (RecursionError, ValueError) as e:
