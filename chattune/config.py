@@ -46,7 +46,9 @@ def _columns_not_empty(columns: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 Role = Literal["system", "user", "assistant"]
-Format = Literal["messages", "sharegpt", "alpaca", "prompt_completion", "text"]
+Format = Literal["messages", "sharegpt", "alpaca", "instruction_response", "prompt_completion", "prompt_response",
+                 "query_response", "question_answer", "question_response", "input_output", "human_assistant",
+                 "user_assistant", "text"]
 Truncation = Literal["error", "drop", "keep_start", "keep_end"]
 _SOURCE_DEFAULTS = ("format", "columns", "prompt_template", "system_prompt")
 
@@ -91,7 +93,8 @@ class DataConfig(_Strict):
     format: Format | None = Field(None, description="Default row shape for every source; None detects it.")
     columns: dict[str, Role] | None = Field(
         None, description="Default column -> role map, e.g. {question: user, answer: assistant}; "
-        "None detects the format (messages, ShareGPT, Alpaca, prompt/completion, text).")
+        "None detects the format (messages, ShareGPT, the usual column pairs such as instruction/response, "
+        "question/answer or prompt/completion, text).")
     prompt_template: str | None = Field(None, description="Default user-message template with {column} fields.")
     system_prompt: str | None = Field(None, description="A system message added to every conversation.")
     num_samples: int | None = Field(None, gt=0, description="Use only the first N rows of each training source.")

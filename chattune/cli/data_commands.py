@@ -77,7 +77,11 @@ def _cmd_data_convert(args: argparse.Namespace) -> int:
 
 
 def _add_shape_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input-format", choices=["messages", "sharegpt", "alpaca", "prompt_completion", "text"],
+    from typing import get_args
+
+    from chattune.config import Format
+
+    p.add_argument("--input-format", choices=list(get_args(Format)),
                    help="the rows' shape (default: detected per row)")
     p.add_argument("--prompt-template", help="user message from columns, e.g. 'Question: {question}' (with "
                    "--columns answer=assistant)")
