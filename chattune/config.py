@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from chattune.errors import ConfigError
+from chattune.errors import ConfigError, did_you_mean
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
@@ -393,38 +393,7 @@ def _is_union_branch(part: Any) -> bool:
     return part in ("str", "int", "float", "bool") or "[" in str(part)
 
 
-def _known_keys(model: Any, loc: list[Any]) -> list[str]:
-    """The keys a config section at `loc` (list indices skipped) takes, for a "did you mean"."""
-    import typing
-
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
-        if field is None:
-            return []
-        todo, model = [field.annotation], None
-        while todo and model is None:  # the section's model, inside Optional[...], list[...] or a union
-            t = todo.pop()
-            if isinstance(t, type) and issubclass(t, BaseModel):
-                model = t
-            todo.extend(typing.get_args(t))
-    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
-
-
-def _unknown_key(key: str, loc: list[Any], model: Any) -> str:
-    import difflib
-
-    leaf = str(loc[-1]) if loc else key
-    scored = sorted(((difflib.SequenceMatcher(None, leaf, k).ratio(), k) for k in _known_keys(model, loc[:-1])),
-                    reverse=True)
-    # two equally close keys (per_device_batch_size: train or eval?) are both named
-    close = [f"`{'.'.join([*map(str, loc[:-1]), k])}`" for r, k in scored[:2] if r >= max(0.6, scored[0][0] - 0.03)]
-    return f"{key}: unknown key" + (f"; did you mean {' or '.join(close)}?" if close else "")
-
-
 def _format_validation_error(err: ValidationError) -> list[str]:
-    model = globals().get(err.title)  # the model validated (TrainConfig, or a section validated alone)
     errors = []
     for e in err.errors():
         loc = [p for p in e["loc"] if not _is_union_branch(p)]
@@ -437,7 +406,8 @@ def _format_validation_error(err: ValidationError) -> list[str]:
             continue
         got = "" if isinstance(e.get("input"), dict | list) else f", got {e.get('input')!r}"
         if e["type"] == "extra_forbidden":
-            text = _unknown_key(key, [p for p in e["loc"] if not _is_union_branch(p)], model)
+            text = f"{key}: unknown key" + did_you_mean(globals().get(err.title),  # TrainConfig or a section
+                                                        [p for p in e["loc"] if not _is_union_branch(p)])
         elif e["type"] == "missing":
             text = f"{key}: required key is missing"
         elif e["type"] == "value_error":  # chattune's own check: its message; one across keys names them
