@@ -29,7 +29,7 @@ from chattune.cli.common import (
     template_kwargs_arg,
 )
 from chattune.cli.data_commands import add_data_commands
-from chattune.cli.eval_commands import add_generation_commands
+from chattune.cli.eval_commands import add_generation_commands, old_spellings
 from chattune.cli.export_command import add_export_command
 from chattune.cli.judge_command import add_judge_command
 from chattune.cli.parser import ChattuneParser, leaf_parsers, place_late_positionals
@@ -204,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # bitsandbytes' CPU backend warns on import (through peft) that an optional hub-downloaded kernel is
     # missing; it falls back to its own, and the advice does not apply offline
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
-    args, extra = build_parser().parse_known_args(argv)
+    args, extra = build_parser().parse_known_args(old_spellings(list(sys.argv[1:] if argv is None else argv)))
     left = place_late_positionals(args.parser, args, extra)
     if left:
         args.parser.unrecognized(left)

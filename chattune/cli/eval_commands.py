@@ -48,21 +48,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-class _JsonSwitch(argparse.Action):
-    """--json: print JSON on stdout, as in every command. The earlier `--json FILE` still writes FILE (said to be
-    --out's now); any other word after it is refused rather than taken as a file name."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any,
-                 option_string: str | None = None) -> None:
-        if value is None:
-            namespace.json = True
-            return
-        if not str(value).endswith(".json"):
-            parser.error(f"--json takes no value (it prints JSON on stdout); to write a file use --out FILE, got "
-                         f"--json {value}")
-        err_console.print(f"note: --json {value} is --out {value} now (--json alone prints the JSON on stdout)",
-                          highlight=False)
-        namespace.out = value
+def old_spellings(argv: list[str]) -> list[str]:
+    """`eval ... --json FILE.json`, the spelling of earlier versions, as `--out FILE.json` (said so): --json is now
+    the switch it is in every command."""
+    if not argv or argv[0] != "eval":
+        return argv
+    argv = list(argv)
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "--json" and argv[i + 1].endswith(".json"):
+            err_console.print(f"note: --json {argv[i + 1]} is --out {argv[i + 1]} now (--json alone prints the "
+                              "JSON on stdout)", highlight=False)
+            argv[i] = "--out"
+    return argv
 
 
 def _eval_dataset(model: Any, tokenizer: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -125,7 +122,7 @@ def add_generation_commands(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--no-generate", action="store_true", help="loss and perplexity only")
             p.add_argument("--max-length", type=int, default=1024, help="truncation for the loss (default 1024)")
             p.add_argument("--out", metavar="FILE", help="also write the results to this JSON file")
-            p.add_argument("--json", nargs="?", action=_JsonSwitch, default=False, metavar="",
+            p.add_argument("--json", action="store_true",
                            help="print the results as JSON on stdout (the table and notes go to stderr)")
             p.set_defaults(func=_cmd_eval)
         else:
