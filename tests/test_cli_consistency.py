@@ -203,3 +203,13 @@ def test_unknown_config_keys_say_what_was_meant(tmp_path, tiny_model_dir, gsm8k_
     assert "data.colums: unknown key; did you mean `data.columns`?" in err
     assert "lora.rr: unknown key; did you mean `lora.r`?" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_judge_json_prints_the_summary(tmp_path, tiny_model_dir, capsys):
+    from test_eval_judge import BASE, QUESTIONS, TUNED, _compare_jsonl
+
+    run = _compare_jsonl(tmp_path / "run", QUESTIONS[:2], BASE[:2], TUNED[:2])
+    assert main(["judge", str(run), "--judge", str(tiny_model_dir), "--max-tokens", "2", "--device", "cpu",
+                 "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)  # stdout is the JSON alone
+    assert printed == json.loads((run / "judge.json").read_text()) and printed["n"] == 2
