@@ -78,7 +78,7 @@ def main() -> None:
     common = ["--limit", str(args.limit), "--apply_chat_template", "--device", "cpu"]
     ours = work / "chattune.json"
     seconds = {"chattune": timed([str(BIN / "chattune"), "eval", str(model_dir), "--tasks", tasks, "--limit",
-                                  str(args.limit), "--device", "cpu", "--dtype", "float32", "--json", str(ours)], env)}
+                                  str(args.limit), "--device", "cpu", "--dtype", "float32", "--out", str(ours)], env)}
     figures = {"chattune": {t: v for t, v in json.loads(ours.read_text()).items() if t != "settings"}}
     for batch in (1, 16):
         out = work / f"lm-eval-{batch}"

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chattune.config_paths import rebase_config_paths
-from chattune.errors import ConfigError
+from chattune.errors import ConfigError, did_you_mean
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
@@ -418,7 +418,8 @@ def _format_validation_error(err: ValidationError) -> list[str]:
             continue
         got = "" if isinstance(e.get("input"), dict | list) else f", got {e.get('input')!r}"
         if e["type"] == "extra_forbidden":
-            text = f"{key}: unknown key"
+            text = f"{key}: unknown key" + did_you_mean(globals().get(err.title),  # TrainConfig or a section
+                                                        [p for p in e["loc"] if not _is_union_branch(p)])
         elif e["type"] == "missing":
             text = f"{key}: required key is missing"
         elif e["type"] == "value_error":  # chattune's own check: its message; one across keys names them

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import typing
+from typing import Any
+
 
 class ChattuneError(ValueError):
     """Base class for every error chattune raises for a user's mistake (the CLI prints these, no traceback).
@@ -64,3 +68,21 @@ class JudgeError(ChattuneError):
 class ExportError(ChattuneError):
     """An export that cannot be made or does not compute what the trained model computes (nothing is left that looks
     finished)."""
+
+
+def did_you_mean(model: Any, loc: list[Any]) -> str:
+    """`; did you mean `lora.r`?` for the unknown key at `loc` of a pydantic `model`, naming the closest of the keys
+    its section takes (two where they are equally close: per_device_batch_size is train or eval); "" if none is."""
+    section = model
+    for part in (p for p in loc[:-1] if not isinstance(p, int)):  # list indices stay in the path, not the model
+        field = getattr(section, "model_fields", {}).get(part)
+        todo, section = [field.annotation] if field else [], None
+        while todo and section is None:  # the section's model, inside Optional[...], list[...] or a union
+            t = todo.pop()
+            section = t if hasattr(t, "model_fields") and isinstance(t, type) else None
+            todo.extend(typing.get_args(t))
+    leaf = str(loc[-1]) if loc else ""
+    scored = sorted(((difflib.SequenceMatcher(None, leaf, k).ratio(), k) for k in getattr(section, "model_fields", {})),
+                    reverse=True)
+    close = [f"`{'.'.join([*map(str, loc[:-1]), k])}`" for r, k in scored[:2] if r >= max(0.6, scored[0][0] - 0.03)]
+    return f"; did you mean {' or '.join(close)}?" if close else ""

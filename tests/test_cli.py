@@ -54,7 +54,7 @@ def test_train_chat_merge_render(tmp_path, tiny_model_dir, gsm8k_small, capsys):
     assert "max logit difference" in capsys.readouterr().out
     assert (tmp_path / "merged2" / "model.safetensors").is_file()
 
-    assert main(["render", "--model", str(tiny_model_dir), "--data", str(gsm8k_small), "--row", "2",
+    assert main(["render", str(tiny_model_dir), "--data", str(gsm8k_small), "--row", "2",
                  "--columns", "question=user", "answer=assistant"]) == 0
     shown = capsys.readouterr().out
     assert "[[" in shown and "<|im_end|>]]" in shown and "trained" in shown
@@ -108,13 +108,13 @@ def test_full_finetuning_saves_a_model(tmp_path, tiny_model_dir, gsm8k_small):
 
 
 def test_doctor_command(tmp_path, tiny_model_dir, gsm8k_small, capsys):
-    assert main(["doctor", "--model", str(tiny_model_dir), "--data", str(gsm8k_small),
+    assert main(["doctor", str(tiny_model_dir), "--data", str(gsm8k_small),
                  "--columns", "question=user", "answer=assistant"]) == 0
     out = capsys.readouterr().out
     assert "exact masks" in out and "end-of-turn trained" in out and "FAIL" not in out
     flat = re.sub(r"[\s│]", "", out)  # the table folds long details over lines
     assert "history" in out and "reasoningisnotrenderedbythistemplate" in flat
-    assert main(["doctor", "--model", str(tiny_model_dir), "--template",
+    assert main(["doctor", str(tiny_model_dir), "--template",
                  "{% for m in messages %}{{ m['content'] }}{% endfor %}"]) == 1
     assert "FAIL" in capsys.readouterr().out
 
@@ -135,7 +135,7 @@ def test_eval_and_generate_commands(tmp_path, tiny_model_dir, gsm8k_small, capsy
     cols = ["--columns", "question=user", "answer=assistant"]
     out_json = tmp_path / "eval.json"
     assert main(["eval", str(tiny_model_dir), "--data", str(gsm8k_small), *cols, "--num-samples", "4",
-                 "--max-new-tokens", "6", "--json", str(out_json)]) == 0
+                 "--max-new-tokens", "6", "--out", str(out_json)]) == 0
     results = json.loads(out_json.read_text())
     m = results["metrics"]
     assert m["rows"] == 4 and m["eval_loss"] > 5 and m["eval_perplexity"] > 100  # a random model

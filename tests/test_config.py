@@ -108,3 +108,16 @@ def test_fsdp_refuses_what_it_cannot_do_yet():
     with pytest.raises(ConfigError, match="load_best_model_at_end is not supported with strategy: fsdp"):
         build_config(EVAL, ["strategy=fsdp", "load_best_model_at_end=true"])
     build_config(EVAL, ["strategy=ddp", "load_best_model_at_end=true"])
+
+
+def test_unknown_keys_say_which_key_was_meant():
+    raw = {"data": {"train": [{"pth": "x.jsonl"}], "colums": {}}, "lerning_rate": 1e-4, "lora": {"rr": 4}, "zzz": 1}
+    with pytest.raises(ConfigError) as e:
+        build_config(raw, ["per_device_batch_size=2"])
+    problems = e.value.problems
+    for said in ("lerning_rate: unknown key; did you mean `learning_rate`?", "lora.rr: unknown key; did you mean "
+                 "`lora.r`?", "data.colums: unknown key; did you mean `data.columns`?", "data.train.0.pth: unknown "
+                 "key; did you mean `data.train.0.path`?", "zzz: unknown key"):
+        assert said in problems, problems
+    assert "per_device_batch_size: unknown key; did you mean `per_device_eval_batch_size` or " \
+           "`per_device_train_batch_size`?" in problems

@@ -85,7 +85,7 @@ def test_figures_equal_lm_evals_own_cli_on_a_users_task_files(tmp_path, tiny_mod
     ours = tmp_path / "ours.json"
     flag = "--chat-template" if chat else "--no-chat-template"
     assert main(["eval", str(tiny_model_dir), "--tasks", ",".join(map(str, tasks)), "--limit", "4",
-                 "--num-fewshot", "2", flag, "--device", "cpu", "--json", str(ours)]) == 0
+                 "--num-fewshot", "2", flag, "--device", "cpu", "--out", str(ours)]) == 0
     got = json.loads(ours.read_text())
     extra = ["--apply_chat_template"] if chat else []
     want = _lm_eval_cli(tmp_path, tiny_model_dir, tasks, user_tasks, "--limit", "4", "--num_fewshot", "2", *extra)
@@ -110,7 +110,7 @@ def test_shipped_tasks_run_offline_with_stderrs(tmp_path, tokenizer, monkeypatch
     monkeypatch.setenv("NLTK_DATA", str(tmp_path / "no-nltk-data"))  # only what ships beside ifeval
     out = tmp_path / "default.json"
     assert main(["eval", str(tiny_model_dir), "--tasks", "default", "--limit", "2",
-                 "--device", "cpu", "--json", str(out)]) == 0
+                 "--device", "cpu", "--out", str(out)]) == 0
     got = json.loads(out.read_text())
     assert set(got) == {"gsm8k", "ifeval", "truthfulqa_mc1", "settings"}
     assert "exact_match,strict-match_stderr" in got["gsm8k"] and "acc_stderr" in got["truthfulqa_mc1"]
@@ -242,7 +242,7 @@ def test_own_task_from_a_short_yaml_or_a_config_entry_runs_through_the_harness(t
     (tmp_path / "mine.yaml").write_text("data: qa.jsonl\nprompt: question\nanswer: answer\n"
                                         "metric: python:my_metrics:half\nmax_new_tokens: 4\n")
     out = tmp_path / "out.json"
-    assert main(["eval", str(tiny_model_dir), "--tasks", str(tmp_path / "mine.yaml"), "--limit", "3", "--json",
+    assert main(["eval", str(tiny_model_dir), "--tasks", str(tmp_path / "mine.yaml"), "--limit", "3", "--out",
                  str(out)]) == 0
     got = json.loads(out.read_text())["mine"]
     assert got["half"] == 0.5 and got["half_stderr"] == 0.0 and got["samples"] == 3
@@ -266,7 +266,7 @@ def test_the_shipped_gsm8k_format_task_scores_as_the_compare_section_does(tmp_pa
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "ds"))
     out = tmp_path / "out.json"
     assert main(["eval", str(tiny_model_dir), "--tasks", str(ROOT / "configs" / "tasks" / "gsm8k_format.yaml"),
-                 "--limit", "2", "--json", str(out)]) == 0
+                 "--limit", "2", "--out", str(out)]) == 0
     got = json.loads(out.read_text())["gsm8k_format"]
     assert got["samples"] == 2 and {"format_compliance", "exact_match"} <= set(got)
     answers, refs = ["so 12\n#### 12", "#### 7", "about 5"], ["#### 12", "#### 8", "#### 5"]

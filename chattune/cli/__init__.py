@@ -18,18 +18,22 @@ from rich.markup import escape
 
 from chattune.cli.common import (
     add_device_options,
+    add_model_arg,
     add_model_options,
-    columns_arg,
     console,
     dtype_arg,
     err_console,
     load_for_inference_args,
+    model_arg,
+    resolved_model,
     template_kwargs_arg,
 )
 from chattune.cli.data_commands import add_data_commands
-from chattune.cli.eval_commands import add_generation_commands
+from chattune.cli.eval_commands import add_generation_commands, old_spellings
 from chattune.cli.export_command import add_export_command
 from chattune.cli.judge_command import add_judge_command
+from chattune.cli.parser import ChattuneParser, leaf_parsers, place_late_positionals
+from chattune.cli.template_commands import add_template_commands
 from chattune.errors import ChattuneError, TrainingInterrupted
 
 # a full disk or a path that cannot be written, wherever it is met: the user's to fix, not a traceback
@@ -56,7 +60,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
     from chattune.data.schema import Message
     from chattune.generate import stream_reply
 
-    model, tokenizer = load_for_inference_args(args.model, args.adapter, args)
+    model, tokenizer = load_for_inference_args(model_arg(args), args.adapter, args)
     history: list[Message] = [Message("system", args.system)] if args.system else []
 
     def answer(text: str) -> None:
@@ -95,76 +99,37 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     from chattune.outputs.save import refuse_to_replace, save_pretrained_atomic
     from chattune.templates.setup import stop_token_ids
 
+    if len(args.paths) not in (2, 3):
+        raise ChattuneError(f"merge: expected MODEL [ADAPTER] OUT (a run or adapter folder and OUT, or a base model, "
+                            f"its adapter and OUT), got {len(args.paths)} paths")
+    *source, out = args.paths
+    found = resolved_model(source[0], source[1] if len(source) > 1 else None, args, adapter_first=True)
+    if found.adapter is None:
+        raise ChattuneError(f"merge: {source[0]} has no LoRA adapter to merge; give a run or adapter folder, or a "
+                            "base model and its adapter")
     # before the merge (minutes on a big model), and the adapter itself is never a valid target
-    refuse_to_replace(Path(args.out), overwrite=args.overwrite, keep=(Path(args.adapter), Path(args.base)))
-    merged, tokenizer, diff = merge_saved_adapter(args.base, args.adapter, device=args.device,
+    refuse_to_replace(Path(out), overwrite=args.overwrite, keep=(found.adapter, Path(found.model)))
+    merged, tokenizer, diff = merge_saved_adapter(found.model, found.adapter, device=args.device,
                                                   tolerance=args.tolerance, save_dtype=dtype_arg(args.dtype),
                                                   trust_remote_code=args.trust_remote_code)
     console.print(f"max logit difference, merged vs base+adapter (fp32): {diff:.2e} (tolerance {args.tolerance:.0e})")
-    save_pretrained_atomic(merged, tokenizer, Path(args.out), stop_token_ids(tokenizer))
-    console.print(f"merged model written to {args.out} ({str(merged.dtype).removeprefix('torch.')})")
+    save_pretrained_atomic(merged, tokenizer, Path(out), stop_token_ids(tokenizer))
+    console.print(f"merged model written to {out} ({str(merged.dtype).removeprefix('torch.')})")
     return 0
-
-
-def _cmd_render(args: argparse.Namespace) -> int:
-    from chattune.data.convert import to_conversation
-    from chattune.data.load import load_rows
-    from chattune.model.load import load_tokenizer, resolve_model_path
-    from chattune.outputs.show import show_history_notes, show_rendered
-    from chattune.templates.render import check_rendered, render
-
-    tokenizer = load_tokenizer(resolve_model_path(args.model), args.trust_remote_code)
-    columns = columns_arg(args.columns)
-    if args.line is not None:  # the line an error message or an editor names
-        found = [r for r in load_rows(args.data) if r[0] == args.line]
-        if not found:
-            raise ChattuneError(f"{args.data}: no row starts on line {args.line}")
-        row_no, row = found[0]
-    else:
-        rows = load_rows(args.data, limit=args.row)
-        if len(rows) < args.row:
-            raise ChattuneError(f"{args.data}: has {len(rows)} rows, --row {args.row} asked for")
-        row_no, row = rows[args.row - 1]
-    conv = to_conversation(row, source=args.data, row_no=row_no, columns=columns)
-    kwargs = template_kwargs_arg(args.template_kwargs)
-    rendered = render(tokenizer, conv, template=args.template, train_on=args.train_on, template_kwargs=kwargs)
-    check_rendered(tokenizer, rendered, conv.messages, args.train_on)
-    show_rendered(console, tokenizer, rendered)
-    if conv.text is None:
-        from chattune.templates.history import history_notes
-
-        show_history_notes(console, history_notes(tokenizer, conv.messages, template=args.template, tools=conv.tools,
-                                                  template_kwargs=kwargs))
-    return 0
-
-
-def _cmd_doctor(args: argparse.Namespace) -> int:
-    from chattune.data.convert import conversations_from_rows
-    from chattune.data.load import load_rows
-    from chattune.model.load import load_tokenizer, resolve_model_path
-    from chattune.outputs.show import doctor_table
-    from chattune.templates.doctor import diagnose
-
-    tokenizer = load_tokenizer(resolve_model_path(args.model), args.trust_remote_code)
-    convs = []
-    if args.data:
-        columns = columns_arg(args.columns)
-        convs = [c.messages for c in conversations_from_rows(load_rows(args.data, limit=args.limit), args.data,
-                                                             columns=columns)]
-    checks = diagnose(tokenizer, args.template, convs, template_kwargs=template_kwargs_arg(args.template_kwargs))
-    console.print(doctor_table(checks, f"chat template doctor: {args.model}"))
-    return 0 if all(c.ok for c in checks) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chattune", description="Supervised fine-tuning of chat models with "
-                                     "exact loss masks. Each subcommand has its own --help.")
+    parser = ChattuneParser(prog="chattune", description="Supervised fine-tuning of chat models with exact loss "
+                            "masks. Each subcommand has its own --help. MODEL, wherever a command takes one, is a hub "
+                            "id, a model folder, a .gguf file, an adapter folder or a `chattune train` run folder.")
+    parser.add_argument("--version", action="version", version=f"chattune {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="fine-tune a model as a YAML config says",
                        description="Train, save adapter/model, metrics.jsonl and loss.png, then compare before/after "
                        "if the config has a `compare` section.")
     p.add_argument("config", help="YAML config file (keys take TRL SFTConfig's names)")
+    p.settings = _config_keys()  # `--learning-rate 1e-4` is `--set learning_rate=1e-4`: said so
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, dotted for nested keys (e.g. --set lora.r=8); repeatable")
     p.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
@@ -179,9 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (the config's `device`; default auto)")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("chat", help="chat with a model (streaming), optionally with a LoRA adapter")
-    p.add_argument("model", help="hub id, local model directory or .gguf file")
-    p.add_argument("--adapter", help="PEFT adapter directory to apply")
+    p = sub.add_parser("chat", help="chat with a model (streaming), optionally with a LoRA adapter",
+                       description="Streams the model's replies in a conversation on the terminal (/reset clears "
+                       "it, /exit or Ctrl-D leaves), or answers one --prompt and exits. Greedy unless "
+                       "--temperature is set.")
+    add_model_arg(p, "the model to chat with")
+    p.add_argument("--adapter", help="PEFT adapter folder (or a run folder: its adapter/) to apply to MODEL")
     p.add_argument("--system", help="system prompt for the conversation")
     p.add_argument("--prompt", help="answer this one message and exit")
     p.add_argument("--max-new-tokens", type=int, default=512, help="reply length cap (default 512)")
@@ -190,11 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_chat)
 
     p = sub.add_parser("merge", help="merge a LoRA adapter into its base model, checked before writing",
-                       description="Compares merged logits with base+adapter logits on a few prompts, prints the "
-                       "max difference, and refuses to write if it exceeds --tolerance.")
-    p.add_argument("base", help="base model: hub id, local directory or .gguf file")
-    p.add_argument("adapter", help="PEFT adapter directory")
-    p.add_argument("out", help="directory to write the merged model to (new or empty)")
+                       usage="chattune merge [options] MODEL [ADAPTER] OUT",
+                       description="MODEL: a run folder or an adapter folder (merged into the base it names), or a "
+                       "base model followed by its ADAPTER. Compares merged logits with base+adapter logits on a "
+                       "few prompts, prints the max difference, and refuses to write if it exceeds --tolerance.")
+    p.add_argument("paths", nargs="+", metavar="MODEL [ADAPTER] OUT",
+                   help="a run or adapter folder, or a base model (hub id, folder, .gguf) and its adapter folder; "
+                   "then the folder to write the merged model to (new or empty)")
     p.add_argument("--overwrite", action="store_true", help="replace what a non-empty OUT holds")
     p.add_argument("--tolerance", type=float, default=1e-3, help="max allowed logit difference (default 1e-3)")
     p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a hub model (unsafe)")
@@ -202,34 +172,31 @@ def build_parser() -> argparse.ArgumentParser:
                         "merge itself runs in fp32")
     p.set_defaults(func=_cmd_merge)
 
-    p = sub.add_parser("render", help="show how a data row renders, trained tokens highlighted")
-    p.add_argument("--model", required=True, help="model whose tokenizer and template to use")
-    p.add_argument("--data", required=True, help="data file")
-    p.add_argument("--row", type=int, default=1, help="1-based row to show (default 1)")
-    p.add_argument("--line", type=int, help="show the row on this line of the file (as errors name it)")
-    p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles, e.g. question=user")
-    p.add_argument("--train-on", default="all_assistant", choices=["all_assistant", "last_assistant", "all"],
-                   help="which tokens are trained (default all_assistant)")
-    add_model_options(p, weights=False)
-    p.set_defaults(func=_cmd_render)
-
-    p = sub.add_parser("doctor", help="check a model's chat template for mask and stop-token problems",
-                       description="Checks: template present, exact masks, what the template does with history "
-                       "(reasoning of earlier turns dropped, system prompt moved, turns rewritten), end-of-turn is "
-                       "one special token and is trained, no doubled BOS, pad set, generation prompt matches "
-                       "training, chat special tokens are single ids; with --data, every row renders with a "
-                       "verified mask. Exit 1 on any failure.")
-    p.add_argument("--model", required=True, help="model whose tokenizer and template to check")
-    p.add_argument("--data", help="also render and verify this data file's rows")
-    p.add_argument("--limit", type=int, default=200, help="rows of --data to check (default 200)")
-    p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles, e.g. question=user")
-    add_model_options(p, weights=False)
-    p.set_defaults(func=_cmd_doctor)
+    add_template_commands(sub)
     add_data_commands(sub)
     add_generation_commands(sub)
     add_judge_command(sub)
     add_export_command(sub)
+    for leaf in leaf_parsers(parser):
+        leaf.set_defaults(parser=leaf)  # where an unrecognised flag is looked up for "did you mean"
     return parser
+
+
+def _config_keys() -> list[str]:
+    from chattune.config import TrainConfig
+
+    return list(TrainConfig.model_fields)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("chattune")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        from chattune import __version__
+
+        return __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -237,7 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # bitsandbytes' CPU backend warns on import (through peft) that an optional hub-downloaded kernel is
     # missing; it falls back to its own, and the advice does not apply offline
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
-    args = build_parser().parse_args(argv)
+    args, extra = build_parser().parse_known_args(old_spellings(list(sys.argv[1:] if argv is None else argv)))
+    left = place_late_positionals(args.parser, args, extra)
+    if left:
+        args.parser.unrecognized(left)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
@@ -256,7 +226,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
-
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from chattune.errors import ChattuneError
 
@@ -20,11 +21,57 @@ def dtype_arg(name: str) -> Any:
     return dtype_named(name)
 
 
+def say(args: argparse.Namespace) -> Console:
+    """Where a command's notes go: stdout, or stderr when --json keeps stdout for the JSON alone."""
+    return err_console if getattr(args, "json", False) else console
+
+
+def add_model_arg(p: argparse.ArgumentParser, what: str = "the model", default_named: bool = True) -> None:
+    """MODEL, positional and optional in every subcommand that takes one (the built-in default where not given);
+    `--model MODEL`, the spelling of earlier versions, still works."""
+    from chattune.config import DEFAULT_MODEL
+
+    p.add_argument("model", nargs="?", default=argparse.SUPPRESS, metavar="MODEL",
+                   help=f"{what}: hub id, model folder, .gguf file, adapter folder or `chattune train` run folder "
+                   "(its merged/, else base + adapter/, else model/)" + (f" (default {DEFAULT_MODEL})"
+                                                                         if default_named else ""))
+    p.add_argument("--model", dest="model", default=None, help=argparse.SUPPRESS)
+
+
+def model_arg(args: argparse.Namespace) -> str:
+    """The MODEL given, or the built-in default."""
+    from chattune.config import DEFAULT_MODEL
+
+    return getattr(args, "model", None) or DEFAULT_MODEL
+
+
+def resolved_model(model: str, adapter: str | None, args: argparse.Namespace, adapter_first: bool = False):
+    """MODEL (+ --adapter) resolved (a run or adapter folder to its parts), said in one line when it was a folder."""
+    from chattune.model.source import resolve_source
+
+    found = resolve_source(model, adapter, adapter_first=adapter_first)
+    if found.via:
+        say(args).print(f"[dim]using {escape(found.via)}[/dim]", highlight=False)
+    return found
+
+
 def load_for_inference_args(model: str, adapter: str | None, args: argparse.Namespace):
     from chattune.model.inference import load_for_inference
 
-    return load_for_inference(model, adapter, template=getattr(args, "template", None),
+    found = resolved_model(model, adapter, args)
+    return load_for_inference(found.model, found.adapter, template=getattr(args, "template", None),
                               trust_remote_code=args.trust_remote_code, device=args.device, dtype=args.dtype)
+
+
+def tokenizer_for(model: str, args: argparse.Namespace) -> Any:
+    """The tokenizer MODEL trains and answers with: an adapter's own (it carries the template it was trained
+    with), else its model's."""
+    from chattune.model.load import load_tokenizer, resolve_model_path
+
+    found = resolved_model(model, None, args)
+    if found.adapter is not None:
+        return load_tokenizer(found.adapter, getattr(args, "trust_remote_code", False))
+    return load_tokenizer(resolve_model_path(found.model), getattr(args, "trust_remote_code", False))
 
 
 def template_kwargs_arg(text: str | None) -> dict[str, Any] | None:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from chattune.cli.common import add_template_kwargs, columns_arg, console, template_kwargs_arg
+from chattune.cli.common import (
+    add_model_arg,
+    add_template_kwargs,
+    columns_arg,
+    console,
+    resolved_model,
+    template_kwargs_arg,
+)
 
 
 def _check_targets(args: argparse.Namespace) -> tuple[str, str | None, list[tuple[Any, dict]]]:
@@ -67,6 +74,15 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     return 1 if any(r.bad or r.dropped for r in reports) else 0
 
 
+def _data_check_entry(args: argparse.Namespace) -> int:
+    """MODEL as every command takes it: a run or adapter folder stands for the folder whose tokenizer (and chat
+    template) it trained or answers with."""
+    if args.model:
+        found = resolved_model(args.model, None, args)
+        args.model = str(found.adapter) if found.adapter is not None else found.model
+    return _cmd_data_check(args)
+
+
 def _cmd_data_convert(args: argparse.Namespace) -> int:
     from chattune.datacheck import convert_file
 
@@ -88,15 +104,18 @@ def _add_shape_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_data_commands(sub: argparse._SubParsersAction) -> None:
-    data = sub.add_parser("data", help="check or convert datasets").add_subparsers(dest="data_command",
-                                                                                  required=True, metavar="COMMAND")
+    data = sub.add_parser("data", help="check or convert datasets",
+                          description="check: validate every row of a data file or a config's data as training "
+                          "would; convert: write any supported shape as {messages: [...]} JSONL.")
+    data = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
     p = data.add_parser("check", help="validate every row and report",
                         description="Converts, renders and verifies every row with the tokenizer, template and "
                         "max_length it names; reports each file's column mapping, rows ok and bad by reason (the "
                         "first 20 problems with their rows), token lengths, trained share and truncation: the "
                         "account training prints. Exit 1 if any row is bad or dropped.")
     p.add_argument("target", help="a training config (.yaml: its data.train and data.eval) or a data file")
-    p.add_argument("--model", help="tokenizer and template to render with (default: the config's, or SmolLM2)")
+    add_model_arg(p, "whose tokenizer and chat template to render with (default: the config's model, else the "
+                  "built-in one)", default_named=False)
     p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles (data files only)")
     p.add_argument("--max-length", type=int, default=1024, help="truncation length (data files only)")
     p.add_argument("--truncation", choices=["error", "drop", "keep_start", "keep_end"], default="keep_start",
@@ -106,9 +125,13 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     add_template_kwargs(p)
     _add_shape_flags(p)
     p.add_argument("--limit", type=int, help="check only the first N rows")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=_cmd_data_check)
-    p = data.add_parser("convert", help="write normalised {messages: [...]} JSONL")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.set_defaults(func=_data_check_entry)
+    p = data.add_parser("convert", help="write normalised {messages: [...]} JSONL",
+                        description="Reads a data file in any supported shape (messages, ShareGPT, Alpaca, "
+                        "prompt/completion, text, or columns mapped with --columns) and writes one {messages: "
+                        "[...]} JSON object a line, the shape every tool reads. Every bad row is reported and "
+                        "nothing is written.")
     p.add_argument("input", help="data file in any supported shape")
     p.add_argument("output", help="JSONL file to write")
     p.add_argument("--format", choices=["messages"], default="messages", help="output shape (messages)")

@@ -6,28 +6,34 @@ import argparse
 from typing import Any
 
 from chattune.cli.common import (
+    add_model_arg,
     add_model_options,
     columns_arg,
-    console,
+    err_console,
     load_for_inference_args,
+    model_arg,
+    say,
     template_kwargs_arg,
 )
 from chattune.errors import ChattuneError
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
     from chattune.eval import show
     from chattune.eval.harness import run_benchmarks
     from chattune.eval.tasks import resolve_tasks
 
+    console = say(args)
     if args.list_tasks:
         console.print(show.task_listing(), highlight=False)
         return 0
-    if not args.model or not (args.tasks or args.data):
-        raise ChattuneError("eval: give a MODEL and --tasks (benchmarks: e.g. --tasks default) or --data (a file)")
+    if not (args.tasks or args.data):
+        raise ChattuneError("eval: give --tasks (benchmarks: e.g. --tasks default) or --data (a file)")
     tasks = resolve_tasks(args.tasks.split(","), full=args.full) if args.tasks else []  # bad names before loading
-    title = f"eval: {args.model}" + (f" + {args.adapter}" if args.adapter else "")
-    model, tokenizer = load_for_inference_args(args.model, args.adapter, args)
+    title = f"eval: {model_arg(args)}" + (f" + {args.adapter}" if args.adapter else "")
+    model, tokenizer = load_for_inference_args(model_arg(args), args.adapter, args)
     if tasks:
         results = run_benchmarks(model, tokenizer, tasks, limit=args.limit, num_fewshot=args.num_fewshot,
                                  chat_template=args.chat_template, batch_size=args.batch_size, full=args.full)
@@ -35,9 +41,25 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         output = results.as_json()
     else:
         console.print(show.metrics_table((output := _eval_dataset(model, tokenizer, args))["metrics"], title))
+    if args.out:
+        show.write_json(args.out, output, console)
     if args.json:
-        show.write_json(args.json, output, console)
+        print(json.dumps(output, ensure_ascii=False, indent=2))
     return 0
+
+
+def old_spellings(argv: list[str]) -> list[str]:
+    """`eval ... --json FILE.json`, the spelling of earlier versions, as `--out FILE.json` (said so): --json is now
+    the switch it is in every command."""
+    if not argv or argv[0] != "eval":
+        return argv
+    argv = list(argv)
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "--json" and argv[i + 1].endswith(".json"):
+            err_console.print(f"note: --json {argv[i + 1]} is --out {argv[i + 1]} now (--json alone prints the "
+                              "JSON on stdout)", highlight=False)
+            argv[i] = "--out"
+    return argv
 
 
 def _eval_dataset(model: Any, tokenizer: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -48,7 +70,7 @@ def _eval_dataset(model: Any, tokenizer: Any, args: argparse.Namespace) -> dict[
 
     extract = regex_extractor(args.answer_regex) if args.answer_regex else extract_gsm8k
     total = len(load_rows(args.data, limit=args.num_samples))
-    with counting_progress(console, total, "generating") as advance:
+    with counting_progress(say(args), total, "generating") as advance:
         return evaluate_dataset(model, tokenizer, args.data, columns=columns_arg(args.columns),
                                 limit=args.num_samples, max_new_tokens=args.max_new_tokens,
                                 batch_size=args.batch_size, extract=extract, generate=not args.no_generate,
@@ -63,7 +85,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from chattune.generate import generate_batch
     from chattune.outputs.metrics import counting_progress
 
-    model, tokenizer = load_for_inference_args(args.model, args.adapter, args)
+    console = say(args)
+    model, tokenizer = load_for_inference_args(model_arg(args), args.adapter, args)
     prompts, _ = prompts_from_file(args.data, columns=columns_arg(args.columns), limit=args.num_samples)
     with counting_progress(console, len(prompts), "generating") as advance:
         replies = generate_batch(model, tokenizer, prompts, max_new_tokens=args.max_new_tokens,
@@ -84,8 +107,8 @@ def add_generation_commands(sub: argparse._SubParsersAction) -> None:
                  "generate": "greedy batch generation for every row of a dataset, written as JSONL"}
         p = sub.add_parser(name, help=helps[name], description=helps[name] + ". The prompt of a row is its "
                            "messages up to the last assistant message (which is the reference answer).")
-        p.add_argument("model", nargs="?" if name == "eval" else None, help="hub id, local model directory or .gguf")
-        p.add_argument("--adapter", help="PEFT adapter directory to apply")
+        add_model_arg(p, "the model to " + ("evaluate" if name == "eval" else "answer with"))
+        p.add_argument("--adapter", help="PEFT adapter folder (or a run folder: its adapter/) to apply to MODEL")
         p.add_argument("--data", required=name == "generate", help="data file (any supported shape)")
         p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles, e.g. question=user")
         p.add_argument("--num-samples", type=int, help="use only the first N rows")
@@ -98,7 +121,9 @@ def add_generation_commands(sub: argparse._SubParsersAction) -> None:
                            "gsm8k's final `#### <number>` line")
             p.add_argument("--no-generate", action="store_true", help="loss and perplexity only")
             p.add_argument("--max-length", type=int, default=1024, help="truncation for the loss (default 1024)")
-            p.add_argument("--json", help="also write the results to this JSON file")
+            p.add_argument("--out", metavar="FILE", help="also write the results to this JSON file")
+            p.add_argument("--json", action="store_true",
+                           help="print the results as JSON on stdout (the table and notes go to stderr)")
             p.set_defaults(func=_cmd_eval)
         else:
             p.add_argument("--out", required=True, help="JSONL file to write")

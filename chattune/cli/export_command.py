@@ -57,16 +57,19 @@ def _adapter_only(args: argparse.Namespace, out: Path) -> int:
 
 
 def add_export_command(sub: argparse._SubParsersAction) -> None:
-    export = sub.add_parser("export", help="export a model for other runtimes (gguf: llama.cpp, Ollama)")
+    export = sub.add_parser("export", help="export a model for other runtimes (gguf: llama.cpp, Ollama)",
+                            description="gguf: a model, run folder or adapter as a GGUF file (with an Ollama "
+                            "Modelfile beside it), written by llama.cpp's own converter and checked in llama.cpp.")
     kinds = export.add_subparsers(dest="export_kind", required=True, metavar="KIND")
     p = kinds.add_parser("gguf", help="write a GGUF file with llama.cpp's own converter, verified in llama.cpp",
-                         description="SOURCE: a run folder (its merged/, model/ or base + adapter/), a model folder, "
+                         description="MODEL: a run folder (its merged/, model/ or base + adapter/), a model folder, "
                          "a hub id or the default model. The GGUF carries the chat template and the end-of-turn "
                          "stop; llama.cpp then compares its logits and greedy answers with the source model's, and "
                          "a file that fails the check is not written.")
-    p.add_argument("source", help="run folder, model folder, hub id or HuggingFaceTB/SmolLM2-135M-Instruct")
+    p.add_argument("source", metavar="MODEL", help="run folder, model folder, adapter folder, hub id or "
+                   "HuggingFaceTB/SmolLM2-135M-Instruct")
     p.add_argument("out", help="the GGUF file to write (OUT.gguf)")
-    p.add_argument("--adapter", help="a LoRA adapter folder to merge into SOURCE first (in fp32, checked)")
+    p.add_argument("--adapter", help="a LoRA adapter folder to merge into MODEL first (in fp32, checked)")
     p.add_argument("--quant", default="f16", help="f16 (default), bf16, f32, q8_0, or a llama.cpp quantisation: "
                    "q4_k_m, q5_k_m, q6_k, q4_0, ...")
     p.add_argument("--adapter-only", action="store_true", help="write the LoRA adapter alone as a GGUF adapter "

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from chattune.cli.common import add_device_options, console, load_for_inference_args
+from chattune.cli.common import add_device_options, load_for_inference_args, say
 from chattune.errors import ChattuneError
 
 
@@ -27,9 +27,12 @@ def make_judge(args: argparse.Namespace) -> Any:
 
 
 def _cmd_judge(args: argparse.Namespace) -> int:
+    import json
+
     from chattune.eval.judge import judge_pairs, read_rubric, summarise
     from chattune.eval.judge_files import answer_pairs, write_judgement
 
+    console = say(args)
     pairs = answer_pairs(args.first, args.second, limit=args.limit)
     rubric = read_rubric(args.rubric)
     out = Path(args.out) if args.out else Path(args.second or args.first)
@@ -45,6 +48,8 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     if summary.no_verdict:
         console.print(f"{summary.no_verdict} replies gave no [[A]]/[[B]]/[[C]] verdict (counted as ties)")
     console.print(f"reasons and verdicts: {paths[1]}; summary: {paths[0]}")
+    if args.json:
+        print(json.dumps(summary.as_dict(), ensure_ascii=False, indent=2))
     return 0
 
 
@@ -62,7 +67,8 @@ def add_judge_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--judge-model", help="the model name the server should use (default: the first it lists)")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY",
                    help="environment variable holding the endpoint's API key (default OPENAI_API_KEY; unset: none)")
-    p.add_argument("--judge", metavar="MODEL", help="a model chattune loads as the judge (hub id, directory, .gguf)")
+    p.add_argument("--judge", metavar="MODEL", help="a model chattune loads as the judge (hub id, folder, .gguf or a "
+                   "run folder)")
     p.add_argument("--rubric", help="a text file replacing the judge's prompt; it must contain {question}, "
                    "{answer_a} and {answer_b} (and may contain {reference}), and ask for [[A]], [[B]] or [[C]]")
     p.add_argument("--limit", type=int, help="judge only the first N questions")
@@ -70,6 +76,7 @@ def add_judge_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parallel", type=int, default=4, help="requests in flight to a judge URL (default 4)")
     p.add_argument("--batch-size", type=int, default=8, help="prompts a local judge runs together (default 8)")
     p.add_argument("--out", help="folder for judge.json and judge.jsonl (default: SECOND's or FIRST's folder)")
+    p.add_argument("--json", action="store_true", help="also print the summary (judge.json) on stdout")
     p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with a hub model (unsafe)")
     add_device_options(p)
     p.set_defaults(func=_cmd_judge)
