@@ -75,7 +75,7 @@ def test_a_new_run_over_another_runs_checkpoints_is_refused(tmp_path, tiny_model
     assert (tmp_path / "run" / "checkpoint-4" / "train_config.yaml").is_file()
 
     err = failed(capsys, ["train", str(cfg), "--set", "max_steps=2"])
-    assert "holds the checkpoints and outputs of an earlier run (checkpoint-2, checkpoint-4, adapter/" in err
+    assert "holds the checkpoints and outputs of an earlier run (checkpoint-2/, checkpoint-4/, adapter/" in err
     assert "nothing was changed" in err
     assert "--resume" in err and "--overwrite_output_dir" in err
     assert {p.name: (p / "records.json").read_text() for p in checkpoints(tmp_path / "run")} == before
