@@ -20,15 +20,18 @@ def _set_stop_tokens(model: Any, stop_ids: list[int]) -> None:
 
 
 def write_pretrained(model: Any, tokenizer: Any, directory: Path, stop_ids: list[int],
-                     state_dict: dict[str, Any] | None = None) -> None:
+                     state_dict: dict[str, Any] | None = None, card: str | None = None) -> None:
     """Model (or adapter) as safetensors, tokenizer, template and stop tokens into `directory`; a failed write
     (a full disk, no permission) is an OSError whatever library wrote the file. `state_dict`: the weights to
-    write instead of the model's own (the full weights gathered from FSDP shards)."""
+    write instead of the model's own (the full weights gathered from FSDP shards). `card`: README.md's text (it
+    replaces the empty template peft writes)."""
     _set_stop_tokens(model, stop_ids)
     try:
         extra = {"state_dict": state_dict} if state_dict is not None else {}
         model.save_pretrained(directory, safe_serialization=True, **extra)
         tokenizer.save_pretrained(directory)
+        if card is not None:
+            (Path(directory) / "README.md").write_text(card, encoding="utf-8")
     except OSError:
         raise
     except Exception as e:  # safetensors' SafetensorError and tokenizers' plain Exception carry the OS error as text
@@ -36,8 +39,9 @@ def write_pretrained(model: Any, tokenizer: Any, directory: Path, stop_ids: list
 
 
 def save_pretrained_atomic(model: Any, tokenizer: Any, out_dir: Path, stop_ids: list[int],
-                           state_dict: dict[str, Any] | None = None) -> Path:
-    """Write model (or adapter) + tokenizer into a temporary directory, then rename over `out_dir`.
+                           state_dict: dict[str, Any] | None = None, card: str | None = None) -> Path:
+    """Write model (or adapter) + tokenizer (+ `card` as README.md) into a temporary directory, then rename over
+    `out_dir`.
 
     A crash mid-write leaves the previous `out_dir` untouched; a failed write (a full disk, no permission) is a
     ChattuneError naming `out_dir`, with nothing half-written left behind.
@@ -47,7 +51,7 @@ def save_pretrained_atomic(model: Any, tokenizer: Any, out_dir: Path, stop_ids: 
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-        write_pretrained(model, tokenizer, tmp, stop_ids, state_dict)
+        write_pretrained(model, tokenizer, tmp, stop_ids, state_dict, card)
         follow_umask(tmp)
         if out_dir.exists():
             os.replace(out_dir, old)
