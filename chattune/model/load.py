@@ -125,11 +125,14 @@ def model_id(path: str | Path) -> str:
     return f"{snapshot[1]}/{snapshot[2]}" if snapshot else str(path)
 
 
-def name_model(model: Any, name: str) -> None:
-    """Give a loaded model the name its saves record (peft reads `name_or_path` when it wraps the model)."""
+def name_model(model: Any, name: str, local_dir: str | Path | None = None) -> None:
+    """Give a loaded model the name its saves record (peft reads `name_or_path` when it wraps the model);
+    `local_dir`: the folder it was loaded from, which saving an adapter reads instead of the hub."""
     model.name_or_path = name
     if getattr(model, "config", None) is not None:
         model.config._name_or_path = name
+    if local_dir is not None:
+        model.chattune_local_dir = str(local_dir)
 
 
 def resolve_model_path(model: str) -> Path:
@@ -210,7 +213,7 @@ def load_model(path: str | Path, trust_remote_code: bool = False, dtype: Any = N
                                                      use_safetensors=True, **extra)
     except Exception as e:
         raise ModelError(f"{path}: could not load a causal language model ({type(e).__name__}: {e})") from None
-    name_model(model, model_id(path))
+    name_model(model, model_id(path), path)
     return model
 
 
