@@ -342,7 +342,11 @@ class TrainConfig(TrainArgs):
                               "fine-tuning autocasts fp32 weights); None turns it on where the hardware is fast "
                               "at it.")
     fp16: bool = Field(False, description="fp16 compute with loss scaling, for GPUs without bf16.")
-    merge: bool = Field(True, description="Also save a merged model after LoRA training.")
+    merge: bool = Field(True, description="Also save a merged model (merged/) after LoRA or QLoRA training; false: "
+                        "the adapter alone.")
+    merge_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="The dtype merged/ is saved in; auto: the dtype the base was trained in (bf16 where the "
+        "run loaded its base in bf16, fp32 elsewhere). The merge and its logit check run in fp32 either way.")
     overwrite_output_dir: bool = Field(False, description="Start afresh in an output_dir that holds another run's "
                                        "checkpoints, removing them (without it, such a run is refused: resume it "
                                        "or choose another output_dir).")

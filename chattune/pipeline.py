@@ -37,7 +37,7 @@ from chattune.export.in_run import check_exports, export_run
 from chattune.generate import generate_from_ids
 from chattune.labels import IGNORE_INDEX, first_trained
 from chattune.model.device import Precision
-from chattune.model.inference import load_for_inference, merge_saved_adapter
+from chattune.model.inference import dtype_named, load_for_inference, merge_saved_adapter
 from chattune.model.load import (
     is_quantized,
     load_model,
@@ -49,6 +49,7 @@ from chattune.model.lora import apply_lora, base_model
 from chattune.outputs.checkpoint import Checkpointer, latest_checkpoint
 from chattune.outputs.guard import check_output_dir, clear_earlier
 from chattune.outputs.metrics import MetricsLog, counting_progress
+from chattune.outputs.model_card import run_facts, write_run_cards
 from chattune.outputs.plots import plot_loss
 from chattune.outputs.report import write_report
 from chattune.outputs.run_info import RunInfo
@@ -453,6 +454,8 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
         if not dist.is_main:
             return RunResult(out, records, stats, timings=timings)
         save_final(model, tokenizer, final_dir, stops, total_steps, insured=insure, state_dict=full)
+        card = run_facts(cfg, stats, len(eval_examples) if eval_examples else None, precision, records)
+        write_run_cards(out, card, model_path)  # written again below, with the evaluation and the merged model
         if dist.sharded:  # the trained model from what was saved: the sharded one answers only with every process
             del full
             model, _ = load_for_inference(str(model_path if adapters else final_dir), final_dir if adapters else None,
@@ -475,13 +478,18 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
             for fall in result.benchmarks["falls"]:
                 console.print(f"[bold yellow]{fall}[/bold yellow] (more than two standard errors)")
         if adapters and cfg.merge:
-            # from the saved adapter into the unquantised base, in fp32: what `chattune merge` does
+            # from the saved adapter into the unquantised base, in fp32 (what `chattune merge` does), saved in the
+            # dtype the base was trained in unless merge_dtype says otherwise: a bf16 base gives a bf16 model
             del model
             merged, _, diff = merge_saved_adapter(str(model_path), final_dir, device=device,
+                                                  save_dtype=dtype_named(cfg.merge_dtype) or precision.base,
                                                   trust_remote_code=cfg.trust_remote_code)
             save_pretrained_atomic(merged, tokenizer, out / "merged", stops)
-            console.print(f"merged model saved to {out / 'merged'} ({str(merged.dtype).removeprefix('torch.')}; max "
-                          f"logit difference vs base+adapter {diff:.1e})")
+            dtype = str(merged.dtype).removeprefix("torch.")
+            card.merged = f"in fp32, max logit difference vs base+adapter {diff:.1e}; saved in {dtype}"
+            console.print(f"merged model saved to {out / 'merged'} ({dtype}; max logit difference vs base+adapter "
+                          f"{diff:.1e}, merged in fp32)")
+        write_run_cards(out, card, model_path)
         if exports:
             model = None  # the export loads the saved model afresh, in fp32
             t = time.perf_counter()

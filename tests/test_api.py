@@ -16,6 +16,8 @@ def test_train_through_the_api(tmp_path, tiny_model_dir, gsm8k_small):
     result = chattune.run_training(cfg)
     assert len([r for r in result.records if "loss" in r]) == 2 and result.final_loss > 0
     assert result.data.rows == 12 and (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
+    # merge: false keeps the adapter alone, with its card
+    assert not (tmp_path / "out" / "merged").exists() and (tmp_path / "out" / "adapter" / "README.md").is_file()
     r = chattune.render(chattune.load_model_and_tokenizer(str(tiny_model_dir))[1],
                         [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}])
     assert [t for t in r.labels if t != chattune.IGNORE_INDEX][-1] == r.input_ids[-2]  # <|im_end|>, then "\n"

@@ -1,6 +1,10 @@
 """End to end on the real built-in default model (SmolLM2-135M-Instruct): train a few steps, chat, merge."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +25,24 @@ def test_default_model_train_chat_merge(tmp_path, gsm8k_small, default_model_dir
     out = tmp_path / "out"
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 3 and all(0 < r["loss"] < 5 for r in records)  # a real instruct model, not random
+
+    # the adapter names the base by its hub id, not the converted copy in chattune's cache; its card says so
+    adapter_config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == DEFAULT_MODEL
+    card = (out / "adapter" / "README.md").read_text()
+    assert f"base_model: {DEFAULT_MODEL}" in card and "license: apache-2.0" in card and ".cache" not in card
+    # and chattune finds that base with the hub switched off, in a fresh process
+    code = ("import sys; from chattune.model.inference import load_for_inference; "
+            "m, t = load_for_inference(None, sys.argv[1]); print(m.name_or_path)")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parent.parent)}
+    done = subprocess.run([sys.executable, "-c", code, str(out / "adapter")], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == DEFAULT_MODEL, done.stderr[-2000:]
+    # merged in the dtype the base was trained in: bf16 where the run loaded it in bf16
+    trained_in = "bfloat16" if "weights bfloat16" in card else "float32"
+    assert json.loads((out / "merged" / "config.json").read_text())["dtype"] == trained_in
+    size = sum(f.stat().st_size for f in (out / "merged").glob("*.safetensors"))
+    print(f"merged/ weights: {size / 1e6:.0f} MB in {trained_in}")
 
     capsys.readouterr()
     assert main(["chat", DEFAULT_MODEL, "--adapter", str(out / "adapter"), "--prompt", "What is 2 + 3?",

@@ -31,8 +31,32 @@ def test_course_style_lora_run(tmp_path, tokenizer):
     assert trained.startswith("perro") and trained.endswith("<|im_end|>")
     saved = trainer.save_model(str(tmp_path / "adapter"))
     assert (saved / "adapter_model.safetensors").is_file() and (saved / "chat_template.jinja").is_file()
+    own = (saved / "README.md").read_text()  # chattune's card, not peft's empty template
+    assert "library_name: peft" in own and "  - r: 6" in own and "5 rows -> 5 examples" in own
+    assert "## SFTConfig" in own and "| train loss |" in own and "max_steps: 6" in own
     card = trainer.create_model_card(tags="spanish", folder=saved).read_text()
     assert "- spanish" in card and "- sft" in card and "library_name: peft" in card
+
+
+def test_saved_adapter_names_its_base_by_id_not_by_a_cache_folder(tmp_path, tokenizer):
+    """A model loaded from a folder chattune converted (the built-in default's, a GGUF's) goes by the id that folder
+    stands for, in adapter_config.json and the card: the adapter can be shared as it is."""
+    import json
+
+    from peft import LoraConfig
+
+    from chattune.model.load import SOURCE_FILE
+
+    folder = tmp_path / "cache" / "converted"
+    make_tiny_model(tokenizer).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / SOURCE_FILE).write_text("SomeOrg/tiny-chat\n")
+    trainer = SFTTrainer(str(folder), args=SFTConfig(output_dir=str(tmp_path / "out"), max_steps=1),
+                         train_dataset=CHATS, peft_config=LoraConfig(r=4, task_type="CAUSAL_LM"))
+    trainer.train()
+    saved = trainer.save_model()
+    assert json.loads((saved / "adapter_config.json").read_text())["base_model_name_or_path"] == "SomeOrg/tiny-chat"
+    assert "base_model: SomeOrg/tiny-chat" in (saved / "README.md").read_text()
 
 
 def test_an_attention_kernel_that_cannot_train_here_is_refused_at_train(tmp_path, tokenizer):

@@ -96,6 +96,8 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
 def _cmd_merge(args: argparse.Namespace) -> int:
     from chattune.model.inference import merge_saved_adapter
+    from chattune.model.load import resolve_model_path
+    from chattune.outputs.model_card import base_licence, merged_card_text
     from chattune.outputs.save import refuse_to_replace, save_pretrained_atomic
     from chattune.templates.setup import stop_token_ids
 
@@ -113,8 +115,12 @@ def _cmd_merge(args: argparse.Namespace) -> int:
                                                   tolerance=args.tolerance, save_dtype=dtype_arg(args.dtype),
                                                   trust_remote_code=args.trust_remote_code)
     console.print(f"max logit difference, merged vs base+adapter (fp32): {diff:.2e} (tolerance {args.tolerance:.0e})")
-    save_pretrained_atomic(merged, tokenizer, Path(out), stop_token_ids(tokenizer))
-    console.print(f"merged model written to {out} ({str(merged.dtype).removeprefix('torch.')})")
+    dtype = str(merged.dtype).removeprefix("torch.")
+    card = merged_card_text(merged.name_or_path, found.adapter, f"merged in fp32 by `chattune merge`, max "
+                            f"logit difference vs base+adapter {diff:.1e}; saved in {dtype}",
+                            base_licence(merged.name_or_path, resolve_model_path(found.model)))
+    save_pretrained_atomic(merged, tokenizer, Path(out), stop_token_ids(tokenizer), card=card)
+    console.print(f"merged model written to {out} ({dtype})")
     return 0
 
 

