@@ -47,7 +47,7 @@ from chattune.model.load import (
 )
 from chattune.model.lora import apply_lora, base_model
 from chattune.outputs.checkpoint import Checkpointer, latest_checkpoint
-from chattune.outputs.guard import check_output_dir, clear_earlier
+from chattune.outputs.guard import check_output_dir, clear_earlier, listed
 from chattune.outputs.metrics import MetricsLog, counting_progress
 from chattune.outputs.model_card import run_facts, write_run_cards
 from chattune.outputs.plots import plot_loss
@@ -432,8 +432,8 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
         if dist.is_main:  # from here on the run's outputs are kept, whatever happens
             clear_earlier(earlier)
             if earlier:
-                console.print(f"overwrite_output_dir: removed the earlier run's outputs in {out} "
-                              f"({len(earlier)} files and folders)")
+                console.print(f"overwrite_output_dir: removed the earlier run's outputs in {out}: {listed(earlier)}",
+                              highlight=False, markup=False)
             (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
             info.write(out)
         run.begin()

@@ -29,7 +29,7 @@ NOT_COMPARED = {
 # What a finished run leaves beside its checkpoints; a new run into the folder would replace them
 FINISHED_OUTPUTS = ("adapter", "model", "merged", "report.html", "metrics.jsonl", "compare.json", "compare.jsonl",
                     "judge.json", "judge.jsonl", "exports.json", "timings.json", "run.json", "loss.png",
-                    "learning_rate.png", "grad_norm.png")
+                    "learning_rate.png", "grad_norm.png", "warnings.log")
 
 
 def earlier_outputs(out: Path) -> list[Path]:
@@ -39,7 +39,7 @@ def earlier_outputs(out: Path) -> list[Path]:
     return checkpoints(out) + finished + sorted(out.glob("*.gguf")) + sorted(out.glob("*.Modelfile"))
 
 
-def _listed(paths: list[Path], limit: int = 6) -> str:
+def listed(paths: list[Path], limit: int = 6) -> str:
     names = [p.name + ("/" if p.is_dir() else "") for p in paths]
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
@@ -52,7 +52,7 @@ def check_fresh_start(out: Path, *, overwrite: bool) -> list[Path]:
     if found and not overwrite:
         kept = checkpoints(out)
         what = "checkpoints" if kept == found else "checkpoints and outputs" if kept else "outputs"
-        raise ChattuneError(f"{out.resolve()}: holds the {what} of an earlier run ({_listed(found)}); nothing was "
+        raise ChattuneError(f"{out.resolve()}: holds the {what} of an earlier run ({listed(found)}); nothing was "
                             "changed. Continue that run with --resume, replace it with --overwrite_output_dir, or "
                             "choose another output_dir")
     return found
