@@ -96,18 +96,19 @@ class _Keeper(logging.Handler):
             sys.stderr.write(record.getMessage() + "\n")
 
 
-def _from_chattune() -> bool:
-    """Whether the code that called warnings.warn is chattune's own (its warnings are for the user, shown)."""
+def _not_a_library() -> bool:
+    """Whether the code that called warnings.warn is chattune's own or the user's script (warnings for the user,
+    shown as usual) rather than a library's."""
     frame = sys._getframe(2)  # past this function and showwarning
     while frame is not None and frame.f_globals.get("__name__", "").startswith(("warnings", __name__)):
         frame = frame.f_back
-    return frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "chattune"
+    return frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in ("chattune", "__main__")
 
 
 def _showwarning(kept: Kept, verbose: bool, previous: Any) -> Any:
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
              line: str | None = None) -> None:
-        mine = _from_chattune()
+        mine = _not_a_library()
         if not mine:
             kept.add(f"{category.__name__}: {message} ({filename}:{lineno})")
         if mine or verbose:
