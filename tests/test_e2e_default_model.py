@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import ROOT
 
 from chattune.cli import main
 from chattune.config import DEFAULT_MODEL
@@ -21,8 +22,18 @@ def test_default_model_train_chat_merge(tmp_path, gsm8k_small, default_model_dir
            "answer": "assistant"}}, "output_dir": str(tmp_path / "out"), "max_steps": 3,
            "per_device_train_batch_size": 2, "learning_rate": 1e-3, "logging_steps": 1, "max_length": 384}
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    assert main(["train", str(tmp_path / "cfg.yaml")]) == 0
+    # as a user runs it: a fresh process, whose stderr holds nothing from a library (no warning, no progress bar)
+    env = {**{k: v for k, v in os.environ.items() if k != "CHATTUNE_VERBOSE"}, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "chattune", "train", str(tmp_path / "cfg.yaml"), "--set",
+                          "data.cache=false"], capture_output=True, text=True, env=env, timeout=900)
+    assert run.returncode == 0, run.stderr
     out = tmp_path / "out"
+    for noise in ("Warning", "warn(", "it/s", "Loading weights", "Failed to load"):
+        assert noise not in run.stderr, run.stderr
+    log = out / "warnings.log"  # what the libraries said, kept, and named in one line
+    lines = run.stderr.splitlines()
+    assert lines == [] if not log.is_file() else len(lines) == 1 and f"kept in {log} (--verbose" in lines[0]
+    assert "done: final loss" in run.stdout
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 3 and all(0 < r["loss"] < 5 for r in records)  # a real instruct model, not random
 

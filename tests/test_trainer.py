@@ -552,3 +552,17 @@ def test_changed_args_between_train_calls_prepare_the_data_again(tmp_path, token
     trainer.args = SFTConfig(output_dir=str(tmp_path), max_steps=1, report_to="none", packing=True,
                              packing_strategy="wrapped", max_length=8)
     assert all(len(ex.input_ids) <= 8 for ex in trainer.train_examples)
+
+
+def test_train_writes_the_report_and_curves_as_chattune_train_does(tmp_path, tokenizer):
+    """report.html (the same page `chattune train` writes) and loss.png beside metrics.jsonl after train()."""
+    args = SFTConfig(output_dir=str(tmp_path / "sft"), max_steps=2, per_device_train_batch_size=2, logging_steps=1,
+                     report_to="none")
+    SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=CHATS, processing_class=tokenizer).train()
+    out = tmp_path / "sft"
+    page = (out / "report.html").read_text()
+    for section in ("Summary", "Curves", "Data", "Timings", "Resolved config"):
+        assert f"<h2>{section}</h2>" in page, section
+    assert "train examples" in page and "per_device_train_batch_size: 2" in page
+    for png in ("loss.png", "learning_rate.png", "grad_norm.png"):
+        assert (out / png).stat().st_size > 1000

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ from chattune.cli.judge_command import add_judge_command
 from chattune.cli.parser import ChattuneParser, leaf_parsers, place_late_positionals
 from chattune.cli.template_commands import add_template_commands
 from chattune.errors import ChattuneError, TrainingInterrupted
+from chattune.outputs.quiet import Kept, kept_quiet
 
 # a full disk or a path that cannot be written, wherever it is met: the user's to fix, not a traceback
 _STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS}
@@ -52,6 +52,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)
     result = run_training(cfg, console, resume=args.resume, allow_config_changes=args.allow_config_changes)
     if int(os.environ.get("RANK", "0")) == 0:  # under a launcher, one process reports
+        args.log_dir = result.output_dir  # the libraries' messages go beside the run's metrics
         console.print(f"done: final loss {result.final_loss:.4f}; outputs in {result.output_dir}")
     return 0
 
@@ -185,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_command(sub)
     for leaf in leaf_parsers(parser):
         leaf.set_defaults(parser=leaf)  # where an unrecognised flag is looked up for "did you mean"
+    _add_verbose(parser)
     return parser
 
 
@@ -207,16 +209,16 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `chattune` command."""
-    # bitsandbytes' CPU backend warns on import (through peft) that an optional hub-downloaded kernel is
-    # missing; it falls back to its own, and the advice does not apply offline
-    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     args, extra = build_parser().parse_known_args(old_spellings(list(sys.argv[1:] if argv is None else argv)))
     left = place_late_positionals(args.parser, args, extra)
     if left:
         args.parser.unrecognized(left)
     func: Callable[[argparse.Namespace], int] = args.func
+    verbose = args.verbose or os.environ.get("CHATTUNE_VERBOSE", "").lower() not in ("", "0", "false", "no")
+    args.kept, args.log_dir = Kept(), None  # a command that ends well with a folder of its own sets log_dir
     try:
-        return func(args)
+        with kept_quiet(args.kept, verbose):
+            return func(args)
     except TrainingInterrupted as e:
         err_console.print(f"[bold yellow]stopped:[/bold yellow] {escape(str(e))}", highlight=False)
         return 130
@@ -232,6 +234,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
+    finally:
+        _write_kept(args.kept, args.log_dir, verbose)
+
+
+def _write_kept(kept: Kept, folder: Path | None, verbose: bool) -> None:
+    """The libraries' messages into the run's folder (chattune's cache for other commands and failed runs), and
+    one line saying where."""
+    if not len(kept):
+        return
+    if folder is None:
+        from chattune.config import cache_dir
+
+        folder = cache_dir() / "logs"
+        folder.mkdir(parents=True, exist_ok=True)
+    try:
+        path = kept.write(folder)
+    except OSError as e:  # the log must not turn a finished command into a failed one
+        err_console.print(f"could not write {folder}: {e.strerror}", highlight=False)
+        return
+    hint = "" if verbose else " (--verbose shows them as they come)"
+    err_console.print(f"[dim]{escape(kept.summary(path))}{hint}[/dim]", highlight=False)
+
+
+def _add_verbose(parser: argparse.ArgumentParser, top: bool = True) -> None:
+    """--verbose before or after the subcommand, on every subcommand."""
+    parser.add_argument("--verbose", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="show the libraries' warnings, log messages and progress bars as they come (also "
+                        "CHATTUNE_VERBOSE=1); without it they are kept in a log file, named at the end")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _add_verbose(sub, top=False)
 
 
 if __name__ == "__main__":

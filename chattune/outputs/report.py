@@ -69,8 +69,10 @@ def _peak_memory(train: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return rows
 
 
-def write_report(out_dir: Path, *, data: dict[str, Any] | None = None, timings: dict[str, float] | None = None) -> Path:
-    """Write report.html (and the curves as PNG) from what the run left in `out_dir`."""
+def write_report(out_dir: Path, *, data: dict[str, Any] | None = None, timings: dict[str, float] | None = None,
+                 config: dict[str, Any] | None = None) -> Path:
+    """Write report.html (and the curves as PNG) from what the run left in `out_dir`; `config`: the settings shown
+    where the run wrote no config.yaml (SFTTrainer's, as the loop read them)."""
     out_dir = Path(out_dir)
     records = read_metrics(out_dir / "metrics.jsonl") if (out_dir / "metrics.jsonl").is_file() else []
     train = [r for r in records if "loss" in r]
@@ -119,9 +121,11 @@ def write_report(out_dir: Path, *, data: dict[str, Any] | None = None, timings: 
         parts.append("<h2>Data</h2>" + _table([(k, _fmt(v)) for k, v in data.items()]))
     if timings:
         parts.append("<h2>Timings</h2>" + _table([(k, f"{v:.1f}") for k, v in timings.items()]))
-    config = out_dir / "config.yaml"
-    if config.is_file():
-        resolved = yaml.safe_dump(yaml.safe_load(config.read_text(encoding="utf-8")), sort_keys=False)
+    config_file = out_dir / "config.yaml"
+    if config_file.is_file():
+        config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    if config:
+        resolved = yaml.safe_dump(config, sort_keys=False)
         parts.append(f"<h2>Resolved config</h2><pre>{_esc(resolved)}</pre>")
     page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>chattune report</title>'
             f"<style>{STYLE}</style></head><body>{''.join(parts)}{IMAGE_CHECK}</body></html>")

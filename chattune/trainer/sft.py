@@ -16,10 +16,14 @@ from chattune.batching.collate import Example, pack, wrap
 from chattune.batching.prepare import prepare_examples
 from chattune.data.schema import Conversation
 from chattune.errors import ConfigError
+from chattune.outputs.quiet import Kept, hold_import_messages, kept_quiet
 from chattune.trainer.args import NO_LIMIT, SFTConfig
 from chattune.trainer.completion_only import DataCollatorForCompletionOnlyLM
 from chattune.trainer.datasets import Item, collator_examples, dataset_items, dataset_rows
 from chattune.trainer.hub import HubMixin
+
+# a TRL script imports peft after this module: what bitsandbytes logs on that import goes to the next run's log
+hold_import_messages()
 
 
 def _reported(metrics: dict[str, float], prefix: str, ignore_keys: list[str] | None) -> dict[str, float]:
@@ -52,13 +56,15 @@ class SFTTrainer(HubMixin):
         from chattune.templates.setup import setup_template
 
         self.args = args
+        self._kept = Kept()  # the libraries' messages while this trainer loads and trains: OUTPUT_DIR/warnings.log
         # old TRL took these on the trainer; they are arguments like any other
         for name, value in (("max_seq_length", max_seq_length), ("packing", packing),
                             ("dataset_text_field", dataset_text_field)):
             if value is not None:
                 setattr(self.args, name, value)
         if isinstance(model, str):
-            model, loaded_tokenizer = self._load_model(model, quantization_config)
+            with self._quiet():
+                model, loaded_tokenizer = self._load_model(model, quantization_config)
             processing_class = processing_class or tokenizer or loaded_tokenizer
         if getattr(model, "name_or_path", None):  # a cached conversion's folder named by the id it stands for
             name_model(model, model_id(model.name_or_path))
@@ -96,7 +102,8 @@ class SFTTrainer(HubMixin):
             torch.manual_seed(self.args.seed)  # LoRA's initial weights: the same script gives the same run
             if new_tokens and hasattr(peft_config, "trainable_token_indices"):  # LoRA-style configs have it
                 peft_config.trainable_token_indices = new_tokens
-            model = wrap_with_peft(model, peft_config)
+            with self._quiet():
+                model = wrap_with_peft(model, peft_config)
             if getattr(peft_config, "is_prompt_learning", False) and (self.args.packing or self.args.padding_free):
                 raise ValueError(f"{type(peft_config).__name__}: prompt learning puts virtual tokens before each "
                                  "row, so packed or padding-free rows would share them and see each other; set "
@@ -110,6 +117,10 @@ class SFTTrainer(HubMixin):
         self.records: list[dict[str, Any]] = []  # what the last train() logged
         self._prepared: tuple[tuple[Any, ...], list[Example], dict[str, list[Example]]] | None = None
         self.cfg = self._train_args()
+
+    def _quiet(self) -> Any:
+        """Library warnings and progress bars kept for the log (live with log_level info or debug)."""
+        return kept_quiet(self._kept, verbose=self.args.log_level in ("info", "debug"))
 
     def _set_chat_template(self, model: Any, path: str | None) -> list[int]:
         """TRL's chat_template_path: a Jinja file (its `<|...|>` markers the tokenizer lacks are added as special
@@ -309,7 +320,7 @@ class SFTTrainer(HubMixin):
 
         examples, eval_sets = self._prepare()
         attention = getattr(getattr(self.model, "config", None), "_attn_implementation", None)
-        with started_run(self.args.output_dir, device=self.args.device, finetuning=self._finetuning,
+        with self._quiet(), started_run(self.args.output_dir, device=self.args.device, finetuning=self._finetuning,
                          bf16=self.args.bf16, fp16=bool(self.args.fp16), report_to=self._train_args().report_to,
                          attn_implementation=attention if isinstance(attention, str) else None,
                          resume="latest" if resume_from_checkpoint is True else resume_from_checkpoint or None) as run:
@@ -344,6 +355,8 @@ class SFTTrainer(HubMixin):
                                          evaluate=self._eval_fn(run.device, dtype), on_step=bridge.on_step,
                                          on_record=bridge.on_record, hparams=hparams)
             resumed = run.resumed
+            if run.dist.is_main:
+                self._report(run, examples, eval_sets, time.perf_counter() - start, hparams)
         runtime = time.perf_counter() - start
         bridge.event("on_train_end")
         logged = self._training_records()
@@ -361,6 +374,19 @@ class SFTTrainer(HubMixin):
         if self.args.push_to_hub:
             self.push_to_hub()
         return TrainOutput(step, metrics["train_loss"], metrics)
+
+    def _report(self, run: Any, examples: list[Example], evals: dict[str, list[Example]], seconds: float,
+                hparams: dict[str, Any]) -> None:
+        """report.html and its curves, as `chattune train` writes them, and the libraries' messages."""
+        from chattune.outputs.report import write_report
+
+        data = {"train examples": len(examples), "eval examples": sum(len(v) for v in evals.values()),
+                "train tokens": sum(len(ex.input_ids) for ex in examples),
+                "trained tokens": sum(ex.num_trained for ex in examples)}
+        run.console.print(f"report: {write_report(run.out, data=data, timings={'train_s': seconds}, config=hparams)}")
+        log = self._kept.write(run.out)
+        if log:
+            run.console.print(self._kept.summary(log), soft_wrap=True)
 
     def _training_records(self) -> list[dict[str, Any]]:
         """The last train()'s logged training records (eval records carry eval_loss instead of loss)."""
@@ -481,7 +507,8 @@ class SFTTrainer(HubMixin):
         if output_dir is None:  # never replace output_dir itself: it holds the checkpoints and metrics
             path = path / ("adapter" if hasattr(self.model, "peft_config") else "model")
         try:
-            return save_pretrained_atomic(self.model, self.tokenizer, path, stop_token_ids(self.tokenizer),
-                                          card=self._card())
+            with self._quiet():  # transformers' "Writing model shards" bar
+                return save_pretrained_atomic(self.model, self.tokenizer, path, stop_token_ids(self.tokenizer),
+                                              card=self._card())
         except ChattuneError as e:
             raise last_good_copy(Path(self.cfg.output_dir), e) from None
