@@ -12,7 +12,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from chattune.outputs.quiet import hold_import_messages
+
 __version__ = "0.1.0"
+
+# a library's advice logged as chattune's modules import it (bitsandbytes' CPU backend) waits for the next run's
+# warnings.log instead of being printed
+hold_import_messages()
 
 _EXPORTS = {
     "Conversation": "chattune.data.schema",

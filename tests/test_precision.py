@@ -16,7 +16,8 @@ from chattune.model.load import load_model, stored_dtype
 from chattune.model.lora import apply_lora
 from chattune.outputs.checkpoint import load_state
 from chattune.outputs.save import save_pretrained_atomic
-from chattune.pipeline import load_base, run_training
+from chattune.pipeline import run_training
+from chattune.run import load_base
 from chattune.templates.setup import stop_token_ids
 from chattune.train.loop import train
 from chattune.train.optim import build_optimizer

@@ -70,8 +70,9 @@ def test_an_import_time_message_is_held_for_the_next_run(capfd):
 
 def _cli(tmp_path, *argv, env=None):
     """`chattune render ...` whose work is a library's noisy call, in a fresh process (real stderr)."""
-    script = ("import sys\nimport chattune.cli as cli\nns = {'__name__': 'somelib'}\nexec(sys.argv[1], ns)\n"
-              "cli._cmd_render = lambda args: ns['noisy']() or 0\nsys.exit(cli.main(sys.argv[2:]))\n")
+    script = ("import sys\nimport chattune.cli as cli\nimport chattune.cli.template_commands as commands\n"
+              "ns = {'__name__': 'somelib'}\nexec(sys.argv[1], ns)\n"
+              "commands._cmd_render = lambda args: ns['noisy']() or 0\nsys.exit(cli.main(sys.argv[2:]))\n")
     base = {k: v for k, v in os.environ.items() if k != "CHATTUNE_VERBOSE"}
     env = {**base, "CHATTUNE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, "-c", script, NOISY, *argv, "render", "--model", "m", "--data", "d"],
@@ -100,8 +101,8 @@ def test_train_writes_the_log_into_its_output_dir(tmp_path, tiny_model_dir, gsm8
     """A run's library messages go beside its metrics; stdout and stderr hold only chattune's lines."""
     import chattune.pipeline as pipeline
 
-    real, noisy = pipeline.load_base, _noisy()
-    monkeypatch.setattr(pipeline, "load_base", lambda *a, **k: noisy() or real(*a, **k))
+    real, noisy = pipeline.load_base_model, _noisy()
+    monkeypatch.setattr(pipeline, "load_base_model", lambda *a, **k: noisy() or real(*a, **k))
     cfg = {"model": str(tiny_model_dir), "output_dir": str(tmp_path / "out"), "max_steps": 1, "merge": False,
            "data": {"train": str(gsm8k_small), "columns": {"question": "user", "answer": "assistant"}}}
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))

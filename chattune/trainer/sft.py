@@ -375,19 +375,6 @@ class SFTTrainer(HubMixin):
             self.push_to_hub()
         return TrainOutput(step, metrics["train_loss"], metrics)
 
-    def _report(self, run: Any, examples: list[Example], evals: dict[str, list[Example]], seconds: float,
-                hparams: dict[str, Any]) -> None:
-        """report.html and its curves, as `chattune train` writes them, and the libraries' messages."""
-        from chattune.outputs.report import write_report
-
-        data = {"train examples": len(examples), "eval examples": sum(len(v) for v in evals.values()),
-                "train tokens": sum(len(ex.input_ids) for ex in examples),
-                "trained tokens": sum(ex.num_trained for ex in examples)}
-        run.console.print(f"report: {write_report(run.out, data=data, timings={'train_s': seconds}, config=hparams)}")
-        log = self._kept.write(run.out)
-        if log:
-            run.console.print(self._kept.summary(log), soft_wrap=True)
-
     def _training_records(self) -> list[dict[str, Any]]:
         """The last train()'s logged training records (eval records carry eval_loss instead of loss)."""
         return [r for r in self.records if "loss" in r]
@@ -482,18 +469,6 @@ class SFTTrainer(HubMixin):
 
     def remove_callback(self, callback: Any) -> None:
         self.pop_callback(callback)
-
-    def _card(self) -> str:
-        """The saved folder's model card (README.md): base, method, data, template, settings, final losses."""
-        from chattune.outputs.model_card import base_licence, card_text, trainer_facts
-
-        data = [f"train: the train_dataset given to SFTTrainer: {len(self._train_items)} rows -> "
-                f"{len(self.train_examples)} examples"]
-        data += [f"eval{f' {name!r}' if name else ''}: {len(items)} rows" for name, items in self._eval_items.items()]
-        facts = trainer_facts(self.model, self.cfg, self.args.values, data, self.args.chat_template_path,
-                              self.records)
-        return card_text("model" if facts.finetuning == "full" else "adapter", facts,
-                         licence=base_licence(facts.base_model))
 
     def save_model(self, output_dir: str | None = None) -> Path:
         """The adapter (with peft) or the model, with tokenizer, template and stop tokens. A failed save names the
