@@ -12,6 +12,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,23 @@ def _note_source(directory: Path, source: str) -> None:
         pass
 
 
+@contextmanager
+def _gguf_progress_as_transformers_says() -> Iterator[None]:
+    """transformers' GGUF reader draws its tqdm bar whatever its progress-bar switch says: make it listen, so a
+    quiet run stays quiet (and --verbose still shows the bar)."""
+    from functools import partial
+
+    import transformers.modeling_gguf_pytorch_utils as reader
+    from transformers.utils import logging as hf_logging
+
+    bar = reader.tqdm
+    reader.tqdm = partial(bar, disable=not hf_logging.is_progress_bar_enabled())
+    try:
+        yield
+    finally:
+        reader.tqdm = bar
+
+
 def convert_gguf(gguf: Path, out_dir: Path, source: str | None = None) -> Path:
     """Dequantize a GGUF into a plain safetensors model directory (written atomically, reused afterwards).
     `source`: the model id it stands for (default: the GGUF file), recorded for model_id()."""
@@ -56,7 +75,8 @@ def convert_gguf(gguf: Path, out_dir: Path, source: str | None = None) -> Path:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     try:
-        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        with _gguf_progress_as_transformers_says():
+            loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     except Exception as e:  # a corrupt or unsupported file is the user's to replace
         raise ModelError(f"{gguf}: could not read this GGUF file ({type(e).__name__}: {e})") from None
