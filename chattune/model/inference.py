@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from chattune.errors import ModelError
 from chattune.model.device import bf16_is_fast, resolve_device
 from chattune.model.load import load_model, load_tokenizer, resolve_model_path, stored_dtype
 from chattune.model.lora import check_adapter_dir, load_adapter, merge_adapter
+from chattune.model.source import adapter_base as named_base
 from chattune.templates.setup import setup_template
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -33,18 +33,10 @@ def inference_dtype(device: torch.device, dtype: torch.dtype | str | None) -> to
 
 
 def adapter_base(adapter: str | Path) -> str:
-    """The base model an adapter names (adapter_config.json's base_model_name_or_path: a hub id, which
-    resolve_model_path finds offline for the built-in default, or a local path)."""
+    """The base model an adapter was trained on (its run's config, else adapter_config.json's
+    base_model_name_or_path: a hub id, which resolve_model_path finds offline for the built-in default)."""
     check_adapter_dir(adapter)
-    path = Path(adapter) / "adapter_config.json"
-    try:
-        base = json.loads(path.read_text(encoding="utf-8")).get("base_model_name_or_path")
-    except (OSError, ValueError, AttributeError) as e:
-        raise ModelError(f"{path}: cannot be read as a PEFT adapter config ({type(e).__name__}: {e})") from None
-    if not isinstance(base, str) or not base.strip():
-        raise ModelError(f"{path}: base_model_name_or_path is empty, so the adapter does not say which model it "
-                         "belongs to; give the base model explicitly")
-    return base
+    return named_base(Path(adapter))
 
 
 def load_for_inference(model: str | None, adapter: str | Path | None = None, *, template: str | None = None,
