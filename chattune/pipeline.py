@@ -361,10 +361,10 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
                           "process); eval loss is computed, and the compare answers come from the saved model")
 
         if dist.is_main:  # from here on the run's outputs are kept, whatever happens
-            clear_earlier(earlier)
             if earlier:
-                console.print(f"overwrite_output_dir: removed the earlier run's outputs in {out}: {listed(earlier)}",
+                console.print(f"overwrite_output_dir: removing the earlier run's outputs in {out}: {listed(earlier)}",
                               highlight=False, markup=False)
+            clear_earlier(earlier)
             (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
             info.write(out)
         run.begin()

@@ -81,7 +81,7 @@ def test_a_new_run_over_another_runs_checkpoints_is_refused(tmp_path, tiny_model
     assert {p.name: (p / "records.json").read_text() for p in checkpoints(tmp_path / "run")} == before
 
     assert main(["train", str(cfg), "--set", "max_steps=2", "--overwrite_output_dir"]) == 0
-    assert "removed the earlier run's outputs in" in (said := capsys.readouterr().out)
+    assert "removing the earlier run's outputs in" in (said := capsys.readouterr().out)
     assert "checkpoint-2/, checkpoint-4/, adapter/" in said
     assert checkpoints(tmp_path / "run") == []  # two steps with save_steps 2: the last step is the final model
 

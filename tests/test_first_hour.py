@@ -63,12 +63,10 @@ def test_hub_ids_stay_hub_ids(tmp_path):
 ])
 def test_a_failed_run_leaves_nothing_and_loads_no_model(tmp_path, tiny_model_dir, gsm8k_small, monkeypatch, capsys,
                                                          extra, expected):
-    import chattune.model.load as load
-
     def no_model(*a, **k):
         raise AssertionError("the model was loaded before the config and data were checked")
-    monkeypatch.setattr(load, "load_model", no_model)
-    monkeypatch.setattr("chattune.pipeline.load_model", no_model)
+    monkeypatch.setattr("chattune.model.load.load_model", no_model)
+    monkeypatch.setattr("chattune.run.load_model", no_model)
     extra = dict(extra)
     data = {**extra.pop("data"), "train": str(gsm8k_small)} if "data" in extra else str(gsm8k_small)
     cfg_path = write_config(tmp_path, tiny_model_dir, data, **extra)
@@ -104,7 +102,7 @@ def test_a_finished_run_is_not_replaced(tmp_path, tiny_model_dir, gsm8k_small, c
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == kept
 
     assert main(["train", str(cfg_path), "--set", "learning_rate=0.1", "--overwrite_output_dir"]) == 0
-    assert "removed the earlier run's outputs" in capsys.readouterr().out
+    assert "removing the earlier run's outputs" in capsys.readouterr().out
     assert yaml.safe_load((out / "config.yaml").read_text())["learning_rate"] == 0.1
 
 
