@@ -55,6 +55,24 @@ def test_progress_bars_are_off_in_a_run_and_as_before_after():
         assert hf.is_progress_bar_enabled()
 
 
+def test_a_librarys_own_tqdm_bar_is_off_in_a_run(capfd):
+    """lm-evaluation-harness draws tqdm bars with disable=False, past every switch: off in a quiet run, shown
+    when verbose and after the run."""
+    from tqdm.auto import tqdm
+
+    def draw(label: str) -> None:
+        for _ in tqdm(range(3), desc=label, disable=False):
+            pass
+
+    with kept_quiet(Kept()):
+        draw("in a quiet run")
+    with kept_quiet(Kept(), verbose=True):
+        draw("in a verbose run")
+    draw("after the run")
+    err = capfd.readouterr().err
+    assert "in a quiet run" not in err and "in a verbose run" in err and "after the run" in err
+
+
 def test_an_import_time_message_is_held_for_the_next_run(capfd):
     """bitsandbytes' advice on import (peft imports it) is not printed; the next run's log has it."""
     from chattune.outputs.quiet import hold_import_messages

@@ -196,7 +196,8 @@ def print_stats(console: Any, stats: PrepareStats, title: str, *, problems: int 
     if problems and len(stats.problems) > problems:
         console.print(f"  ... and {len(stats.problems) - problems} more bad rows")
     if stats.lengths:
-        console.print(f"  lengths {stats.length_histogram}", highlight=False)
+        console.print("  lengths in tokens: " + ", ".join(f"{k}: {n}" for k, n in stats.length_histogram.items()),
+                      highlight=False)
     if stats.reused:
         console.print(f"  reused prepared data from the cache for {', '.join(stats.reused)}", highlight=False)
     for note in stats.cache_damaged:

@@ -122,12 +122,38 @@ def _showwarning(kept: Kept, verbose: bool, previous: Any) -> Any:
 
 
 @contextmanager
+def _tqdm_off() -> Iterator[None]:
+    """Bars that libraries draw with tqdm itself, past any switch of theirs (lm-evaluation-harness' requests,
+    transformers' GGUF reader): every tqdm made while the block runs is disabled."""
+    from tqdm import std
+
+    init = std.tqdm.__init__
+
+    def disabled(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs["disable"] = True
+        init(self, *args, **kwargs)
+
+    std.tqdm.__init__ = disabled
+    try:
+        yield
+    finally:
+        std.tqdm.__init__ = init
+
+
+@contextmanager
 def _progress_bars_off(off: bool) -> Iterator[None]:
     """transformers' and the hub's progress bars (loading and writing weights, downloads) off, then as they were;
-    datasets' too where it is imported."""
+    datasets' too where it is imported, and any other library's tqdm bar."""
     if not off:
         yield
         return
+    with _tqdm_off(), _switched_bars_off():
+        yield
+
+
+@contextmanager
+def _switched_bars_off() -> Iterator[None]:
+    """The bars transformers, the hub and datasets draw under their own switches, off, then as they were."""
     import transformers.utils.logging as hf_logging
 
     was_on = hf_logging.is_progress_bar_enabled()
