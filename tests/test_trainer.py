@@ -1,5 +1,7 @@
 """`from chattune import SFTConfig, SFTTrainer`: a TRL script's arguments on chattune's engine."""
 
+import json
+
 import pytest
 from conftest import make_tiny_model
 
@@ -561,8 +563,10 @@ def test_train_writes_the_report_and_curves_as_chattune_train_does(tmp_path, tok
     SFTTrainer(make_tiny_model(tokenizer), args=args, train_dataset=CHATS, processing_class=tokenizer).train()
     out = tmp_path / "sft"
     page = (out / "report.html").read_text()
-    for section in ("Summary", "Curves", "Data", "Timings", "Resolved config"):
+    for section in ("Run", "Summary", "Curves", "Data", "Timings", "Resolved config"):
         assert f"<h2>{section}</h2>" in page, section
     assert "train examples" in page and "per_device_train_batch_size: 2" in page
+    info = json.loads((out / "run.json").read_text())  # the run names itself as `chattune train`'s does
+    assert info["method"] == "full" and "train_dataset given to SFTTrainer" in info["data"][0]
     for png in ("loss.png", "learning_rate.png", "grad_norm.png"):
         assert (out / png).stat().st_size > 1000

@@ -26,8 +26,22 @@ class HubMixin:
 
     def _report(self, run: Any, examples: list[Example], evals: dict[str, list[Example]], seconds: float,
                 hparams: dict[str, Any]) -> None:
-        """report.html and its curves, as `chattune train` writes them, and the libraries' messages."""
+        """run.json, report.html and its curves, as `chattune train` writes them, and the libraries' messages."""
+        from chattune.model.lora import base_model
         from chattune.outputs.report import write_report
+        from chattune.outputs.run_info import RunInfo
+
+        name = str(getattr(getattr(base_model(self.model), "config", None), "_name_or_path", "") or "")
+        method = self._finetuning
+        if method != "full":
+            lora = next(iter(self.model.peft_config.values()))
+            method += f" (r {lora.r}, alpha {lora.lora_alpha})"
+        weights = str(next(base_model(self.model).parameters()).dtype).removeprefix("torch.")
+        template = self.args.chat_template_path or "the tokenizer's own"
+        RunInfo(model=name or "a model built in memory", method=method, template=template,
+                data=[f"the train_dataset given to SFTTrainer ({len(self._train_items)} rows)"],
+                eval_data=[f"{key or 'eval_dataset'} ({len(items)} rows)" for key, items in self._eval_items.items()],
+                device=str(run.device), precision=f"{run.precision.name} compute, weights {weights}").write(run.out)
 
         data = {"train examples": len(examples), "eval examples": sum(len(v) for v in evals.values()),
                 "train tokens": sum(len(ex.input_ids) for ex in examples),
