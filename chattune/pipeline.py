@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +15,11 @@ from rich.table import Table
 
 from chattune.batching.collate import Example
 from chattune.batching.prepare import PrepareOptions, PrepareStats, prepare_sources, print_stats, split_examples
-from chattune.config import TrainArgs, TrainConfig
-from chattune.errors import ChattuneError, DataError, ModelError, TrainingError
+from chattune.config import TrainConfig
+from chattune.engine.base import load_base_model, load_tokenizer_with_template, run_info, template_description
+from chattune.engine.setup import open_run
+from chattune.engine.training import eval_prompts, save_final, train_with_outputs
+from chattune.errors import DataError, ModelError, TrainingError
 from chattune.eval.answers_compared import (
     CompareSet,
     add_to_compare_json,
@@ -31,31 +32,23 @@ from chattune.eval.harness import BenchmarkResults, run_benchmarks
 from chattune.eval.judge import judge_pairs, summarise
 from chattune.eval.judge_files import write_judgement
 from chattune.eval.judges import OpenedJudge
-from chattune.eval.loss import loss_evaluator
 from chattune.eval.tasks import resolve_tasks
 from chattune.export.in_run import check_exports, export_run
-from chattune.generate import generate_from_ids
-from chattune.labels import IGNORE_INDEX, first_trained
 from chattune.model.inference import dtype_named, load_for_inference, merge_saved_adapter
 from chattune.model.load import (
     load_trained_weights,
     resolve_model_path,
 )
 from chattune.model.lora import apply_lora, base_model
-from chattune.outputs.checkpoint import Checkpointer, latest_checkpoint
 from chattune.outputs.guard import check_output_dir, clear_earlier, listed
-from chattune.outputs.metrics import MetricsLog, counting_progress
+from chattune.outputs.metrics import counting_progress
 from chattune.outputs.model_card import run_facts, write_run_cards
 from chattune.outputs.plots import plot_loss
 from chattune.outputs.report import write_report
 from chattune.outputs.save import save_pretrained_atomic
-from chattune.outputs.show import prompt_as_text
-from chattune.outputs.trackers import Trackers
-from chattune.run import load_base_model, load_tokenizer_with_template, run_info, started_run, template_description
 from chattune.templates.setup import stop_token_ids
-from chattune.train.dist import Dist
 from chattune.train.fsdp import full_state_dict
-from chattune.train.loop import EvalFn, count_steps, train
+from chattune.train.loop import count_steps
 from chattune.train.memory import check_memory
 from chattune.train.speed import attention_kernel
 
@@ -170,112 +163,6 @@ def _benchmarks(model: Any, tokenizer: Any, tasks: list[Any], cfg: TrainConfig, 
     return results
 
 
-@dataclass
-class EvalPrompt:
-    """An eval example cut where its first answer starts, with that answer as the reference."""
-
-    ids: list[int]
-    reference: list[int]
-
-
-def _eval_prompts(examples: list[Example] | None, n: int) -> list[EvalPrompt]:
-    """The first n eval examples cut where their first trained token starts (prompts ending with the generation
-    prompt, answered at each eval), each with the trained tokens of that first answer."""
-    prompts = []
-    for ex in (examples or [])[:n]:
-        first = first_trained(ex.labels)
-        if first:
-            end = next((i for i in range(first, len(ex.labels)) if ex.labels[i] == IGNORE_INDEX), len(ex.labels))
-            prompts.append(EvalPrompt(ex.input_ids[:first], ex.labels[first:end]))
-    return prompts
-
-
-def _answered(tokenizer: Any, prompts: list[EvalPrompt], replies: list[str]) -> list[dict[str, str]]:
-    """Eval answers as metrics.jsonl and the report keep them: the conversation so far, the reference, the reply."""
-    return [{"prompt": prompt_as_text(tokenizer, p.ids),
-             "reference": tokenizer.decode(p.reference, skip_special_tokens=True).strip(), "reply": r}
-            for p, r in zip(prompts, replies)]
-
-
-def train_and_log(model: Any, tokenizer: Any, examples: list[Example], cfg: TrainArgs, *, device: Any,
-                  dtype: torch.dtype | None, stops: list[int], console: Console,
-                  eval_examples: list[Example] | None = None,
-                  resumed: dict[str, Any] | None = None, dist: Dist | None = None,
-                  eval_prompts: list[EvalPrompt] | None = None, save_last: bool = False,
-                  evaluate: EvalFn | None = None, on_step: Callable[[int, float], bool] | None = None,
-                  on_record: Callable[[dict[str, Any]], None] | None = None,
-                  hparams: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Train with what every run writes: metrics.jsonl and the console, the configured trackers, checkpoints
-    (every save_steps and on Ctrl-C; kept by save_total_limit and, when asked, the best), answers to
-    `eval_prompts` at each eval; then load the best checkpoint's weights when load_best_model_at_end says so.
-    `evaluate`, `on_step`: as train() takes them; `on_record` sees each logged record after it is written;
-    `hparams`: what the trackers record as the run's configuration (default: the TrainArgs). A process other
-    than the main one (`dist`) only trains its share."""
-    if eval_examples and evaluate is None:
-        evaluate = loss_evaluator(model, cfg.per_device_eval_batch_size, tokenizer.pad_token_id, device, dtype, dist)
-    if dist is not None and not dist.is_main:  # the others train their share; the main process writes
-        return train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, dtype=dtype,
-                     eval_examples=eval_examples, resume=resumed, dist=dist, evaluate=evaluate, on_step=on_step,
-                     save_last=save_last)
-    out = Path(cfg.output_dir)
-    checkpointer = Checkpointer(out, model, tokenizer, stops, limit=cfg.save_total_limit,
-                                keep_best=cfg.load_best_model_at_end, records=resumed["records"] if resumed else None,
-                                config=hparams)
-    if checkpointer.removed:
-        console.print("removed half-written checkpoint folders of a stopped run: "
-                      + ", ".join(p.name for p in checkpointer.removed))
-    trackers = Trackers(cfg.report_to, out, hparams or cfg.model_dump())
-    try:
-        with MetricsLog(out / "metrics.jsonl", count_steps(examples, cfg, dist.world if dist else 1), console,
-                        earlier=resumed["records"] if resumed else None) as log:
-
-            def on_log(rec: dict[str, Any]) -> None:
-                log(rec)
-                trackers.log(rec)
-                if on_record:
-                    on_record(rec)
-
-            def on_eval(step: int) -> None:
-                if eval_prompts:
-                    replies = generate_from_ids(model, tokenizer, [p.ids for p in eval_prompts], stops=stops,
-                                                max_new_tokens=cfg.eval_max_new_tokens)
-                    model.train()  # generation switched it to eval mode
-                    log({"step": step, "generations": _answered(tokenizer, eval_prompts, replies)})
-
-            records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, dtype=dtype,
-                            eval_examples=eval_examples, on_log=on_log, on_save=checkpointer, on_eval=on_eval,
-                            resume=resumed, dist=dist, save_last=save_last, evaluate=evaluate, on_step=on_step)
-    finally:
-        trackers.close()
-    if cfg.load_best_model_at_end and checkpointer.best:
-        load_trained_weights(model, checkpointer.best[1])
-        console.print(f"loaded the best checkpoint {checkpointer.best[1]} (eval loss {checkpointer.best[0]:.4f})")
-    return records
-
-
-def save_final(model: Any, tokenizer: Any, final_dir: Path, stops: list[int], total_steps: int, *,
-               insured: bool, state_dict: dict[str, Any] | None = None) -> None:
-    """Save the trained adapter/model atomically. When that fails, the TrainingError says where the last good copy
-    of the weights is; `insured`: the last step was checkpointed only for this, and the checkpoint goes once the
-    save has succeeded."""
-    out = final_dir.parent
-    last = latest_checkpoint(out)
-    try:
-        save_pretrained_atomic(model, tokenizer, final_dir, stops, state_dict)
-    except ChattuneError as e:
-        if last is None:
-            where = "no checkpoint holds the trained weights (the one written before the save failed too)"
-        else:
-            step = int(last.name.removeprefix("checkpoint-"))
-            lost = f"; the {total_steps - step} later steps are lost" if step < total_steps else ""
-            where = (f"the last good copy of the weights is {last} (step {step} of {total_steps}{lost}): load it as "
-                     f"the {final_dir.name} directory, or free space and run chattune train CONFIG --resume to save "
-                     "it again")
-        raise TrainingError(f"{e}; {where}") from None
-    if insured and last is not None and last.name == f"checkpoint-{total_steps}":
-        shutil.rmtree(last, ignore_errors=True)
-
-
 def batching_features(cfg: TrainConfig, device: torch.device, speed: str | None = None) -> str:
     """How micro-batches are laid out and what speed features run, in the run's first lines."""
     parts = ["packed rows" if cfg.packing else "one row per example"]
@@ -303,8 +190,8 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
     it unless `allow_config_changes`. Without it, another run's checkpoints in output_dir are an error unless
     cfg.overwrite_output_dir (then they are removed)."""
     # one process speaks and writes; the others train their share and stop after the last step
-    with started_run(cfg.output_dir, device=cfg.device, finetuning=cfg.finetuning, bf16=cfg.bf16, fp16=cfg.fp16,
-                     bf16_full=cfg.bf16_full, report_to=cfg.report_to, resume=resume, liger=cfg.liger,
+    with open_run(cfg.output_dir, device=cfg.device, finetuning=cfg.finetuning, bf16=cfg.bf16, fp16=cfg.fp16,
+                  bf16_full=cfg.bf16_full, report_to=cfg.report_to, resume=resume, liger=cfg.liger,
                      attn_implementation=cfg.attn_implementation,
                      strategy=cfg.strategy, fsdp=cfg.fsdp, console=console) as run:
         out, device, dist, precision, resumed, console = (run.out, run.device, run.dist, run.precision, run.resumed,
@@ -374,10 +261,10 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
         insure = not cfg.save_steps or cfg.save_steps >= total_steps
         if insure:
             args = args.model_copy(update={"save_steps": total_steps})
-        records = train_and_log(model, tokenizer, examples, args, device=device, dtype=precision.compute,
+        records = train_with_outputs(model, tokenizer, examples, args, device=device, dtype=precision.compute,
                                 stops=stops, console=console, eval_examples=eval_examples, resumed=resumed, dist=dist,
                                 # generating under FSDP would need every process: answers come after training
-                                eval_prompts=None if dist.sharded else _eval_prompts(eval_examples,
+                                eval_prompts=None if dist.sharded else eval_prompts(eval_examples,
                                                                                      cfg.eval_generations),
                                 hparams=cfg.model_dump(), save_last=insure)
         timings["train_s"] = time.perf_counter() - t

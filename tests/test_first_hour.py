@@ -66,7 +66,7 @@ def test_a_failed_run_leaves_nothing_and_loads_no_model(tmp_path, tiny_model_dir
     def no_model(*a, **k):
         raise AssertionError("the model was loaded before the config and data were checked")
     monkeypatch.setattr("chattune.model.load.load_model", no_model)
-    monkeypatch.setattr("chattune.run.load_model", no_model)
+    monkeypatch.setattr("chattune.engine.base.load_model", no_model)
     extra = dict(extra)
     data = {**extra.pop("data"), "train": str(gsm8k_small)} if "data" in extra else str(gsm8k_small)
     cfg_path = write_config(tmp_path, tiny_model_dir, data, **extra)

@@ -6,7 +6,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).parent.parent / "chattune"
 STAGES = ["errors", "files", "labels", "config_paths", "config", "data", "templates", "batching", "model", "datacheck",
           "train",
-          "outputs", "generate", "eval", "export", "run", "pipeline", "trainer", "cli", "__init__",
+          "outputs", "generate", "eval", "export", "engine", "pipeline", "trainer", "cli", "__init__",
           "__main__"]
 
 
@@ -32,3 +32,28 @@ def test_imports_point_backwards():
 def test_modules_stay_small():
     sizes = {p.name: len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert max(sizes.values()) <= 500, sizes
+
+
+FRONT_ENDS = ("chattune.pipeline", "chattune.trainer", "chattune.cli")
+
+
+def test_front_ends_share_the_engine_not_each_other():
+    """`chattune train` (pipeline), SFTTrainer (trainer) and the CLI each call chattune.engine; none leans on
+    another front end (the CLI may call the two it exposes)."""
+    problems = []
+    for path in PACKAGE.rglob("*.py"):
+        me = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        mine = next((f for f in FRONT_ENDS if me.startswith(f)), None)
+        if mine in (None, "chattune.cli"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            module = node.module if isinstance(node, ast.ImportFrom) else None
+            other = next((f for f in FRONT_ENDS if module and module.startswith(f) and f != mine), None)
+            if other:
+                problems.append(f"{me} imports {module}")
+    assert not problems, problems
+
+
+def test_median_module_is_small():
+    sizes = sorted(len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py"))
+    assert sizes[len(sizes) // 2] < 200, sizes[len(sizes) // 2]

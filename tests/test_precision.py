@@ -17,7 +17,7 @@ from chattune.model.lora import apply_lora
 from chattune.outputs.checkpoint import load_state
 from chattune.outputs.save import save_pretrained_atomic
 from chattune.pipeline import run_training
-from chattune.run import load_base
+from chattune.engine.base import load_base
 from chattune.templates.setup import stop_token_ids
 from chattune.train.loop import train
 from chattune.train.optim import build_optimizer

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from chattune.errors import ChattuneError, TrainingError
-from chattune.outputs.checkpoint import CONFIG_FILE, checkpoints, latest_checkpoint
+from chattune.outputs.checkpoint import CONFIG_FILE, checkpoints
 
 # Keys that do not change what the model is trained on or how each step updates it: where and how often the run
 # logs, evaluates and saves, how long it goes on, and speed features tested to give the same losses. Every other
@@ -153,10 +153,3 @@ def note_output_dir(out: Path, config: dict[str, Any], resumed: Path | None, con
     if changes:
         console.print(f"warning: resuming {resumed} with arguments that differ from those that wrote it: "
                       + "; ".join(changes), highlight=False, markup=False)
-
-
-def last_good_copy(out: Path, error: Exception) -> TrainingError:
-    """A failed save of the final weights, with where the last checkpoint of them is."""
-    last = latest_checkpoint(out)
-    where = f"the last checkpoint of the weights is {last}" if last else "no checkpoint holds the trained weights"
-    return TrainingError(f"{error}; {where}")

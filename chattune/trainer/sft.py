@@ -310,17 +310,17 @@ class SFTTrainer(HubMixin):
         from transformers import TrainerState
         from transformers.trainer_utils import TrainOutput
 
+        from chattune.engine.setup import open_run
+        from chattune.engine.training import train_with_outputs
         from chattune.model.load import load_trained_weights
         from chattune.outputs.guard import note_output_dir
-        from chattune.pipeline import train_and_log
-        from chattune.run import started_run
         from chattune.templates.setup import stop_token_ids
         from chattune.train.loop import count_steps
         from chattune.trainer.callbacks import CallbackBridge
 
         examples, eval_sets = self._prepare()
         attention = getattr(getattr(self.model, "config", None), "_attn_implementation", None)
-        with self._quiet(), started_run(self.args.output_dir, device=self.args.device, finetuning=self._finetuning,
+        with self._quiet(), open_run(self.args.output_dir, device=self.args.device, finetuning=self._finetuning,
                          bf16=self.args.bf16, fp16=bool(self.args.fp16), report_to=self._train_args().report_to,
                          attn_implementation=attention if isinstance(attention, str) else None,
                          resume="latest" if resume_from_checkpoint is True else resume_from_checkpoint or None) as run:
@@ -348,7 +348,7 @@ class SFTTrainer(HubMixin):
             bridge.event("on_step_begin")
             start = time.perf_counter()
             dtype = run.precision.compute
-            self.records = train_and_log(self.model, self.tokenizer, examples, self.cfg, device=run.device,
+            self.records = train_with_outputs(self.model, self.tokenizer, examples, self.cfg, device=run.device,
                                          dtype=dtype, stops=stop_token_ids(self.tokenizer), console=run.console,
                                          eval_examples=(eval_sets.get("") if list(eval_sets) == [""] else eval_sets)
                                          or None, resumed=run.resumed, dist=run.dist, save_last=True,
@@ -473,8 +473,8 @@ class SFTTrainer(HubMixin):
     def save_model(self, output_dir: str | None = None) -> Path:
         """The adapter (with peft) or the model, with tokenizer, template and stop tokens. A failed save names the
         last checkpoint (train() always checkpoints its last step)."""
+        from chattune.engine.training import last_good_copy
         from chattune.errors import ChattuneError
-        from chattune.outputs.guard import last_good_copy
         from chattune.outputs.save import save_pretrained_atomic
         from chattune.templates.setup import stop_token_ids
 
