@@ -269,7 +269,7 @@ def train_speed(data: dict[str, Any]) -> str:
     if "matmul_peak_flops" in data:
         settings += f", measured matmul peak {data['matmul_peak_flops'] / 1e9:.0f} GFLOP/s"
     rows = [[name, number(r.get("tokens_per_s")), number(r.get("trained_tokens_per_s")),
-             f"{r['peak_rss_mb'] / 1024:.1f} GB" if "peak_rss_mb" in r else "",
+             f"{r['peak_rss_mb'] / 1000:.1f} GB" if "peak_rss_mb" in r else "",
              f"{r['mfu']:.0%}" if isinstance(r.get("mfu"), float) else "", number(r.get("final_loss"), 3)]
             for name, r in data["runs"].items()]
     ratios = [f"{key.replace('_', ' ')} {data[key]:.2f}x" for key in
