@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU measurements of issue 15 as one prepared script, for a lent GPU machine that has no PyPI and no model
-# package, and a lease of minutes (see README "On a GPU").
+# package, and a lease of minutes (see docs/gpu.md).
 #
 # Here, on a machine with PyPI and `make setup` done:
 #   bench/gpu_kit.sh prepare        # .gpu/: wheels of constraints.txt's versions for that machine's Python 3.12,
@@ -57,7 +57,7 @@ EOF
   sha256sum "$gguf" | cut -d' ' -f1 > "$KIT/gguf/sha256"
   rm "$KIT/gguf/source"
   du -sh "$KIT"/* "$KIT"/gguf/*
-  echo "carry .gpu/wheels, .gpu/tokenizer, .gpu/gguf/sha256 and part-00 in the first call, the other parts after (README: On a GPU)"
+  echo "carry .gpu/wheels, .gpu/tokenizer, .gpu/gguf/sha256 and part-00 in the first call, the other parts after (docs/gpu.md)"
 }
 
 bench() {  # bench/train_speed.py on the GPU, bf16, the issue's batch and length, results under $OUT
