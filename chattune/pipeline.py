@@ -17,7 +17,7 @@ from chattune.batching.collate import Example
 from chattune.batching.prepare import PrepareOptions, PrepareStats, prepare_sources, print_stats, split_examples
 from chattune.config import TrainConfig
 from chattune.engine.base import load_base_model, load_tokenizer_with_template, run_info, template_description
-from chattune.engine.setup import open_run
+from chattune.engine.setup import RunSettings, open_run
 from chattune.engine.training import eval_prompts, save_final, train_with_outputs
 from chattune.errors import DataError, ModelError, TrainingError
 from chattune.eval.answers_compared import (
@@ -40,7 +40,6 @@ from chattune.model.load import (
     resolve_model_path,
 )
 from chattune.model.lora import apply_lora, base_model
-from chattune.outputs.guard import check_output_dir, clear_earlier, listed
 from chattune.outputs.metrics import counting_progress
 from chattune.outputs.model_card import run_facts, write_run_cards
 from chattune.outputs.plots import plot_loss
@@ -190,16 +189,12 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
     it unless `allow_config_changes`. Without it, another run's checkpoints in output_dir are an error unless
     cfg.overwrite_output_dir (then they are removed)."""
     # one process speaks and writes; the others train their share and stop after the last step
-    with open_run(cfg.output_dir, device=cfg.device, finetuning=cfg.finetuning, bf16=cfg.bf16, fp16=cfg.fp16,
-                  bf16_full=cfg.bf16_full, report_to=cfg.report_to, resume=resume, liger=cfg.liger,
-                     attn_implementation=cfg.attn_implementation,
-                     strategy=cfg.strategy, fsdp=cfg.fsdp, console=console) as run:
+    with open_run(RunSettings.from_config(cfg), resume, console) as run:
         out, device, dist, precision, resumed, console = (run.out, run.device, run.dist, run.precision, run.resumed,
                                                           run.console)
         # checks that read and write nothing heavy come first: the output folder's policy, tasks, judge, exports,
         # then the tokenizer, template and every data row, all before the model loads
-        earlier = check_output_dir(out, cfg.model_dump(), resumed["path"] if resumed else None,
-                                   allow_changes=allow_config_changes, console=console) if dist.is_main else []
+        run.check_folder(cfg.model_dump(), allow_changes=allow_config_changes)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         tasks = _resolved_eval_tasks(cfg) if dist.is_main else []  # bad task names and files before any work
@@ -247,14 +242,10 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
             console.print("eval answers during training: off under strategy fsdp (generating would need every "
                           "process); eval loss is computed, and the compare answers come from the saved model")
 
-        if dist.is_main:  # from here on the run's outputs are kept, whatever happens
-            if earlier:
-                console.print(f"overwrite_output_dir: removing the earlier run's outputs in {out}: {listed(earlier)}",
-                              highlight=False, markup=False)
-            clear_earlier(earlier)
+        run.begin()  # an earlier run's outputs go (overwrite_output_dir); from here on this run's are kept
+        if dist.is_main:
             (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
             info.write(out)
-        run.begin()
         t = time.perf_counter()
         final_dir = out / ("adapter" if adapters else "model")
         # a run that would write no checkpoint checkpoints its last step, so that a failed final save loses nothing

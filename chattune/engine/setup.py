@@ -7,21 +7,47 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from rich.console import Console
 
-from chattune.config import FsdpSettings
+from chattune.config import FsdpSettings, TrainConfig
 from chattune.model.device import Precision, resolve_device, resolve_precision
 from chattune.model.load import check_qlora_runs
 from chattune.outputs.checkpoint import check_resume_target, resume_state
+from chattune.outputs.guard import check_output_dir, clear_earlier, listed, note_output_dir
 from chattune.outputs.lock import OutputDirLock
 from chattune.outputs.trackers import check_trackers
 from chattune.train.dist import Dist
 from chattune.train.speed import check_attention, check_liger
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What the engine needs to open a run, from either front end: `chattune train`'s config (from_config) or
+    SFTTrainer's arguments. `strict`: an earlier run's checkpoints and outputs in output_dir are refused (chattune
+    train) rather than warned about (SFTTrainer, as TRL's Trainer writes beside them)."""
+
+    output_dir: str | Path
+    device: str = "auto"
+    finetuning: str = "lora"
+    bf16: bool | None = None
+    fp16: bool = False
+    bf16_full: bool = False
+    report_to: tuple[str, ...] = ()
+    liger: bool = False
+    attn_implementation: str | None = None
+    strategy: str | None = None
+    fsdp: FsdpSettings | None = None
+    strict: bool = True
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig) -> RunSettings:
+        return cls(cfg.output_dir, cfg.device, cfg.finetuning, cfg.bf16, cfg.fp16, cfg.bf16_full, tuple(cfg.report_to),
+                   cfg.liger, cfg.attn_implementation, cfg.strategy, cfg.fsdp)
 
 
 @dataclass
@@ -34,34 +60,42 @@ class Run:
     precision: Precision
     resumed: dict[str, Any] | None
     console: Console
+    strict: bool = True
     began: bool = False  # set by begin(): from then on, what the run wrote is kept whatever happens
+    earlier: list[Path] = field(default_factory=list)  # an earlier run's outputs that begin() removes
+
+    def check_folder(self, config: dict[str, Any], *, allow_changes: bool = False) -> None:
+        """The output folder's policy for this run's `config` (its settings as saved): refused or warned about
+        as `strict` says; nothing is removed before begin()."""
+        if not self.dist.is_main:
+            return
+        resumed = self.resumed["path"] if self.resumed else None
+        if self.strict:
+            self.earlier = check_output_dir(self.out, config, resumed, allow_changes=allow_changes,
+                                            console=self.console)
+        else:
+            note_output_dir(self.out, config, resumed, self.console)
 
     def begin(self) -> None:
-        """Training starts: a failure before this leaves no output folder this run created."""
+        """Training starts: an earlier run's outputs (overwrite_output_dir) go now; a failure before this leaves
+        no output folder this run created, and from now on what the run writes is kept."""
+        if self.earlier:
+            self.console.print(f"overwrite_output_dir: removing the earlier run's outputs in {self.out}: "
+                               f"{listed(self.earlier)}", highlight=False, markup=False)
+            clear_earlier(self.earlier)
+            self.earlier = []
         self.began = True
 
 
 @contextmanager
-def open_run(output_dir: str | Path, *, device: str, finetuning: str, bf16: bool | None, fp16: bool,
-                report_to: list[str], resume: str | Path | None = None, bf16_full: bool = False,
-                liger: bool = False, attn_implementation: str | None = None, strategy: str | None = None,
-                fsdp: FsdpSettings | None = None, console: Console | None = None) -> Iterator[Run]:
+def open_run(settings: RunSettings, resume: str | Path | None = None, console: Console | None = None) -> Iterator[Run]:
     """Set up a run and hold its output folder for as long as it lasts.
 
     One process speaks and writes (the others get a quiet console); the main process holds output_dir's lock for
     every rank, taken before any checkpoint is read or written. `resume`: "latest" or a checkpoint directory."""
-    target = resolve_device(device)
-    dist = Dist.from_env(target, strategy, fsdp)
-    target = dist.device or target
+    target, dist, precision = _checked_device(settings)
     console = (console or Console()) if dist.is_main else Console(quiet=True)
-    check_trackers(report_to)
-    if finetuning == "qlora":
-        check_qlora_runs(target)
-    if liger:
-        check_liger(target)
-    check_attention(attn_implementation, target)
-    precision = resolve_precision(target, finetuning=finetuning, bf16=bf16, fp16=fp16, bf16_full=bf16_full)
-    out = Path(output_dir)
+    out = Path(settings.output_dir)
     check_resume_target(out, resume)  # before the folder is created
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
@@ -70,10 +104,27 @@ def open_run(output_dir: str | Path, *, device: str, finetuning: str, bf16: bool
         with OutputDirLock(out, enabled=dist.is_main) as lock:
             if lock.previous:
                 console.print(f"took over the output_dir lock of an ended run (process {lock.previous.get('pid')})")
-            run = Run(out, target, dist, precision, resume_state(out, resume), console)
+            run = Run(out, target, dist, precision, resume_state(out, resume), console, settings.strict)
             yield run
             dist.finish()  # after a run that ended well; one that failed leaves the launcher to stop the others
     except BaseException:
         if created and dist.is_main and not (run and run.began):
             shutil.rmtree(out, ignore_errors=True)  # a run that failed before training leaves nothing behind
         raise
+
+
+def _checked_device(settings: RunSettings) -> tuple[torch.device, Dist, Precision]:
+    """The device (a process's own under a launcher), the process group and the precision, with every setting that
+    needs hardware or a package checked."""
+    target = resolve_device(settings.device)
+    dist = Dist.from_env(target, settings.strategy, settings.fsdp)
+    target = dist.device or target
+    check_trackers(list(settings.report_to))
+    if settings.finetuning == "qlora":
+        check_qlora_runs(target)
+    if settings.liger:
+        check_liger(target)
+    check_attention(settings.attn_implementation, target)
+    precision = resolve_precision(target, finetuning=settings.finetuning, bf16=settings.bf16, fp16=settings.fp16,
+                                  bf16_full=settings.bf16_full)
+    return target, dist, precision

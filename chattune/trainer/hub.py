@@ -33,9 +33,10 @@ class HubMixin:
 
         name = str(getattr(getattr(base_model(self.model), "config", None), "_name_or_path", "") or "")
         method = self._finetuning
-        if method != "full":
-            lora = next(iter(self.model.peft_config.values()))
-            method += f" (r {lora.r}, alpha {lora.lora_alpha})"
+        if method != "full":  # LoRA, or another peft method (IA3, prompt tuning, ...) named by its type
+            peft = next(iter(self.model.peft_config.values()))
+            kind = str(getattr(peft.peft_type, "value", peft.peft_type)).lower()
+            method = f"{method} (r {peft.r}, alpha {peft.lora_alpha})" if hasattr(peft, "lora_alpha") else kind
         weights = str(next(base_model(self.model).parameters()).dtype).removeprefix("torch.")
         template = self.args.chat_template_path or "the tokenizer's own"
         RunInfo(model=name or "a model built in memory", method=method, template=template,

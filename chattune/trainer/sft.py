@@ -310,20 +310,20 @@ class SFTTrainer(HubMixin):
         from transformers import TrainerState
         from transformers.trainer_utils import TrainOutput
 
-        from chattune.engine.setup import open_run
+        from chattune.engine.setup import RunSettings, open_run
         from chattune.engine.training import train_with_outputs
         from chattune.model.load import load_trained_weights
-        from chattune.outputs.guard import note_output_dir
         from chattune.templates.setup import stop_token_ids
         from chattune.train.loop import count_steps
         from chattune.trainer.callbacks import CallbackBridge
 
         examples, eval_sets = self._prepare()
         attention = getattr(getattr(self.model, "config", None), "_attn_implementation", None)
-        with self._quiet(), open_run(self.args.output_dir, device=self.args.device, finetuning=self._finetuning,
-                         bf16=self.args.bf16, fp16=bool(self.args.fp16), report_to=self._train_args().report_to,
-                         attn_implementation=attention if isinstance(attention, str) else None,
-                         resume="latest" if resume_from_checkpoint is True else resume_from_checkpoint or None) as run:
+        settings = RunSettings(self.args.output_dir, self.args.device, self._finetuning, self.args.bf16,
+                               bool(self.args.fp16), report_to=tuple(self._train_args().report_to),
+                               attn_implementation=attention if isinstance(attention, str) else None, strict=False)
+        resume = "latest" if resume_from_checkpoint is True else resume_from_checkpoint or None
+        with self._quiet(), open_run(settings, resume) as run:
             total = count_steps(examples, self._train_args(), run.dist.world)
             self.cfg = self._train_args(total)  # a warmup_steps count or a share of the steps needs the total
             self._to_device(run.device)
@@ -332,8 +332,7 @@ class SFTTrainer(HubMixin):
 
                 torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(self.args.tf32)
             hparams = self.cfg.model_dump()  # written into each checkpoint, which a resume is compared with
-            if run.dist.is_main:
-                note_output_dir(run.out, hparams, run.resumed["path"] if run.resumed else None, run.console)
+            run.check_folder(hparams)  # warned about, as TRL's Trainer writes beside an earlier run
             if run.resumed:
                 load_trained_weights(self.model, run.resumed["path"])
             # trainer.state as transformers.Trainer keeps it, current while training (callbacks read it)
