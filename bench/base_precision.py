@@ -29,11 +29,11 @@ WARMUP_STEPS = 2
 def worker(args: argparse.Namespace) -> dict:
     import torch
 
-    from chattune.batching.prepare import examples_from_file
     from chattune.config import build_config
     from chattune.model.device import memory_stats, resolve_device
     from chattune.model.load import load_model, load_tokenizer
     from chattune.model.lora import apply_lora
+    from chattune.prepare.examples import examples_from_file
     from chattune.train.loop import train
 
     device = resolve_device(args.device)

@@ -49,9 +49,9 @@ def trl_prepare(rows: list[dict], model_dir: Path, num_proc: int | None) -> tupl
 
 def chattune_prepare(model_dir: Path, rows: int | None, num_proc: int | None) -> tuple[float, float, int, int]:
     """Seconds cold, seconds warm, examples and trained tokens for chattune's preparation."""
-    from chattune.batching.prepare import PrepareOptions, prepare_sources
     from chattune.config import DataSource
     from chattune.model.load import load_tokenizer
+    from chattune.prepare.examples import PrepareOptions, prepare_sources
 
     tokenizer = load_tokenizer(model_dir)
     spec = DataSource(path=str(DATA), columns={"question": "user", "answer": "assistant"}, num_samples=rows)
@@ -72,9 +72,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
-    from chattune.batching import cache
     from chattune.config import DEFAULT_MODEL
     from chattune.model.load import resolve_model_path
+    from chattune.prepare import cache
 
     model_dir = resolve_model_path(DEFAULT_MODEL)
     tmp_cache = Path(tempfile.mkdtemp(prefix="chattune-bench-cache-"))

@@ -78,11 +78,11 @@ def parse_features(spec: str | None) -> dict:
 def run_chattune(args: argparse.Namespace) -> dict:
     import torch
 
-    from chattune.batching.prepare import examples_from_file
     from chattune.config import DEFAULT_MODEL, build_config
     from chattune.model.device import memory_stats, resolve_device, resolve_precision
     from chattune.model.load import load_model, load_tokenizer, resolve_model_path
     from chattune.model.lora import apply_lora
+    from chattune.prepare.examples import examples_from_file
     from chattune.train.loop import train
     from chattune.train.speed import apply_liger, attention_kernel
 

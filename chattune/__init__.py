@@ -36,7 +36,7 @@ _EXPORTS = {
     "build_config": "chattune.config",
     "load_rows": "chattune.data.load",
     "to_conversation": "chattune.data.convert",
-    "prepare_examples": "chattune.batching.prepare",
+    "prepare_examples": "chattune.prepare.examples",
     "load_model_and_tokenizer": "chattune.model.load",
     "resolve_model_path": "chattune.model.load",
     "apply_lora": "chattune.model.lora",

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from chattune.batching.prepare import PrepareOptions, PrepareStats, prepare_source
 from chattune.config import DataSource
 from chattune.data.convert import conversations_from_rows
 from chattune.data.load import load_rows
+from chattune.prepare.examples import PrepareOptions, PrepareStats, prepare_source
 
 
 def check_source(source: str | DataSource, tokenizer: Any, *, columns: dict[str, str] | None = None,

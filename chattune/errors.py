@@ -24,7 +24,7 @@ class ConfigError(ChattuneError):
 
 class DataError(ChattuneError):
     """A problem in a user's data, located by source file and 1-based row (the editor's line for jsonl, csv and
-    json files). `reason` is a short code of the kind of problem (chattune.batching.prepare.REASONS), by which
+    json files). `reason` is a short code of the kind of problem (chattune.prepare.examples.REASONS), by which
     bad rows are counted."""
 
     def __init__(self, source: str, row: int | None, field: str | None, message: str, *,

@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.table import Table
 
 from chattune.batching.collate import Example
-from chattune.batching.prepare import PrepareOptions, PrepareStats, prepare_sources, print_stats, split_examples
 from chattune.config import TrainConfig
 from chattune.engine.base import load_base_model, load_tokenizer_with_template, run_info, template_description
 from chattune.engine.setup import RunSettings, open_run
@@ -45,6 +44,7 @@ from chattune.outputs.model_card import run_facts, write_run_cards
 from chattune.outputs.plots import plot_loss
 from chattune.outputs.report import write_report
 from chattune.outputs.save import save_pretrained_atomic
+from chattune.prepare.examples import PrepareOptions, PrepareStats, prepare_sources, print_stats, split_examples
 from chattune.templates.setup import stop_token_ids
 from chattune.train.fsdp import full_state_dict
 from chattune.train.loop import count_steps

@@ -54,7 +54,7 @@ def pytest_collection_modifyitems(config, items):
 def prepared_cache(tmp_path, monkeypatch) -> Path:
     """Each test gets its own prepared-data cache, so no test sees another's (or the user's) entries."""
     path = tmp_path / "prepared-cache"
-    monkeypatch.setattr("chattune.batching.cache.prepared_dir", lambda: path)
+    monkeypatch.setattr("chattune.prepare.cache.prepared_dir", lambda: path)
     return path
 
 

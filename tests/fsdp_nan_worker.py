@@ -6,11 +6,11 @@ from pathlib import Path
 
 import torch
 
-from chattune.batching.prepare import examples_from_file
 from chattune.config import build_config
 from chattune.errors import TrainingError
 from chattune.model.load import load_model, load_tokenizer
 from chattune.outputs.checkpoint import Checkpointer
+from chattune.prepare.examples import examples_from_file
 from chattune.train.dist import Dist
 from chattune.train.loop import train
 

@@ -142,8 +142,8 @@ def test_compiled_layers_follow_the_eager_loss_curve_and_generation_runs_eager(t
     import torch._dynamo
     from torch._dynamo.utils import counters
 
-    from chattune.batching.prepare import prepare_examples
     from chattune.data.schema import Conversation, Message
+    from chattune.prepare.examples import prepare_examples
 
     # lengths vary from batch to batch (41 to 64 tokens)
     convs = [Conversation([Message("user", "What is " + "very " * (i % 13) + f"{i}?"),

@@ -14,11 +14,11 @@ import yaml
 from conftest import ROOT, make_tiny_model
 
 import chattune
-from chattune.batching.prepare import examples_from_file
 from chattune.cli import main
 from chattune.config import build_config
 from chattune.errors import ConfigError, TrainingError, TrainingInterrupted
 from chattune.outputs.checkpoint import Checkpointer, checkpoints, load_state
+from chattune.prepare.examples import examples_from_file
 from chattune.train.loop import train
 
 COLUMNS = {"question": "user", "answer": "assistant"}

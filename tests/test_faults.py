@@ -14,12 +14,12 @@ from conftest import make_tiny_model
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from chattune.batching.prepare import examples_from_file
 from chattune.cli import main
 from chattune.config import build_config
 from chattune.errors import TrainingError
 from chattune.outputs.checkpoint import Checkpointer, checkpoints
-from chattune.train.guard import Guard, Unhealthy
+from chattune.prepare.examples import examples_from_file
+from chattune.train.health import Guard, Unhealthy
 from chattune.train.loop import train
 
 COLUMNS = {"question": "user", "answer": "assistant"}
@@ -217,7 +217,7 @@ def test_a_collapsed_model_stops_the_run_and_its_checkpoints_are_not_called_good
 
 
 def test_a_diverging_loss_stops_the_run(tmp_path, monkeypatch):
-    monkeypatch.setattr("chattune.train.guard.COLLAPSE_STEPS", 2)
+    monkeypatch.setattr("chattune.train.health.COLLAPSE_STEPS", 2)
     guard = Guard(None, 10)
     for step in (2, 3, 4):
         (tmp_path / f"checkpoint-{step}").mkdir()

@@ -5,10 +5,10 @@ import stat
 
 import pytest
 
-from chattune.batching.cache import save_cached
 from chattune.files import follow_umask, user_umask
 from chattune.outputs.checkpoint import save_checkpoint
 from chattune.outputs.save import save_pretrained_atomic
+from chattune.prepare.cache import save_cached
 
 
 @pytest.fixture(params=[0o022, 0o027, 0o002])

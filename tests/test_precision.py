@@ -7,9 +7,9 @@ import pytest
 import torch
 from conftest import write_jsonl
 
-from chattune.batching.prepare import examples_from_file
 from chattune.cli import main
 from chattune.config import build_config
+from chattune.engine.base import load_base
 from chattune.model.device import resolve_precision
 from chattune.model.inference import load_for_inference
 from chattune.model.load import load_model, stored_dtype
@@ -17,7 +17,7 @@ from chattune.model.lora import apply_lora
 from chattune.outputs.checkpoint import load_state
 from chattune.outputs.save import save_pretrained_atomic
 from chattune.pipeline import run_training
-from chattune.engine.base import load_base
+from chattune.prepare.examples import examples_from_file
 from chattune.templates.setup import stop_token_ids
 from chattune.train.loop import train
 from chattune.train.optim import build_optimizer

@@ -5,12 +5,12 @@ from multiprocessing.pool import ThreadPool
 import pytest
 from conftest import write_jsonl
 
-from chattune.batching import prepare
-from chattune.batching.prepare import PrepareOptions, prepare_source, prepare_sources, split_examples
 from chattune.config import DataSource, build_config
 from chattune.data.load import load_rows
 from chattune.errors import ConfigError, DataError
 from chattune.labels import IGNORE_INDEX
+from chattune.prepare import examples as prepare
+from chattune.prepare.examples import PrepareOptions, prepare_source, prepare_sources, split_examples
 
 QA = {"question": "user", "answer": "assistant"}
 
@@ -129,7 +129,7 @@ def _rewrite_table(entry, change, *, fix_checksum=False):
     """Rewrite the entry's Arrow file with `change(table)`: a well-formed file holding other data."""
     import pyarrow as pa
 
-    from chattune.batching.cache import _sha256
+    from chattune.prepare.cache import _sha256
 
     path = entry / "prepared.arrow"
     with pa.memory_map(str(path)) as source:
@@ -171,7 +171,7 @@ def test_damaged_cache_entry_is_reported_removed_and_prepared_again(tmp_path, to
 
     from rich.console import Console
 
-    from chattune.batching.prepare import print_stats
+    from chattune.prepare.examples import print_stats
 
     path = write_jsonl(tmp_path / "d.jsonl", qa_rows(6))
     src, opts = DataSource(path=str(path), columns=QA), PrepareOptions(max_length=256)

@@ -6,10 +6,10 @@ import pytest
 from conftest import write_jsonl
 
 import chattune.templates.budget as budget
-from chattune.batching.prepare import PrepareOptions, prepare_source
 from chattune.config import DataSource
 from chattune.data.schema import Message
 from chattune.errors import TemplateError
+from chattune.prepare.examples import PrepareOptions, prepare_source
 from chattune.templates.render import render_text
 
 MSGS = [Message("user", "What is 2 + 2?"), Message("assistant", "4")]

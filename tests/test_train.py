@@ -6,11 +6,12 @@ import pytest
 import torch
 from conftest import make_tiny_model
 
-from chattune.batching import Example, collate, pack, prepare_examples
+from chattune.batching import Example, collate, pack
 from chattune.config import build_config
 from chattune.data.schema import Conversation, Message
 from chattune.eval.loss import evaluate_loss
 from chattune.model.lora import apply_lora, load_adapter, merge_adapter
+from chattune.prepare import prepare_examples
 from chattune.train.loop import train
 from chattune.train.loss import summed_loss
 

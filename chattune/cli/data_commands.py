@@ -52,9 +52,9 @@ def _template_used(template: str | None, tokenizer_had_one: bool) -> str:
 def _cmd_data_check(args: argparse.Namespace) -> int:
     import json
 
-    from chattune.batching.prepare import print_stats
     from chattune.datacheck import check_source
     from chattune.model.load import load_tokenizer, resolve_model_path
+    from chattune.prepare.examples import print_stats
     from chattune.templates.setup import setup_template
 
     model, template, targets = _check_targets(args)

@@ -18,7 +18,7 @@ from chattune.config import FsdpSettings, TrainConfig
 from chattune.model.device import Precision, resolve_device, resolve_precision
 from chattune.model.load import check_qlora_runs
 from chattune.outputs.checkpoint import check_resume_target, resume_state
-from chattune.outputs.guard import check_output_dir, clear_earlier, listed, note_output_dir
+from chattune.outputs.folder_policy import check_output_dir, clear_earlier, listed, note_output_dir
 from chattune.outputs.lock import OutputDirLock
 from chattune.outputs.trackers import check_trackers
 from chattune.train.dist import Dist

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chattune.batching.prepare import examples_from_file
 from chattune.data.convert import to_conversation
 from chattune.data.load import load_rows
 from chattune.data.schema import Message
@@ -14,6 +13,7 @@ from chattune.eval.loss import evaluate_loss
 from chattune.eval.scoring import extract_gsm8k, score_answers
 from chattune.generate import generate_batch
 from chattune.model.device import model_device
+from chattune.prepare.examples import examples_from_file
 
 
 def prompts_from_file(source: str, *, columns: dict[str, str] | None = None, system_prompt: str | None = None,

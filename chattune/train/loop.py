@@ -16,7 +16,7 @@ from chattune.config import TrainArgs
 from chattune.errors import TrainingError, TrainingInterrupted
 from chattune.model.device import autocast, memory_stats
 from chattune.train.dist import Dist
-from chattune.train.guard import Guard, Unhealthy
+from chattune.train.health import Guard, Unhealthy
 from chattune.train.loss import summed_loss_and_correct
 from chattune.train.optim import build_optimizer, build_scheduler
 from chattune.train.speed import CompiledLayers

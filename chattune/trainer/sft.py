@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from chattune.batching.collate import Example, pack, wrap
-from chattune.batching.prepare import prepare_examples
 from chattune.data.schema import Conversation
 from chattune.errors import ConfigError
 from chattune.outputs.quiet import Kept, hold_import_messages, kept_quiet
+from chattune.prepare.examples import prepare_examples
 from chattune.trainer.args import NO_LIMIT, SFTConfig
 from chattune.trainer.completion_only import DataCollatorForCompletionOnlyLM
 from chattune.trainer.datasets import Item, collator_examples, dataset_items, dataset_rows

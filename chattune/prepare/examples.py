@@ -20,7 +20,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from chattune.batching.cache import DamagedEntry, cache_key, load_cached, save_cached
 from chattune.batching.collate import Example
 from chattune.config import DataSource
 from chattune.data.convert import bad_rows_error, detect_format, to_conversation
@@ -29,6 +28,7 @@ from chattune.data.schema import Conversation
 from chattune.data.shapes import ShapeTally
 from chattune.errors import DataError, TemplateError
 from chattune.labels import num_trained
+from chattune.prepare.cache import DamagedEntry, cache_key, load_cached, save_cached
 from chattune.templates.render import Rendered, check_rendered, render_many
 
 PARALLEL_FROM_ROWS = 2000  # below this, starting worker processes costs more than it saves

@@ -54,7 +54,7 @@ def prepared_dir() -> Path:
 
 
 SCHEMA_FIELDS = {"format": "text", "input_ids": "ids", "labels": "ids", "truncated": "flag", "reason": "text",
-                 "error": "text"}  # the fields of batching.prepare.PreparedRow
+                 "error": "text"}  # the fields of prepare.examples.PreparedRow
 ENTRY_FILE = "prepared.arrow"
 CHECKSUM_FILE = "prepared.arrow.sha256"
 
