@@ -16,7 +16,7 @@ from rich.table import Table
 from chattune.batching.collate import Example
 from chattune.config import TrainConfig
 from chattune.engine.base import load_base_model, load_tokenizer_with_template, run_info, template_description
-from chattune.engine.setup import RunSettings, open_run
+from chattune.engine.setup import Run, RunSettings, open_run
 from chattune.engine.training import eval_prompts, save_final, train_with_outputs
 from chattune.errors import DataError, ModelError, TrainingError
 from chattune.eval.answers_compared import (
@@ -43,6 +43,7 @@ from chattune.outputs.metrics import counting_progress
 from chattune.outputs.model_card import run_facts, write_run_cards
 from chattune.outputs.plots import plot_loss
 from chattune.outputs.report import write_report
+from chattune.outputs.run_info import RunInfo
 from chattune.outputs.save import save_pretrained_atomic
 from chattune.prepare.examples import PrepareOptions, PrepareStats, prepare_sources, print_stats, split_examples
 from chattune.templates.setup import stop_token_ids
@@ -181,131 +182,190 @@ def batching_features(cfg: TrainConfig, device: torch.device, speed: str | None 
     return ", ".join(parts)
 
 
+@dataclass
+class _Opened:
+    """What a run checked and loaded before training: the extras it will run (benchmark tasks, judge, exports,
+    comparison questions), the tokenizer and data, the base model."""
+
+    tasks: list[Any]
+    judge: OpenedJudge | None
+    exports: list[Any]
+    compare_set: CompareSet | None
+    model_path: Path
+    tokenizer: Any
+    new_tokens: list[int]
+    info: RunInfo
+    examples: list[Example]
+    eval_examples: list[Example] | None
+    stats: PrepareStats
+    model: Any = None
+    stops: list[int] = field(default_factory=list)
+
+
+def _opened(cfg: TrainConfig, run: Run) -> _Opened:
+    """Checks that read and write nothing heavy first (tasks, judge URL, exports, comparison data), then the
+    tokenizer, template and every data row, and only then the model."""
+    main = run.dist.is_main
+    tasks = _resolved_eval_tasks(cfg) if main else []
+    judge = OpenedJudge(cfg.compare.judge, run.device) if cfg.compare and cfg.compare.judge and main else None
+    exports = check_exports(cfg.export.gguf) if cfg.export and main else []  # llama.cpp at hand
+    compare_set = load_compare_set(cfg.compare, cfg.data.system_prompt) if cfg.compare and main else None
+    model_path = resolve_model_path(cfg.model)
+    tokenizer, new_tokens, applied = load_tokenizer_with_template(cfg, model_path)
+    info = run_info(cfg, model_path, template_description(cfg, applied, new_tokens), run.device, run.precision,
+                    run.dist.world)
+    for line in info.lines():
+        run.console.print(line, highlight=False, markup=False)
+    with run.dist.main_first():  # the main process fills the prepared-data cache; the others then reuse it
+        examples, eval_examples, stats = load_train_and_eval(cfg, tokenizer, run.console)
+    opened = _Opened(tasks, judge, exports, compare_set, model_path, tokenizer, new_tokens, info, examples,
+                     eval_examples, stats)
+    opened.model = load_base_model(cfg, model_path, run.device, run.precision, tokenizer, applied)
+    opened.stops = stop_token_ids(tokenizer)
+    return opened
+
+
+def _adapted(cfg: TrainConfig, run: Run, o: _Opened) -> Any:
+    """The model to train: LoRA applied (for lora/qlora), a resumed checkpoint's weights loaded."""
+    model = apply_lora(o.model, cfg.lora, o.new_tokens) if cfg.finetuning in ("lora", "qlora") else o.model
+    if run.resumed:
+        try:
+            if not run.resumed.get("sharded"):  # a sharded checkpoint's weights are loaded into the shards
+                load_trained_weights(model, run.resumed["path"])
+        except ModelError as e:
+            raise TrainingError(f"resume: {e}; the checkpoint is damaged: resume from another one") from None
+        run.console.print(f"resuming from {run.resumed['path']} (step {run.resumed['step']})")
+    return model
+
+
+def _announce(cfg: TrainConfig, run: Run, model: Any, total_steps: int, eval_examples: list[Example] | None) -> None:
+    """The training plan's lines: parameters, steps, batch, layout and speed features, memory across processes."""
+    console, dist, batch = run.console, run.dist, cfg.per_device_train_batch_size
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    console.print(f"training: {trainable:,} trainable parameters, {total_steps} steps, global batch "
+                  f"{batch * cfg.gradient_accumulation_steps * dist.world} = {batch} per device x "
+                  f"{cfg.gradient_accumulation_steps} accumulation x {dist.world} process(es)")
+    speed = getattr(base_model(model), "chattune_speed", None)
+    console.print(f"batching: {batching_features(cfg, run.device, speed)}")
+    if dist.sharded or dist.world > 1:
+        console.print(check_memory(model, cfg, dist, run.precision, run.device))
+    if dist.sharded and cfg.eval_generations and eval_examples:
+        console.print("eval answers during training: off under strategy fsdp (generating would need every "
+                      "process); eval loss is computed, and the compare answers come from the saved model")
+
+
+def _trained(cfg: TrainConfig, run: Run, o: _Opened, model: Any, total_steps: int) -> tuple[list[dict], bool]:
+    """Train, from here on keeping what the run writes (config.yaml, run.json, metrics, checkpoints). A run that
+    would write no checkpoint checkpoints its last step, so that a failed final save loses nothing: returns the
+    records and whether that insurance was taken."""
+    run.begin()  # an earlier run's outputs go (overwrite_output_dir); from here on this run's are kept
+    if run.dist.is_main:
+        (run.out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
+        o.info.write(run.out)
+    args = cfg.train_args()  # what the loop reads
+    insure = not cfg.save_steps or cfg.save_steps >= total_steps
+    if insure:
+        args = args.model_copy(update={"save_steps": total_steps})
+    # generating under FSDP would need every process: answers come after training
+    prompts = None if run.dist.sharded else eval_prompts(o.eval_examples, cfg.eval_generations)
+    records = train_with_outputs(model, o.tokenizer, o.examples, args, device=run.device,
+                                 dtype=run.precision.compute, stops=o.stops, console=run.console,
+                                 eval_examples=o.eval_examples, resumed=run.resumed, dist=run.dist,
+                                 eval_prompts=prompts, hparams=cfg.model_dump(), save_last=insure)
+    return records, insure
+
+
+def _benchmarks_after(cfg: TrainConfig, run: Run, o: _Opened, model: Any, base_scores: BenchmarkResults,
+                      timings: dict[str, float]) -> dict[str, Any]:
+    """The tuned model's benchmark scores beside the base's (compare.json, the console)."""
+    tuned = _benchmarks(model, o.tokenizer, o.tasks, cfg, run.console, timings, "tuned")
+    compared = compare_benchmarks(base_scores, tuned)
+    add_to_compare_json(run.out, compared)
+    run.console.print(comparison_table(compared))
+    for fall in compared["falls"]:
+        run.console.print(f"[bold yellow]{fall}[/bold yellow] (more than two standard errors)")
+    return compared
+
+
+def _merged(cfg: TrainConfig, run: Run, o: _Opened, final_dir: Path, card: Any) -> None:
+    """merged/: from the saved adapter into the unquantised base, in fp32 (what `chattune merge` does), saved in
+    the dtype the base was trained in unless merge_dtype says otherwise: a bf16 base gives a bf16 model."""
+    merged, _, diff = merge_saved_adapter(str(o.model_path), final_dir, device=run.device,
+                                          save_dtype=dtype_named(cfg.merge_dtype) or run.precision.base,
+                                          trust_remote_code=cfg.trust_remote_code)
+    save_pretrained_atomic(merged, o.tokenizer, run.out / "merged", o.stops)
+    dtype = str(merged.dtype).removeprefix("torch.")
+    card.merged = f"in fp32, max logit difference vs base+adapter {diff:.1e}; saved in {dtype}"
+    run.console.print(f"merged model saved to {run.out / 'merged'} ({dtype}; max logit difference vs base+adapter "
+                      f"{diff:.1e}, merged in fp32)")
+
+
 def run_training(cfg: TrainConfig, console: Console | None = None, resume: str | None = None, *,
                  allow_config_changes: bool = False) -> RunResult:
     """Train as `cfg` says, save adapter/model, metrics and plot, and compare before/after if configured.
 
     `resume`: "latest" or a checkpoint directory; training continues from it exactly, under the config that wrote
-    it unless `allow_config_changes`. Without it, another run's checkpoints in output_dir are an error unless
-    cfg.overwrite_output_dir (then they are removed)."""
+    it unless `allow_config_changes`. Without it, another run's checkpoints or outputs in output_dir are an error
+    unless cfg.overwrite_output_dir (then they are removed when training starts)."""
     # one process speaks and writes; the others train their share and stop after the last step
     with open_run(RunSettings.from_config(cfg), resume, console) as run:
-        out, device, dist, precision, resumed, console = (run.out, run.device, run.dist, run.precision, run.resumed,
-                                                          run.console)
-        # checks that read and write nothing heavy come first: the output folder's policy, tasks, judge, exports,
-        # then the tokenizer, template and every data row, all before the model loads
         run.check_folder(cfg.model_dump(), allow_changes=allow_config_changes)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        tasks = _resolved_eval_tasks(cfg) if dist.is_main else []  # bad task names and files before any work
-        # a judge URL that does not answer, or a bad rubric, fails here rather than after training
-        judge = OpenedJudge(cfg.compare.judge, device) if cfg.compare and cfg.compare.judge and dist.is_main else None
-        exports = check_exports(cfg.export.gguf) if cfg.export and dist.is_main else []  # llama.cpp at hand
-        compare_set = load_compare_set(cfg.compare, cfg.data.system_prompt) if cfg.compare and dist.is_main else None
-        model_path = resolve_model_path(cfg.model)
-        tokenizer, new_tokens, applied = load_tokenizer_with_template(cfg, model_path)
-        info = run_info(cfg, model_path, template_description(cfg, applied, new_tokens), device, precision,
-                        dist.world)
-        for line in info.lines():
-            console.print(line, highlight=False, markup=False)
-        with dist.main_first():  # the main process fills the prepared-data cache; the others then reuse it
-            examples, eval_examples, stats = load_train_and_eval(cfg, tokenizer, console)
-        model = load_base_model(cfg, model_path, device, precision, tokenizer, applied)
-        stops = stop_token_ids(tokenizer)
+        o = _opened(cfg, run)
         timings["load_and_prepare_s"] = time.perf_counter() - t0
-
-        before = None
-        if compare_set is not None:
-            before = _answers(model, tokenizer, compare_set, cfg, console, timings, "base")
-        base_scores = _benchmarks(model, tokenizer, tasks, cfg, console, timings, "base") if tasks else None
-        adapters = cfg.finetuning in ("lora", "qlora")
-        if adapters:
-            model = apply_lora(model, cfg.lora, new_tokens)
-        if resumed:
-            try:
-                if not resumed.get("sharded"):  # a sharded checkpoint's weights are loaded into the shards
-                    load_trained_weights(model, resumed["path"])
-            except ModelError as e:
-                raise TrainingError(f"resume: {e}; the checkpoint is damaged: resume from another one") from None
-            console.print(f"resuming from {resumed['path']} (step {resumed['step']})")
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        args = cfg.train_args()  # what the loop reads
-        total_steps = count_steps(examples, args, dist.world)
-        batch = cfg.per_device_train_batch_size
-        console.print(f"training: {trainable:,} trainable parameters, {total_steps} steps, global batch "
-                      f"{batch * cfg.gradient_accumulation_steps * dist.world} = {batch} per device x "
-                      f"{cfg.gradient_accumulation_steps} accumulation x {dist.world} process(es)")
-        console.print(f"batching: {batching_features(cfg, device, getattr(base_model(model), 'chattune_speed', None))}")
-        if dist.sharded or dist.world > 1:
-            console.print(check_memory(model, cfg, dist, precision, device))
-        if dist.sharded and cfg.eval_generations and eval_examples:
-            console.print("eval answers during training: off under strategy fsdp (generating would need every "
-                          "process); eval loss is computed, and the compare answers come from the saved model")
-
-        run.begin()  # an earlier run's outputs go (overwrite_output_dir); from here on this run's are kept
-        if dist.is_main:
-            (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
-            info.write(out)
+        before = _answers(o.model, o.tokenizer, o.compare_set, cfg, run.console, timings, "base") \
+            if o.compare_set is not None else None
+        base_scores = _benchmarks(o.model, o.tokenizer, o.tasks, cfg, run.console, timings, "base") \
+            if o.tasks else None
+        model = _adapted(cfg, run, o)
+        total_steps = count_steps(o.examples, cfg.train_args(), run.dist.world)
+        _announce(cfg, run, model, total_steps, o.eval_examples)
         t = time.perf_counter()
-        final_dir = out / ("adapter" if adapters else "model")
-        # a run that would write no checkpoint checkpoints its last step, so that a failed final save loses nothing
-        insure = not cfg.save_steps or cfg.save_steps >= total_steps
-        if insure:
-            args = args.model_copy(update={"save_steps": total_steps})
-        records = train_with_outputs(model, tokenizer, examples, args, device=device, dtype=precision.compute,
-                                stops=stops, console=console, eval_examples=eval_examples, resumed=resumed, dist=dist,
-                                # generating under FSDP would need every process: answers come after training
-                                eval_prompts=None if dist.sharded else eval_prompts(eval_examples,
-                                                                                     cfg.eval_generations),
-                                hparams=cfg.model_dump(), save_last=insure)
+        records, insured = _trained(cfg, run, o, model, total_steps)
         timings["train_s"] = time.perf_counter() - t
-        full = full_state_dict(model) if dist.sharded else None  # every process takes part; the main one gets it
-        if not dist.is_main:
-            return RunResult(out, records, stats, timings=timings)
-        save_final(model, tokenizer, final_dir, stops, total_steps, insured=insure, state_dict=full)
-        card = run_facts(cfg, stats, len(eval_examples) if eval_examples else None, precision, records)
-        write_run_cards(out, card, model_path)  # written again below, with the evaluation and the merged model
-        if dist.sharded:  # the trained model from what was saved: the sharded one answers only with every process
-            del full
-            model, _ = load_for_inference(str(model_path if adapters else final_dir), final_dir if adapters else None,
-                                          device=device, dtype=precision.base)
-        plot_loss(records, out / "loss.png")
-        console.print(f"saved {final_dir} and {out / 'loss.png'}")
+        full = full_state_dict(model) if run.dist.sharded else None  # every process takes part; the main gets it
+        if not run.dist.is_main:
+            return RunResult(run.out, records, o.stats, timings=timings)
+        final_dir = run.out / ("adapter" if cfg.finetuning in ("lora", "qlora") else "model")
+        save_final(model, o.tokenizer, final_dir, o.stops, total_steps, insured=insured, state_dict=full)
+        del full  # the full copy of sharded weights
+        o.model = None  # the base before LoRA: the trained model holds what is needed of it
+        return _after_training(cfg, run, o, model, records, before, base_scores, final_dir, timings, t0)
 
-        result = RunResult(out, records, stats, timings=timings)
-        if cfg.compare and compare_set is not None:
-            after = _answers(model, tokenizer, compare_set, cfg, console, timings, "tuned")
-            result.compare = write_comparison(out, compare_set, before, after)
-            _print_compare(console, compare_set, before, after, cfg.compare.show)
-            if judge is not None:
-                result.judge = _judge_answers(judge, out, compare_set, before[0], after[0], console, timings)
-        if base_scores is not None:
-            tuned_scores = _benchmarks(model, tokenizer, tasks, cfg, console, timings, "tuned")
-            result.benchmarks = compare_benchmarks(base_scores, tuned_scores)
-            add_to_compare_json(out, result.benchmarks)
-            console.print(comparison_table(result.benchmarks))
-            for fall in result.benchmarks["falls"]:
-                console.print(f"[bold yellow]{fall}[/bold yellow] (more than two standard errors)")
-        if adapters and cfg.merge:
-            # from the saved adapter into the unquantised base, in fp32 (what `chattune merge` does), saved in the
-            # dtype the base was trained in unless merge_dtype says otherwise: a bf16 base gives a bf16 model
-            del model
-            merged, _, diff = merge_saved_adapter(str(model_path), final_dir, device=device,
-                                                  save_dtype=dtype_named(cfg.merge_dtype) or precision.base,
-                                                  trust_remote_code=cfg.trust_remote_code)
-            save_pretrained_atomic(merged, tokenizer, out / "merged", stops)
-            dtype = str(merged.dtype).removeprefix("torch.")
-            card.merged = f"in fp32, max logit difference vs base+adapter {diff:.1e}; saved in {dtype}"
-            console.print(f"merged model saved to {out / 'merged'} ({dtype}; max logit difference vs base+adapter "
-                          f"{diff:.1e}, merged in fp32)")
-        write_run_cards(out, card, model_path)
-        if exports:
-            model = None  # the export loads the saved model afresh, in fp32
-            t = time.perf_counter()
-            result.exports = export_run(out, exports, console.print)
-            timings["export_s"] = time.perf_counter() - t
-        timings["total_s"] = time.perf_counter() - t0
-        (out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n", encoding="utf-8")
-        summary = {k: v for k, v in stats.as_dict().items() if k not in ("problems", "reused")}
-        console.print(f"report: {write_report(out, data=summary, timings=timings)}")
-        return result
+
+def _after_training(cfg: TrainConfig, run: Run, o: _Opened, model: Any, records: list[dict[str, Any]],
+                    before: Any, base_scores: BenchmarkResults | None, final_dir: Path, timings: dict[str, float],
+                    t0: float) -> RunResult:
+    """The main process after the final save: model cards, the curve, before/after answers and the judge,
+    benchmarks, the merged model, exports, timings and the report."""
+    out, console, adapters = run.out, run.console, final_dir.name == "adapter"
+    card = run_facts(cfg, o.stats, len(o.eval_examples) if o.eval_examples else None, run.precision, records)
+    write_run_cards(out, card, o.model_path)  # written again below, with the evaluation and the merged model
+    if run.dist.sharded:  # the trained model from what was saved: the sharded one answers only with every process
+        model, _ = load_for_inference(str(o.model_path if adapters else final_dir), final_dir if adapters else None,
+                                      device=run.device, dtype=run.precision.base)
+    plot_loss(records, out / "loss.png")
+    console.print(f"saved {final_dir} and {out / 'loss.png'}")
+    result = RunResult(out, records, o.stats, timings=timings)
+    if o.compare_set is not None:
+        after = _answers(model, o.tokenizer, o.compare_set, cfg, console, timings, "tuned")
+        result.compare = write_comparison(out, o.compare_set, before, after)
+        _print_compare(console, o.compare_set, before, after, cfg.compare.show)
+        if o.judge is not None:
+            result.judge = _judge_answers(o.judge, out, o.compare_set, before[0], after[0], console, timings)
+    if base_scores is not None:
+        result.benchmarks = _benchmarks_after(cfg, run, o, model, base_scores, timings)
+    model = None  # the merge and the exports load the saved model afresh
+    if adapters and cfg.merge:
+        _merged(cfg, run, o, final_dir, card)
+    write_run_cards(out, card, o.model_path)
+    if o.exports:
+        t = time.perf_counter()
+        result.exports = export_run(out, o.exports, console.print)  # loads the saved model afresh, in fp32
+        timings["export_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t0
+    (out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n", encoding="utf-8")
+    summary = {k: v for k, v in o.stats.as_dict().items() if k not in ("problems", "reused")}
+    console.print(f"report: {write_report(out, data=summary, timings=timings)}")
+    return result

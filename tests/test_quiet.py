@@ -30,7 +30,11 @@ def _noisy():
     return ns["noisy"]
 
 
-def test_library_messages_are_kept_and_chattune_warnings_shown(capfd):
+@pytest.mark.parametrize("propagating", [False, True])
+def test_library_messages_are_kept_and_chattune_warnings_shown(capfd, propagating):
+    import transformers.utils.logging as hf
+
+    (hf.enable_propagation if propagating else hf.disable_propagation)()  # a library may have turned it on
     kept = Kept()
     ours = {"__name__": "chattune.somewhere"}
     exec("import warnings\ndef warn():\n    warnings.warn('for the user', UserWarning, stacklevel=2)\n", ours)
@@ -41,6 +45,7 @@ def test_library_messages_are_kept_and_chattune_warnings_shown(capfd):
     assert [line.split(" ", 1)[1].split(" (")[0] for line in kept.lines] == [
         "FutureWarning: somelib: this API is deprecated", "WARNING somelib: somelib: a log record",
         "WARNING transformers.somewhere: transformers: a record of its own handler"]
+    hf.disable_propagation()
     assert capfd.readouterr().err == ""
 
 
@@ -91,7 +96,8 @@ def _cli(tmp_path, *argv, env=None):
     script = ("import sys\nimport chattune.cli as cli\nimport chattune.cli.template_commands as commands\n"
               "ns = {'__name__': 'somelib'}\nexec(sys.argv[1], ns)\n"
               "commands._cmd_render = lambda args: ns['noisy']() or 0\nsys.exit(cli.main(sys.argv[2:]))\n")
-    base = {k: v for k, v in os.environ.items() if k != "CHATTUNE_VERBOSE"}
+    # a fresh process as a user starts it: none of the variables earlier tests or libraries set in this one
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "HF_HOME", "HF_HUB_OFFLINE")}
     env = {**base, "CHATTUNE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, "-c", script, NOISY, *argv, "render", "--model", "m", "--data", "d"],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)

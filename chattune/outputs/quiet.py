@@ -91,6 +91,11 @@ class _Keeper(logging.Handler):
         self.kept, self.echo = kept, echo
 
     def emit(self, record: logging.LogRecord) -> None:
+        # a record reaches both the root's keeper and transformers' when something (a library, a test) has turned
+        # on transformers' propagation: it is kept once
+        if getattr(record, "chattune_kept", None) is self.kept:
+            return
+        record.chattune_kept = self.kept
         self.kept.add(_record_line(record))
         if self.echo:
             sys.stderr.write(record.getMessage() + "\n")
