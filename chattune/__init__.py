@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from chattune.outputs.quiet import hold_import_messages
+from chattune.held_messages import hold_import_messages
 
 __version__ = "0.1.0"
 

@@ -4,9 +4,9 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "chattune"
-STAGES = ["errors", "files", "labels", "config_paths", "config", "data", "templates", "batching", "prepare", "model",
-          "datacheck", "train", "outputs", "generate", "eval", "export", "engine", "pipeline", "trainer", "cli",
-          "__init__", "__main__"]
+STAGES = ["errors", "held_messages", "files", "labels", "config_paths", "config", "data", "templates", "batching",
+          "prepare", "model", "datacheck", "train", "outputs", "generate", "eval", "export", "engine", "pipeline",
+          "trainer", "cli", "__init__", "__main__"]
 
 
 def stage_of(module: str) -> int:

@@ -17,11 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-LOG_NAME = "warnings.log"  # beside metrics.jsonl in a run's output_dir
+from chattune.held_messages import held as _held
+from chattune.held_messages import hold_import_messages
 
-# messages libraries log on import, before any run (bitsandbytes' CPU backend advises a hub-downloaded kernel it
-# does not need and falls back without): held for the next run's log rather than printed
-IMPORT_LOGGERS = ("bitsandbytes.backends.cpu.ops",)
+LOG_NAME = "warnings.log"  # beside metrics.jsonl in a run's output_dir
 
 
 class Kept:
@@ -48,35 +47,6 @@ class Kept:
         """The one line a run ends with."""
         n = len(self.lines)
         return f"{n} message{'s' if n != 1 else ''} from libraries (warnings, log records) kept in {path.resolve()}"
-
-
-class _Held(logging.Filter):
-    """Holds an import-time logger's records outside a run until the next run keeps them; inside a run (or when
-    verbose) they pass, to the run's handlers."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-        self.verbose = False
-        self.runs = 0  # kept_quiet blocks open now
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.verbose or self.runs:
-            return True
-        self.records.append(record)
-        return False
-
-
-_held = _Held()
-
-
-def hold_import_messages(verbose: bool = False) -> None:
-    """Hold the IMPORT_LOGGERS' records from now on (idempotent; no library is imported for it)."""
-    _held.verbose = verbose
-    for name in IMPORT_LOGGERS:
-        logger = logging.getLogger(name)
-        if _held not in logger.filters:
-            logger.addFilter(_held)
 
 
 def _record_line(record: logging.LogRecord) -> str:
