@@ -35,6 +35,7 @@ from chattune.cli.parser import ChattuneParser, leaf_parsers, place_late_positio
 from chattune.cli.template_commands import add_template_commands
 from chattune.errors import ChattuneError, TrainingInterrupted
 from chattune.outputs.quiet import Kept, kept_quiet
+from chattune.outputs.run_info import chattune_version
 
 # a full disk or a path that cannot be written, wherever it is met: the user's to fix, not a traceback
 _STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS}
@@ -129,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ChattuneParser(prog="chattune", description="Supervised fine-tuning of chat models with exact loss "
                             "masks. Each subcommand has its own --help. MODEL, wherever a command takes one, is a hub "
                             "id, a model folder, a .gguf file, an adapter folder or a `chattune train` run folder.")
-    parser.add_argument("--version", action="version", version=f"chattune {_version()}")
+    parser.add_argument("--version", action="version", version=f"chattune {chattune_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="fine-tune a model as a YAML config says",
@@ -194,17 +195,6 @@ def _config_keys() -> list[str]:
     from chattune.config import TrainConfig
 
     return list(TrainConfig.model_fields)
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("chattune")
-    except PackageNotFoundError:  # run from a source tree that is not installed
-        from chattune import __version__
-
-        return __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,9 @@ def chattune_version() -> str:
     try:
         return version("chattune")
     except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
+        from chattune import __version__
+
+        return __version__
 
 
 @dataclass
