@@ -110,7 +110,8 @@ def run_chattune(args: argparse.Namespace) -> dict:
                         "compile": bool(features.get("compile"))})
     if args.mode == "lora":
         model = apply_lora(model, cfg.lora, [])
-    records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, dtype=precision.compute)
+    records = train(model, examples, cfg.train_args(), pad_id=tokenizer.pad_token_id, device=device,
+                    dtype=precision.compute)
     tokens = [r["tokens"] for r in records]
     trained = [r["trained_tokens"] for r in records]
     return {**_summary([r["step_time_s"] for r in records], [b - a for a, b in zip([0] + tokens, tokens)],

@@ -82,7 +82,7 @@ def did_you_mean(model: Any, loc: list[Any]) -> str:
             section = t if hasattr(t, "model_fields") and isinstance(t, type) else None
             todo.extend(typing.get_args(t))
     leaf = str(loc[-1]) if loc else ""
-    scored = sorted(((difflib.SequenceMatcher(None, leaf, k).ratio(), k) for k in getattr(section, "model_fields", {})),
-                    reverse=True)
+    keys = section.user_keys() if hasattr(section, "user_keys") else getattr(section, "model_fields", {})
+    scored = sorted(((difflib.SequenceMatcher(None, leaf, k).ratio(), k) for k in keys), reverse=True)
     close = [f"`{'.'.join([*map(str, loc[:-1]), k])}`" for r, k in scored[:2] if r >= max(0.6, scored[0][0] - 0.03)]
     return f"; did you mean {' or '.join(close)}?" if close else ""

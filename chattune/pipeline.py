@@ -74,7 +74,7 @@ class RunResult:
 def load_examples(cfg: TrainConfig, tokenizer: Any, which: str = "train") -> tuple[list[Example], PrepareStats]:
     """The config's train or eval sources -> verified Examples (bad rows as data.on_bad_row says)."""
     d = cfg.data
-    opts = PrepareOptions(train_on=d.train_on, max_length=cfg.max_length, truncation=d.truncation,
+    opts = PrepareOptions(train_on=d.train_on, max_length=cfg.args.max_length, truncation=d.truncation,
                           template_kwargs=cfg.template_kwargs)
     return prepare_sources(d.sources(which), tokenizer, opts, on_bad_row=d.on_bad_row, num_proc=d.num_proc,
                            cache=d.cache)
@@ -86,7 +86,7 @@ def require_examples(examples: list[Example], stats: PrepareStats, key: str, cfg
     if examples:
         return
     went = [f"{n} x {reason}" for reason, n in {**stats.bad_by_reason, **stats.dropped_by_reason}.items()]
-    hint = f" (truncation: {cfg.data.truncation}, max_length {cfg.max_length})" if stats.dropped else ""
+    hint = f" (truncation: {cfg.data.truncation}, max_length {cfg.args.max_length})" if stats.dropped else ""
     raise DataError(key, None, None, f"no examples left after preparation: {stats.rows} rows read, {stats.bad} bad "
                     f"and skipped, {stats.dropped} dropped{hint}" + (f" [{', '.join(went)}]" if went else "")
                     + f"; nothing to {'train' if key == 'data.train' else 'evaluate'} on", reason="no_examples")
@@ -103,7 +103,7 @@ def load_train_and_eval(cfg: TrainConfig, tokenizer: Any, console: Console):
         print_stats(console, eval_stats, "eval data", bad="skipped")
         require_examples(eval_examples, eval_stats, "data.eval", cfg)
     elif cfg.data.test_size is not None:
-        examples, eval_examples = split_examples(examples, cfg.data.test_size, cfg.seed)
+        examples, eval_examples = split_examples(examples, cfg.data.test_size, cfg.args.seed)
         console.print(f"eval: {len(eval_examples)} examples held out of train (data.test_size {cfg.data.test_size})")
     return examples, eval_examples, stats
 
@@ -165,17 +165,18 @@ def _benchmarks(model: Any, tokenizer: Any, tasks: list[Any], cfg: TrainConfig, 
 
 def batching_features(cfg: TrainConfig, device: torch.device, speed: str | None = None) -> str:
     """How micro-batches are laid out and what speed features run, in the run's first lines."""
-    parts = ["packed rows" if cfg.packing else "one row per example"]
-    parts.append("padding-free (one sequence per micro-batch)" if cfg.padding_free else "padded to the longest row")
-    if cfg.max_tokens_per_batch:
-        parts.append(f"up to {cfg.max_tokens_per_batch} tokens per micro-batch")
+    parts = ["packed rows" if cfg.args.packing else "one row per example"]
+    padded = "padding-free (one sequence per micro-batch)" if cfg.args.padding_free else "padded to the longest row"
+    parts.append(padded)
+    if cfg.args.max_tokens_per_batch:
+        parts.append(f"up to {cfg.args.max_tokens_per_batch} tokens per micro-batch")
     if cfg.checkpointing:
         parts.append("gradient checkpointing")
-    kernel = attention_kernel(cfg.attn_implementation, cfg.padding_free, device)  # as load_base chose it
+    kernel = attention_kernel(cfg.attn_implementation, cfg.args.padding_free, device)  # as load_base chose it
     if kernel:
         chosen = "" if cfg.attn_implementation else " (variable-length, for padding-free; attn_implementation sets it)"
         parts.append(f"attention: {kernel}{chosen}")
-    if cfg.compile:
+    if cfg.args.compile:
         parts.append("compile: decoder layers")
     if speed:
         parts.append(speed)
@@ -230,21 +231,21 @@ def _adapted(cfg: TrainConfig, run: Run, o: _Opened) -> Any:
     model = apply_lora(o.model, cfg.lora, o.new_tokens) if cfg.finetuning in ("lora", "qlora") else o.model
     if run.resumed:
         try:
-            if not run.resumed.get("sharded"):  # a sharded checkpoint's weights are loaded into the shards
-                load_trained_weights(model, run.resumed["path"])
+            if not run.resumed.sharded:  # a sharded checkpoint's weights are loaded into the shards
+                load_trained_weights(model, run.resumed.path)
         except ModelError as e:
             raise TrainingError(f"resume: {e}; the checkpoint is damaged: resume from another one") from None
-        run.console.print(f"resuming from {run.resumed['path']} (step {run.resumed['step']})")
+        run.console.print(f"resuming from {run.resumed.path} (step {run.resumed.step})")
     return model
 
 
 def _announce(cfg: TrainConfig, run: Run, model: Any, total_steps: int, eval_examples: list[Example] | None) -> None:
     """The training plan's lines: parameters, steps, batch, layout and speed features, memory across processes."""
-    console, dist, batch = run.console, run.dist, cfg.per_device_train_batch_size
+    console, dist, batch = run.console, run.dist, cfg.args.per_device_train_batch_size
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     console.print(f"training: {trainable:,} trainable parameters, {total_steps} steps, global batch "
-                  f"{batch * cfg.gradient_accumulation_steps * dist.world} = {batch} per device x "
-                  f"{cfg.gradient_accumulation_steps} accumulation x {dist.world} process(es)")
+                  f"{batch * cfg.args.gradient_accumulation_steps * dist.world} = {batch} per device x "
+                  f"{cfg.args.gradient_accumulation_steps} accumulation x {dist.world} process(es)")
     speed = getattr(base_model(model), "chattune_speed", None)
     console.print(f"batching: {batching_features(cfg, run.device, speed)}")
     if dist.sharded or dist.world > 1:
@@ -260,18 +261,18 @@ def _trained(cfg: TrainConfig, run: Run, o: _Opened, model: Any, total_steps: in
     records and whether that insurance was taken."""
     run.begin()  # an earlier run's outputs go (overwrite_output_dir); from here on this run's are kept
     if run.dist.is_main:
-        (run.out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
+        (run.out / "config.yaml").write_text(yaml.safe_dump(cfg.as_written(), sort_keys=False), encoding="utf-8")
         o.info.write(run.out)
     args = cfg.train_args()  # what the loop reads
-    insure = not cfg.save_steps or cfg.save_steps >= total_steps
+    insure = not cfg.args.save_steps or cfg.args.save_steps >= total_steps
     if insure:
         args = args.model_copy(update={"save_steps": total_steps})
     # generating under FSDP would need every process: answers come after training
     prompts = None if run.dist.sharded else eval_prompts(o.eval_examples, cfg.eval_generations)
-    records = train_with_outputs(model, o.tokenizer, o.examples, args, device=run.device,
+    records = train_with_outputs(model, o.tokenizer, o.examples, args, total_steps=total_steps, device=run.device,
                                  dtype=run.precision.compute, stops=o.stops, console=run.console,
                                  eval_examples=o.eval_examples, resumed=run.resumed, dist=run.dist,
-                                 eval_prompts=prompts, hparams=cfg.model_dump(), save_last=insure)
+                                 eval_prompts=prompts, hparams=cfg.as_written(), save_last=insure)
     return records, insure
 
 
@@ -309,7 +310,7 @@ def run_training(cfg: TrainConfig, console: Console | None = None, resume: str |
     unless cfg.overwrite_output_dir (then they are removed when training starts)."""
     # one process speaks and writes; the others train their share and stop after the last step
     with open_run(RunSettings.from_config(cfg), resume, console) as run:
-        run.check_folder(cfg.model_dump(), allow_changes=allow_config_changes)
+        run.check_folder(cfg.as_written(), allow_changes=allow_config_changes)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         o = _opened(cfg, run)

@@ -128,6 +128,8 @@ def config_page() -> str:
     while queue:
         model, prefix = queue.pop(0)
         for name, field in model.model_fields.items():
+            if model is TrainConfig and name == "args":
+                continue  # the loop's keys are written at the top level
             for sub in models_in(field.annotation):
                 if sub not in [s for s, _ in sections]:
                     many = typing.get_origin(field.annotation) is list or any(
@@ -138,8 +140,8 @@ def config_page() -> str:
     SECTIONS.clear()
     SECTIONS.update({model: prefix.rstrip(".").replace("[]", " items") for model, prefix in sections})
     loop_keys = set(TrainArgs.model_fields)
-    top = key_rows(TrainConfig, "")
-    out = [HEADER.format(source="chattune/config.py"), "# Training options\n\n",
+    top = key_rows(TrainArgs, "") + [r for r in key_rows(TrainConfig, "") if r[0] != "`args`"]
+    out = [HEADER.format(source="chattune/config/"), "# Training options\n\n",
            "Every key of a `chattune train` config: its type, its default and what it does. Nested keys are "
            "written dotted on the command line (`--set lora.r=8`) and as nested mappings in YAML. A key that is "
            "not listed here is an error naming the closest valid one.\n\n",

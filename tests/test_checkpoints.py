@@ -57,7 +57,7 @@ def test_killed_run_resumes_with_the_same_losses(tmp_path, tiny_model_dir, gsm8k
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     saved = checkpoints(tmp_path / "b")
-    assert saved and load_state(saved[-1])["step"] < 40
+    assert saved and load_state(saved[-1]).step < 40
 
     assert main(["train", str(killed), "--resume"]) == 0
     resumed = losses(tmp_path / "b")
@@ -70,7 +70,8 @@ def tiny_run(tmp_path, tokenizer, gsm8k_small, **extra):
     model = make_tiny_model(tokenizer)
     examples, _ = examples_from_file(str(gsm8k_small), tokenizer, columns=COLUMNS, max_length=256)
     cfg = build_config({"data": {"train": str(gsm8k_small)}, "finetuning": "full", "max_steps": 6, "save_steps": 2,
-                        "per_device_train_batch_size": 2, "learning_rate": 1e-3, "output_dir": str(tmp_path), **extra})
+                        "per_device_train_batch_size": 2, "learning_rate": 1e-3, "output_dir": str(tmp_path),
+                        **extra}).train_args()
     saver = Checkpointer(tmp_path, model, tokenizer, [tokenizer.eos_token_id], limit=cfg.save_total_limit,
                          keep_best=False)
     return model, examples, cfg, saver
@@ -109,7 +110,7 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, tokenizer, gsm8k_sm
         train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=torch.device("cpu"),
               on_save=saver)
     assert [p.name for p in checkpoints(tmp_path)] == ["checkpoint-2"]
-    assert load_state(tmp_path / "checkpoint-2")["step"] == 2
+    assert load_state(tmp_path / "checkpoint-2").step == 2
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no half-written directory left
 
 
@@ -123,7 +124,7 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path, tokenizer, gsm8k_small):
     with pytest.raises(TrainingInterrupted, match="interrupted after step 3; checkpoint .*checkpoint-3"):
         train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=torch.device("cpu"),
               on_save=saver, on_log=press_ctrl_c)
-    assert load_state(tmp_path / "checkpoint-3")["micro_batches"] == 3
+    assert load_state(tmp_path / "checkpoint-3").micro_batches == 3
 
 
 def test_checkpoint_limit_keeps_the_best(tmp_path, tiny_model_dir, gsm8k_small):

@@ -9,7 +9,7 @@ BASE = {"data": {"train": "x.jsonl"}}
 def test_defaults_and_trl_names():
     cfg = build_config(BASE)
     assert cfg.finetuning == "lora" and cfg.lora.target_modules == "all-linear"
-    assert cfg.max_steps == -1 and cfg.lr_scheduler_type == "cosine"
+    assert cfg.args.max_steps == -1 and cfg.args.lr_scheduler_type == "cosine"
 
 
 def test_every_problem_reported_at_once_with_its_key():
@@ -29,7 +29,7 @@ def test_missing_data_is_named():
 
 def test_overrides_are_typed_and_dotted():
     cfg = build_config(BASE, ["max_steps=7", "lora.r=4", "packing=true", "data.columns={q: user, a: assistant}"])
-    assert cfg.max_steps == 7 and cfg.lora.r == 4 and cfg.packing is True
+    assert cfg.args.max_steps == 7 and cfg.lora.r == 4 and cfg.args.packing is True
     assert cfg.data.columns == {"q": "user", "a": "assistant"}
 
 

@@ -133,8 +133,8 @@ def test_memory_estimate_shards_and_refuses_what_cannot_fit(tiny_model, monkeypa
     from chattune.train.dist import Dist
 
     cfg = build_config({"data": {"train": "x.jsonl"}, "finetuning": "full", "strategy": "fsdp"})
-    whole = memory.estimate(tiny_model, cfg, 1, sharded=False, offload=False)
-    half = memory.estimate(tiny_model, cfg, 2, sharded=True, offload=False)
+    whole = memory.estimate(tiny_model, cfg.train_args(), 1, sharded=False, offload=False)
+    half = memory.estimate(tiny_model, cfg.train_args(), 2, sharded=True, offload=False)
     assert half.parameters == whole.parameters / 2 and half.optimizer == whole.optimizer / 2
     assert whole.optimizer == 2 * whole.gradients  # AdamW: two fp32 moments per trainable weight
     dist, cpu = Dist(), torch.device("cpu")

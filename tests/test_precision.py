@@ -34,11 +34,11 @@ def config(tmp_path, model_dir, data, **extra):
 
 
 def trained_lora(cfg, model_dir, data):
-    """A LoRA model as `chattune train` builds it for `cfg`, trained for cfg.max_steps."""
+    """A LoRA model as `chattune train` builds it for `cfg`, trained for cfg.args.max_steps."""
     precision = resolve_precision(CPU, finetuning=cfg.finetuning, bf16=cfg.bf16, fp16=cfg.fp16)
     model, tokenizer, new_tokens = load_base(cfg, model_dir, CPU, precision)
     model = apply_lora(model, cfg.lora, new_tokens)
-    examples, _ = examples_from_file(str(data), tokenizer, columns=COLUMNS, max_length=cfg.max_length)
+    examples, _ = examples_from_file(str(data), tokenizer, columns=COLUMNS, max_length=cfg.args.max_length)
     records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=CPU, dtype=precision.compute)
     return model, tokenizer, examples, records
 
@@ -66,7 +66,7 @@ def test_bf16_run_saves_fp32_optimizer_state_and_merges_in_bf16(tmp_path, tiny_m
     cfg = config(tmp_path, tiny_model_dir, gsm8k_small, bf16=True, save_steps=2, merge=True)
     run_training(cfg)
     state = load_state(tmp_path / "run" / "checkpoint-2")
-    moments = [t for s in state["optimizer"]["state"].values() for k, t in s.items() if k.startswith("exp_avg")]
+    moments = [t for s in state.optimizer["state"].values() for k, t in s.items() if k.startswith("exp_avg")]
     assert moments and {t.dtype for t in moments} == {torch.float32}
     # merged in fp32 from the saved adapter, saved in the dtype the base was trained in (bf16 here, although the
     # base is stored in fp32)
@@ -93,7 +93,7 @@ def test_fp16_trains_with_loss_scaling_and_saves_the_scale(tmp_path, tiny_model_
     result = run_training(cfg)
     losses = [r["loss"] for r in result.records if "loss" in r]
     assert len(losses) == 4 and all(loss == loss and loss < 20 for loss in losses)
-    assert load_state(tmp_path / "run" / "checkpoint-2")["scaler"]["scale"] > 0
+    assert load_state(tmp_path / "run" / "checkpoint-2").scaler["scale"] > 0
     resumed = config(tmp_path, tiny_model_dir, gsm8k_small, fp16=True, save_steps=2, max_steps=4)
     again = run_training(resumed, resume="latest")  # the scale comes back with the rest of the state
     assert [r["loss"] for r in again.records if "loss" in r] == pytest.approx(losses, rel=1e-5)

@@ -27,7 +27,7 @@ def examples(tokenizer, n=16):
 
 def cfg(**kw):
     base = {"data": {"train": "unused"}, "logging_steps": 1, "warmup_ratio": 0.0, "seed": 0}
-    return build_config({**base, **kw})
+    return build_config({**base, **kw}).train_args()
 
 
 def grads_after(model, batches):

@@ -132,7 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
                             "id, a model folder, a .gguf file, an adapter folder or a `chattune train` run folder.")
     parser.add_argument("--version", action="version", version=f"chattune {chattune_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train_command(sub)
+    _add_chat_command(sub)
+    _add_merge_command(sub)
+    add_template_commands(sub)
+    add_data_commands(sub)
+    add_generation_commands(sub)
+    add_judge_command(sub)
+    add_export_command(sub)
+    for leaf in leaf_parsers(parser):
+        leaf.set_defaults(parser=leaf)  # where an unrecognised flag is looked up for "did you mean"
+    _add_verbose(parser)
+    return parser
 
+
+def _add_train_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="fine-tune a model as a YAML config says",
                        description="Train, save adapter/model, metrics.jsonl and loss.png, then compare before/after "
                        "if the config has a `compare` section.")
@@ -152,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (the config's `device`; default auto)")
     p.set_defaults(func=_cmd_train)
 
+
+def _add_chat_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chat", help="chat with a model (streaming), optionally with a LoRA adapter",
                        description="Streams the model's replies in a conversation on the terminal (/reset clears "
                        "it, /exit or Ctrl-D leaves), or answers one --prompt and exits. Greedy unless "
@@ -165,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(p)
     p.set_defaults(func=_cmd_chat)
 
+
+def _add_merge_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("merge", help="merge a LoRA adapter into its base model, checked before writing",
                        usage="chattune merge [options] MODEL [ADAPTER] OUT",
                        description="MODEL: a run folder or an adapter folder (merged into the base it names), or a "
@@ -180,21 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "merge itself runs in fp32")
     p.set_defaults(func=_cmd_merge)
 
-    add_template_commands(sub)
-    add_data_commands(sub)
-    add_generation_commands(sub)
-    add_judge_command(sub)
-    add_export_command(sub)
-    for leaf in leaf_parsers(parser):
-        leaf.set_defaults(parser=leaf)  # where an unrecognised flag is looked up for "did you mean"
-    _add_verbose(parser)
-    return parser
-
 
 def _config_keys() -> list[str]:
     from chattune.config import TrainConfig
 
-    return list(TrainConfig.model_fields)
+    return TrainConfig.user_keys()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,7 +24,7 @@ def _check_targets(args: argparse.Namespace) -> tuple[str, str | None, list[tupl
 
     if args.target.endswith((".yaml", ".yml")):
         cfg = load_config(args.target)
-        opts = {"max_length": cfg.max_length, "train_on": cfg.data.train_on, "truncation": cfg.data.truncation,
+        opts = {"max_length": cfg.args.max_length, "train_on": cfg.data.train_on, "truncation": cfg.data.truncation,
                 "template_kwargs": cfg.template_kwargs}
         sources = cfg.data.sources("train") + cfg.data.sources("eval")
         return args.model or cfg.model, args.template or cfg.template, [(s, opts) for s in sources]

@@ -43,8 +43,8 @@ def load_base_model(cfg: TrainConfig, path: Path, device: torch.device, precisio
                     applied: str | None) -> Any:
     """The model to train from its local directory `path`, in its precision on `device` (QLoRA: quantised as it
     loads), its embeddings grown for the tokens the template added to `tokenizer`."""
-    torch.manual_seed(cfg.seed)  # new embedding rows and LoRA's initial weights: the same run gives the same model
-    kernel = attention_kernel(cfg.attn_implementation, cfg.padding_free, device)
+    torch.manual_seed(cfg.args.seed)  # new embedding rows and LoRA's initial weights: the same run gives the same model
+    kernel = attention_kernel(cfg.attn_implementation, cfg.args.padding_free, device)
     attention = {"attn_implementation": kernel} if kernel else {}
     model = load_model(path, cfg.trust_remote_code, precision.base, quantize_4bit=cfg.finetuning == "qlora",
                        device=device, extra=attention)

@@ -23,6 +23,7 @@ from chattune.outputs.lock import OutputDirLock
 from chattune.outputs.trackers import check_trackers
 from chattune.train.dist import Dist
 from chattune.train.speed import check_attention, check_liger
+from chattune.train.state import ResumeState
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class RunSettings:
 
     @classmethod
     def from_config(cls, cfg: TrainConfig) -> RunSettings:
-        return cls(cfg.output_dir, cfg.device, cfg.finetuning, cfg.bf16, cfg.fp16, cfg.bf16_full, tuple(cfg.report_to),
+        return cls(cfg.args.output_dir, cfg.device, cfg.finetuning, cfg.bf16, cfg.fp16, cfg.args.bf16_full,
+                   tuple(cfg.args.report_to),
                    cfg.liger, cfg.attn_implementation, cfg.strategy, cfg.fsdp)
 
 
@@ -58,7 +60,7 @@ class Run:
     device: torch.device
     dist: Dist
     precision: Precision
-    resumed: dict[str, Any] | None
+    resumed: ResumeState | None
     console: Console
     strict: bool = True
     began: bool = False  # set by begin(): from then on, what the run wrote is kept whatever happens
@@ -69,7 +71,7 @@ class Run:
         as `strict` says; nothing is removed before begin()."""
         if not self.dist.is_main:
             return
-        resumed = self.resumed["path"] if self.resumed else None
+        resumed = self.resumed.path if self.resumed else None
         if self.strict:
             self.earlier = check_output_dir(self.out, config, resumed, allow_changes=allow_changes,
                                             console=self.console)

@@ -27,7 +27,8 @@ from chattune.outputs.save import save_pretrained_atomic
 from chattune.outputs.show import prompt_as_text
 from chattune.outputs.trackers import Trackers
 from chattune.train.dist import Dist
-from chattune.train.loop import EvalFn, count_steps, train
+from chattune.train.loop import EvalFn, train
+from chattune.train.state import ResumeState
 
 
 @dataclass
@@ -57,10 +58,11 @@ def _answered(tokenizer: Any, prompts: list[EvalPrompt], replies: list[str]) -> 
             for p, r in zip(prompts, replies)]
 
 
-def train_with_outputs(model: Any, tokenizer: Any, examples: list[Example], cfg: TrainArgs, *, device: Any,
+def train_with_outputs(model: Any, tokenizer: Any, examples: list[Example], cfg: TrainArgs, *, total_steps: int,
+                       device: Any,
                   dtype: torch.dtype | None, stops: list[int], console: Console,
                   eval_examples: list[Example] | None = None,
-                  resumed: dict[str, Any] | None = None, dist: Dist | None = None,
+                  resumed: ResumeState | None = None, dist: Dist | None = None,
                   eval_prompts: list[EvalPrompt] | None = None, save_last: bool = False,
                   evaluate: EvalFn | None = None, on_step: Callable[[int, float], bool] | None = None,
                   on_record: Callable[[dict[str, Any]], None] | None = None,
@@ -76,18 +78,18 @@ def train_with_outputs(model: Any, tokenizer: Any, examples: list[Example], cfg:
     if dist is not None and not dist.is_main:  # the others train their share; the main process writes
         return train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, dtype=dtype,
                      eval_examples=eval_examples, resume=resumed, dist=dist, evaluate=evaluate, on_step=on_step,
-                     save_last=save_last)
+                     save_last=save_last, total_steps=total_steps)
     out = Path(cfg.output_dir)
     checkpointer = Checkpointer(out, model, tokenizer, stops, limit=cfg.save_total_limit,
-                                keep_best=cfg.load_best_model_at_end, records=resumed["records"] if resumed else None,
+                                keep_best=cfg.load_best_model_at_end, records=resumed.records if resumed else None,
                                 config=hparams)
     if checkpointer.removed:
         console.print("removed half-written checkpoint folders of a stopped run: "
                       + ", ".join(p.name for p in checkpointer.removed))
     trackers = Trackers(cfg.report_to, out, hparams or cfg.model_dump())
     try:
-        with MetricsLog(out / "metrics.jsonl", count_steps(examples, cfg, dist.world if dist else 1), console,
-                        earlier=resumed["records"] if resumed else None) as log:
+        with MetricsLog(out / "metrics.jsonl", total_steps, console,
+                        earlier=resumed.records if resumed else None) as log:
 
             def on_log(rec: dict[str, Any]) -> None:
                 log(rec)
@@ -104,7 +106,8 @@ def train_with_outputs(model: Any, tokenizer: Any, examples: list[Example], cfg:
 
             records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, dtype=dtype,
                             eval_examples=eval_examples, on_log=on_log, on_save=checkpointer, on_eval=on_eval,
-                            resume=resumed, dist=dist, save_last=save_last, evaluate=evaluate, on_step=on_step)
+                            resume=resumed, dist=dist, save_last=save_last, evaluate=evaluate, on_step=on_step,
+                            total_steps=total_steps)
     finally:
         trackers.close()
     if cfg.load_best_model_at_end and checkpointer.best:

@@ -21,6 +21,7 @@ from chattune.errors import TrainingError
 from chattune.files import follow_umask
 from chattune.outputs.save import write_pretrained
 from chattune.train.fsdp import SHARDS
+from chattune.train.state import ResumeState
 
 STATE_FILE = "trainer_state.pt"
 RECORDS_FILE = "records.json"
@@ -87,12 +88,8 @@ def save_checkpoint(out_dir: Path, model: Any, tokenizer: Any, stop_ids: list[in
     return path
 
 
-def load_state(path: Path) -> dict[str, Any]:
-    """A checkpoint's training state (tensors and plain types only: weights_only loading) and records; a missing,
-    truncated or garbled file is a TrainingError naming it."""
-    path = Path(path)
-    if not (path / STATE_FILE).is_file():
-        raise TrainingError(f"{path}: not a chattune checkpoint ({STATE_FILE} is missing)")
+def _saved_dict(path: Path) -> dict[str, Any]:
+    """The state file's entries (tensors and plain types only: weights_only loading), every one there."""
     damaged = "the checkpoint is damaged; resume from another one"
     try:
         # on the CPU first: a checkpoint written on a GPU resumes anywhere (the optimizer moves its state to
@@ -106,13 +103,29 @@ def load_state(path: Path) -> dict[str, Any]:
     if missing:
         raise TrainingError(f"{path / STATE_FILE}: expected the entries {', '.join(STATE_KEYS)}, "
                             f"{', '.join(missing)} missing; {damaged}")
+    return state
+
+
+def load_state(path: Path) -> ResumeState:
+    """A checkpoint's training state and records; a missing, truncated or garbled file is a TrainingError
+    naming it."""
+    path = Path(path)
+    if not (path / STATE_FILE).is_file():
+        raise TrainingError(f"{path}: not a chattune checkpoint ({STATE_FILE} is missing)")
+    damaged = "the checkpoint is damaged; resume from another one"
+    state = _saved_dict(path)
     try:
-        state["records"] = json.loads((path / RECORDS_FILE).read_text(encoding="utf-8"))
+        records = json.loads((path / RECORDS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise TrainingError(f"{path / RECORDS_FILE}: cannot be read ({e}); {damaged}") from None
-    if not isinstance(state["records"], list):
+    if not isinstance(records, list):
         raise TrainingError(f"{path / RECORDS_FILE}: expected a list of records; {damaged}")
-    return state
+    try:
+        return ResumeState(path, int(state["step"]), int(state["micro_batches"]), int(state["tokens"]),
+                           int(state["trained_tokens"]), records, state["rng"], state["scheduler"],
+                           state.get("optimizer"), state.get("scaler"), bool(state.get("sharded")))
+    except (TypeError, ValueError) as e:
+        raise TrainingError(f"{path / STATE_FILE}: its counters are not numbers ({e}); {damaged}") from None
 
 
 def prune_checkpoints(out_dir: Path, limit: int | None, keep: Path | None = None) -> None:
@@ -183,13 +196,10 @@ def check_resume_target(out_dir: Path, resume: str | Path | None) -> None:
                             f"{_what_exists(path.parent)}")
 
 
-def resume_state(out_dir: Path, resume: str | Path | None) -> dict[str, Any] | None:
+def resume_state(out_dir: Path, resume: str | Path | None) -> ResumeState | None:
     """The state to resume from: `resume` is "latest" (the newest checkpoint in out_dir), a checkpoint
     directory, or None (start afresh)."""
     if resume is None:
         return None
     check_resume_target(out_dir, resume)
-    path = latest_checkpoint(Path(out_dir)) if resume == "latest" else Path(resume)
-    state = load_state(path)
-    state["path"] = path
-    return state
+    return load_state(latest_checkpoint(Path(out_dir)) if resume == "latest" else Path(resume))

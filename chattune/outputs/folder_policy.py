@@ -10,20 +10,14 @@ from typing import Any
 
 import yaml
 
+from chattune.config import resume_may_change
 from chattune.errors import ChattuneError, TrainingError
 from chattune.outputs.checkpoint import CONFIG_FILE, checkpoints
 
-# Keys that do not change what the model is trained on or how each step updates it: where and how often the run
-# logs, evaluates and saves, how long it goes on, and speed features tested to give the same losses. Every other
-# key (a new one too) must match for a resume to continue the same training.
-NOT_COMPARED = {
-    "output_dir", "overwrite_output_dir", "max_steps", "num_train_epochs", "logging_steps", "logging_first_step",
-    "eval_steps", "save_steps", "save_total_limit", "load_best_model_at_end", "eval_max_new_tokens",
-    "eval_generations", "report_to", "per_device_eval_batch_size", "compare", "merge", "device", "compile", "liger",
-    "attn_implementation", "gradient_checkpointing", "gradient_checkpointing_kwargs", "activation_offloading",
-    "trust_remote_code", "data.eval", "data.eval_num_samples", "data.num_proc", "data.cache", "eval_tasks",
-    "eval_tasks_limit", "export",
-}
+# Keys a resume may change (marked in the config's field metadata): where and how often the run logs, evaluates
+# and saves, how long it goes on, speed features tested to give the same losses. Every other key (a new one
+# too) must match for a resume to continue the same training.
+NOT_COMPARED = resume_may_change()
 
 
 # What a finished run leaves beside its checkpoints; a new run into the folder would replace them

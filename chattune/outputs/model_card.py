@@ -280,8 +280,8 @@ def run_facts(cfg: TrainConfig, stats: PrepareStats, eval_examples: int | None, 
             f"held out of train (data.test_size {cfg.data.test_size})"
         data.append(f"eval: {where}: {eval_examples} examples")
     weights = "4-bit NF4" if cfg.finetuning == "qlora" else str(precision.base).removeprefix("torch.")
-    config = {"model": cfg.model, **cfg.model_dump(mode="json", exclude_unset=True)}
-    return CardFacts(model_id(cfg.model), cfg.finetuning, key_settings(cfg, lora), config, data,
+    config = {"model": cfg.model, **cfg.as_written(mode="json", exclude_unset=True)}
+    return CardFacts(model_id(cfg.model), cfg.finetuning, key_settings(cfg.args, lora), config, data,
                      template_said(cfg.template), list(records or []),
                      precision=f"{precision.name} compute, base weights {weights}")
 

@@ -75,16 +75,38 @@ def write_report(out_dir: Path, *, data: dict[str, Any] | None = None, timings: 
     where the run wrote no config.yaml (SFTTrainer's, as the loop read them)."""
     out_dir = Path(out_dir)
     records = read_metrics(out_dir / "metrics.jsonl") if (out_dir / "metrics.jsonl").is_file() else []
+    parts = [f"<h1>chattune run: {_esc(out_dir.name)}</h1>"]
+    info = read_run_info(out_dir)
+    if info is not None:
+        parts.append("<h2>Run</h2>" + _table(info.rows()))
+    parts += _training(out_dir, records)
+    parts += _compared(out_dir)
+    parts += _benchmarks(out_dir) + _judge(out_dir) + _exports(out_dir)
+    if data:
+        parts.append("<h2>Data</h2>" + _table([(k, _fmt(v)) for k, v in data.items()]))
+    if timings:
+        parts.append("<h2>Timings</h2>" + _table([(k, f"{v:.1f}") for k, v in timings.items()]))
+    config_file = out_dir / "config.yaml"
+    if config_file.is_file():
+        config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    if config:
+        resolved = yaml.safe_dump(config, sort_keys=False)
+        parts.append(f"<h2>Resolved config</h2><pre>{_esc(resolved)}</pre>")
+    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>chattune report</title>'
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}{IMAGE_CHECK}</body></html>")
+    path = out_dir / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _training(out_dir: Path, records: list[dict[str, Any]]) -> list[str]:
+    """The summary, the curves (written as PNG beside the report), eval metrics and answers during training."""
     train = [r for r in records if "loss" in r]
     evals = [r for r in records if "eval_loss" in r]
     images = [plot_loss(records, out_dir / "loss.png"),
               plot_series(train, "learning_rate", out_dir / "learning_rate.png"),
               plot_series(train, "grad_norm", out_dir / "grad_norm.png")]
-    parts = [f"<h1>chattune run: {_esc(out_dir.name)}</h1>"]
-    info = read_run_info(out_dir)
-    if info is not None:
-        parts.append("<h2>Run</h2>" + _table(info.rows()))
-
+    parts = []
     if train:
         last = train[-1]
         seconds = sum(r["step_time_s"] for r in train)
@@ -105,33 +127,21 @@ def write_report(out_dir: Path, *, data: dict[str, Any] | None = None, timings: 
                 for r in generations for g in r["generations"]]
         parts.append("<h2>Eval answers during training</h2>"
                      + _table(rows, ("step", "conversation", "reference answer", "answer"), cls="answers"))
+    return parts
+
+
+def _compared(out_dir: Path) -> list[str]:
+    """The before/after comparison: scores, then the first answers side by side."""
     compare = out_dir / "compare.jsonl"
-    if compare.is_file():
-        scores = json.loads((out_dir / "compare.json").read_text(encoding="utf-8"))
-        parts.append("<h2>Before / after</h2>" + _table(
-            [(k, *(_fmt(scores[s].get(k)) for s in ("base", "tuned"))) for k in scores["base"]],
-            ("", "base", "tuned")))
-        side = [json.loads(line) for line in compare.read_text(encoding="utf-8").splitlines()[:10]]
-        parts.append(_table([(f"{s['question']}\n\nBASE:\n{s['base']}", f"TUNED:\n{s['tuned']}") for s in side],
-                            ("question and base answer", "tuned answer"), cls="side"))
-    parts.extend(_benchmarks(out_dir))
-    parts.extend(_judge(out_dir))
-    parts.extend(_exports(out_dir))
-    if data:
-        parts.append("<h2>Data</h2>" + _table([(k, _fmt(v)) for k, v in data.items()]))
-    if timings:
-        parts.append("<h2>Timings</h2>" + _table([(k, f"{v:.1f}") for k, v in timings.items()]))
-    config_file = out_dir / "config.yaml"
-    if config_file.is_file():
-        config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-    if config:
-        resolved = yaml.safe_dump(config, sort_keys=False)
-        parts.append(f"<h2>Resolved config</h2><pre>{_esc(resolved)}</pre>")
-    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>chattune report</title>'
-            f"<style>{STYLE}</style></head><body>{''.join(parts)}{IMAGE_CHECK}</body></html>")
-    path = out_dir / "report.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+    if not compare.is_file():
+        return []
+    scores = json.loads((out_dir / "compare.json").read_text(encoding="utf-8"))
+    side = [json.loads(line) for line in compare.read_text(encoding="utf-8").splitlines()[:10]]
+    return ["<h2>Before / after</h2>" + _table(
+                [(k, *(_fmt(scores[s].get(k)) for s in ("base", "tuned"))) for k in scores["base"]],
+                ("", "base", "tuned")),
+            _table([(f"{s['question']}\n\nBASE:\n{s['base']}", f"TUNED:\n{s['tuned']}") for s in side],
+                   ("question and base answer", "tuned answer"), cls="side")]
 
 
 def _benchmarks(out_dir: Path) -> list[str]:

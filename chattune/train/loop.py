@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from chattune.train.health import Guard, Unhealthy
 from chattune.train.loss import summed_loss_and_correct
 from chattune.train.optim import build_optimizer, build_scheduler
 from chattune.train.speed import CompiledLayers
-from chattune.train.state import TrainProgress, rng_state
+from chattune.train.state import ResumeState, TrainProgress, rng_state
 
 Hook = Callable[[dict[str, Any]], None]
 
@@ -180,12 +181,148 @@ def _checkpoint(on_save: SaveHook | None, step: int, progress: TrainProgress, wr
 EvalFn = Callable[[str, Sequence[Example]], dict[str, float]]
 
 
+def _enable_checkpointing(model: Any, cfg: TrainArgs) -> None:
+    """Gradient checkpointing as configured (transformers' own, non-reentrant unless told otherwise)."""
+    if not cfg.checkpointing:
+        return
+    kwargs = cfg.gradient_checkpointing_kwargs or {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.20's name for it
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if hasattr(model, "enable_input_require_grads"):
+        model.enable_input_require_grads()
+
+
+@dataclass
+class Hooks:
+    """What a caller hears of a run: records (`on_log`), checkpoints to write (`on_save(step, state)`, returning
+    the path), evals (`on_eval(step)` after each eval), each finished step (`on_step(step, epoch)`, True stops the
+    run), and how an eval set is scored (`evaluate(name, examples)`)."""
+
+    on_log: Hook | None = None
+    on_save: SaveHook | None = None
+    on_eval: Callable[[int], None] | None = None
+    on_step: Callable[[int, float], bool] | None = None
+    evaluate: EvalFn | None = None
+
+
+@dataclass
+class _Loop:
+    """One run of the loop: the wrapped model, optimizer, schedule, health guard and progress every step reads."""
+
+    model: Any
+    cfg: TrainArgs
+    total_steps: int
+    device: torch.device
+    dtype: torch.dtype | None
+    dist: Dist
+    hooks: Hooks
+    resume: ResumeState | None
+    wrapped: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+    scaler: Any = None
+    guard: Guard | None = None
+    progress: TrainProgress = field(default_factory=TrainProgress)
+    last_checkpoint: Path | None = None
+    grad_norm: float = 0.0  # of the last step
+    # (loss, seconds, tokens, correct, trained) of the steps not yet logged
+    window: list[tuple[float, float, int, float, int]] = field(default_factory=list)
+
+    def start(self) -> None:
+        """Wrap the model, build the optimizer and schedule, put a resumed state back."""
+        cfg, resume = self.cfg, self.resume
+        self.wrapped = self.dist.wrap(SummedLoss(self.model, cfg.loss_type), self.model, self.dtype)
+        self.optimizer = build_optimizer(self.wrapped, cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.total_steps)
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype == torch.float16 else None
+        if resume and resume.sharded:  # FSDP: weights and optimizer state from each process's shards
+            from chattune.train.fsdp import SHARDS, load_shards
+
+            load_shards(self.wrapped, self.optimizer, resume.path / SHARDS)
+        if resume:
+            self.progress = TrainProgress.restore(resume, self.optimizer, self.scheduler, self.scaler)
+        self.guard = Guard(self.model, self.total_steps, self.progress.step, resume.path if resume else None,
+                           dist=self.dist)
+        if self.hooks.on_save:  # only checked weights are called a good checkpoint
+            self.hooks.on_save = self.guard.saving(self.hooks.on_save)
+        self.last_checkpoint = resume.path if resume else None
+
+    def step(self, step: int, docs: list[Example], micro: list[tuple[Batch, float]], start: float) -> float:
+        """One optimizer step over this process's micro-batches (planned from `start`, a perf_counter time);
+        returns the learning rate it used."""
+        lr = self.scheduler.get_last_lr()[0]
+        step_tokens = sum(len(d.input_ids) for d in docs)
+        trained = sum(d.num_trained for d in docs)  # the whole step's, known to every process from the plan
+        try:
+            loss, grad_norm, correct = _optimizer_step(self.wrapped, self.optimizer, self.scheduler, micro, trained,
+                                                       self.cfg, self.device, self.dtype, self.dist, self.scaler,
+                                                       self.guard)
+        except Unhealthy as e:
+            raise TrainingError(self.guard.message(step, e)) from None
+        p = self.progress
+        p.step, p.micro_batches = step, p.micro_batches + self.cfg.gradient_accumulation_steps * self.dist.world
+        p.tokens, p.trained_tokens = p.tokens + step_tokens, p.trained_tokens + trained
+        p.rng = rng_state()  # after the step's dropout: what the next step starts from
+        self.window.append((loss, time.perf_counter() - start, step_tokens, correct, trained))
+        self.grad_norm = grad_norm
+        return lr
+
+    def emit(self, rec: dict[str, Any]) -> None:
+        self.progress.records.append(rec)
+        if self.hooks.on_log:
+            self.hooks.on_log(rec)
+
+    def log(self, step: int, epoch: float, lr: float) -> None:
+        """A record of every step since the previous one: mean loss and time, tokens/s over all of them."""
+        cfg, window = self.cfg, self.window
+        if not (step % cfg.logging_steps == 0 or step == self.total_steps or (step == 1 and cfg.logging_first_step)):
+            return
+        seconds = sum(w[1] for w in window)
+        self.emit({"step": step, "epoch": round(epoch, 4), "loss": sum(w[0] for w in window) / len(window),
+                   "learning_rate": lr, "grad_norm": self.grad_norm, "tokens": self.progress.tokens,
+                   "trained_tokens": self.progress.trained_tokens, "step_time_s": round(seconds / len(window), 4),
+                   "tokens_per_s": round(sum(w[2] for w in window) / seconds, 1), **memory_stats(self.device),
+                   **_accuracy(window), "total_steps": self.total_steps})
+        window.clear()
+
+    def evaluate(self, step: int, eval_sets: dict[str, Sequence[Example]], compiled: CompiledLayers) -> None:
+        if not (eval_sets and self.cfg.eval_steps and (step % self.cfg.eval_steps == 0 or step == self.total_steps)):
+            return
+        for name, exs in eval_sets.items():  # a record per set, as transformers.Trainer logs them
+            self.emit({"step": step, **self.hooks.evaluate(name, exs)})
+        if self.hooks.on_eval:
+            with compiled.eager():
+                self.hooks.on_eval(step)
+
+    def save(self, step: int, save_last: bool) -> None:
+        every, last = self.cfg.save_steps, step == self.total_steps
+        if every and ((step % every == 0 and not last) or (last and save_last)):
+            path = _checkpoint(self.hooks.on_save, step, self.progress, self.wrapped, self.optimizer,
+                               self.scheduler, self.scaler, self.cfg, self.dist, self.guard)
+            self.last_checkpoint = path or self.last_checkpoint
+
+    def interrupted(self) -> TrainingInterrupted:
+        """Ctrl-C: a checkpoint of the last finished step where it is not saved yet (not under FSDP: its shards
+        need every process, and Ctrl-C reaches them at different moments), and what to do next."""
+        self.optimizer.zero_grad(set_to_none=True)
+        p, on_save = self.progress, self.hooks.on_save
+        unsaved = p.step > 0 and (self.resume is None or p.step > self.resume.step)
+        if on_save and not self.dist.sharded and unsaved:
+            self.last_checkpoint = on_save(p.step, p.snapshot(self.optimizer, self.scheduler, self.scaler))
+        saved = f"; checkpoint {self.last_checkpoint} (continue with chattune train CONFIG --resume)" \
+            if self.last_checkpoint else ""
+        return TrainingInterrupted(f"interrupted after step {p.step}{saved}")
+
+
 def train(model: Any, examples: Sequence[Example], cfg: TrainArgs, *, pad_id: int, device: torch.device,
           dtype: torch.dtype | None = None,
           eval_examples: Sequence[Example] | dict[str, Sequence[Example]] | None = None, on_log: Hook | None = None,
           on_save: SaveHook | None = None, on_eval: Callable[[int], None] | None = None,
-          resume: dict[str, Any] | None = None, dist: Dist | None = None, save_last: bool = False,
-          evaluate: EvalFn | None = None, on_step: Callable[[int, float], bool] | None = None) -> list[dict[str, Any]]:
+          resume: ResumeState | None = None, dist: Dist | None = None, save_last: bool = False,
+          evaluate: EvalFn | None = None, on_step: Callable[[int, float], bool] | None = None,
+          total_steps: int | None = None) -> list[dict[str, Any]]:
     """Train `model` in place and return the logged records (one per logging step, plus eval records).
 
     `on_save(step, state)` writes a checkpoint every save_steps (and on Ctrl-C) and returns its path;
@@ -193,105 +330,48 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainArgs, *, pad_id: in
     runs save it as the final model).
     `resume` is a saved state: the run continues from its step with the same data, RNG and optimizer.
     `dtype`: the compute dtype (bf16/fp16 autocast; fp16 adds loss scaling), None for fp32.
+    `total_steps`: the run's step count as count_steps gives it (computed here when not given).
     A NaN or infinite loss or gradient norm stops the run before the weights change. Each step's global batch is
     planned and then split into A*W micro-batches (A accumulation steps, W processes in `dist`), micro-batch j on
     process j mod W, so any A and W with the same global batch train the same rows.
     `evaluate(name, examples)` gives the eval metrics (chattune.eval.loss.loss_evaluator: loss, perplexity,
     token accuracy);
     `on_step(step, epoch)` runs after each step's logging, eval and checkpoint, and stops the run by returning True."""
+    if not isinstance(cfg, TrainArgs):
+        raise TypeError("train() takes the loop's TrainArgs (TrainConfig.train_args() gives them)")
     dist = dist or Dist()
     if eval_examples and evaluate is None:
         raise TypeError("train(): eval_examples need `evaluate` (chattune.eval.loss.loss_evaluator gives the loss)")
     torch.manual_seed(cfg.seed)
-    total_steps = count_steps(examples, cfg, dist.world)
+    total_steps = total_steps or count_steps(examples, cfg, dist.world)
     # several named eval sets (TRL's dict of eval datasets) are logged as eval_<name>_loss, ...
     eval_sets = dict(eval_examples) if isinstance(eval_examples, dict) else {"": eval_examples} if eval_examples \
         else {}
-    if cfg.checkpointing:
-        kwargs = cfg.gradient_checkpointing_kwargs or {"use_reentrant": False}
-        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.20's name for it
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-        else:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-        if hasattr(model, "enable_input_require_grads"):
-            model.enable_input_require_grads()
+    _enable_checkpointing(model, cfg)
     model.train()
-    wrapped = dist.wrap(SummedLoss(model, cfg.loss_type), model, dtype)
-    optimizer = build_optimizer(wrapped, cfg)
-    scheduler = build_scheduler(optimizer, cfg, total_steps)
-    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
-    if resume and resume.get("sharded"):  # FSDP: weights and optimizer state from each process's shards
-        from chattune.train.fsdp import SHARDS, load_shards
-
-        load_shards(wrapped, optimizer, Path(resume["path"]) / SHARDS)
-    progress = TrainProgress.restore(resume, optimizer, scheduler, scaler) if resume else TrainProgress()
-    guard = Guard(model, total_steps, progress.step, resume.get("path") if resume else None, dist=dist)
-    on_save = guard.saving(on_save) if on_save else None  # only checked weights are called a good checkpoint
+    loop = _Loop(model, cfg, total_steps, device, dtype, dist, Hooks(on_log, on_save, on_eval, on_step, evaluate),
+                 resume)
+    loop.start()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    last_checkpoint = resume.get("path") if resume else None
-    per_step = cfg.gradient_accumulation_steps * dist.world
     # the stream is a sequence of global steps whatever the number of processes, so a checkpoint resumes at its
     # step on another world size too (micro-batches are counted per world: they would skip too far)
-    stream = _steps(examples, cfg, dist.world, skip=progress.step)
-    window: list[tuple[float, float, int, float, int]] = []  # (loss, s, tokens, correct, trained) not yet logged
-
-    def emit(rec: dict[str, Any]) -> None:
-        progress.records.append(rec)
-        if on_log:
-            on_log(rec)
-
+    stream = _steps(examples, cfg, dist.world, skip=loop.progress.step)
     lay_out = collate_padding_free if cfg.padding_free else collate
     with CompiledLayers(model, cfg.compile) as compiled:
         try:
-            for step in range(progress.step + 1, total_steps + 1):
+            for step in range(loop.progress.step + 1, total_steps + 1):
                 start = time.perf_counter()
                 epoch, plans = next(stream)
                 docs = [examples[i] for rows in plans if rows for row in rows for i in row]
-                step_tokens = sum(len(d.input_ids) for d in docs)
-                trained = sum(d.num_trained for d in docs)  # the whole step's, known to every process from the plan
                 micro = _my_micro_batches(plans, examples, dist, lambda rows: lay_out(rows, pad_id))
-                lr = scheduler.get_last_lr()[0]
-                try:
-                    loss, grad_norm, correct = _optimizer_step(wrapped, optimizer, scheduler, micro, trained, cfg,
-                                                               device, dtype, dist, scaler, guard)
-                except Unhealthy as e:
-                    raise TrainingError(guard.message(step, e)) from None
-                progress.step, progress.micro_batches = step, progress.micro_batches + per_step
-                progress.tokens += step_tokens
-                progress.trained_tokens += trained
-                progress.rng = rng_state()  # after the step's dropout: what the next step starts from
-                # a logged record covers every step since the previous one: mean loss and time, tokens/s over all
-                window.append((loss, time.perf_counter() - start, step_tokens, correct, trained))
-                if step % cfg.logging_steps == 0 or step == total_steps or (step == 1 and cfg.logging_first_step):
-                    seconds = sum(w[1] for w in window)
-                    emit({"step": step, "epoch": round(epoch, 4), "loss": sum(w[0] for w in window) / len(window),
-                          "learning_rate": lr, "grad_norm": grad_norm, "tokens": progress.tokens,
-                          "trained_tokens": progress.trained_tokens, "step_time_s": round(seconds / len(window), 4),
-                          "tokens_per_s": round(sum(w[2] for w in window) / seconds, 1), **memory_stats(device),
-                          **_accuracy(window), "total_steps": total_steps})
-                    window.clear()
-                if eval_sets and cfg.eval_steps and (step % cfg.eval_steps == 0 or step == total_steps):
-                    for name, exs in eval_sets.items():  # a record per set, as transformers.Trainer logs them
-                        emit({"step": step, **evaluate(name, exs)})
-                    if on_eval:
-                        with compiled.eager():
-                            on_eval(step)
-                last = step == total_steps
-                if cfg.save_steps and ((step % cfg.save_steps == 0 and not last) or (last and save_last)):
-                    last_checkpoint = _checkpoint(on_save, step, progress, wrapped, optimizer, scheduler, scaler,
-                                                  cfg, dist, guard) or last_checkpoint
+                lr = loop.step(step, docs, micro, start)
+                loop.log(step, epoch, lr)
+                loop.evaluate(step, eval_sets, compiled)
+                loop.save(step, save_last)
                 if on_step and on_step(step, epoch):
                     break
         except KeyboardInterrupt:
-            optimizer.zero_grad(set_to_none=True)
-            saved = ""
-            # (not under FSDP: its shards need every process, and Ctrl-C reaches them at different moments)
-            unsaved = progress.step > 0 and (resume is None or progress.step > resume["step"])
-            if on_save and not dist.sharded and unsaved:
-                last_checkpoint = on_save(progress.step, progress.snapshot(optimizer, scheduler, scaler))
-            if last_checkpoint:
-                saved = f"; checkpoint {last_checkpoint} (continue with chattune train CONFIG --resume)"
-            raise TrainingInterrupted(f"interrupted after step {progress.step}{saved}") from None
+            raise loop.interrupted() from None
     model.eval()
-    return progress.records
+    return loop.progress.records

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from chattune.config import TrainConfig
+from chattune.config import TrainArgs, TrainConfig
 from chattune.errors import ConfigError
 from chattune.model.device import Precision
 from chattune.train.dist import Dist
@@ -42,7 +42,7 @@ class MemoryEstimate:
                 f"{self.on_device / GIB:.2f} GiB on the device")
 
 
-def estimate(model: Any, cfg: TrainConfig, world: int, sharded: bool, offload: bool) -> MemoryEstimate:
+def estimate(model: Any, cfg: TrainArgs, world: int, sharded: bool, offload: bool) -> MemoryEstimate:
     """AdamW keeps two fp32 moments per trainable weight; gradients are as large as the trainable weights
     (fp32); activations: about 34 bytes per hidden unit and token per layer kept for backward (one layer's with
     gradient checkpointing), for one micro-batch of max_length tokens per row."""
@@ -75,7 +75,7 @@ def check_memory(model: Any, cfg: TrainConfig, dist: Dist, precision: Precision,
     """The estimate's line for the run's first lines; ConfigError when it is over the free memory (several
     processes on one machine share its CPU memory)."""
     offload = bool(dist.sharded and cfg.fsdp.cpu_offload)
-    est = estimate(model, cfg, dist.world, dist.sharded, offload)
+    est = estimate(model, cfg.train_args(), dist.world, dist.sharded, offload)
     free = available(device)
     if free is not None:
         need = est.on_device * (dist.world if device.type == "cpu" else 1)

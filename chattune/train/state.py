@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,6 +23,23 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class ResumeState:
+    """A checkpoint's saved training state, as a resumed run reads it (chattune.outputs.checkpoint.load_state)."""
+
+    path: Path
+    step: int
+    micro_batches: int  # consumed from the seeded data stream
+    tokens: int
+    trained_tokens: int
+    records: list[dict[str, Any]]
+    rng: dict[str, Any]
+    scheduler: dict[str, Any]
+    optimizer: dict[str, Any] | None = None  # None in a sharded checkpoint: it is in the shards
+    scaler: dict[str, Any] | None = None  # fp16's loss scale
+    sharded: bool = False  # FSDP: weights and optimizer state in the checkpoint's shards
 
 
 @dataclass
@@ -48,19 +66,19 @@ class TrainProgress:
         return state
 
     @classmethod
-    def restore(cls, saved: dict[str, Any], optimizer: Any, scheduler: Any, scaler: Any = None) -> TrainProgress:
+    def restore(cls, saved: ResumeState, optimizer: Any, scheduler: Any, scaler: Any = None) -> TrainProgress:
         """Put a saved state back; one that does not fit this run (garbled, or another model's optimizer) is a
         TrainingError naming the checkpoint."""
         try:
-            if not saved.get("sharded"):  # a sharded checkpoint's optimizer state is loaded from its shards
-                optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            if scaler is not None and "scaler" in saved:
-                scaler.load_state_dict(saved["scaler"])
-            set_rng_state(saved["rng"])
-            return cls(int(saved["step"]), int(saved["micro_batches"]), int(saved["tokens"]),
-                       int(saved["trained_tokens"]), list(saved["records"]), saved["rng"])
+            if not saved.sharded:  # a sharded checkpoint's optimizer state is loaded from its shards
+                optimizer.load_state_dict(saved.optimizer)
+            scheduler.load_state_dict(saved.scheduler)
+            if scaler is not None and saved.scaler is not None:
+                scaler.load_state_dict(saved.scaler)
+            set_rng_state(saved.rng)
         except (KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError) as e:
-            where = saved.get("path", "the checkpoint")
-            raise TrainingError(f"{where}: its training state does not fit this run ({type(e).__name__}: {e}); "
-                                "the checkpoint is damaged or from another model: resume from another one") from None
+            raise TrainingError(f"{saved.path}: its training state does not fit this run ({type(e).__name__}: "
+                                f"{e}); the checkpoint is damaged or from another model: resume from another "
+                                "one") from None
+        return cls(saved.step, saved.micro_batches, saved.tokens, saved.trained_tokens, list(saved.records),
+                   saved.rng)

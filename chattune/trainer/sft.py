@@ -334,9 +334,9 @@ class SFTTrainer(HubMixin):
             hparams = self.cfg.model_dump()  # written into each checkpoint, which a resume is compared with
             run.check_folder(hparams)  # warned about, as TRL's Trainer writes beside an earlier run
             if run.resumed:
-                load_trained_weights(self.model, run.resumed["path"])
+                load_trained_weights(self.model, run.resumed.path)
             # trainer.state as transformers.Trainer keeps it, current while training (callbacks read it)
-            self.state = TrainerState(global_step=run.resumed["step"] if run.resumed else 0, max_steps=total,
+            self.state = TrainerState(global_step=run.resumed.step if run.resumed else 0, max_steps=total,
                                       logging_steps=self.cfg.logging_steps, save_steps=self.cfg.save_steps or 0,
                                       eval_steps=self.cfg.eval_steps or 0,
                                       train_batch_size=self.cfg.per_device_train_batch_size,
@@ -347,7 +347,8 @@ class SFTTrainer(HubMixin):
             bridge.event("on_step_begin")
             start = time.perf_counter()
             dtype = run.precision.compute
-            self.records = train_with_outputs(self.model, self.tokenizer, examples, self.cfg, device=run.device,
+            self.records = train_with_outputs(self.model, self.tokenizer, examples, self.cfg, total_steps=total,
+                                         device=run.device,
                                          dtype=dtype, stops=stop_token_ids(self.tokenizer), console=run.console,
                                          eval_examples=(eval_sets.get("") if list(eval_sets) == [""] else eval_sets)
                                          or None, resumed=run.resumed, dist=run.dist, save_last=True,
@@ -360,7 +361,7 @@ class SFTTrainer(HubMixin):
         bridge.event("on_train_end")
         logged = self._training_records()
         step = self.state.global_step
-        done = step - (resumed["step"] if resumed else 0)
+        done = step - (resumed.step if resumed else 0)
         samples = done * self.cfg.per_device_train_batch_size * self.cfg.gradient_accumulation_steps
         metrics = {"train_runtime": round(runtime, 4), "train_samples_per_second": round(samples / runtime, 3),
                    "train_steps_per_second": round(done / runtime, 3),
