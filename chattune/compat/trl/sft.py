@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from chattune.batching.collate import Example, pack, wrap
+from chattune.compat.trl.args import NO_LIMIT, SFTConfig
+from chattune.compat.trl.completion_only import DataCollatorForCompletionOnlyLM
+from chattune.compat.trl.datasets import Item, collator_examples, dataset_items, dataset_rows
+from chattune.compat.trl.hub import HubMixin
 from chattune.data.schema import Conversation
 from chattune.errors import ConfigError
 from chattune.outputs.quiet import Kept, hold_import_messages, kept_quiet
 from chattune.prepare.examples import prepare_examples
-from chattune.trainer.args import NO_LIMIT, SFTConfig
-from chattune.trainer.completion_only import DataCollatorForCompletionOnlyLM
-from chattune.trainer.datasets import Item, collator_examples, dataset_items, dataset_rows
-from chattune.trainer.hub import HubMixin
 
 # a TRL script imports peft after this module: what bitsandbytes logs on that import goes to the next run's log
 hold_import_messages()
@@ -29,7 +29,7 @@ hold_import_messages()
 def _reported(metrics: dict[str, float], prefix: str, ignore_keys: list[str] | None) -> dict[str, float]:
     """Metrics as transformers reports them: TRL's names under `prefix` (eval_loss -> test_loss for predict),
     without `ignore_keys`."""
-    from chattune.trainer.callbacks import trl_record
+    from chattune.compat.trl.callbacks import trl_record
 
     return {prefix + k.removeprefix("eval"): v for k, v in trl_record(metrics).items() if k not in (ignore_keys or [])}
 
@@ -310,12 +310,12 @@ class SFTTrainer(HubMixin):
         from transformers import TrainerState
         from transformers.trainer_utils import TrainOutput
 
+        from chattune.compat.trl.callbacks import CallbackBridge
         from chattune.engine.setup import RunSettings, open_run
         from chattune.engine.training import train_with_outputs
         from chattune.model.load import load_trained_weights
         from chattune.templates.setup import stop_token_ids
         from chattune.train.loop import count_steps
-        from chattune.trainer.callbacks import CallbackBridge
 
         examples, eval_sets = self._prepare()
         attention = getattr(getattr(self.model, "config", None), "_attn_implementation", None)
@@ -432,7 +432,7 @@ class SFTTrainer(HubMixin):
         for name, examples in sets.items():
             out.update(_reported(evaluate(name, examples), metric_key_prefix, ignore_keys))
         self.state.log_history.append({**out, "step": self.state.global_step})
-        from chattune.trainer.callbacks import CallbackBridge
+        from chattune.compat.trl.callbacks import CallbackBridge
 
         CallbackBridge(self.callbacks, self.args, self.state, self).event("on_evaluate", metrics=out)
         return out
@@ -443,8 +443,8 @@ class SFTTrainer(HubMixin):
         from them (one forward pass; on_predict runs, nothing is logged, as in transformers.Trainer)."""
         from transformers.trainer_utils import PredictionOutput
 
+        from chattune.compat.trl.callbacks import CallbackBridge
         from chattune.eval.loss import predict_logits
-        from chattune.trainer.callbacks import CallbackBridge
 
         examples = self._examples_of(self._items(test_dataset, "test_dataset"))
         device, dtype = self._device_and_dtype()

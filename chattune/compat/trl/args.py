@@ -12,9 +12,9 @@ import math
 import warnings
 from typing import Any
 
+from chattune.compat.trl.trl_arguments import ALL, check_argument
 from chattune.config import TrainArgs, validated
 from chattune.errors import ConfigError
-from chattune.trainer.trl_arguments import ALL, check_argument
 
 # TRL SFTConfig names that mean the same in the loop's TrainArgs
 SAME_NAMES = {"num_train_epochs", "max_steps", "per_device_train_batch_size", "per_device_eval_batch_size",
