@@ -4,7 +4,7 @@
     python scripts/gen_docs.py --check   # exit 1 naming the pages that are out of date
 
 Pages: every config key of `chattune train` (chattune.config), every argument of TRL's SFTConfig and what chattune
-does with it (chattune.trainer.trl_arguments), every command-line flag (chattune.cli), and the figures recorded in
+does with it (chattune.compat.trl.trl_arguments), every command-line flag (chattune.cli), and the figures recorded in
 bench/results/*.json. tests/test_docs.py fails when a committed page differs from what this script writes.
 """
 
@@ -161,8 +161,8 @@ def config_page() -> str:
 
 
 def trl_page() -> str:
-    from chattune.trainer.args import ADAMW, SAME_NAMES, SCHEDULES, TRL_DEFAULTS
-    from chattune.trainer.trl_arguments import IMPLEMENTED, NO_EFFECT, REFUSED
+    from chattune.compat.trl.args import ADAMW, SAME_NAMES, SCHEDULES, TRL_DEFAULTS
+    from chattune.compat.trl.trl_arguments import IMPLEMENTED, NO_EFFECT, REFUSED
 
     notes = {"optim": "one of " + ", ".join(f"`{o}`" for o in ADAMW) + " (torch's AdamW); others are refused",
              "lr_scheduler_type": "one of " + ", ".join(f"`{s}`" for s in SCHEDULES) + "; others are refused"}
@@ -172,7 +172,7 @@ def trl_page() -> str:
     no_effect = [[f"`{name}`", why] for name, why in sorted(NO_EFFECT.items())]
     refused = [[f"`{name}`", f"`{default}`", why] for name, (default, why) in sorted(REFUSED.items())]
     return "".join([
-        HEADER.format(source="chattune/trainer/trl_arguments.py and chattune/trainer/args.py"),
+        HEADER.format(source="chattune/compat/trl/trl_arguments.py and chattune/compat/trl/args.py"),
         "# TRL arguments\n\n",
         f"Every argument of TRL 1.16's `SFTConfig` (its own and transformers' `TrainingArguments`), "
         f"{len(IMPLEMENTED) + len(NO_EFFECT) + len(REFUSED)} in all, and what `chattune.SFTConfig` does with it. "

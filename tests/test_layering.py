@@ -6,7 +6,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).parent.parent / "chattune"
 STAGES = ["errors", "held_messages", "files", "labels", "config_paths", "config", "data", "templates", "batching",
           "prepare", "model", "datacheck", "train", "outputs", "generate", "eval", "export", "engine", "pipeline",
-          "trainer", "cli", "__init__", "__main__"]
+          "compat", "cli", "__init__", "__main__"]
 
 
 def stage_of(module: str) -> int:
@@ -33,11 +33,11 @@ def test_modules_stay_small():
     assert max(sizes.values()) <= 500, sizes
 
 
-FRONT_ENDS = ("chattune.pipeline", "chattune.trainer", "chattune.cli")
+FRONT_ENDS = ("chattune.pipeline", "chattune.compat", "chattune.cli")
 
 
 def test_front_ends_share_the_engine_not_each_other():
-    """`chattune train` (pipeline), SFTTrainer (trainer) and the CLI each call chattune.engine; none leans on
+    """`chattune train` (pipeline), SFTTrainer (compat) and the CLI each call chattune.engine; none leans on
     another front end (the CLI may call the two it exposes)."""
     problems = []
     for path in PACKAGE.rglob("*.py"):

@@ -439,7 +439,7 @@ def test_every_trl_argument_is_implemented_accepted_or_refused_with_a_reason():
 
     from transformers import TrainingArguments
 
-    from chattune.trainer.trl_arguments import ALL, IMPLEMENTED, NO_EFFECT, REFUSED
+    from chattune.compat.trl.trl_arguments import ALL, IMPLEMENTED, NO_EFFECT, REFUSED
 
     names = {f.name for f in dataclasses.fields(TrainingArguments)} | set(TRL_SFT_FIELDS)
     assert names <= ALL, sorted(names - ALL)

@@ -93,9 +93,9 @@ def rewrite_imports(text: str, module: str) -> tuple[str, list[str]]:
 def _chattune_names() -> dict[str, str]:
     """Public name -> the chattune module a drop-in user imports it from."""
     import chattune
-    import chattune.trainer
+    import chattune.compat.trl
 
-    names = {n: "chattune.trainer" for n in chattune.trainer.__all__}
+    names = {n: "chattune.compat.trl" for n in chattune.compat.trl.__all__}
     names.update({n: "chattune" for n in chattune.__all__})
     return names
 

@@ -1,7 +1,7 @@
 """TRL's SFTConfig / SFTTrainer / DataCollatorForCompletionOnlyLM surface on chattune's engine."""
 
-from chattune.trainer.args import SFTConfig
-from chattune.trainer.completion_only import DataCollatorForCompletionOnlyLM
-from chattune.trainer.sft import SFTTrainer
+from chattune.compat.trl.args import SFTConfig
+from chattune.compat.trl.completion_only import DataCollatorForCompletionOnlyLM
+from chattune.compat.trl.sft import SFTTrainer
 
 __all__ = ["DataCollatorForCompletionOnlyLM", "SFTConfig", "SFTTrainer"]

@@ -13,28 +13,32 @@ from pathlib import Path
 from typing import Any
 
 from chattune.batching.collate import Example, pack, wrap
+from chattune.compat.trl.args import NO_LIMIT, SFTConfig
+from chattune.compat.trl.completion_only import DataCollatorForCompletionOnlyLM
+from chattune.compat.trl.datasets import Item, collator_examples, dataset_items, dataset_rows
+from chattune.compat.trl.evaluation import EvalMixin
+from chattune.compat.trl.hub import HubMixin
 from chattune.data.schema import Conversation
 from chattune.errors import ConfigError
 from chattune.outputs.quiet import Kept, hold_import_messages, kept_quiet
 from chattune.prepare.examples import prepare_examples
-from chattune.trainer.args import NO_LIMIT, SFTConfig
-from chattune.trainer.completion_only import DataCollatorForCompletionOnlyLM
-from chattune.trainer.datasets import Item, collator_examples, dataset_items, dataset_rows
-from chattune.trainer.hub import HubMixin
 
 # a TRL script imports peft after this module: what bitsandbytes logs on that import goes to the next run's log
 hold_import_messages()
 
 
-def _reported(metrics: dict[str, float], prefix: str, ignore_keys: list[str] | None) -> dict[str, float]:
-    """Metrics as transformers reports them: TRL's names under `prefix` (eval_loss -> test_loss for predict),
-    without `ignore_keys`."""
-    from chattune.trainer.callbacks import trl_record
+def _refuse_unsupported(data_collator: Any, optimizers: tuple[Any, Any], unsupported: dict[str, Any]) -> None:
+    """TRL trainer arguments chattune does not take: a TypeError naming them, never a silent no-op."""
+    if any(o is not None for o in optimizers):
+        unsupported["optimizers"] = optimizers  # chattune builds AdamW and the schedule from args
+    if unsupported:
+        raise TypeError(f"SFTTrainer: chattune does not support {', '.join(sorted(unsupported))}")
+    if data_collator is not None and not isinstance(data_collator, DataCollatorForCompletionOnlyLM):
+        raise TypeError(f"SFTTrainer: chattune batches examples itself; data_collator takes only "
+                        f"DataCollatorForCompletionOnlyLM, got {type(data_collator).__name__}")
 
-    return {prefix + k.removeprefix("eval"): v for k, v in trl_record(metrics).items() if k not in (ignore_keys or [])}
 
-
-class SFTTrainer(HubMixin):
+class SFTTrainer(EvalMixin, HubMixin):
     """TRL's SFTTrainer surface on chattune's engine (exact masks, packing, chunked loss, checkpoints)."""
 
     def __init__(self, model: Any, args: Any = None, data_collator: Any = None, train_dataset: Any = None,
@@ -45,16 +49,7 @@ class SFTTrainer(HubMixin):
                  compute_metrics: Callable[[Any], dict[str, float]] | None = None, callbacks: list[Any] | None = None,
                  preprocess_logits_for_metrics: Callable[[Any, Any], Any] | None = None,
                  optimizers: tuple[Any, Any] = (None, None), **unsupported: Any):
-        if any(o is not None for o in optimizers):
-            unsupported["optimizers"] = optimizers  # chattune builds AdamW and the schedule from args
-        if unsupported:
-            raise TypeError(f"SFTTrainer: chattune does not support {', '.join(sorted(unsupported))}")
-        if data_collator is not None and not isinstance(data_collator, DataCollatorForCompletionOnlyLM):
-            raise TypeError(f"SFTTrainer: chattune batches examples itself; data_collator takes only "
-                            f"DataCollatorForCompletionOnlyLM, got {type(data_collator).__name__}")
-        from chattune.model.load import load_tokenizer, model_id, name_model, resolve_model_path
-        from chattune.templates.setup import setup_template
-
+        _refuse_unsupported(data_collator, optimizers, unsupported)
         self.args = args
         self._kept = Kept()  # the libraries' messages while this trainer loads and trains: OUTPUT_DIR/warnings.log
         # old TRL took these on the trainer; they are arguments like any other
@@ -62,53 +57,16 @@ class SFTTrainer(HubMixin):
                             ("dataset_text_field", dataset_text_field)):
             if value is not None:
                 setattr(self.args, name, value)
-        if isinstance(model, str):
-            with self._quiet():
-                model, loaded_tokenizer = self._load_model(model, quantization_config)
-            processing_class = processing_class or tokenizer or loaded_tokenizer
-        if getattr(model, "name_or_path", None):  # a cached conversion's folder named by the id it stands for
-            name_model(model, model_id(model.name_or_path))
-        self.tokenizer = processing_class or tokenizer or load_tokenizer(resolve_model_path(model.name_or_path))
+        model = self._set_up_model_and_tokenizer(model, processing_class or tokenizer, quantization_config)
         self.data_collator = data_collator
         self.compute_metrics, self.preprocess_logits_for_metrics = compute_metrics, preprocess_logits_for_metrics
         self.callbacks: list[Any] = list(callbacks or [])
         self._formatting_func = formatting_func
-        # TRL takes one eval dataset or a dict of named ones (logged as eval_<name>_loss)
-        named = isinstance(eval_dataset, dict)
-        evals = dict(eval_dataset) if named else {"": eval_dataset} if eval_dataset is not None else {}
-        self._train_items = self._items(train_dataset, "train_dataset")
-        self._eval_items = {name: self._items(data, f"eval_dataset[{name!r}]" if name else "eval_dataset")
-                            for name, data in evals.items()}
-        new_tokens = self._set_chat_template(model, self.args.chat_template_path)
-        self._set_special_tokens(model)
-        items = [c for convs in (self._train_items, *self._eval_items.values()) for c in convs]
-        # chats need a template: ChatML where the tokenizer has none
-        if any(isinstance(c, Conversation) and c.text is None for c in items):
-            new_tokens += setup_template(model, self.tokenizer, None)
+        self._read_datasets(train_dataset, eval_dataset)
+        new_tokens = self._set_up_template(model)
         if hasattr(model, "add_model_tags"):  # the model card's tags, as TRL sets them (code written for it checks)
             model.add_model_tags(["sft", "trl", "chattune"])
-        if self.args.use_liger_kernel:  # before LoRA wraps the layers Liger patches
-            from chattune.model.device import resolve_device
-            from chattune.train.speed import apply_liger, check_liger
-
-            device = resolve_device(self.args.device)
-            check_liger(device)
-            model.chattune_speed = apply_liger(model, device)
-        if peft_config is not None:
-            import torch
-
-            from chattune.model.lora import wrap_with_peft
-
-            torch.manual_seed(self.args.seed)  # LoRA's initial weights: the same script gives the same run
-            if new_tokens and hasattr(peft_config, "trainable_token_indices"):  # LoRA-style configs have it
-                peft_config.trainable_token_indices = new_tokens
-            with self._quiet():
-                model = wrap_with_peft(model, peft_config)
-            if getattr(peft_config, "is_prompt_learning", False) and (self.args.packing or self.args.padding_free):
-                raise ValueError(f"{type(peft_config).__name__}: prompt learning puts virtual tokens before each "
-                                 "row, so packed or padding-free rows would share them and see each other; set "
-                                 "packing=False and padding_free=False")
-        self.model = model
+        self.model = self._with_adapter(self._with_liger(model), peft_config, new_tokens)
         from transformers import TrainerState
 
         self.state = TrainerState()  # filled in by train(), as transformers.Trainer's is
@@ -117,6 +75,70 @@ class SFTTrainer(HubMixin):
         self.records: list[dict[str, Any]] = []  # what the last train() logged
         self._prepared: tuple[tuple[Any, ...], list[Example], dict[str, list[Example]]] | None = None
         self.cfg = self._train_args()
+
+    def _set_up_model_and_tokenizer(self, model: Any, tokenizer: Any, quantization_config: Any) -> Any:
+        """The model (loaded when named by a string) and self.tokenizer: the one given, else the model's own."""
+        from chattune.model.load import load_tokenizer, model_id, name_model, resolve_model_path
+
+        if isinstance(model, str):
+            with self._quiet():
+                model, loaded_tokenizer = self._load_model(model, quantization_config)
+            tokenizer = tokenizer or loaded_tokenizer
+        if getattr(model, "name_or_path", None):  # a cached conversion's folder named by the id it stands for
+            name_model(model, model_id(model.name_or_path))
+        self.tokenizer = tokenizer or load_tokenizer(resolve_model_path(model.name_or_path))
+        return model
+
+    def _read_datasets(self, train_dataset: Any, eval_dataset: Any) -> None:
+        """The train and eval datasets' rows as items; TRL takes one eval dataset or a dict of named ones (logged
+        as eval_<name>_loss)."""
+        named = isinstance(eval_dataset, dict)
+        evals = dict(eval_dataset) if named else {"": eval_dataset} if eval_dataset is not None else {}
+        self._train_items = self._items(train_dataset, "train_dataset")
+        self._eval_items = {name: self._items(data, f"eval_dataset[{name!r}]" if name else "eval_dataset")
+                            for name, data in evals.items()}
+
+    def _set_up_template(self, model: Any) -> list[int]:
+        """chat_template_path, eos_token and pad_token, and ChatML where chats need a template the tokenizer
+        lacks. Returns the ids of the tokens added to the vocabulary."""
+        from chattune.templates.setup import setup_template
+
+        new_tokens = self._set_chat_template(model, self.args.chat_template_path)
+        self._set_special_tokens(model)
+        items = [c for convs in (self._train_items, *self._eval_items.values()) for c in convs]
+        if any(isinstance(c, Conversation) and c.text is None for c in items):
+            new_tokens += setup_template(model, self.tokenizer, None)
+        return new_tokens
+
+    def _with_liger(self, model: Any) -> Any:
+        """use_liger_kernel: Liger's fused kernels patched in, before LoRA wraps the layers Liger patches."""
+        if self.args.use_liger_kernel:
+            from chattune.model.device import resolve_device
+            from chattune.train.speed import apply_liger, check_liger
+
+            device = resolve_device(self.args.device)
+            check_liger(device)
+            model.chattune_speed = apply_liger(model, device)
+        return model
+
+    def _with_adapter(self, model: Any, peft_config: Any, new_tokens: list[int]) -> Any:
+        """The model wrapped by peft_config (the added tokens' embeddings trained too); as it is without one."""
+        if peft_config is None:
+            return model
+        import torch
+
+        from chattune.model.lora import wrap_with_peft
+
+        torch.manual_seed(self.args.seed)  # LoRA's initial weights: the same script gives the same run
+        if new_tokens and hasattr(peft_config, "trainable_token_indices"):  # LoRA-style configs have it
+            peft_config.trainable_token_indices = new_tokens
+        with self._quiet():
+            model = wrap_with_peft(model, peft_config)
+        if getattr(peft_config, "is_prompt_learning", False) and (self.args.packing or self.args.padding_free):
+            raise ValueError(f"{type(peft_config).__name__}: prompt learning puts virtual tokens before each "
+                             "row, so packed or padding-free rows would share them and see each other; set "
+                             "packing=False and padding_free=False")
+        return model
 
     def _quiet(self) -> Any:
         """Library warnings and progress bars kept for the log (live with log_level info or debug)."""
@@ -307,61 +329,88 @@ class SFTTrainer(HubMixin):
         """Train (again, with the current args, when called again); returns transformers' TrainOutput.
 
         resume_from_checkpoint: True for the newest checkpoint in output_dir, or a checkpoint directory."""
-        from transformers import TrainerState
-        from transformers.trainer_utils import TrainOutput
-
-        from chattune.engine.setup import RunSettings, open_run
-        from chattune.engine.training import train_with_outputs
-        from chattune.model.load import load_trained_weights
-        from chattune.templates.setup import stop_token_ids
-        from chattune.train.loop import count_steps
-        from chattune.trainer.callbacks import CallbackBridge
+        from chattune.compat.trl.callbacks import CallbackBridge
+        from chattune.engine.setup import open_run
 
         examples, eval_sets = self._prepare()
-        attention = getattr(getattr(self.model, "config", None), "_attn_implementation", None)
-        settings = RunSettings(self.args.output_dir, self.args.device, self._finetuning, self.args.bf16,
-                               bool(self.args.fp16), report_to=tuple(self._train_args().report_to),
-                               attn_implementation=attention if isinstance(attention, str) else None, strict=False)
+        settings = self._run_settings()
         resume = "latest" if resume_from_checkpoint is True else resume_from_checkpoint or None
         with self._quiet(), open_run(settings, resume) as run:
-            total = count_steps(examples, self._train_args(), run.dist.world)
-            self.cfg = self._train_args(total)  # a warmup_steps count or a share of the steps needs the total
-            self._to_device(run.device)
-            if self.args.tf32 is not None and run.device.type == "cuda":  # TensorFloat-32 matmuls on Ampere+
-                import torch
-
-                torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(self.args.tf32)
-            hparams = self.cfg.model_dump()  # written into each checkpoint, which a resume is compared with
-            run.check_folder(hparams)  # warned about, as TRL's Trainer writes beside an earlier run
-            if run.resumed:
-                load_trained_weights(self.model, run.resumed.path)
-            # trainer.state as transformers.Trainer keeps it, current while training (callbacks read it)
-            self.state = TrainerState(global_step=run.resumed.step if run.resumed else 0, max_steps=total,
-                                      logging_steps=self.cfg.logging_steps, save_steps=self.cfg.save_steps or 0,
-                                      eval_steps=self.cfg.eval_steps or 0,
-                                      train_batch_size=self.cfg.per_device_train_batch_size,
-                                      is_world_process_zero=run.dist.is_main)
+            hparams, total = self._set_up_run(run, examples)
             bridge = CallbackBridge(self.callbacks, self.args, self.state, self)
             run.begin()  # from here the run's folder is kept whatever happens
             bridge.event("on_train_begin")
             bridge.event("on_step_begin")
             start = time.perf_counter()
-            dtype = run.precision.compute
-            self.records = train_with_outputs(self.model, self.tokenizer, examples, self.cfg, total_steps=total,
-                                         device=run.device,
-                                         dtype=dtype, stops=stop_token_ids(self.tokenizer), console=run.console,
-                                         eval_examples=(eval_sets.get("") if list(eval_sets) == [""] else eval_sets)
-                                         or None, resumed=run.resumed, dist=run.dist, save_last=True,
-                                         evaluate=self._eval_fn(run.device, dtype), on_step=bridge.on_step,
-                                         on_record=bridge.on_record, hparams=hparams)
+            self.records = self._run_engine(run, examples, eval_sets, hparams, bridge, total)
             resumed = run.resumed
             if run.dist.is_main:
                 self._report(run, examples, eval_sets, time.perf_counter() - start, hparams)
         runtime = time.perf_counter() - start
         bridge.event("on_train_end")
+        output = self._train_output(runtime, resumed.step if resumed else 0)
+        if self.args.push_to_hub:
+            self.push_to_hub()
+        return output
+
+    def _run_settings(self) -> Any:
+        """The engine's RunSettings for this trainer: it warns where `chattune train` refuses (strict=False)."""
+        from chattune.engine.setup import RunSettings
+
+        attention = getattr(getattr(self.model, "config", None), "_attn_implementation", None)
+        return RunSettings(self.args.output_dir, self.args.device, self._finetuning, self.args.bf16,
+                           bool(self.args.fp16), report_to=tuple(self._train_args().report_to),
+                           attn_implementation=attention if isinstance(attention, str) else None, strict=False)
+
+    def _set_up_run(self, run: Any, examples: list[Example]) -> tuple[dict[str, Any], int]:
+        """The step plan, the model on the run's device (resumed weights loaded) and a fresh trainer.state;
+        returns the hyperparameters each checkpoint records, which a resume is compared with."""
+        from transformers import TrainerState
+
+        from chattune.model.load import load_trained_weights
+        from chattune.train.loop import count_steps
+
+        total = count_steps(examples, self._train_args(), run.dist.world)
+        self.cfg = self._train_args(total)  # a warmup_steps count or a share of the steps needs the total
+        self._to_device(run.device)
+        if self.args.tf32 is not None and run.device.type == "cuda":  # TensorFloat-32 matmuls on Ampere+
+            import torch
+
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(self.args.tf32)
+        hparams = self.cfg.model_dump()  # written into each checkpoint, which a resume is compared with
+        run.check_folder(hparams)  # warned about, as TRL's Trainer writes beside an earlier run
+        if run.resumed:
+            load_trained_weights(self.model, run.resumed.path)
+        # trainer.state as transformers.Trainer keeps it, current while training (callbacks read it)
+        self.state = TrainerState(global_step=run.resumed.step if run.resumed else 0, max_steps=total,
+                                  logging_steps=self.cfg.logging_steps, save_steps=self.cfg.save_steps or 0,
+                                  eval_steps=self.cfg.eval_steps or 0,
+                                  train_batch_size=self.cfg.per_device_train_batch_size,
+                                  is_world_process_zero=run.dist.is_main)
+        return hparams, total
+
+    def _run_engine(self, run: Any, examples: list[Example], eval_sets: dict[str, list[Example]],
+                    hparams: dict[str, Any], bridge: Any, total_steps: int) -> list[dict[str, Any]]:
+        """The engine's training with its outputs (checkpoints, metrics, the last step saved); the records logged."""
+        from chattune.engine.training import train_with_outputs
+        from chattune.templates.setup import stop_token_ids
+
+        dtype = run.precision.compute
+        return train_with_outputs(self.model, self.tokenizer, examples, self.cfg, total_steps=total_steps,
+                                  device=run.device, dtype=dtype,
+                                  stops=stop_token_ids(self.tokenizer), console=run.console,
+                                  eval_examples=(eval_sets.get("") if list(eval_sets) == [""] else eval_sets) or None,
+                                  resumed=run.resumed, dist=run.dist, save_last=True,
+                                  evaluate=self._eval_fn(run.device, dtype), on_step=bridge.on_step,
+                                  on_record=bridge.on_record, hparams=hparams)
+
+    def _train_output(self, runtime: float, first_step: int) -> Any:
+        """transformers' TrainOutput of the run just ended; its summary is appended to state.log_history."""
+        from transformers.trainer_utils import TrainOutput
+
         logged = self._training_records()
         step = self.state.global_step
-        done = step - (resumed.step if resumed else 0)
+        done = step - first_step
         samples = done * self.cfg.per_device_train_batch_size * self.cfg.gradient_accumulation_steps
         metrics = {"train_runtime": round(runtime, 4), "train_samples_per_second": round(samples / runtime, 3),
                    "train_steps_per_second": round(done / runtime, 3),
@@ -371,90 +420,11 @@ class SFTTrainer(HubMixin):
         last = next((r for r in reversed(self.state.log_history) if "mean_token_accuracy" in r), {})
         extra = {k: last[k] for k in ("mean_token_accuracy", "num_tokens") if k in last}
         self.state.log_history.append({**extra, **metrics, "step": step})
-        if self.args.push_to_hub:
-            self.push_to_hub()
         return TrainOutput(step, metrics["train_loss"], metrics)
 
     def _training_records(self) -> list[dict[str, Any]]:
         """The last train()'s logged training records (eval records carry eval_loss instead of loss)."""
         return [r for r in self.records if "loss" in r]
-
-    def _eval_fn(self, device: Any, dtype: Any) -> Any:
-        """One eval set's metrics: loss, perplexity and token accuracy, plus compute_metrics' (on the logits and
-        labels, as transformers.Trainer gives them) under eval_[<set>_]."""
-        from chattune.eval.loss import evaluate_loss, named_metrics, predict_logits
-
-        def evaluate(name: str, examples: Any) -> dict[str, float]:
-            batch, pad = self.cfg.per_device_eval_batch_size, self.tokenizer.pad_token_id
-            if self.compute_metrics is None:  # no logits needed: the loss in chunks, never the whole vocabulary
-                return named_metrics(evaluate_loss(self.model, examples, batch, pad, device, dtype), name)
-            return named_metrics(self._metrics_of(*predict_logits(self.model, examples, batch, pad, device, dtype)),
-                                 name)
-
-        return evaluate
-
-    def _metrics_of(self, logits: Any, labels: Any) -> dict[str, float]:
-        """Loss, perplexity and token accuracy of predicted logits, with compute_metrics' (as eval_<name>)."""
-        from chattune.eval.loss import metrics_from_logits
-
-        metrics = metrics_from_logits(logits, labels)
-        if self.compute_metrics is not None:
-            from transformers import EvalPrediction
-
-            if self.preprocess_logits_for_metrics is not None:
-                import torch
-
-                logits = self.preprocess_logits_for_metrics(torch.from_numpy(logits), torch.from_numpy(labels)).numpy()
-            extra = self.compute_metrics(EvalPrediction(predictions=logits, label_ids=labels)) or {}
-            metrics.update({k if k.startswith("eval_") else f"eval_{k}": v for k, v in extra.items()})
-        return metrics
-
-    def evaluate(self, eval_dataset: Any = None, ignore_keys: list[str] | None = None,
-                 metric_key_prefix: str = "eval") -> dict[str, float]:
-        """Eval loss, perplexity and token accuracy (and compute_metrics'), as transformers.Trainer.evaluate: on
-        the trainer's eval set(s) (each named set's metrics prefixed with its name), on `eval_dataset` (a
-        dataset, a dict of them, or the name of one of the trainer's), under `metric_key_prefix`."""
-        if eval_dataset is None:
-            sets = self._prepare()[1]
-        elif isinstance(eval_dataset, str):
-            sets = {eval_dataset: self._prepare()[1].get(eval_dataset)}
-            if sets[eval_dataset] is None:
-                raise KeyError(f"evaluate: no eval dataset named {eval_dataset!r}; the trainer has "
-                               f"{', '.join(self._prepare()[1]) or 'none'}")
-        else:
-            given = dict(eval_dataset) if isinstance(eval_dataset, dict) else {"": eval_dataset}
-            sets = {name: self._examples_of(self._items(data, "eval_dataset")) for name, data in given.items()}
-        if not any(sets.values()):
-            raise ConfigError(["evaluate() needs an eval_dataset"])
-        device, dtype = self._device_and_dtype()
-        self._to_device(device)
-        evaluate = self._eval_fn(device, dtype)
-        out: dict[str, float] = {}
-        for name, examples in sets.items():
-            out.update(_reported(evaluate(name, examples), metric_key_prefix, ignore_keys))
-        self.state.log_history.append({**out, "step": self.state.global_step})
-        from chattune.trainer.callbacks import CallbackBridge
-
-        CallbackBridge(self.callbacks, self.args, self.state, self).event("on_evaluate", metrics=out)
-        return out
-
-    def predict(self, test_dataset: Any, ignore_keys: list[str] | None = None,
-                metric_key_prefix: str = "test") -> Any:
-        """transformers' PredictionOutput: the logits and labels of every row (padded), and the metrics computed
-        from them (one forward pass; on_predict runs, nothing is logged, as in transformers.Trainer)."""
-        from transformers.trainer_utils import PredictionOutput
-
-        from chattune.eval.loss import predict_logits
-        from chattune.trainer.callbacks import CallbackBridge
-
-        examples = self._examples_of(self._items(test_dataset, "test_dataset"))
-        device, dtype = self._device_and_dtype()
-        self._to_device(device)
-        logits, labels = predict_logits(self.model, examples, self.cfg.per_device_eval_batch_size,
-                                        self.tokenizer.pad_token_id, device, dtype)
-        metrics = _reported(self._metrics_of(logits, labels), metric_key_prefix, ignore_keys) if examples else {}
-        CallbackBridge(self.callbacks, self.args, self.state, self).event("on_predict", metrics=metrics)
-        return PredictionOutput(predictions=logits, label_ids=labels, metrics=metrics)
 
     def add_callback(self, callback: Any) -> None:
         """Add a TrainerCallback (an instance or a class), as transformers.Trainer.add_callback."""

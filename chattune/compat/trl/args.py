@@ -12,9 +12,9 @@ import math
 import warnings
 from typing import Any
 
+from chattune.compat.trl.trl_arguments import ALL, check_argument
 from chattune.config import TrainArgs, validated
 from chattune.errors import ConfigError
-from chattune.trainer.trl_arguments import ALL, check_argument
 
 # TRL SFTConfig names that mean the same in the loop's TrainArgs
 SAME_NAMES = {"num_train_epochs", "max_steps", "per_device_train_batch_size", "per_device_eval_batch_size",
@@ -100,6 +100,26 @@ class SFTConfig:
         `total_steps` (the run's optimizer steps, once the data is prepared) turns a warmup_steps count into
         a share; until it is known, a count takes effect only with max_steps."""
         v = {**TRL_DEFAULTS, **self.values}
+        cfg = self._translate_names(v)
+        self._translate_step_counts(v, cfg, total_steps)
+        self._translate_optimizer(v, cfg)
+        cfg["compile"] = bool(v.pop("torch_compile", False))
+        self._translate_eval_and_save(v, cfg)
+        self._translate_row_lengths(v, cfg)
+        if v.pop("logging_strategy", None) not in (None, "steps"):
+            raise ConfigError(["logging_strategy: chattune logs every logging_steps ('steps')"])
+        warmup = v.pop("warmup_steps", None)
+        known = total_steps or (cfg["max_steps"] if cfg.get("max_steps", -1) > 0 else None)
+        if warmup and (warmup < 1 or known):  # transformers 5: a float below 1 is a share, an int a step count
+            cfg["warmup_ratio"] = warmup if warmup < 1 else warmup / known
+        self._translate_device_and_trackers(v, cfg)
+        if cfg.get("eval_steps") and not has_eval:  # transformers.Trainer's rule
+            raise ConfigError(["eval_strategy='steps' evaluates during training, but no eval_dataset was given"])
+        cfg["gradient_checkpointing"] = bool(cfg.get("gradient_checkpointing"))
+        return validated(TrainArgs, cfg)
+
+    def _translate_names(self, v: dict[str, Any]) -> dict[str, Any]:
+        """The loop's settings that TRL names as chattune does, or under an older or newer name."""
         cfg: dict[str, Any] = {k: v.pop(k) for k in list(v) if k in SAME_NAMES}
         cfg["output_dir"] = self.output_dir
         if v.get("max_seq_length") is not None:
@@ -107,12 +127,20 @@ class SFTConfig:
         for name in ("activation_checkpointing", "activation_checkpointing_kwargs"):  # transformers >= 5.20's names
             if v.get(name) is not None:
                 cfg[name.replace("activation", "gradient")] = v.pop(name)
+        return cfg
+
+    @staticmethod
+    def _translate_step_counts(v: dict[str, Any], cfg: dict[str, Any], total_steps: int | None) -> None:
+        """logging_steps, eval_steps and save_steps as step counts (transformers: a float below 1 is a share of
+        the run's steps, counted as one step until the total is known without max_steps)."""
         steps = total_steps or (cfg["max_steps"] if cfg.get("max_steps", -1) > 0 else 1)
-        for name in STEP_COUNTS:  # transformers: a float below 1 is a share of the run's steps
+        for name in STEP_COUNTS:
             value = v.pop(name, None)
             cfg[name] = max(1, math.ceil(value * steps)) if isinstance(value, float) and value < 1 else value
-        self._translate_optimizer(v, cfg)
-        cfg["compile"] = bool(v.pop("torch_compile", False))
+
+    @staticmethod
+    def _translate_eval_and_save(v: dict[str, Any], cfg: dict[str, Any]) -> None:
+        """eval_strategy and save_strategy as the loop's eval_steps and save_steps ('steps' or 'no' only)."""
         strategy = v.pop("evaluation_strategy", None) or v.pop("eval_strategy", None)
         if strategy in (None, "no"):  # TRL's default: no evaluation during training, whatever eval_steps says
             cfg.pop("eval_steps", None)
@@ -126,6 +154,9 @@ class SFTConfig:
             cfg["save_steps"] = None
         elif save not in (None, "steps"):
             raise ConfigError([f"save_strategy: chattune saves every save_steps ('steps' or 'no'), got {save!r}"])
+
+    def _translate_row_lengths(self, v: dict[str, Any], cfg: dict[str, Any]) -> None:
+        """How rows are packed, cut and kept whole: packing_strategy, truncation_mode, max_length=None."""
         # 'wrapped' and 'bfd_split' are applied to the examples by SFTTrainer before they are packed
         if v.pop("packing_strategy", None) not in ("bfd", "bfd_split", "wrapped"):
             raise ConfigError([f"packing_strategy must be 'bfd', 'bfd_split' or 'wrapped', got "
@@ -142,12 +173,10 @@ class SFTConfig:
             # TRL's rule, kept so a script means the same under both (chattune itself would cut at max_length)
             raise ValueError(f"padding_free=True without packing: TRL does not cut rows there, so `max_length` is "
                              f"not enforced; set max_length=None (got {cfg['max_length']}) or packing=True")
-        if v.pop("logging_strategy", None) not in (None, "steps"):
-            raise ConfigError(["logging_strategy: chattune logs every logging_steps ('steps')"])
-        warmup = v.pop("warmup_steps", None)
-        known = total_steps or (cfg["max_steps"] if cfg.get("max_steps", -1) > 0 else None)
-        if warmup and (warmup < 1 or known):  # transformers 5: a float below 1 is a share, an int a step count
-            cfg["warmup_ratio"] = warmup if warmup < 1 else warmup / known
+
+    @staticmethod
+    def _translate_device_and_trackers(v: dict[str, Any], cfg: dict[str, Any]) -> None:
+        """use_mps_device (checked: the machine has one) and report_to as a list of tracker names."""
         if v.pop("use_mps_device", False):
             import torch
 
@@ -157,10 +186,6 @@ class SFTConfig:
             cfg["report_to"] = [] if cfg["report_to"] == "none" else [cfg["report_to"]]
         if cfg.get("report_to") is None:
             cfg["report_to"] = []
-        if cfg.get("eval_steps") and not has_eval:  # transformers.Trainer's rule
-            raise ConfigError(["eval_strategy='steps' evaluates during training, but no eval_dataset was given"])
-        cfg["gradient_checkpointing"] = bool(cfg.get("gradient_checkpointing"))
-        return validated(TrainArgs, cfg)
 
     def _translate_optimizer(self, v: dict[str, Any], cfg: dict[str, Any]) -> None:
         """optim and lr_scheduler_type: torch's AdamW, and the schedules chattune has, under TRL's names."""
