@@ -47,7 +47,8 @@ def worker(args: argparse.Namespace) -> dict:
                         "max_length": args.max_length, "logging_steps": 1, "seed": 0, "device": args.device})
     model = apply_lora(model, cfg.lora)
     start = time.perf_counter()
-    records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device, dtype=torch.bfloat16)
+    records = train(model, examples, cfg.train_args(), pad_id=tokenizer.pad_token_id, device=device,
+                    dtype=torch.bfloat16)
     timed = records[WARMUP_STEPS:]
     seconds = sum(r["step_time_s"] for r in timed)
     tokens = timed[-1]["tokens"] - records[WARMUP_STEPS - 1]["tokens"]

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
                             "lr_scheduler_type": "constant", "logging_steps": 1})
         device = pick_device()
         model.to(device)
-        show(model, tokenizer, train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=device))
+        show(model, tokenizer, train(model, examples, cfg.train_args(), pad_id=tokenizer.pad_token_id, device=device))
 
     # the notebook's last route: text rows, the collator finds the answer after the response template
     model, tokenizer = model_and_tokenizer(args.fast)

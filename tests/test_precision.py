@@ -39,7 +39,8 @@ def trained_lora(cfg, model_dir, data):
     model, tokenizer, new_tokens = load_base(cfg, model_dir, CPU, precision)
     model = apply_lora(model, cfg.lora, new_tokens)
     examples, _ = examples_from_file(str(data), tokenizer, columns=COLUMNS, max_length=cfg.args.max_length)
-    records = train(model, examples, cfg, pad_id=tokenizer.pad_token_id, device=CPU, dtype=precision.compute)
+    records = train(model, examples, cfg.train_args(), pad_id=tokenizer.pad_token_id, device=CPU,
+                    dtype=precision.compute)
     return model, tokenizer, examples, records
 
 
@@ -108,7 +109,7 @@ def test_kahan_adamw_keeps_updates_that_bf16_rounding_drops():
         model.weight = weight
         cfg = build_config({"data": {"train": "x"}, "finetuning": "full", "bf16_full": bf16_full,
                             "learning_rate": 1e-4})
-        optimizer = build_optimizer(model, cfg)
+        optimizer = build_optimizer(model, cfg.train_args())
         for _ in range(100):
             weight.grad = torch.ones_like(weight)
             optimizer.step()
