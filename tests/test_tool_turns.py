@@ -195,3 +195,15 @@ def test_a_repeated_call_after_its_turn_is_not_the_turn():
 
     assert first_calls(marks, 1, spans_module.TOOL_CALLS) == [marks[0], marks[1], marks[4]]
     assert first_calls(marks, 2, spans_module.TOOL_CALLS) == marks
+
+
+def test_doctor_and_render_say_what_the_template_does_with_tool_calls(family_tokenizers):
+    from chattune.templates.doctor import diagnose
+    from chattune.templates.toolnotes import tool_call_note
+
+    note = tool_call_note(family_tokenizers["minicpm3"])
+    assert "after <|tool_call_start|>" in note and note.endswith("ends with <|im_end|>")
+    assert "ends with <｜end▁of▁sentence｜>" in tool_call_note(family_tokenizers["deepseek-r1"])
+    assert "does not write its tool call" in tool_call_note(family_tokenizers["llama-3"])
+    masks = next(c for c in diagnose(family_tokenizers["kimi-k2-thinking"]) if c.name == "exact masks")
+    assert masks.ok and "tool calls: written in the assistant turn" in masks.detail, masks.detail
