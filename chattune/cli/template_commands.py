@@ -75,6 +75,10 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
         show_history_notes(console, history_notes(tokenizer, conv.messages, template=args.template, tools=conv.tools,
                                                   template_kwargs=kwargs))
+        if any(m.tool_calls for m in conv.messages):
+            from chattune.templates.toolnotes import tool_call_note
+
+            console.print(f"tool calls: {tool_call_note(tokenizer, args.template, kwargs)}", highlight=False)
     return 0
 
 
@@ -118,7 +122,8 @@ def add_template_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_render)
 
     p = sub.add_parser("doctor", help="check a model's chat template for mask and stop-token problems",
-                       description="Checks: template present, exact masks, what the template does with history "
+                       description="Checks: template present, exact masks (and what the template does with tool "
+                       "calls: where it writes them, which token ends the turn), what the template does with history "
                        "(reasoning of earlier turns dropped, system prompt moved, turns rewritten), end-of-turn is "
                        "one special token and is trained, no doubled BOS, pad set, generation prompt matches "
                        "training, chat special tokens are single ids; with --data, every row renders with a "

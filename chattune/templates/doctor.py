@@ -17,6 +17,7 @@ from chattune.templates.render import (
     resolve_template,
     special_strings,
 )
+from chattune.templates.toolnotes import tool_call_note
 
 PROBE = [Message("system", "You are terse."), Message("user", "Name a colour."), Message("assistant", "Blue."),
          Message("user", "Another?"), Message("assistant", "Green.")]
@@ -64,7 +65,8 @@ def diagnose(tokenizer: Any, template: str | None = None,
     def exact_masks() -> str:
         r = render(tokenizer, probe, template=template)
         check_rendered(tokenizer, r, probe, "all_assistant")
-        return f"each of {len(r.spans or ())} assistant turns is found in the whole rendering and trained exactly"
+        return (f"each of {len(r.spans or ())} assistant turns is found in the whole rendering and trained exactly; "
+                f"tool calls: {tool_call_note(tokenizer, template, template_kwargs)}")
 
     def history() -> str:
         notes = probe_history(tokenizer, template, template_kwargs)

@@ -28,6 +28,7 @@ from typing import Any
 
 from chattune.data.schema import REASONING_KEYS
 from chattune.errors import TemplateError
+from chattune.templates.callmarks import call_marks, first_calls, mark_call
 
 CONTENT, REASONING, TOOL_CALLS = 0, 1, 2  # the kinds of text a message carries, each with its own marker pair
 # Private-use code points (planes 15 and 16, then the BMP's area): no template writes them, and the markers are
@@ -114,40 +115,7 @@ def _wrap(text: Any, pair: tuple[str, str]) -> Any:
     return text[:lead] + pair[0] + text[lead:trail] + pair[1] + text[trail:]
 
 
-def _close_last_leaf(value: Any, close: str) -> tuple[Any, bool]:
-    """A copy of a JSON value with `close` after its last non-empty string (tool-call arguments, which may be an
-    object or a JSON string), and whether there was one."""
-    if isinstance(value, str):
-        if not value.strip():
-            return value, False
-        trail = len(value.rstrip())
-        return value[:trail] + close + value[trail:], True
-    items = list(value.items()) if isinstance(value, dict) else list(enumerate(value)) if isinstance(value, list) \
-        else []
-    for k in range(len(items) - 1, -1, -1):
-        new, done = _close_last_leaf(items[k][1], close)
-        if done:
-            if isinstance(value, dict):
-                return {**value, items[k][0]: new}, True
-            return [*value[:k], new, *value[k + 1:]], True
-    return value, False
-
-
-def _mark_call(call: Any, pair: tuple[str, str]) -> Any:
-    """A tool call with the open marker before its name and the close marker after its arguments' last text."""
-    if not isinstance(call, dict):
-        return call
-    fn = call.get("function")
-    marked = dict(fn if isinstance(fn, dict) else call)
-    closed = False
-    if marked.get("arguments"):
-        marked["arguments"], closed = _close_last_leaf(marked["arguments"], pair[1])
-    if isinstance(marked.get("name"), str) and marked["name"]:
-        marked["name"] = pair[0] + marked["name"] + ("" if closed else pair[1])
-    return {**call, "function": marked} if isinstance(fn, dict) else marked
-
-
-def mark_message(message: dict[str, Any], index: int, *, calls: bool = True,
+def mark_message(message: dict[str, Any], index: int, *, calls: bool = True, ids: bool = False,
                  markers: Markers = Markers()) -> dict[str, Any]:
     """A copy of a template message with its content, reasoning and (with `calls`) tool calls wrapped in markers."""
     out = dict(message)
@@ -162,7 +130,7 @@ def mark_message(message: dict[str, Any], index: int, *, calls: bool = True,
         if key in out:
             out[key] = _wrap(out[key], markers.pair(index, REASONING))
     if calls and isinstance(out.get("tool_calls"), list):
-        out["tool_calls"] = [_mark_call(c, markers.pair(index, TOOL_CALLS)) for c in out["tool_calls"]]
+        out["tool_calls"] = [mark_call(c, markers.pair(index, TOOL_CALLS), ids) for c in out["tool_calls"]]
     return out
 
 
@@ -172,6 +140,8 @@ class Located:
 
     text: str
     positions: dict[int, list[tuple[int, int, bool]]] = field(default_factory=dict)  # message -> (pos, kind, open)
+    markers: Markers = Markers()
+    marking: tuple[bool, bool] = (True, False)  # (tool calls marked, their ids marked)
 
     def first(self, message: int) -> int | None:
         """Where the message's first text opens (a template may repeat a tool's name later: opens only count)."""
@@ -219,9 +189,10 @@ class Located:
         return any(owners[k] != message for k in range(lo, hi))
 
 
-def _locate(marked_text: str, markers: Markers) -> Located:
-    """Strip the markers from a marked rendering, remembering where each stood in the stripped text."""
-    located = Located("")
+def _locate(marked_text: str, markers: Markers, calls: dict[int, int] | None = None) -> Located:
+    """Strip the markers from a marked rendering, remembering where each stood in the stripped text (of the tool
+    calls of message i, the first `calls[i]` only)."""
+    located = Located("", markers=markers)
     pieces, last = [], 0
     for removed, m in enumerate(markers.pattern.finditer(marked_text)):
         pieces.append(marked_text[last:m.start()])
@@ -230,6 +201,9 @@ def _locate(marked_text: str, markers: Markers) -> Located:
         located.positions.setdefault(message, []).append((m.start() - removed * markers.width, kind, is_open))
     pieces.append(marked_text[last:])
     located.text = "".join(pieces)
+    for message, count in (calls or {}).items():
+        if message in located.positions:
+            located.positions[message] = first_calls(located.positions[message], count, TOOL_CALLS)
     for message, marks in located.positions.items():  # a text repeated past its close (a tool's name written
         closes = [p for p, _, is_open in marks if not is_open]  # again in the tool result's header) is not the turn
         if closes:
@@ -237,19 +211,35 @@ def _locate(marked_text: str, markers: Markers) -> Located:
     return located
 
 
+def render_marked(render: Render, messages: list[dict[str, Any]], add_generation_prompt: bool, markers: Markers,
+                  marking: tuple[bool, bool]) -> Located:
+    """One marked rendering of `messages`, located (`marking`: whether tool calls, and their ids, are marked)."""
+    calls, ids = marking
+    marked = [mark_message(m, i, calls=calls, ids=ids, markers=markers) for i, m in enumerate(messages)]
+    counts = {i: call_marks(m, ids) for i, m in enumerate(messages) if calls and m.get("tool_calls")}
+    located = _locate(render(marked, add_generation_prompt), markers, counts)
+    located.marking = marking
+    return located
+
+
 def locate(render: Render, messages: list[dict[str, Any]], add_generation_prompt: bool,
-           expected: str | None = None) -> Located:
+           expected: str | None = None, *, ids: bool = False) -> Located:
     """Render `messages` with markers and find each message's texts. With `expected` (the unmarked rendering),
     the markers must not have changed anything else; tool calls are left unmarked if marking them does (a
-    template that branches on a tool's name), and a template that changes still is refused."""
+    template that branches on a tool's name), and a template that changes still is refused. With `ids`, the
+    tool calls' ids are marked first, where the template renders (and accepts) them marked."""
     text = expected if expected is not None else json.dumps(messages, ensure_ascii=False, default=str)
     markers = markers_for(text, len(messages))
     if markers is None:
         raise TemplateError(f"chattune cannot mask a conversation of {len(messages)} messages whose text uses "
                             "this many Unicode private-use characters (it marks turns with them)")
-    for calls in (True, False):
-        located = _locate(render([mark_message(m, i, calls=calls, markers=markers) for i, m in enumerate(messages)],
-                                 add_generation_prompt), markers)
+    for marking in ((True, True),) * ids + ((True, False), (False, False)):
+        try:
+            located = render_marked(render, messages, add_generation_prompt, markers, marking)
+        except TemplateError:
+            if marking[1]:  # a template that checks its ids (Mistral: nine characters) renders them unmarked
+                continue
+            raise
         if expected is None or located.text == expected:
             return located
     raise TemplateError("the template renders the conversation differently when a message's text changes, so "
@@ -446,10 +436,18 @@ def _turn_start(full: Located, j: int, gap: str, markup: _Markup | None, pattern
 def assistant_spans(render: Render, messages: list[dict[str, Any]], trained: Sequence[int], full_text: str,
                     specials: tuple[str, ...]) -> list[TurnSpan]:
     """The trained span of each message in `trained` (assistant turns), found in the whole rendering."""
+    from chattune.templates import toolturns  # it builds on this module
+
     pattern = specials_pattern(specials)
     full = locate(render, messages, False, full_text)
+    calling = [j for j in trained if messages[j].get("tool_calls")]
+    if calling:
+        full = toolturns.with_call_ids(render, messages, trained, full, full_text)
+        toolturns.mark_argument_ends(render, messages, full)
     assistant = {i: m.get("role") == "assistant" for i, m in enumerate(messages)}
     conversation = None if pattern is None else _conversation_markup(full, pattern, assistant)
+    enders = None if pattern is None or conversation is None or not calling else \
+        toolturns.turn_enders(render, messages, full, pattern, conversation.openers)
     gaps = prompt_gaps(render, messages, trained, full)
     spans = []
     for j in trained:
@@ -467,6 +465,8 @@ def assistant_spans(render: Render, messages: list[dict[str, Any]], trained: Seq
         limit = next_mark if (next_mark := full.after(j, last)) is not None else len(full.text)
         end = None if pattern is None or markup is None else \
             _closing_end(full.text, last, limit, pattern, set(markup.openers))
+        if end is not None and enders and j in calling:
+            end = toolturns.tool_turn_end(full.text, last, limit, end, pattern, enders, markup.openers)
         if end is None:
             raise TemplateError(f"message {j} ({role}) is not followed by an end-of-turn special token in this "
                                 f"template (it is followed by {full.text[last:limit][:30]!r}); the model would "
