@@ -22,7 +22,7 @@ from typing import Any
 from chattune.config import DataSource, cache_dir
 from chattune.files import follow_umask
 
-FORMAT_VERSION = 5  # bump when the layout of an entry or a prepared record, or how its labels are made, changes
+FORMAT_VERSION = 6  # bump when the layout of an entry or a prepared record, or how its labels are made, changes
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
