@@ -10,6 +10,7 @@ rows by its bytes, read without parsing them).
 from __future__ import annotations
 
 import functools
+import gc
 import itertools
 import json
 import multiprocessing
@@ -343,10 +344,12 @@ def prepare_all_rows(rows: Iterable[Row], source: str, spec: DataSource, tokeniz
         ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
         previous = os.environ.get("TOKENIZERS_PARALLELISM")
         os.environ["TOKENIZERS_PARALLELISM"] = "false"
+        gc.freeze()  # what the workers inherit is never scanned by their collector, nor copied on its account
         try:
             with ctx.Pool(workers, initializer=_init_worker, initargs=(source, spec, tokenizer, opts)) as pool:
                 records = [rec for part in _in_order(pool, chunks, 2 * workers) for rec in part]
         finally:
+            gc.unfreeze()
             if previous is None:
                 os.environ.pop("TOKENIZERS_PARALLELISM", None)
             else:
