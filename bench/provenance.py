@@ -56,4 +56,4 @@ def record() -> dict:
     return {"cpu": model, "cpu_flags": " ".join(flags), "cores": os.cpu_count(), "machine": platform.machine(),
             "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
             "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions(),
-            "commit": git_commit()}
+            "commit": git_commit(), "load_average": [round(x, 2) for x in os.getloadavg()]}  # a shared machine

@@ -258,6 +258,7 @@ def number(value: Any, digits: int = 1) -> str:
 def recorded(data: dict[str, Any]) -> str:
     """What the file says about where and when it was measured; what it does not say, said so."""
     where = [f"{key}: {data[key]}" for key in ("device", "cpu", "machine", "cores", "python") if key in data]
+    where += [f"load average at the start: {data['load_average'][0]}"] if data.get("load_average") else []
     when = f"date: {data['date']}" if "date" in data else "date: not recorded in the file"
     versions = data.get("versions", {})
     measured = [", ".join(f"{name} {versions[name]}" for name in ("chattune", "trl", "transformers", "tokenizers")
