@@ -260,8 +260,14 @@ def number(value: Any, digits: int = 1) -> str:
 def recorded(data: dict[str, Any]) -> str:
     """What the file says about where and when it was measured; what it does not say, said so."""
     where = [f"{key}: {data[key]}" for key in ("device", "cpu", "machine", "cores", "python") if key in data]
+    where += [f"load average at the start: {data['load_average'][0]}"] if data.get("load_average") else []
     when = f"date: {data['date']}" if "date" in data else "date: not recorded in the file"
-    return "; ".join(where + [when])
+    versions = data.get("versions", {})
+    measured = [", ".join(f"{name} {versions[name]}" for name in ("chattune", "trl", "transformers", "tokenizers")
+                          if name in versions)] if versions else []
+    commit = [f"commit: {data['commit'][:12]}{'+dirty' if data['commit'].endswith('+dirty') else ''}"] \
+        if data.get("commit") else []
+    return "; ".join(where + [when] + measured + commit)
 
 
 def train_speed(data: dict[str, Any]) -> str:
@@ -296,17 +302,40 @@ def eval_speed(data: dict[str, Any]) -> str:
             + table(["run", "seconds", "time over chattune's", "figures equal chattune's"], rows))
 
 
+PREP_COLUMNS = ["run", "seconds", "rows/s", "peak RSS"]
+
+
+def _prep_row(name: str, r: dict[str, Any], rows: int, seconds: str = "seconds") -> list[str]:
+    workers = f" + {r['worker_peak_rss_mb'] / 1024:.2f} GiB a worker" if r.get("worker_peak_rss_mb") else ""
+    return [name, number(r[seconds], 2), number(rows / r[seconds], 0), f"{r['peak_rss_mb'] / 1024:.2f} GiB{workers}"]
+
+
 def prepare_data(data: dict[str, Any]) -> str:
-    c, t = data["chattune"], data["trl"]
-    rows = [["chattune, cold cache", number(c["cold_s"], 2), number(c["rows_per_s_cold"], 0)],
-            ["chattune, warm cache", number(c["warm_s"], 2), number(c["rows_per_s_warm"], 0)],
-            ["TRL SFTTrainer, its default", number(t["default_s"], 2), number(t["rows_per_s_default"], 0)],
-            ["TRL SFTTrainer, dataset_num_proc=2", number(t["num_proc_2_s"], 2), number(t["rows_per_s_num_proc_2"], 0)]]
-    return (f"{data['rows']:,} rows, max_length {data['max_length']}; trained tokens: chattune "
-            f"{c['trained_tokens']:,}, TRL {t['trained_tokens']:,}.\n\n" + table(["run", "seconds", "rows/s"], rows)
-            + f"\nCold: {data['ratio_cold_vs_trl_default']:.2f}x TRL's default, "
-            f"{data['ratio_cold_vs_trl_num_proc_2']:.2f}x TRL with 2 processes; warm: "
-            f"{data['ratio_warm_vs_trl_default']:.1f}x.\n")
+    g, cores = data["gsm8k"], data.get("cores", 2)
+    runs, n = g["runs"], g["rows"]
+    parallel = f"trl_num_proc_{cores}"
+    rows = [_prep_row("chattune, cold cache", runs["chattune"], n),
+            _prep_row("chattune, warm cache", runs["chattune"], n, "warm_seconds"),
+            _prep_row("TRL SFTTrainer, its default", runs["trl_default"], n),
+            _prep_row(f"TRL SFTTrainer, dataset_num_proc={cores}", runs[parallel], n)]
+    out = (f"gsm8k train: {n:,} rows, max_length {data['max_length']}; trained tokens: chattune "
+           f"{runs['chattune']['trained_tokens']:,}, TRL {runs['trl_default']['trained_tokens']:,}.\n\n"
+           + table(PREP_COLUMNS, rows)
+           + f"\nCold: {g['ratio_cold_vs_trl_default']:.2f}x TRL's default, "
+           f"{g[f'ratio_cold_vs_{parallel}']:.2f}x TRL with {cores} processes; warm: "
+           f"{g['ratio_warm_vs_trl_default']:.1f}x.\n")
+    if "synthetic" in data:
+        syn = data["synthetic"]
+        runs, n = syn["runs"], syn["rows"]
+        rows = [_prep_row("chattune, cold cache", runs["chattune"], n),
+                _prep_row("chattune, warm cache", runs["chattune"], n, "warm_seconds"),
+                _prep_row("TRL SFTTrainer, its default", runs["trl_default"], n)]
+        out += (f"\nSynthetic multi-turn: {n:,} rows (seed {syn['seed']}); chattune trains {syn['chattune_trains']} "
+                f"({runs['chattune']['trained_tokens']:,} tokens), TRL {syn['trl_trains']} "
+                f"({runs['trl_default']['trained_tokens']:,}).\n\n" + table(PREP_COLUMNS, rows)
+                + f"\nCold: {syn['ratio_cold_vs_trl_default']:.2f}x TRL's default; warm: "
+                f"{syn['ratio_warm_vs_trl_default']:.1f}x; peak RSS {syn['peak_rss_ratio']:.2f}x TRL's.\n")
+    return out
 
 
 def flat(data: Any, prefix: str = "") -> list[list[str]]:
@@ -325,7 +354,7 @@ def describe(data: dict[str, Any]) -> str:
         return base_precision(data)
     if "seconds" in data:
         return eval_speed(data)
-    if "chattune" in data and "trl" in data:
+    if "gsm8k" in data and "runs" in data["gsm8k"]:
         return prepare_data(data)
     return table(["field", "value"], flat(data))  # a shape this page does not know yet: every value
 

@@ -49,6 +49,19 @@ def cache_key(path: str, row_json: Iterable[str], spec: DataSource, opts: Any, t
     return h.hexdigest()[:32]
 
 
+def file_content_lines(path: str, limit: int | None) -> list[str]:
+    """What a local file's rows are made of, for the key: a hash of its bytes and the row limit (the rows read
+    from it are decided by these and chattune's version). Empty for what is not a plain file (a hub dataset, an
+    Arrow directory): its rows are hashed instead."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        return []
+    try:
+        return [f"file\t{_sha256(file)}\t{limit}"]
+    except OSError:  # unreadable: hashing its rows reports it as reading them does
+        return []
+
+
 def prepared_dir() -> Path:
     return cache_dir() / "prepared"
 

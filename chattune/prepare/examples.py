@@ -3,12 +3,14 @@
 Every row is prepared by `prepare_rows` (one function for the library, `data check` and training). A source's
 rows run through it in `num_proc` processes, and the result is cached as an Arrow file,
 memory-mapped when read back, keyed by everything that decides it: the rows' content, the tokenizer, the
-template, the row-shape settings, the masking and truncation options and chattune's version.
+template, the row-shape settings, the masking and truncation options and chattune's version (a local file's
+rows by its bytes, read without parsing them).
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import itertools
 import json
 import multiprocessing
@@ -28,7 +30,7 @@ from chattune.data.schema import Conversation
 from chattune.data.shapes import ShapeTally
 from chattune.errors import DataError, TemplateError
 from chattune.labels import num_trained
-from chattune.prepare.cache import DamagedEntry, cache_key, load_cached, save_cached
+from chattune.prepare.cache import DamagedEntry, cache_key, file_content_lines, load_cached, save_cached
 from chattune.templates.render import Rendered, check_rendered, render_many
 
 PARALLEL_FROM_ROWS = 2000  # below this, starting worker processes costs more than it saves
@@ -342,10 +344,12 @@ def prepare_all_rows(rows: Iterable[Row], source: str, spec: DataSource, tokeniz
         ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
         previous = os.environ.get("TOKENIZERS_PARALLELISM")
         os.environ["TOKENIZERS_PARALLELISM"] = "false"
+        gc.freeze()  # what the workers inherit is never scanned by their collector, nor copied on its account
         try:
             with ctx.Pool(workers, initializer=_init_worker, initargs=(source, spec, tokenizer, opts)) as pool:
                 records = [rec for part in _in_order(pool, chunks, 2 * workers) for rec in part]
         finally:
+            gc.unfreeze()
             if previous is None:
                 os.environ.pop("TOKENIZERS_PARALLELISM", None)
             else:
@@ -383,18 +387,22 @@ def prepare_source(spec: DataSource, tokenizer: Any, opts: PrepareOptions, *, nu
             break
         # the file is read once for the cache key and again to prepare it, never held whole
         rows = functools.partial(iter_rows, path, left, split=spec.split, config_name=spec.name)
-        cached, damaged, key = None, None, None
+        cached, damaged, key, content = None, None, None, []
         tally = ShapeTally(path, fmt=spec.format, columns=spec.columns, prompt_template=spec.prompt_template)
         first = tally.tap(rows())  # whichever reading goes through every row tallies the shapes
         if cache:
-            key = cache_key(path, _row_lines(first), spec, opts, tokenizer)
-            first = rows()
+            content = file_content_lines(path, left)  # a file's bytes: no reading of its rows for the key
+            key = cache_key(path, content or _row_lines(first), spec, opts, tokenizer)
+            if not content:  # the key read (and tallied) every row
+                first = rows()
             try:
                 cached = load_cached(key)
             except DamagedEntry as e:
                 damaged = f"{path}: {e}"
         if cached is not None:
             cols = cached
+            if content:
+                deque(first, maxlen=0)  # the tally reads every row
         else:
             cols = prepare_all_rows(first, path, spec, tokenizer, opts, num_proc)
             if key is not None:

@@ -76,25 +76,48 @@ def _is_plain(d: dict[str, Any]) -> bool:
     return all(type(v) is str for v in d.values())
 
 
-def render_dicts(tokenizer: Any, messages: list[dict[str, Any]], *, jinja: str,
-                 tools: list[dict[str, Any]] | None = None, add_generation_prompt: bool = False,
-                 template_kwargs: dict[str, Any] | None = None) -> str:
-    """Render template dicts to text with transformers' sandboxed Jinja environment, passing what
-    apply_chat_template passes (the special tokens, tools, documents, and `template_kwargs` such as
-    enable_thinking). Messages of plain strings skip apply_chat_template's per-call copying (a fifth of
-    preparation's cost); anything else is made plain JSON first. tests/test_template_parity.py holds the two
-    equal. The render has a time and size budget (templates.budget)."""
+@dataclass(frozen=True)
+class TemplateVariables:
+    """What a template sees besides the messages and add_generation_prompt, as plain JSON: made once per
+    conversation (or batch), not once per render (a conversation is rendered several times to find its spans)."""
+
+    tools: Any
+    documents: Any
+    extra: dict[str, Any]  # the special tokens (bos_token, ...) and the template kwargs
+
+
+def template_variables(tokenizer: Any, tools: list[dict[str, Any]] | None = None,
+                       template_kwargs: dict[str, Any] | None = None,
+                       special_tokens_map: dict[str, Any] | None = None) -> TemplateVariables:
+    """The variables apply_chat_template passes; `special_tokens_map` is the tokenizer's, when already read."""
     kwargs = dict(template_kwargs or {})
     documents = kwargs.pop("documents", None)
     try:
+        specials = tokenizer.special_tokens_map if special_tokens_map is None else special_tokens_map
+        return TemplateVariables(_plain_json(tools), _plain_json(documents),
+                                 {**specials, **(_plain_json(kwargs) if kwargs else {})})
+    except Exception as e:  # a value JSON cannot hold (a circular one): the user's to fix, like a failed render
+        raise TemplateError(f"the chat template failed to render: {type(e).__name__}: {e}") from None
+
+
+def render_dicts(tokenizer: Any, messages: list[dict[str, Any]], *, jinja: str,
+                 tools: list[dict[str, Any]] | None = None, add_generation_prompt: bool = False,
+                 template_kwargs: dict[str, Any] | None = None, variables: TemplateVariables | None = None) -> str:
+    """Render template dicts to text with transformers' sandboxed Jinja environment, passing what
+    apply_chat_template passes (the special tokens, tools, documents, and `template_kwargs` such as
+    enable_thinking; or `variables`, made from them once). Messages of plain strings skip apply_chat_template's
+    per-call copying (a fifth of preparation's cost); anything else is made plain JSON first.
+    tests/test_template_parity.py holds the two equal. The render has a time and size budget (templates.budget)."""
+    try:
         if _compile_jinja_template is not None:
+            v = variables or template_variables(tokenizer, tools, template_kwargs)
             plain = [d if _is_plain(d) else _plain_json(d) for d in messages]
             # transformers' environment (compiling an empty template gives it), our compile of the template
             template = budgeted_template(jinja, _compile_jinja_template("").environment)
-            return render_within_budget(
-                template, messages=plain, tools=_plain_json(tools), documents=_plain_json(documents),
-                add_generation_prompt=add_generation_prompt,
-                **{**tokenizer.special_tokens_map, **_plain_json(kwargs)})
+            return render_within_budget(template, messages=plain, tools=v.tools, documents=v.documents,
+                                        add_generation_prompt=add_generation_prompt, **v.extra)
+        kwargs = dict(template_kwargs or {})
+        documents = kwargs.pop("documents", None)
         return tokenizer.apply_chat_template(messages, chat_template=jinja, tools=tools, documents=documents,
                                              tokenize=False, add_generation_prompt=add_generation_prompt, **kwargs)
     except TemplateError:  # the budget's: it says which limit
@@ -119,6 +142,19 @@ def special_strings(tokenizer: Any) -> list[str]:
     return sorted(specials, key=len, reverse=True)
 
 
+@dataclass(frozen=True)
+class TokenizerFacts:
+    """What every conversation of a batch reads off the tokenizer: read once (each is a few dictionaries built
+    by transformers on every access)."""
+
+    specials: tuple[str, ...]
+    special_tokens_map: dict[str, Any]
+
+    @classmethod
+    def of(cls, tokenizer: Any) -> TokenizerFacts:
+        return cls(tuple(special_strings(tokenizer)), tokenizer.special_tokens_map)
+
+
 def _trained_messages(messages: Sequence[Message], train_on: str) -> list[int]:
     assistant = [i for i, m in enumerate(messages) if m.role == "assistant"]
     chosen = set(assistant[-1:] if train_on == "last_assistant" else assistant)
@@ -133,10 +169,14 @@ def _trained_messages(messages: Sequence[Message], train_on: str) -> list[int]:
 PROBE = [Message("user", "Hi"), Message("assistant", "Hello")]
 
 
-def _renderer(tokenizer: Any, jinja: str, tools, template_kwargs) -> Callable[[list[dict[str, Any]], bool], str]:
+def _renderer(tokenizer: Any, jinja: str, tools, template_kwargs,
+              special_tokens_map: dict[str, Any] | None = None) -> Callable[[list[dict[str, Any]], bool], str]:
+    variables = template_variables(tokenizer, tools, template_kwargs, special_tokens_map) \
+        if _compile_jinja_template is not None else None
+
     def run(dicts: list[dict[str, Any]], add_generation_prompt: bool) -> str:
         return render_dicts(tokenizer, dicts, jinja=jinja, tools=tools, add_generation_prompt=add_generation_prompt,
-                            template_kwargs=template_kwargs)
+                            template_kwargs=template_kwargs, variables=variables)
     return run
 
 
@@ -232,8 +272,8 @@ def _check_roles(messages: Sequence[Message], jinja: str) -> None:
 
 
 def _text_and_spans(tokenizer: Any, messages: Sequence[Message | dict[str, Any]], tools, template: str | None,
-                    add_generation_prompt: bool, train_on: str,
-                    template_kwargs: dict[str, Any] | None = None) -> tuple[str, Spans]:
+                    add_generation_prompt: bool, train_on: str, template_kwargs: dict[str, Any] | None = None,
+                    facts: TokenizerFacts | None = None) -> tuple[str, Spans]:
     if not all(isinstance(m, Message) for m in messages):
         messages = parse_messages([m.to_template_dict() if isinstance(m, Message) else m for m in messages])
     if train_on not in TRAIN_ON:
@@ -241,15 +281,15 @@ def _text_and_spans(tokenizer: Any, messages: Sequence[Message | dict[str, Any]]
     jinja = resolve_template(tokenizer, template)
     _check_roles(messages, jinja)
     dicts = _as_dicts(messages)
-    run = _renderer(tokenizer, jinja, tools, template_kwargs)
+    facts = facts or TokenizerFacts.of(tokenizer)
+    run = _renderer(tokenizer, jinja, tools, template_kwargs, facts.special_tokens_map)
     text = run(dicts, add_generation_prompt)
     _check_tool_calls_written(messages, text)
     if add_generation_prompt:
         return text, []
     if train_on == "all":
         return text, None
-    spans = assistant_spans(run, dicts, _trained_messages(messages, train_on), text,
-                            tuple(special_strings(tokenizer)))
+    spans = assistant_spans(run, dicts, _trained_messages(messages, train_on), text, facts.specials)
     return text, [(s.start, s.end) for s in spans]
 
 
@@ -259,11 +299,13 @@ def render_many(tokenizer: Any, conversations: Sequence[Conversation], *, templa
     """Render many conversations, tokenising them in one batch; a conversation that cannot be rendered or
     masked gets its TemplateError in its place instead of stopping the others."""
     planned: list[tuple[str, Spans] | Rendered | TemplateError] = []
+    facts = TokenizerFacts.of(tokenizer)
     for conv in conversations:
         try:
             kwargs = {**(template_kwargs or {}), **(conv.template_kwargs or {})} or None  # the row's win
             planned.append(render_plain(tokenizer, conv.text) if conv.text is not None else
-                           _text_and_spans(tokenizer, conv.messages, conv.tools, template, False, train_on, kwargs))
+                           _text_and_spans(tokenizer, conv.messages, conv.tools, template, False, train_on, kwargs,
+                                           facts))
         except TemplateError as e:
             planned.append(e)
     texts = [p[0] for p in planned if isinstance(p, tuple)]
