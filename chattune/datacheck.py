@@ -9,7 +9,8 @@ from typing import Any
 from chattune.config import DataSource
 from chattune.data.convert import conversations_from_rows
 from chattune.data.load import load_rows
-from chattune.prepare.examples import PrepareOptions, PrepareStats, prepare_source
+from chattune.prepare.examples import PrepareOptions, prepare_source
+from chattune.prepare.rows import PrepareStats
 
 
 def check_source(source: str | DataSource, tokenizer: Any, *, columns: dict[str, str] | None = None,

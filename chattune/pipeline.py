@@ -45,7 +45,8 @@ from chattune.outputs.plots import plot_loss
 from chattune.outputs.report import write_report
 from chattune.outputs.run_info import RunInfo
 from chattune.outputs.save import save_pretrained_atomic
-from chattune.prepare.examples import PrepareOptions, PrepareStats, prepare_sources, print_stats, split_examples
+from chattune.prepare.examples import PrepareOptions, prepare_sources, split_examples
+from chattune.prepare.rows import PrepareStats, print_stats
 from chattune.templates.setup import stop_token_ids
 from chattune.train.fsdp import full_state_dict
 from chattune.train.loop import count_steps

@@ -171,7 +171,7 @@ def test_damaged_cache_entry_is_reported_removed_and_prepared_again(tmp_path, to
 
     from rich.console import Console
 
-    from chattune.prepare.examples import print_stats
+    from chattune.prepare.rows import print_stats
 
     path = write_jsonl(tmp_path / "d.jsonl", qa_rows(6))
     src, opts = DataSource(path=str(path), columns=QA), PrepareOptions(max_length=256)

@@ -54,7 +54,7 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 
     from chattune.datacheck import check_source
     from chattune.model.load import load_tokenizer, resolve_model_path
-    from chattune.prepare.examples import print_stats
+    from chattune.prepare.rows import print_stats
     from chattune.templates.setup import setup_template
 
     model, template, targets = _check_targets(args)

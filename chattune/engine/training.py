@@ -80,12 +80,7 @@ def train_with_outputs(model: Any, tokenizer: Any, examples: list[Example], cfg:
                      eval_examples=eval_examples, resume=resumed, dist=dist, evaluate=evaluate, on_step=on_step,
                      save_last=save_last, total_steps=total_steps)
     out = Path(cfg.output_dir)
-    checkpointer = Checkpointer(out, model, tokenizer, stops, limit=cfg.save_total_limit,
-                                keep_best=cfg.load_best_model_at_end, records=resumed.records if resumed else None,
-                                config=hparams)
-    if checkpointer.removed:
-        console.print("removed half-written checkpoint folders of a stopped run: "
-                      + ", ".join(p.name for p in checkpointer.removed))
+    checkpointer = _checkpointer(model, tokenizer, cfg, stops, resumed, hparams, console)
     trackers = Trackers(cfg.report_to, out, hparams or cfg.model_dump())
     try:
         with MetricsLog(out / "metrics.jsonl", total_steps, console,
@@ -114,6 +109,18 @@ def train_with_outputs(model: Any, tokenizer: Any, examples: list[Example], cfg:
         load_trained_weights(model, checkpointer.best[1])
         console.print(f"loaded the best checkpoint {checkpointer.best[1]} (eval loss {checkpointer.best[0]:.4f})")
     return records
+
+
+def _checkpointer(model: Any, tokenizer: Any, cfg: TrainArgs, stops: list[int], resumed: ResumeState | None,
+                  hparams: dict[str, Any] | None, console: Console) -> Checkpointer:
+    """The run's checkpoint writer (it removes what a killed run half-wrote, and says so)."""
+    checkpointer = Checkpointer(Path(cfg.output_dir), model, tokenizer, stops, limit=cfg.save_total_limit,
+                                keep_best=cfg.load_best_model_at_end, records=resumed.records if resumed else None,
+                                config=hparams)
+    if checkpointer.removed:
+        console.print("removed half-written checkpoint folders of a stopped run: "
+                      + ", ".join(p.name for p in checkpointer.removed))
+    return checkpointer
 
 
 def last_good_copy(out: Path, error: Exception, total_steps: int | None = None,

@@ -18,7 +18,7 @@ from chattune.config import DEFAULT_MODEL, TrainArgs, TrainConfig
 from chattune.files import user_umask
 from chattune.model.device import Precision
 from chattune.model.load import model_id
-from chattune.prepare.examples import PrepareStats
+from chattune.prepare.rows import PrepareStats
 
 # licences of bases whose card chattune cannot read offline (the default comes from a GGUF without its card)
 KNOWN_LICENCES = {DEFAULT_MODEL: "apache-2.0"}

@@ -196,9 +196,10 @@ def _enable_checkpointing(model: Any, cfg: TrainArgs) -> None:
 
 @dataclass
 class Hooks:
-    """What a caller hears of a run: records (`on_log`), checkpoints to write (`on_save(step, state)`, returning
-    the path), evals (`on_eval(step)` after each eval), each finished step (`on_step(step, epoch)`, True stops the
-    run), and how an eval set is scored (`evaluate(name, examples)`)."""
+    """What a caller hears of a run: records (`on_log`), checkpoints to write every save_steps and on Ctrl-C
+    (`on_save(step, state)`, returning the path), evals (`on_eval(step)` after each eval), each finished step
+    (`on_step(step, epoch)`, after its logging, eval and checkpoint; True stops the run), and how an eval set is
+    scored (`evaluate(name, examples)`: chattune.eval.loss.loss_evaluator gives loss, perplexity, accuracy)."""
 
     on_log: Hook | None = None
     on_save: SaveHook | None = None
@@ -325,18 +326,13 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainArgs, *, pad_id: in
           total_steps: int | None = None) -> list[dict[str, Any]]:
     """Train `model` in place and return the logged records (one per logging step, plus eval records).
 
-    `on_save(step, state)` writes a checkpoint every save_steps (and on Ctrl-C) and returns its path;
-    `save_last` checkpoints the last step too, whatever save_steps (as transformers' Trainer does; chattune's own
-    runs save it as the final model).
-    `resume` is a saved state: the run continues from its step with the same data, RNG and optimizer.
-    `dtype`: the compute dtype (bf16/fp16 autocast; fp16 adds loss scaling), None for fp32.
-    `total_steps`: the run's step count as count_steps gives it (computed here when not given).
-    A NaN or infinite loss or gradient norm stops the run before the weights change. Each step's global batch is
-    planned and then split into A*W micro-batches (A accumulation steps, W processes in `dist`), micro-batch j on
-    process j mod W, so any A and W with the same global batch train the same rows.
-    `evaluate(name, examples)` gives the eval metrics (chattune.eval.loss.loss_evaluator: loss, perplexity,
-    token accuracy);
-    `on_step(step, epoch)` runs after each step's logging, eval and checkpoint, and stops the run by returning True."""
+    `resume`: a saved state; the run continues from its step with the same data, RNG and optimizer. `dtype`: the
+    compute dtype (bf16/fp16 autocast; fp16 adds loss scaling), None for fp32. `total_steps`: as count_steps
+    gives it (computed here when not given). A non-finite loss or gradient norm stops the run before the weights
+    change. Each step's global batch is planned, then split into A*W micro-batches (A accumulation steps, W
+    processes in `dist`), micro-batch j on process j mod W: any A and W with the same global batch train the
+    same rows. Hooks: see `Hooks`; `save_last` checkpoints the last step too, whatever save_steps (as
+    transformers' Trainer does; chattune's own runs save it as the final model)."""
     if not isinstance(cfg, TrainArgs):
         raise TypeError("train() takes the loop's TrainArgs (TrainConfig.train_args() gives them)")
     dist = dist or Dist()
