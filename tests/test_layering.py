@@ -56,3 +56,23 @@ def test_front_ends_share_the_engine_not_each_other():
 def test_median_module_is_small():
     sizes = sorted(len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py"))
     assert sizes[len(sizes) // 2] < 200, sizes[len(sizes) // 2]
+
+
+def test_functions_fit_a_screen():
+    """No function in the package is over 60 lines (decorators and docstring included)."""
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                if node.end_lineno - start + 1 > 60:
+                    long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name}")
+    assert not long, long
+
+
+def test_tests_mirror_the_package():
+    """A test folder is named after the package folder it tests (tests/templates/ for chattune/templates/)."""
+    tests = PACKAGE.parent / "tests"
+    folders = {p.name for p in tests.iterdir() if p.is_dir()} - {"assets", "trl_suite", "__pycache__"}
+    packages = {p.name for p in PACKAGE.iterdir() if p.is_dir() and any(p.glob("*.py"))}
+    assert folders and folders <= packages, folders - packages

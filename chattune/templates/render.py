@@ -107,7 +107,7 @@ def render_dicts(tokenizer: Any, messages: list[dict[str, Any]], *, jinja: str,
     apply_chat_template passes (the special tokens, tools, documents, and `template_kwargs` such as
     enable_thinking; or `variables`, made from them once). Messages of plain strings skip apply_chat_template's
     per-call copying (a fifth of preparation's cost); anything else is made plain JSON first.
-    tests/test_template_parity.py holds the two equal. The render has a time and size budget (templates.budget)."""
+    tests/templates/test_template_parity.py holds the two equal. The render has a time and size budget (templates.budget)."""
     try:
         if _compile_jinja_template is not None:
             v = variables or template_variables(tokenizer, tools, template_kwargs)

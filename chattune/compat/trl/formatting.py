@@ -1,7 +1,7 @@
 """TRL 0.x's `get_formatting_func_from_dataset`: a formatting function for a chat or prompt/completion Dataset.
 
 Old TRL scripts pass its result as SFTTrainer(formatting_func=...). The text it returns is rendered by chattune's
-renderer with the tokenizer's own template (equal to apply_chat_template's, tests/test_template_parity.py).
+renderer with the tokenizer's own template (equal to apply_chat_template's, tests/templates/test_template_parity.py).
 """
 
 from __future__ import annotations

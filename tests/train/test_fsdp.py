@@ -171,7 +171,7 @@ def test_weights_one_shard_made_nan_stop_every_process_before_the_checkpoint(tmp
     out = tmp_path / "nan"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "CHATTUNE_CACHE": str(tmp_path / "cache")}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-           str(ROOT / "tests" / "fsdp_nan_worker.py"), str(tiny_model_dir), str(gsm8k_small), str(out)]
+           str(ROOT / "tests" / "train" / "fsdp_nan_worker.py"), str(tiny_model_dir), str(gsm8k_small), str(out)]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for rank in (0, 1):

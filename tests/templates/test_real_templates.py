@@ -11,16 +11,16 @@ from __future__ import annotations
 import copy
 import json
 import re
-from pathlib import Path
 
 import pytest
+from conftest import ASSETS
 
 import chattune.templates.spans as spans_module
 from chattune.data.convert import parse_messages
 from chattune.errors import TemplateError
 from chattune.templates import render
 
-REAL = Path(__file__).parent / "assets" / "templates" / "real"
+REAL = ASSETS / "templates" / "real"
 FAMILIES = {f["family"]: f for f in json.loads((REAL / "families.json").read_text())}
 # special tokens as these templates write them (the test tokenizer is SmolLM2's with them added)
 SPECIAL = re.compile(r"<\|[^|<>\s'\"]{1,40}\|>|<｜[^｜]{1,40}｜>|\[/?[A-Z_]{3,30}\]|</?s>|<start_of_turn>|<end_of_turn>"

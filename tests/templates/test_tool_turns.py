@@ -28,7 +28,7 @@ ARGS = {"a": 6, "b": 7}
 
 @pytest.fixture(scope="module")
 def family_tokenizers(tokenizer):
-    """Each family's test tokenizer, as tests/test_real_templates.py builds it."""
+    """Each family's test tokenizer, as tests/templates/test_real_templates.py builds it."""
     out = {}
     for name, fam in FAMILIES.items():
         jinja = (REAL / fam["file"]).read_text()

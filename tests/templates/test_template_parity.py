@@ -2,15 +2,15 @@
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
+from conftest import ASSETS
 
 from chattune.data.schema import Message
 from chattune.templates import IGNORE_INDEX, check_rendered, end_of_turn, render
 from chattune.templates.doctor import diagnose
 
-TEMPLATES = Path(__file__).parent / "assets" / "templates"
+TEMPLATES = ASSETS / "templates"
 # special tokens each model's vocabulary has (SmolLM2's tokenizer gets them added for the test)
 EXTRA_TOKENS = {"llama3": ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
                 "gemma": ["<start_of_turn>", "<end_of_turn>"],

@@ -1,4 +1,4 @@
-"""Run by tests/test_fsdp.py under torchrun: FSDP full fine-tuning whose first step writes non-finite weights
+"""Run by tests/train/test_fsdp.py under torchrun: FSDP full fine-tuning whose first step writes non-finite weights
 (learning rate inf, which the config would refuse), with a checkpoint due at that step."""
 
 import sys
