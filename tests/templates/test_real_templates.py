@@ -45,18 +45,20 @@ CONVERSATIONS = {
 }
 
 
+def family_tokenizer(tokenizer, fam):
+    """The test tokenizer with a family's template, its special tokens and its bos/eos."""
+    jinja = (REAL / fam["file"]).read_text()
+    tok = copy.deepcopy(tokenizer)
+    plain = set(fam.get("plain_text", []))  # markup the model's own tokenizer has as plain text
+    tok.add_tokens(sorted(set(SPECIAL.findall(jinja)) - plain), special_tokens=True)
+    tok.add_special_tokens({k: v for k, v in (("bos_token", fam["bos"]), ("eos_token", fam["eos"])) if v})
+    tok.chat_template = jinja
+    return tok
+
+
 @pytest.fixture(scope="module")
 def family_tokenizers(tokenizer):
-    out = {}
-    for name, fam in FAMILIES.items():
-        jinja = (REAL / fam["file"]).read_text()
-        tok = copy.deepcopy(tokenizer)
-        plain = set(fam.get("plain_text", []))  # markup the model's own tokenizer has as plain text
-        tok.add_tokens(sorted(set(SPECIAL.findall(jinja)) - plain), special_tokens=True)
-        tok.add_special_tokens({k: v for k, v in (("bos_token", fam["bos"]), ("eos_token", fam["eos"])) if v})
-        tok.chat_template = jinja
-        out[name] = tok
-    return out
+    return {name: family_tokenizer(tokenizer, fam) for name, fam in FAMILIES.items()}
 
 
 def reference(tok, conv, **kw):

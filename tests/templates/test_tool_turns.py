@@ -9,11 +9,10 @@ the first of the family's end-of-turn tokens (families.json) after them, and hol
 
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
-from test_real_templates import FAMILIES, NO_FINAL_END, REAL, SPECIAL, header_token, oracle_problems, reference
+from test_real_templates import FAMILIES, NO_FINAL_END, family_tokenizer, header_token, oracle_problems, reference
 
 import chattune.templates.spans as spans_module
 from chattune.data.convert import parse_messages
@@ -29,15 +28,7 @@ ARGS = {"a": 6, "b": 7}
 @pytest.fixture(scope="module")
 def family_tokenizers(tokenizer):
     """Each family's test tokenizer, as tests/templates/test_real_templates.py builds it."""
-    out = {}
-    for name, fam in FAMILIES.items():
-        jinja = (REAL / fam["file"]).read_text()
-        tok = copy.deepcopy(tokenizer)
-        tok.add_tokens(sorted(set(SPECIAL.findall(jinja)) - set(fam.get("plain_text", []))), special_tokens=True)
-        tok.add_special_tokens({k: v for k, v in (("bos_token", fam["bos"]), ("eos_token", fam["eos"])) if v})
-        tok.chat_template = jinja
-        out[name] = tok
-    return out
+    return {name: family_tokenizer(tokenizer, fam) for name, fam in FAMILIES.items()}
 
 
 def conversation(content: str | None, rounds: int, args: object) -> list[dict]:
