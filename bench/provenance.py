@@ -1,5 +1,5 @@
-"""Where and when a benchmark ran: the machine (CPU model and flags, cores), the date, the versions of what was
-measured and the git commit, for the JSON every benchmark writes."""
+"""Where and when a benchmark ran: the machine (CPU model and flags, cores), the date, the versions
+of what was measured and the git commit, for the JSON every benchmark writes."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("chattune", "trl", "transformers", "tokenizers", "datasets", "torch", "jinja2", "pyarrow")
+PACKAGES = ("chattune", "trl", "transformers", "tokenizers", "datasets", "torch", "jinja2",
+            "pyarrow")
 
 
 def cpu() -> tuple[str, list[str]]:
-    """The CPU's model name and flags, from /proc/cpuinfo (the platform's processor string elsewhere)."""
+    """The CPU's model name and flags, from /proc/cpuinfo (the platform's processor string
+    elsewhere)."""
     try:
         lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
     except OSError:
@@ -44,7 +46,8 @@ def git_commit() -> str:
     try:
         run = {"cwd": ROOT, "capture_output": True, "text": True, "timeout": 10, "check": True}
         commit = subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **run).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               **run).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
     return commit + ("+dirty" if dirty else "")
@@ -53,7 +56,9 @@ def git_commit() -> str:
 def record() -> dict:
     """The provenance fields a benchmark's JSON starts with."""
     model, flags = cpu()
-    return {"cpu": model, "cpu_flags": " ".join(flags), "cores": os.cpu_count(), "machine": platform.machine(),
+    return {"cpu": model, "cpu_flags": " ".join(flags), "cores": os.cpu_count(),
+            "machine": platform.machine(),
             "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
             "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions(),
-            "commit": git_commit(), "load_average": [round(x, 2) for x in os.getloadavg()]}  # a shared machine
+            # a shared machine
+            "commit": git_commit(), "load_average": [round(x, 2) for x in os.getloadavg()]}

@@ -1,20 +1,22 @@
-"""Benchmark: training throughput and memory, chattune vs TRL's SFTTrainer, same model, data and settings.
+"""Benchmark: training throughput and memory, chattune vs TRL's SFTTrainer, same model, data and
+settings.
 
-Each run is its own process (so peak RSS is its own): SmolLM2-135M-Instruct on the first rows of gsm8k train
-as chats (prompt masked), the same max_length, batch, learning rate, schedule and LoRA settings. TRL is
-configured as its docs show (conversational prompt/completion dataset, `SFTConfig`, `peft_config`), with its
-own defaults otherwise. The first steps are warm-up and not timed.
+Each run is its own process (so peak RSS is its own): SmolLM2-135M-Instruct on the first rows of
+gsm8k train as chats (prompt masked), the same max_length, batch, learning rate, schedule and LoRA
+settings. TRL is configured as its docs show (conversational prompt/completion dataset, `SFTConfig`,
+`peft_config`), with its own defaults otherwise. The first steps are warm-up and not timed.
 
-    make bench-train         # or: .venv/bin/python bench/train_speed.py [--modes lora full] [--steps 12]
+    make bench-train         # or: .venv/bin/python bench/train_speed.py [--modes lora full]
+    [--steps 12]
 
-On a GPU, a random-init model of a real shape (no hub needed), with and without packing, and TRL both with its
-default gradient checkpointing and without it:
+On a GPU, a random-init model of a real shape (no hub needed), with and without packing, and TRL
+both with its default gradient checkpointing and without it:
 
-    python bench/train_speed.py --device cuda --bf16 --shape smollm2-1.7b --batch 16 --max-length 1024 \
-        --rows 400 --steps 12 --checkpointing [--packing]
+    python bench/train_speed.py --device cuda --bf16 --shape smollm2-1.7b --batch 16 \
+        --max-length 1024 --rows 400 --steps 12 --checkpointing [--packing]
 
-Prints trained and all tokens/s, peak memory (GPU: allocated by tensors; CPU: RSS), the ratios, MFU against the
-device's measured matmul peak and both final losses, and writes them as JSON.
+Prints trained and all tokens/s, peak memory (GPU: allocated by tensors; CPU: RSS), the ratios, MFU
+against the device's measured matmul peak and both final losses, and writes them as JSON.
 """
 
 from __future__ import annotations
@@ -49,28 +51,30 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _summary(step_times: list[float], step_tokens: list[int], step_trained: list[int], losses: list[float]) -> dict:
+def _summary(step_times: list[float], step_tokens: list[int], step_trained: list[int],
+             losses: list[float]) -> dict:
     timed = slice(WARMUP_STEPS, None)
     seconds = sum(step_times[timed])
     return {"steps": len(step_times), "timed_steps": len(step_times[timed]), "timed_s": seconds,
             "tokens_per_s": sum(step_tokens[timed]) / seconds,
             "trained_tokens_per_s": sum(step_trained[timed]) / seconds,
-            "final_loss": sum(losses[-3:]) / len(losses[-3:]), "losses": losses, "peak_rss_mb": _peak_rss_mb()}
+            "final_loss": sum(losses[-3:]) / len(losses[-3:]), "losses": losses,
+            "peak_rss_mb": _peak_rss_mb()}
 
 
-FEATURES = {"padding_free": bool, "liger": bool, "compile": bool, "checkpointing": bool, "attn": str,
-            "max_tokens": int}
+FEATURES = {"padding_free": bool, "liger": bool, "compile": bool, "checkpointing": bool,
+            "attn": str, "max_tokens": int}
 
 
 def parse_features(spec: str | None) -> dict:
-    """A chattune variant's speed features, e.g. "padding_free,attn=flex_attention,liger" -> {"padding_free": True,
-    "attn": "flex_attention", "liger": True}."""
+    """A chattune variant's speed features, e.g. "padding_free,attn=flex_attention,liger" ->
+    {"padding_free": True, "attn": "flex_attention", "liger": True}."""
     features: dict = {}
     for item in filter(None, (spec or "").split(",")):
         key, _, value = item.partition("=")
         if key not in FEATURES or (FEATURES[key] is not bool) != bool(value):
-            raise SystemExit(f"--variants: {item!r} is not one of padding_free, liger, compile, checkpointing, "
-                             "attn=KERNEL, max_tokens=N")
+            raise SystemExit(f"--variants: {item!r} is not one of padding_free, liger, compile, "
+                             "checkpointing, attn=KERNEL, max_tokens=N")
         features[key] = FEATURES[key](value) if value else True
     return features
 
@@ -90,20 +94,25 @@ def run_chattune(args: argparse.Namespace) -> dict:
     precision = resolve_precision(device, finetuning=args.mode, bf16=args.bf16)
     features = parse_features(args.features)
     padding_free = args.padding_free or bool(features.get("padding_free"))
-    kernel = attention_kernel(features.get("attn"), padding_free, device)  # as chattune train chooses it
+    # as chattune train chooses it
+    kernel = attention_kernel(features.get("attn"), padding_free, device)
     attention = {"attn_implementation": kernel} if kernel else {}
     model_dir = args.model_dir or resolve_model_path(DEFAULT_MODEL)
     # a random-init shape: bf16 frozen base for LoRA, fp32 master weights for full
-    model, tokenizer = load_model(model_dir, dtype=precision.base, extra=attention), load_tokenizer(model_dir)
+    model, tokenizer = (load_model(model_dir, dtype=precision.base, extra=attention),
+                        load_tokenizer(model_dir))
     model.to(device)
     if features.get("liger"):
         apply_liger(model, device)  # before LoRA wraps the layers it patches
-    examples, _ = examples_from_file(str(DATA), tokenizer, columns={"question": "user", "answer": "assistant"},
+    examples, _ = examples_from_file(str(DATA), tokenizer,
+                                     columns={"question": "user", "answer": "assistant"},
                                      max_length=args.max_length, limit=args.rows)
-    cfg = build_config({"data": {"train": str(DATA)}, "finetuning": args.mode, "lora": LORA, "max_steps": args.steps,
-                        "per_device_train_batch_size": args.batch, "learning_rate": args.lr, "warmup_ratio": 0.1,
+    cfg = build_config({"data": {"train": str(DATA)}, "finetuning": args.mode, "lora": LORA,
+                        "max_steps": args.steps, "per_device_train_batch_size": args.batch,
+                        "learning_rate": args.lr, "warmup_ratio": 0.1,
                         "max_length": args.max_length, "logging_steps": 1, "bf16": args.bf16,
-                        "gradient_checkpointing": args.checkpointing or bool(features.get("checkpointing")),
+                        "gradient_checkpointing": args.checkpointing
+                        or bool(features.get("checkpointing")),
                         "seed": 0, "packing": args.packing, "device": args.device,
                         "max_tokens_per_batch": features.get("max_tokens", args.max_tokens),
                         "padding_free": padding_free,
@@ -114,8 +123,10 @@ def run_chattune(args: argparse.Namespace) -> dict:
                     dtype=precision.compute)
     tokens = [r["tokens"] for r in records]
     trained = [r["trained_tokens"] for r in records]
-    return {**_summary([r["step_time_s"] for r in records], [b - a for a, b in zip([0] + tokens, tokens)],
-                       [b - a for a, b in zip([0] + trained, trained)], [r["loss"] for r in records]),
+    return {**_summary([r["step_time_s"] for r in records],
+                       [b - a for a, b in zip([0] + tokens, tokens)],
+                       [b - a for a, b in zip([0] + trained, trained)],
+                       [r["loss"] for r in records]),
             **memory_stats(device), "cuda": torch.cuda.is_available() and device.type == "cuda"}
 
 
@@ -133,13 +144,15 @@ def run_trl(args: argparse.Namespace) -> dict:
     ds = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": r["question"]}],
                                       "completion": [{"role": "assistant", "content": r["answer"]}]}
                                      for r in _rows(args.rows)])
-    config = SFTConfig(output_dir=tempfile.mkdtemp(), max_steps=args.steps, per_device_train_batch_size=args.batch,
-                       learning_rate=args.lr, warmup_steps=0.1, lr_scheduler_type="cosine", max_length=args.max_length,
+    config = SFTConfig(output_dir=tempfile.mkdtemp(), max_steps=args.steps,
+                       per_device_train_batch_size=args.batch, learning_rate=args.lr,
+                       warmup_steps=0.1, lr_scheduler_type="cosine", max_length=args.max_length,
                        logging_steps=1, bf16=args.bf16, use_cpu=args.device == "cpu", report_to=[],
                        save_strategy="no", seed=0, packing=args.packing,
                        gradient_checkpointing=not args.trl_no_checkpointing)
     peft_config = LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
-                             target_modules="all-linear", task_type="CAUSAL_LM") if args.mode == "lora" else None
+                             target_modules="all-linear",
+                             task_type="CAUSAL_LM") if args.mode == "lora" else None
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     trainer = SFTTrainer(model=model, args=config, train_dataset=ds, processing_class=tokenizer,
                          peft_config=peft_config)
@@ -148,7 +161,8 @@ def run_trl(args: argparse.Namespace) -> dict:
 
     def counting_collator(features):
         batch = collate(features)
-        real = int(batch["attention_mask"].sum()) if "attention_mask" in batch else int(batch["input_ids"].numel())
+        real = (int(batch["attention_mask"].sum()) if "attention_mask" in batch
+                else int(batch["input_ids"].numel()))
         counts.append((real, int((batch["labels"][:, 1:] != -100).sum())))
         return batch
 
@@ -178,7 +192,8 @@ def run_trl(args: argparse.Namespace) -> dict:
 
 
 def matmul_peak(bf16: bool, device: str = "cpu") -> float:
-    """FLOP/s of a large matrix product on this machine's CPU or GPU, in the precision the runs use."""
+    """FLOP/s of a large matrix product on this machine's CPU or GPU, in the precision the runs
+    use."""
     import torch
 
     dtype = torch.bfloat16 if bf16 else torch.float32
@@ -196,9 +211,9 @@ def matmul_peak(bf16: bool, device: str = "cpu") -> float:
 
 
 def flops_per_token(mode: str, n_params: int = 134_515_008) -> float:
-    """Approximate training FLOPs per token: 6N for full fine-tuning, 4N for LoRA (no weight gradients for the
-    frozen base), N = the parameters every token multiplies through (layers plus the output head; the default
-    is SmolLM2-135M's, the tied embedding counted once)."""
+    """Approximate training FLOPs per token: 6N for full fine-tuning, 4N for LoRA (no weight
+    gradients for the frozen base), N = the parameters every token multiplies through (layers plus
+    the output head; the default is SmolLM2-135M's, the tied embedding counted once)."""
     return (6 if mode == "full" else 4) * n_params
 
 
@@ -211,19 +226,22 @@ def _memory(run: dict) -> str:
 def orchestrate(args: argparse.Namespace) -> None:
     results: dict = {"machine": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                      "device": args.device, "shape": args.shape, "packing": args.packing,
-                     "rows": args.rows, "steps": args.steps, "warmup_steps": WARMUP_STEPS, "batch": args.batch,
-                     "max_length": args.max_length, "bf16": args.bf16, "lora": LORA, "runs": {}}
+                     "rows": args.rows, "steps": args.steps, "warmup_steps": WARMUP_STEPS,
+                     "batch": args.batch, "max_length": args.max_length, "bf16": args.bf16,
+                     "lora": LORA, "runs": {}}
     results["matmul_peak_flops"] = matmul_peak(args.bf16, args.device)
     engines = ["chattune", "trl"] + (["chattune_gc", "trl_nogc"] if args.checkpointing else [])
     engines += [f"chattune[{variant}]" for variant in args.variants]
     for variant in args.variants:
-        parse_features(variant)  # a typo stops the benchmark before the first run, not after the others
+        # a typo stops the benchmark before the first run, not after the others
+        parse_features(variant)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = None
         n_params = 134_515_008
         if args.shape != "default":
             model_dir = Path(args.keep_models or tmp) / args.shape
-            if not (model_dir / "config.json").is_file():  # kept from an earlier invocation: built once
+            # kept from an earlier invocation: built once
+            if not (model_dir / "config.json").is_file():
                 building = model_dir.with_name(model_dir.name + ".building")
                 build_model_dir(args.shape, building)
                 building.rename(model_dir)
@@ -234,7 +252,8 @@ def orchestrate(args: argparse.Namespace) -> None:
                 print(f"running {engine} {mode} ({args.steps} steps) ...", flush=True)
                 worker, _, variant = engine.partition("[")
                 cmd = [sys.executable, __file__, "--worker", worker.split("_")[0], "--mode", mode,
-                       "--steps", str(args.steps), "--rows", str(args.rows), "--batch", str(args.batch),
+                       "--steps", str(args.steps), "--rows", str(args.rows), "--batch",
+                       str(args.batch),
                        "--max-length", str(args.max_length), "--device", args.device,
                        "--lr", str(args.lr if mode == "lora" else args.full_lr)]
                 cmd += (["--bf16"] if args.bf16 else []) + (["--packing"] if args.packing else [])
@@ -245,30 +264,35 @@ def orchestrate(args: argparse.Namespace) -> None:
                 cmd += ["--model-dir", str(model_dir)] if model_dir else []
                 cmd += ["--features", variant.rstrip("]")] if variant else []
                 out = Path(tempfile.mkstemp(suffix=".json")[1])
-                done = subprocess.run(cmd + ["--result", str(out)], env={**os.environ, "HF_HUB_OFFLINE": "1"})
-                if done.returncode != 0:  # one variant failing (out of memory, a missing kernel) spoils no other
+                done = subprocess.run(cmd + ["--result", str(out)],
+                                      env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                # one variant failing (out of memory, a missing kernel) spoils no other
+                if done.returncode != 0:
                     print(f"{engine} {mode} failed (exit {done.returncode})", flush=True)
                     results["runs"][f"{engine}_{mode}"] = {"failed": done.returncode}
                     continue
                 run = json.loads(out.read_text())
-                run["mfu"] = run["tokens_per_s"] * flops_per_token(mode, n_params) / results["matmul_peak_flops"]
+                run["mfu"] = (run["tokens_per_s"] * flops_per_token(mode, n_params)
+                              / results["matmul_peak_flops"])
                 results["runs"][f"{engine}_{mode}"] = run
-                print(f"{engine} {mode}: {run['tokens_per_s']:.0f} tokens/s, MFU {run['mfu']:.1%}", flush=True)
+                print(f"{engine} {mode}: {run['tokens_per_s']:.0f} tokens/s, MFU {run['mfu']:.1%}",
+                      flush=True)
                 _write(results, args.out)  # a run cut short by a time limit keeps what it measured
     gpu = any("peak_memory_allocated_gb" in r for r in results["runs"].values())
-    print(f"\n{args.shape} shape on {args.device}, {args.rows} gsm8k rows, batch {args.batch}, max_length "
-          f"{args.max_length}, {'bf16' if args.bf16 else 'fp32'}{', packing' if args.packing else ''}, "
-          f"{results['cores']} cores; matmul peak {results['matmul_peak_flops'] / 1e12:.2f} TFLOP/s; timed steps "
-          f"{WARMUP_STEPS + 1}-{args.steps}")
+    print(f"\n{args.shape} shape on {args.device}, {args.rows} gsm8k rows, batch {args.batch}, "
+          f"max_length {args.max_length}, "
+          f"{'bf16' if args.bf16 else 'fp32'}{', packing' if args.packing else ''}, "
+          f"{results['cores']} cores; matmul peak {results['matmul_peak_flops'] / 1e12:.2f} "
+          f"TFLOP/s; timed steps {WARMUP_STEPS + 1}-{args.steps}")
     width = max(18, *(len(name) for name in results["runs"]))
-    print(f"  {'':{width}} {'tokens/s':>9} {'trained/s':>9} {'peak GPU' if gpu else 'peak RSS':>9} {'MFU':>6} "
-          f"{'final loss':>10}")
+    print(f"  {'':{width}} {'tokens/s':>9} {'trained/s':>9} {'peak GPU' if gpu else 'peak RSS':>9} "
+          f"{'MFU':>6} {'final loss':>10}")
     for name, run in results["runs"].items():
         if "failed" in run:
             print(f"  {name:{width}} failed (exit {run['failed']})")
             continue
-        print(f"  {name:{width}} {run['tokens_per_s']:9.0f} {run['trained_tokens_per_s']:9.0f} {_memory(run)} "
-              f"{run['mfu']:6.1%} {run['final_loss']:10.3f}")
+        print(f"  {name:{width}} {run['tokens_per_s']:9.0f} {run['trained_tokens_per_s']:9.0f} "
+              f"{_memory(run)} {run['mfu']:6.1%} {run['final_loss']:10.3f}")
     memory_key = "peak_memory_allocated_gb" if gpu else "peak_rss_mb"
     for mode in args.modes:
         ours, theirs = results["runs"][f"chattune_{mode}"], results["runs"][f"trl_{mode}"]
@@ -285,8 +309,9 @@ def orchestrate(args: argparse.Namespace) -> None:
               f"{results[f'{mode}_memory_ratio']:.2f}x its peak memory")
         if f"chattune_gc_{mode}" in results["runs"]:
             gc = results["runs"][f"chattune_gc_{mode}"]
-            print(f"{mode} with gradient checkpointing: {gc['tokens_per_s'] / theirs['tokens_per_s']:.2f}x TRL's "
-                  f"tokens/s, {gc[memory_key] / theirs[memory_key]:.2f}x its peak memory")
+            print(f"{mode} with gradient checkpointing: "
+                  f"{gc['tokens_per_s'] / theirs['tokens_per_s']:.2f}x TRL's tokens/s, "
+                  f"{gc[memory_key] / theirs[memory_key]:.2f}x its peak memory")
     _write(results, args.out)
     print(f"wrote {args.out}")
 
@@ -300,39 +325,48 @@ def _write(results: dict, path: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--modes", nargs="+", default=["lora", "full"], choices=["lora", "full"])
-    parser.add_argument("--steps", type=int, default=12, help="optimizer steps per run (the first 2 not timed)")
+    parser.add_argument("--steps", type=int, default=12,
+                        help="optimizer steps per run (the first 2 not timed)")
     parser.add_argument("--rows", type=int, default=400, help="gsm8k train rows used")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--lr", type=float, default=1e-3, help="LoRA learning rate")
-    parser.add_argument("--full-lr", type=float, default=2e-5, help="full fine-tuning learning rate")
-    parser.add_argument("--bf16", action="store_true", help="bf16 for both (slow on a CPU without AMX)")
+    parser.add_argument("--full-lr", type=float, default=2e-5,
+                        help="full fine-tuning learning rate")
+    parser.add_argument("--bf16", action="store_true",
+                        help="bf16 for both (slow on a CPU without AMX)")
     parser.add_argument("--checkpointing", action="store_true",
-                        help="also run chattune with gradient checkpointing (TRL's default), as chattune_gc, and TRL "
-                        "without it, as trl_nogc")
+                        help="also run chattune with gradient checkpointing (TRL's default), as "
+                        "chattune_gc, and TRL without it, as trl_nogc")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU benchmark")
     parser.add_argument("--shape", default="default", choices=["default", *sorted(SHAPES)],
-                        help="default: SmolLM2-135M-Instruct itself; else a random-init model of that shape")
+                        help="default: SmolLM2-135M-Instruct itself; else a random-init model of "
+                             "that shape")
     parser.add_argument("--packing", action="store_true", help="packing on for both")
-    parser.add_argument("--max-tokens", type=int, help="chattune only: micro-batches of up to N tokens (e.g. 16384) "
+    parser.add_argument("--max-tokens", type=int,
+                        help="chattune only: micro-batches of up to N tokens (e.g. 16384) "
                         "instead of --batch rows")
-    parser.add_argument("--padding-free", action="store_true", help="chattune only: padding-free micro-batches")
+    parser.add_argument("--padding-free", action="store_true",
+                        help="chattune only: padding-free micro-batches")
     parser.add_argument("--variants", nargs="*", default=[], metavar="FEATURES",
-                        help="more chattune runs, each with these speed features (comma-separated: padding_free, "
-                        "liger, compile, checkpointing, attn=KERNEL, max_tokens=N), e.g. "
-                        "padding_free,attn=flex_attention")
-    parser.add_argument("--keep-models", metavar="DIR", help="build the random-init shapes in DIR and reuse them in "
+                        help="more chattune runs, each with these speed features (comma-separated: "
+                        "padding_free, liger, compile, checkpointing, attn=KERNEL, max_tokens=N), "
+                        "e.g. padding_free,attn=flex_attention")
+    parser.add_argument("--keep-models", metavar="DIR",
+                        help="build the random-init shapes in DIR and reuse them in "
                         "later invocations (default: a temporary folder)")
     parser.add_argument("--features", help=argparse.SUPPRESS)
     parser.add_argument("--trl-no-checkpointing", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help="JSON results (default bench/results/train_speed[-DEVICE-SHAPE].json)")
+    parser.add_argument("--out",
+                        help="JSON results (default bench/results/train_speed[-DEVICE-SHAPE].json)")
     parser.add_argument("--worker", choices=["chattune", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=["lora", "full"], help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.out is None:
-        suffix = "" if args.device == "cpu" and args.shape == "default" else f"-{args.device}-{args.shape}"
+        suffix = ("" if args.device == "cpu" and args.shape == "default"
+                  else f"-{args.device}-{args.shape}")
         args.out = f"bench/results/train_speed{suffix}.json"
     if args.worker:
         result = (run_chattune if args.worker == "chattune" else run_trl)(args)

@@ -16,8 +16,8 @@ from chattune.held_messages import hold_import_messages
 
 __version__ = "0.1.0"
 
-# a library's advice logged as chattune's modules import it (bitsandbytes' CPU backend) waits for the next run's
-# warnings.log instead of being printed
+# a library's advice logged as chattune's modules import it (bitsandbytes' CPU backend) waits for
+# the next run's warnings.log instead of being printed
 hold_import_messages()
 
 _EXPORTS = {

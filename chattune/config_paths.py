@@ -1,6 +1,7 @@
-"""Paths in a config file are read against the config file's folder, so `chattune train trial/my.yaml` finds
-`trial/chats.jsonl` from any folder. A relative path that exists only against the current folder still works
-(configs written for the folder they are run from); output_dir stays relative to the current folder."""
+"""Paths in a config file are read against the config file's folder, so `chattune train
+trial/my.yaml` finds `trial/chats.jsonl` from any folder. A relative path that exists only against
+the current folder still works (configs written for the folder they are run from); output_dir stays
+relative to the current folder."""
 
 from __future__ import annotations
 
@@ -20,15 +21,17 @@ def _exists(path: Path) -> bool:
 
 
 def _hub_like(value: str) -> bool:
-    """`owner/name` (or `owner/name:split`) with no file suffix: what data and model loaders send to the hub."""
-    return value.count("/") == 1 and not value.startswith((".", "/", "~")) and not Path(value).suffix
+    """`owner/name` (or `owner/name:split`) with no file suffix: what data and model loaders send to
+    the hub."""
+    return (value.count("/") == 1 and not value.startswith((".", "/", "~"))
+            and not Path(value).suffix)
 
 
 def rebased(value: str, folder: Path, *, may_be_name: bool = False) -> str:
-    """`value` as the config means it: absolute paths and `~` as given; a relative path found beside the config
-    file, else one found from the current folder; a hub id (or with `may_be_name`, any name, as a model's) as
-    given; otherwise the absolute path beside the config file, so that the "not found" error names the place
-    that was looked in."""
+    """`value` as the config means it: absolute paths and `~` as given; a relative path found beside
+    the config file, else one found from the current folder; a hub id (or with `may_be_name`, any
+    name, as a model's) as given; otherwise the absolute path beside the config file, so that the
+    "not found" error names the place that was looked in."""
     path = Path(value).expanduser()
     if path.is_absolute() or value.startswith("~"):
         return value
@@ -51,8 +54,8 @@ def _rebase_sources(sources: Any, folder: Path) -> Any:
 
 
 def rebase_config_paths(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """A copy of a config mapping with its input paths (model, data, compare data and rubric, task files) read
-    against `folder`. Values of the wrong type are left for validation to report."""
+    """A copy of a config mapping with its input paths (model, data, compare data and rubric, task
+    files) read against `folder`. Values of the wrong type are left for validation to report."""
     raw = dict(raw)
     if isinstance(raw.get("model"), str) and raw["model"].strip():
         raw["model"] = rebased(raw["model"], folder, may_be_name=True)

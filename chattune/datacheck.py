@@ -1,4 +1,5 @@
-"""`chattune data check` and `chattune data convert`: validate every row and report, or write normalised JSONL."""
+"""`chattune data check` and `chattune data convert`: validate every row and report, or write
+normalised JSONL."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from chattune.prepare.rows import PrepareStats
 
 
 def check_source(source: str | DataSource, tokenizer: Any, *, columns: dict[str, str] | None = None,
-                 system_prompt: str | None = None, max_length: int = 1024, train_on: str = "all_assistant",
-                 truncation: str = "keep_start", limit: int | None = None,
+                 system_prompt: str | None = None, max_length: int = 1024,
+                 train_on: str = "all_assistant", truncation: str = "keep_start",
+                 limit: int | None = None,
                  template_kwargs: dict[str, Any] | None = None) -> PrepareStats:
-    """Convert, render and verify every row of `source` exactly as training would (never from the cache),
-    collecting every problem instead of stopping: the same account the training summary prints."""
+    """Convert, render and verify every row of `source` exactly as training would (never from the
+    cache), collecting every problem instead of stopping: the same account the training summary
+    prints."""
     spec = source if isinstance(source, DataSource) else DataSource(path=source, columns=columns,
                                                                      system_prompt=system_prompt)
     if limit is not None:
@@ -29,11 +32,14 @@ def check_source(source: str | DataSource, tokenizer: Any, *, columns: dict[str,
 
 
 def convert_file(source: str, out: str | Path, *, columns: dict[str, str] | None = None,
-                 system_prompt: str | None = None, fmt: str | None = None, prompt_template: str | None = None) -> int:
-    """Write every row of `source` as normalised `{"messages": [...]}` JSONL (raw text rows as `{"text": ...}`);
-    returns the rows written. Every bad row is reported at once and nothing is written."""
-    convs = conversations_from_rows(load_rows(source), source, columns=columns, system_prompt=system_prompt,
-                                    fmt=fmt, prompt_template=prompt_template)
+                 system_prompt: str | None = None, fmt: str | None = None,
+                 prompt_template: str | None = None) -> int:
+    """Write every row of `source` as normalised `{"messages": [...]}` JSONL (raw text rows as
+    `{"text": ...}`); returns the rows written. Every bad row is reported at once and nothing is
+    written."""
+    convs = conversations_from_rows(load_rows(source), source, columns=columns,
+                                    system_prompt=system_prompt, fmt=fmt,
+                                    prompt_template=prompt_template)
     lines = []
     for conv in convs:
         if conv.text is not None:

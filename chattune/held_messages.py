@@ -1,6 +1,7 @@
 """Messages libraries log as they are imported, before any run (bitsandbytes' CPU backend advises a
 hub-downloaded kernel it does not need and falls back without): held for the next run's warnings.log
-(chattune.outputs.quiet) rather than printed. Standard library only, so that `import chattune` can set it up."""
+(chattune.outputs.quiet) rather than printed. Standard library only, so that `import chattune` can
+set it up."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ IMPORT_LOGGERS = ("bitsandbytes.backends.cpu.ops",)
 
 
 class Held(logging.Filter):
-    """Holds an import-time logger's records outside a run until the next run keeps them; inside a run (or when
-    verbose) they pass, to the run's handlers."""
+    """Holds an import-time logger's records outside a run until the next run keeps them; inside a
+    run (or when verbose) they pass, to the run's handlers."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -1,5 +1,6 @@
-"""LoRA (r=6, alpha=8, dropout 0.05, every linear layer) through SFTTrainer: train, save the adapter, load it
-back onto a fresh base, check it gives the same logits, and merge it into the base."""
+"""LoRA (r=6, alpha=8, dropout 0.05, every linear layer) through SFTTrainer: train, save the
+adapter, load it back onto a fresh base, check it gives the same logits, and merge it into the
+base."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ def main(argv: list[str] | None = None) -> None:
     model, tokenizer = model_and_tokenizer(args.fast)
     peft_config = LoraConfig(r=6, lora_alpha=8, lora_dropout=0.05, target_modules="all-linear",
                              task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=SFTConfig(output_dir=str(out), max_steps=3 if args.fast else 20,
-                                                     per_device_train_batch_size=4, learning_rate=1e-3,
-                                                     logging_steps=5),
-                         train_dataset=chat_rows(80), processing_class=tokenizer, peft_config=peft_config)
+    trainer = SFTTrainer(model=model,
+                         args=SFTConfig(output_dir=str(out), max_steps=3 if args.fast else 20,
+                                        per_device_train_batch_size=4, learning_rate=1e-3,
+                                        logging_steps=5),
+                         train_dataset=chat_rows(80), processing_class=tokenizer,
+                         peft_config=peft_config)
     print(trainer.train())
     adapter = trainer.save_model(str(out / "adapter"))
     print("adapter files:", sorted(p.name for p in adapter.iterdir()))

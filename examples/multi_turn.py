@@ -1,4 +1,5 @@
-"""Multi-turn: two exchanges in one conversation; every assistant turn is trained (and only those)."""
+"""Multi-turn: two exchanges in one conversation; every assistant turn is trained (and only
+those)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     print(marked_text(tokenizer, render(tokenizer, CONVERSATION["messages"]), color=False))
     trainer = SFTTrainer(model=model, args=SFTConfig(output_dir=str(out_dir(args, "multi-turn")),
                                                      max_steps=2 if args.fast else 10,
-                                                     per_device_train_batch_size=1, learning_rate=1e-4),
+                                                     per_device_train_batch_size=1,
+                                                     learning_rate=1e-4),
                          train_dataset=[CONVERSATION], processing_class=tokenizer)
     print(trainer.train())
 

@@ -1,5 +1,6 @@
-"""Supervised fine-tuning as the course does it, with `from chattune import SFTConfig, SFTTrainer`: the
-course's configuration names, a chat dataset, and "Write a haiku about programming" before and after."""
+"""Supervised fine-tuning as the course does it, with `from chattune import SFTConfig, SFTTrainer`:
+the course's configuration names, a chat dataset, and "Write a haiku about programming" before and
+after."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ PROMPT = "Write a haiku about programming"
 
 
 def chat_rows(n: int) -> list[dict]:
-    """gsm8k questions and answers as `messages` chats (the course uses smoltalk, which needs the hub)."""
+    """gsm8k questions and answers as `messages` chats (the course uses smoltalk, which needs the
+    hub)."""
     with gzip.open(ROOT / "data" / "gsm8k" / "train.jsonl.gz", "rt", encoding="utf-8") as f:
         rows = [json.loads(line) for _, line in zip(range(n), f)]
     return [{"messages": [{"role": "user", "content": r["question"]},
@@ -36,8 +38,8 @@ def main(argv: list[str] | None = None) -> None:
         eval_strategy="steps",
         eval_steps=20,
     )
-    trainer = SFTTrainer(model=model, args=sft_config, train_dataset=data[:-20], eval_dataset=data[-20:],
-                         processing_class=tokenizer)
+    trainer = SFTTrainer(model=model, args=sft_config, train_dataset=data[:-20],
+                         eval_dataset=data[-20:], processing_class=tokenizer)
     print(trainer.train())
     print(trainer.evaluate())
     trainer.save_model(str(out_dir(args, "sft") / "model"))

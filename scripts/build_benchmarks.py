@@ -1,8 +1,11 @@
-"""Write the benchmark subsets chattune ships (chattune/eval/benchmarks/*/) from the benchmarks' own files.
+"""Write the benchmark subsets chattune ships (chattune/eval/benchmarks/*/) from the benchmarks' own
+files.
 
-Each subset is the first N items of the split lm-eval scores, so a shipped figure equals lm-eval's on the full
-set with `--limit N`. Sources (PROVENANCE.md names their repositories, commits and sha256):
-  python scripts/build_benchmarks.py GSM8K_TEST.jsonl IFEVAL_input_data.jsonl TRUTHFULQA_mc_task.json
+Each subset is the first N items of the split lm-eval scores, so a shipped figure equals lm-eval's
+on the full set with `--limit N`. Sources (PROVENANCE.md names their repositories, commits and
+sha256):
+  python scripts/build_benchmarks.py GSM8K_TEST.jsonl IFEVAL_input_data.jsonl
+  TRUTHFULQA_mc_task.json
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ def _head(path: str, n: int) -> str:
 
 
 def _truthfulqa_row(item: dict) -> dict:
-    """The Hub dataset's shape (truthful_qa/multiple_choice): each {answer: label} becomes choices and labels, in
-    the file's order (the correct mc1 answer first, which is why lm-eval's doc_to_target is 0)."""
+    """The Hub dataset's shape (truthful_qa/multiple_choice): each {answer: label} becomes choices
+    and labels, in the file's order (the correct mc1 answer first, which is why lm-eval's
+    doc_to_target is 0)."""
     def targets(d: dict) -> dict:
         return {"choices": list(d), "labels": list(d.values())}
 
@@ -35,7 +39,8 @@ def _truthfulqa_row(item: dict) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("gsm8k_test")
     parser.add_argument("ifeval")
     parser.add_argument("truthfulqa_mc")

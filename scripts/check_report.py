@@ -1,9 +1,11 @@
-"""Open a report.html in headless Chromium and confirm it renders whole: every image loaded and decoded.
+"""Open a report.html in headless Chromium and confirm it renders whole: every image loaded and
+decoded.
 
     python scripts/check_report.py runs/gsm8k-demo/report.html
 
-The page sets `data-images="loaded/total"` on <body> once loaded; Chromium's --dump-dom shows it. Exit 0 when
-all images (at least 3: loss, learning rate, gradient norm) loaded, 1 otherwise. Debian: apt-get install chromium.
+The page sets `data-images="loaded/total"` on <body> once loaded; Chromium's --dump-dom shows it.
+Exit 0 when all images (at least 3: loss, learning rate, gradient norm) loaded, 1 otherwise. Debian:
+apt-get install chromium.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ def rendered_images(report: Path) -> tuple[int, int]:
     browser = next((b for b in map(shutil.which, BROWSERS) if b), None)
     if browser is None:
         raise FileNotFoundError("no Chromium found (Debian: apt-get install chromium)")
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000", "--dump-dom",
-           report.resolve().as_uri()]
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+           "--dump-dom", report.resolve().as_uri()]
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
     found = re.search(r'data-images="(\d+)/(\d+)"', dom)
     if not found:

@@ -3,9 +3,10 @@
     python scripts/gen_docs.py           # rewrite docs/reference/*.md
     python scripts/gen_docs.py --check   # exit 1 naming the pages that are out of date
 
-Pages: every config key of `chattune train` (chattune.config), every argument of TRL's SFTConfig and what chattune
-does with it (chattune.compat.trl.trl_arguments), every command-line flag (chattune.cli), and the figures recorded in
-bench/results/*.json. tests/test_docs.py fails when a committed page differs from what this script writes.
+Pages: every config key of `chattune train` (chattune.config), every argument of TRL's SFTConfig and
+what chattune does with it (chattune.compat.trl.trl_arguments), every command-line flag
+(chattune.cli), and the figures recorded in bench/results/*.json. tests/test_docs.py fails when a
+committed page differs from what this script writes.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def type_name(annotation: Any) -> str:
         return f"[section](#{slug(heading)})" if heading else "section"
     if annotation is Any:
         return "any"
-    return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(annotation, str(annotation))
+    return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(annotation, str(
+        annotation))
 
 
 def bounds(field: Any) -> str:
@@ -102,7 +104,8 @@ def default_of(field: Any) -> str:
 
 
 def models_in(annotation: Any) -> list[type[BaseModel]]:
-    """The config sections (pydantic models) a field's type holds, e.g. DataSource inside data.train's union."""
+    """The config sections (pydantic models) a field's type holds, e.g. DataSource inside
+    data.train's union."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
     return [m for a in typing.get_args(annotation) for m in models_in(a)]
@@ -113,8 +116,10 @@ def key_rows(model: type[BaseModel], prefix: str) -> list[list[str]]:
     for name, field in model.model_fields.items():
         kind = type_name(field.annotation)
         limit = bounds(field)
-        rows.append([f"`{prefix}{name}`", kind + (f" ({limit})" if limit else ""), default_of(field),
-                     field.description or " ".join(next((m.__doc__ or "" for m in models_in(field.annotation)),
+        rows.append([f"`{prefix}{name}`", kind + (f" ({limit})" if limit else ""),
+                     default_of(field),
+                     field.description or " ".join(next((m.__doc__ or ""
+                                                         for m in models_in(field.annotation)),
                                                          "").split())])
     return rows
 
@@ -122,7 +127,8 @@ def key_rows(model: type[BaseModel], prefix: str) -> list[list[str]]:
 def config_page() -> str:
     from chattune.config import TrainArgs, TrainConfig
 
-    # each section once, under the dotted key it is first reached by (lora.*, compare.judge.*, data.train[]...)
+    # each section once, under the dotted key it is first reached by (lora.*, compare.judge.*,
+    # data.train[]...)
     sections: list[tuple[type[BaseModel], str]] = []
     queue: list[tuple[type[BaseModel], str]] = [(TrainConfig, "")]
     while queue:
@@ -138,18 +144,21 @@ def config_page() -> str:
                     queue.append((sub, f"{prefix}{name}{'[]' if many else ''}."))
 
     SECTIONS.clear()
-    SECTIONS.update({model: prefix.rstrip(".").replace("[]", " items") for model, prefix in sections})
+    SECTIONS.update({model: prefix.rstrip(".").replace("[]", " items")
+                     for model, prefix in sections})
     loop_keys = set(TrainArgs.model_fields)
     top = key_rows(TrainArgs, "") + [r for r in key_rows(TrainConfig, "") if r[0] != "`args`"]
     out = [HEADER.format(source="chattune/config/"), "# Training options\n\n",
-           "Every key of a `chattune train` config: its type, its default and what it does. Nested keys are "
-           "written dotted on the command line (`--set lora.r=8`) and as nested mappings in YAML. A key that is "
-           "not listed here is an error naming the closest valid one.\n\n",
-           "## Training loop\n\nThe keys the training loop reads, under TRL `SFTConfig`'s names where the meaning "
-           "is the same.\n\n",
-           table(["key", "type", "default", "description"], [r for r in top if r[0].strip("`") in loop_keys]),
+           "Every key of a `chattune train` config: its type, its default and what it does. Nested "
+           "keys are written dotted on the command line (`--set lora.r=8`) and as nested mappings "
+           "in YAML. A key that is not listed here is an error naming the closest valid one.\n\n",
+           "## Training loop\n\nThe keys the training loop reads, under TRL `SFTConfig`'s names "
+           "where the meaning is the same.\n\n",
+           table(["key", "type", "default", "description"],
+                 [r for r in top if r[0].strip("`") in loop_keys]),
            "\n## Model, data, precision and outputs\n\n",
-           table(["key", "type", "default", "description"], [r for r in top if r[0].strip("`") not in loop_keys])]
+           table(["key", "type", "default", "description"],
+                 [r for r in top if r[0].strip("`") not in loop_keys])]
     for model, prefix in sections:
         doc = " ".join((model.__doc__ or "").split())
         out += [f"\n## {SECTIONS[model]}\n\n", f"Keys under `{prefix.rstrip('.')}`. {doc}\n\n",
@@ -164,23 +173,28 @@ def trl_page() -> str:
     from chattune.compat.trl.args import ADAMW, SAME_NAMES, SCHEDULES, TRL_DEFAULTS
     from chattune.compat.trl.trl_arguments import IMPLEMENTED, NO_EFFECT, REFUSED
 
-    notes = {"optim": "one of " + ", ".join(f"`{o}`" for o in ADAMW) + " (torch's AdamW); others are refused",
-             "lr_scheduler_type": "one of " + ", ".join(f"`{s}`" for s in SCHEDULES) + "; others are refused"}
+    notes = {"optim": "one of " + ", ".join(f"`{o}`" for o in ADAMW)
+             + " (torch's AdamW); others are refused",
+             "lr_scheduler_type": "one of " + ", ".join(f"`{s}`" for s in SCHEDULES)
+             + "; others are refused"}
     implemented = [[f"`{name}`", "yes" if name in SAME_NAMES else "",
                     f"`{TRL_DEFAULTS[name]}`" if name in TRL_DEFAULTS else "", notes.get(name, "")]
                    for name in sorted(IMPLEMENTED)]
     no_effect = [[f"`{name}`", why] for name, why in sorted(NO_EFFECT.items())]
-    refused = [[f"`{name}`", f"`{default}`", why] for name, (default, why) in sorted(REFUSED.items())]
+    refused = [[f"`{name}`", f"`{default}`", why]
+               for name, (default, why) in sorted(REFUSED.items())]
     return "".join([
-        HEADER.format(source="chattune/compat/trl/trl_arguments.py and chattune/compat/trl/args.py"),
+        HEADER.format(source="chattune/compat/trl/trl_arguments.py and "
+                             "chattune/compat/trl/args.py"),
         "# TRL arguments\n\n",
-        f"Every argument of TRL 1.16's `SFTConfig` (its own and transformers' `TrainingArguments`), "
-        f"{len(IMPLEMENTED) + len(NO_EFFECT) + len(REFUSED)} in all, and what `chattune.SFTConfig` does with it. "
-        "A name that is in none of the tables is a `TypeError`, as a dataclass gives.\n\n",
+        "Every argument of TRL 1.16's `SFTConfig` (its own and transformers' "
+        f"`TrainingArguments`), {len(IMPLEMENTED) + len(NO_EFFECT) + len(REFUSED)} in all, and "
+        "what `chattune.SFTConfig` does with it. A name that is in none of the tables is a "
+        "`TypeError`, as a dataclass gives.\n\n",
         f"## Implemented with TRL's meaning ({len(implemented)})\n\n",
-        "*Same key in `chattune train`*: the config of `chattune train` takes the argument under the same name. "
-        "*TRL's default*: the default `SFTConfig` gives it where `chattune train`'s own default differs, so a TRL "
-        "script trains as it did.\n\n",
+        "*Same key in `chattune train`*: the config of `chattune train` takes the argument under "
+        "the same name. *TRL's default*: the default `SFTConfig` gives it where `chattune train`'s "
+        "own default differs, so a TRL script trains as it did.\n\n",
         table(["argument", "same key in `chattune train`", "TRL's default", "note"], implemented),
         f"\n## Accepted without effect on what is trained ({len(no_effect)})\n\n",
         table(["argument", "why it changes nothing"], no_effect),
@@ -196,17 +210,19 @@ def trl_page() -> str:
 def flag_rows(parser: argparse.ArgumentParser) -> list[list[str]]:
     rows = []
     for action in parser._actions:
-        if action.help == argparse.SUPPRESS or isinstance(action, argparse._SubParsersAction | argparse._HelpAction):
+        if action.help == argparse.SUPPRESS or isinstance(action,
+                                                          argparse._SubParsersAction
+                                                          | argparse._HelpAction):
             continue
         if action.option_strings:
             name = ", ".join(action.option_strings)
             if action.nargs != 0:
-                name += " " + (action.metavar or "{" + ",".join(map(str, action.choices)) + "}" if action.choices
-                               else action.metavar or action.dest.upper())
+                name += " " + (action.metavar or "{" + ",".join(map(str, action.choices)) + "}"
+                               if action.choices else action.metavar or action.dest.upper())
         else:
             name = str(action.metavar or action.dest)
-        default = "" if action.default in (None, False, argparse.SUPPRESS, []) or action.nargs == 0 \
-            else f"`{action.default}`"
+        default = ("" if action.default in (None, False, argparse.SUPPRESS, []) or action.nargs == 0
+                   else f"`{action.default}`")
         rows.append([f"`{name}`", default, action.help or ""])
     return rows
 
@@ -227,8 +243,9 @@ def cli_page() -> str:
     out = [HEADER.format(source="chattune/cli/"), "# Command-line reference\n\n",
            "Every command and flag of `chattune`, as `chattune COMMAND --help` gives them. "
            "[Commands](../commands.md) tells how they fit together.\n\n",
-           "## chattune\n\n", (parser.description or "") + "\n\n", table(["argument", "default", "help"],
-                                                                         flag_rows(parser))]
+           "## chattune\n\n", (parser.description or "") + "\n\n",
+           table(["argument", "default", "help"],
+                 flag_rows(parser))]
 
     def walk(p: argparse.ArgumentParser, path: str) -> None:
         for name, sub, summary in subcommands(p):
@@ -239,7 +256,8 @@ def cli_page() -> str:
             if text:
                 out.append(" ".join(text.split()) + "\n\n")
             if children:
-                out.append("Subcommands: " + ", ".join(f"`{full} {c}`" for c, _, _ in children) + ".\n")
+                out.append("Subcommands: " + ", ".join(f"`{full} {c}`" for c, _, _ in children)
+                           + ".\n")
             else:
                 out.append(table(["argument", "default", "help"], flag_rows(sub)))
             walk(sub, full)
@@ -259,36 +277,46 @@ def number(value: Any, digits: int = 1) -> str:
 
 def recorded(data: dict[str, Any]) -> str:
     """What the file says about where and when it was measured; what it does not say, said so."""
-    where = [f"{key}: {data[key]}" for key in ("device", "cpu", "machine", "cores", "python") if key in data]
-    where += [f"load average at the start: {data['load_average'][0]}"] if data.get("load_average") else []
+    where = [f"{key}: {data[key]}" for key in ("device", "cpu", "machine", "cores", "python")
+             if key in data]
+    where += ([f"load average at the start: {data['load_average'][0]}"]
+              if data.get("load_average") else [])
     when = f"date: {data['date']}" if "date" in data else "date: not recorded in the file"
     versions = data.get("versions", {})
-    measured = [", ".join(f"{name} {versions[name]}" for name in ("chattune", "trl", "transformers", "tokenizers")
+    measured = [", ".join(f"{name} {versions[name]}"
+                          for name in ("chattune", "trl", "transformers", "tokenizers")
                           if name in versions)] if versions else []
-    commit = [f"commit: {data['commit'][:12]}{'+dirty' if data['commit'].endswith('+dirty') else ''}"] \
-        if data.get("commit") else []
+    commit = (["commit: "
+               f"{data['commit'][:12]}{'+dirty' if data['commit'].endswith('+dirty') else ''}"]
+              if data.get("commit") else [])
     return "; ".join(where + [when] + measured + commit)
 
 
 def train_speed(data: dict[str, Any]) -> str:
-    settings = (f"{data.get('rows')} rows, {data.get('steps')} steps ({data.get('warmup_steps')} untimed), batch "
-                f"{data.get('batch')}, max_length {data.get('max_length')}, bf16 {data.get('bf16')}, packing "
-                f"{data.get('packing')}, model shape {data.get('shape')}")
+    settings = (f"{data.get('rows')} rows, {data.get('steps')} steps ({data.get('warmup_steps')} "
+                f"untimed), batch {data.get('batch')}, max_length {data.get('max_length')}, bf16 "
+                f"{data.get('bf16')}, packing {data.get('packing')}, model shape "
+                f"{data.get('shape')}")
     if "matmul_peak_flops" in data:
         settings += f", measured matmul peak {data['matmul_peak_flops'] / 1e9:.0f} GFLOP/s"
     rows = [[name, number(r.get("tokens_per_s")), number(r.get("trained_tokens_per_s")),
              f"{r['peak_rss_mb'] / 1000:.1f} GB" if "peak_rss_mb" in r else "",
-             f"{r['mfu']:.0%}" if isinstance(r.get("mfu"), float) else "", number(r.get("final_loss"), 3)]
+             f"{r['mfu']:.0%}" if isinstance(r.get("mfu"), float) else "",
+             number(r.get("final_loss"), 3)]
             for name, r in data["runs"].items()]
     ratios = [f"{key.replace('_', ' ')} {data[key]:.2f}x" for key in
-              ("lora_speedup", "lora_memory_ratio", "full_speedup", "full_memory_ratio") if key in data]
-    return (settings + ".\n\n" + table(["run", "tokens/s", "trained tokens/s", "peak RSS", "MFU", "final loss"], rows)
+              ("lora_speedup", "lora_memory_ratio", "full_speedup", "full_memory_ratio")
+              if key in data]
+    return (settings + ".\n\n" + table(["run", "tokens/s", "trained tokens/s", "peak RSS", "MFU",
+                                        "final loss"], rows)
             + ("\nchattune against TRL: " + ", ".join(ratios) + ".\n" if ratios else ""))
 
 
 def base_precision(data: dict[str, Any]) -> str:
-    rows = [[name, r.get("base"), number(r.get("tokens_per_s")), f"{r.get('peak_rss_gb', 0):.2f} GB",
-             number(r.get("wall_s")), number(r.get("final_loss"), 3)] for name, r in data["runs"].items()]
+    rows = [[name, r.get("base"), number(r.get("tokens_per_s")),
+             f"{r.get('peak_rss_gb', 0):.2f} GB",
+             number(r.get("wall_s")), number(r.get("final_loss"), 3)]
+            for name, r in data["runs"].items()]
     return (f"LoRA on the {data.get('shape')} shape, batch {data.get('batch')}, max_length "
             f"{data.get('max_length')}.\n\n"
             + table(["run", "frozen base", "tokens/s", "peak RSS", "wall s", "final loss"], rows))
@@ -297,8 +325,10 @@ def base_precision(data: dict[str, Any]) -> str:
 def eval_speed(data: dict[str, Any]) -> str:
     ratios, same = data.get("lm_eval_time_over_chattune", {}), data.get("same_figures", {})
     rows = [[name, number(s), f"{ratios[name]:.2f}x" if name in ratios else "1.00x",
-             {True: "yes", False: "no"}.get(same.get(name), "")] for name, s in data["seconds"].items()]
-    return (f"Tasks {data.get('tasks')}, the first {data.get('limit')} items of each, whole processes timed.\n\n"
+             {True: "yes", False: "no"}.get(same.get(name), "")]
+            for name, s in data["seconds"].items()]
+    return (f"Tasks {data.get('tasks')}, the first {data.get('limit')} items of each, whole "
+            "processes timed.\n\n"
             + table(["run", "seconds", "time over chattune's", "figures equal chattune's"], rows))
 
 
@@ -306,8 +336,10 @@ PREP_COLUMNS = ["run", "seconds", "rows/s", "peak RSS"]
 
 
 def _prep_row(name: str, r: dict[str, Any], rows: int, seconds: str = "seconds") -> list[str]:
-    workers = f" + {r['worker_peak_rss_mb'] / 1024:.2f} GiB a worker" if r.get("worker_peak_rss_mb") else ""
-    return [name, number(r[seconds], 2), number(rows / r[seconds], 0), f"{r['peak_rss_mb'] / 1024:.2f} GiB{workers}"]
+    workers = (f" + {r['worker_peak_rss_mb'] / 1024:.2f} GiB a worker"
+               if r.get("worker_peak_rss_mb") else "")
+    return [name, number(r[seconds], 2), number(rows / r[seconds], 0),
+            f"{r['peak_rss_mb'] / 1024:.2f} GiB{workers}"]
 
 
 def prepare_data(data: dict[str, Any]) -> str:
@@ -319,7 +351,8 @@ def prepare_data(data: dict[str, Any]) -> str:
             _prep_row("TRL SFTTrainer, its default", runs["trl_default"], n),
             _prep_row(f"TRL SFTTrainer, dataset_num_proc={cores}", runs[parallel], n)]
     out = (f"gsm8k train: {n:,} rows, max_length {data['max_length']}; trained tokens: chattune "
-           f"{runs['chattune']['trained_tokens']:,}, TRL {runs['trl_default']['trained_tokens']:,}.\n\n"
+           f"{runs['chattune']['trained_tokens']:,}, TRL "
+           f"{runs['trl_default']['trained_tokens']:,}.\n\n"
            + table(PREP_COLUMNS, rows)
            + f"\nCold: {g['ratio_cold_vs_trl_default']:.2f}x TRL's default, "
            f"{g[f'ratio_cold_vs_{parallel}']:.2f}x TRL with {cores} processes; warm: "
@@ -330,11 +363,13 @@ def prepare_data(data: dict[str, Any]) -> str:
         rows = [_prep_row("chattune, cold cache", runs["chattune"], n),
                 _prep_row("chattune, warm cache", runs["chattune"], n, "warm_seconds"),
                 _prep_row("TRL SFTTrainer, its default", runs["trl_default"], n)]
-        out += (f"\nSynthetic multi-turn: {n:,} rows (seed {syn['seed']}); chattune trains {syn['chattune_trains']} "
-                f"({runs['chattune']['trained_tokens']:,} tokens), TRL {syn['trl_trains']} "
-                f"({runs['trl_default']['trained_tokens']:,}).\n\n" + table(PREP_COLUMNS, rows)
+        out += (f"\nSynthetic multi-turn: {n:,} rows (seed {syn['seed']}); chattune trains "
+                f"{syn['chattune_trains']} ({runs['chattune']['trained_tokens']:,} tokens), TRL "
+                f"{syn['trl_trains']} ({runs['trl_default']['trained_tokens']:,}).\n\n"
+                + table(PREP_COLUMNS, rows)
                 + f"\nCold: {syn['ratio_cold_vs_trl_default']:.2f}x TRL's default; warm: "
-                f"{syn['ratio_warm_vs_trl_default']:.1f}x; peak RSS {syn['peak_rss_ratio']:.2f}x TRL's.\n")
+                f"{syn['ratio_warm_vs_trl_default']:.1f}x; peak RSS {syn['peak_rss_ratio']:.2f}x "
+                "TRL's.\n")
     return out
 
 
@@ -361,13 +396,14 @@ def describe(data: dict[str, Any]) -> str:
 
 def bench_page() -> str:
     out = [HEADER.format(source="bench/results/*.json"), "# Benchmark results\n\n",
-           "The figures the benchmarks in `bench/` recorded, one section per file in `bench/results/`, with the "
-           "machine and date each file records. [Performance](../performance.md) says what each benchmark "
-           "measures and how to run it.\n"]
+           "The figures the benchmarks in `bench/` recorded, one section per file in "
+           "`bench/results/`, with the machine and date each file records. "
+           "[Performance](../performance.md) says what each benchmark measures and how to run "
+           "it.\n"]
     for path in sorted((ROOT / "bench" / "results").glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
-        out += [f"\n## {path.stem}\n\n", f"`bench/results/{path.name}`. Recorded: {recorded(data)}.\n\n",
-                describe(data)]
+        out += [f"\n## {path.stem}\n\n",
+                f"`bench/results/{path.name}`. Recorded: {recorded(data)}.\n\n", describe(data)]
     return "".join(out)
 
 
@@ -392,7 +428,8 @@ def stale(pages: dict[str, str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only say which pages are out of date (exit 1)")
+    parser.add_argument("--check", action="store_true",
+                        help="only say which pages are out of date (exit 1)")
     args = parser.parse_args(argv)
     pages = render_all()
     if args.check:

@@ -18,13 +18,14 @@ ROOT = Path(__file__).parent.parent
 
 def pytest_addoption(parser):
     parser.addoption("--cpu-bf16", choices=["auto", "on", "off"], default="auto",
-                     help="the CPU's bf16 as the automatic precision sees it: auto (as the machine is), on (as if it "
-                          "had AVX512-BF16), off (as if not). Sets $CHATTUNE_CPU_BF16, so subprocesses see it too.")
+                     help="the CPU's bf16 as the automatic precision sees it: auto (as the machine "
+                          "is), on (as if it had AVX512-BF16), off (as if not). Sets "
+                          "$CHATTUNE_CPU_BF16, so subprocesses see it too.")
 
 
 def pytest_configure(config):
-    """The suite must pass on CPUs with and without bf16 (CI lands on either): --cpu-bf16 on/off runs it as the
-    other kind would."""
+    """The suite must pass on CPUs with and without bf16 (CI lands on either): --cpu-bf16 on/off
+    runs it as the other kind would."""
     from chattune.model.device import CPU_BF16_ENV
 
     forced = config.getoption("--cpu-bf16")
@@ -39,7 +40,8 @@ def pytest_report_header(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `cuda` only mean something on an NVIDIA GPU: skipped, with the reason, elsewhere."""
+    """Tests marked `cuda` only mean something on an NVIDIA GPU: skipped, with the reason,
+    elsewhere."""
     import torch
 
     if torch.cuda.is_available():
@@ -52,7 +54,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def prepared_cache(tmp_path, monkeypatch) -> Path:
-    """Each test gets its own prepared-data cache, so no test sees another's (or the user's) entries."""
+    """Each test gets its own prepared-data cache, so no test sees another's (or the user's)
+    entries."""
     path = tmp_path / "prepared-cache"
     monkeypatch.setattr("chattune.prepare.cache.prepared_dir", lambda: path)
     return path
@@ -66,8 +69,8 @@ def default_model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizer(request):
-    """The default model's tokenizer; $CHATTUNE_TOKENIZER_DIR instead on a machine without the model package (a lent
-    GPU machine, where bench/gpu_kit.sh carries the tokenizer files alone)."""
+    """The default model's tokenizer; $CHATTUNE_TOKENIZER_DIR instead on a machine without the model
+    package (a lent GPU machine, where bench/gpu_kit.sh carries the tokenizer files alone)."""
     path = os.environ.get("CHATTUNE_TOKENIZER_DIR")
     return load_tokenizer(path or request.getfixturevalue("default_model_dir"))
 

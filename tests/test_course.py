@@ -1,12 +1,12 @@
 """The course's code, with `from trl import` changed to `from chattune import`, runs as written.
 
 tests/assets/course/exercises.md is the course's exercise page and sft_notebook.txt its SFT notebook
-(huggingface/smol-course, Apache-2.0). Every code block or cell runs in order in one namespace, except the
-`login()` block (it asks a person for a token).
-The hub ids it names resolve to local stand-ins: transformers and datasets load a local directory with the
-same relative path before asking the hub, so the test runs from a directory holding `HuggingFaceTB/SmolLM2-135M`
-(a tiny model with SmolLM2's real tokenizer), `HuggingFaceTB/smoltalk` and `openai/gsm8k`. The upload at the
-end reaches a recording stand-in for the hub's two API calls.
+(huggingface/smol-course, Apache-2.0). Every code block or cell runs in order in one namespace,
+except the `login()` block (it asks a person for a token).
+The hub ids it names resolve to local stand-ins: transformers and datasets load a local directory
+with the same relative path before asking the hub, so the test runs from a directory holding
+`HuggingFaceTB/SmolLM2-135M` (a tiny model with SmolLM2's real tokenizer), `HuggingFaceTB/smoltalk`
+and `openai/gsm8k`. The upload at the end reaches a recording stand-in for the hub's two API calls.
 """
 
 from __future__ import annotations
@@ -29,19 +29,22 @@ def python_blocks(markdown: str) -> list[str]:
 
 
 def notebook_cells(text: str) -> list[str]:
-    """Code cells of a notebook exported as text: each follows an `In [None]:` line and runs to a blank line
-    that is followed by prose (a blank line followed by a comment or a statement stays in the cell)."""
+    """Code cells of a notebook exported as text: each follows an `In [None]:` line and runs to a
+    blank line that is followed by prose (a blank line followed by a comment or a statement stays in
+    the cell)."""
     cells = []
     for part in text.split("In [None]:\n")[1:]:
         lines = part.split("\n")
         end = next((i for i, line in enumerate(lines) if line == "" and not re.match(
-            r"# |    |[A-Za-z_][\w.]*\s*(=|\()", lines[i + 1] if i + 1 < len(lines) else "")), len(lines))
+            r"# |    |[A-Za-z_][\w.]*\s*(=|\()", lines[i + 1] if i + 1 < len(lines) else "")),
+                   len(lines))
         cells.append("\n".join(lines[:end]))
     return cells
 
 
 def run_as_chattune(blocks: list[str], source: str) -> tuple[dict, str]:
-    """Run the blocks in order in one namespace, as a notebook does; returns the namespace and what printed."""
+    """Run the blocks in order in one namespace, as a notebook does; returns the namespace and what
+    printed."""
     namespace: dict = {"__name__": "__course__"}
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
@@ -60,7 +63,8 @@ def as_chattune(code: str) -> str:
 
 
 def write_hub_dataset(root: Path, configs: dict[str, dict[str, list[dict]]]) -> None:
-    """A dataset directory laid out as on the hub: data files per config and split, named in README.md."""
+    """A dataset directory laid out as on the hub: data files per config and split, named in
+    README.md."""
     lines = ["---", "configs:"]
     for name, splits in configs.items():
         lines += [f"- config_name: {name}", "  data_files:"]
@@ -74,7 +78,8 @@ def write_hub_dataset(root: Path, configs: dict[str, dict[str, list[dict]]]) -> 
 
 def everyday_conversations(n: int) -> list[dict]:
     """smoltalk's everyday-conversations shape: a topic and a multi-turn `messages` chat."""
-    words = [("dog", "perro"), ("water", "agua"), ("mother", "madre"), ("hello", "hola"), ("tree", "árbol")]
+    words = [("dog", "perro"), ("water", "agua"), ("mother", "madre"), ("hello", "hola"),
+             ("tree", "árbol")]
     rows = []
     for i in range(n):
         en, es = words[i % len(words)]
@@ -98,7 +103,8 @@ def course_dir(tmp_path, tokenizer, monkeypatch) -> Path:
         "all": {"train": chats[:40], "test": chats[40:]}})
     with gzip.open(ROOT / "data" / "gsm8k" / "train.jsonl.gz", "rt", encoding="utf-8") as f:
         gsm8k = [json.loads(line) for _, line in zip(range(12), f)]
-    write_hub_dataset(tmp_path / "openai" / "gsm8k", {"main": {"train": gsm8k[:8], "test": gsm8k[8:]}})
+    write_hub_dataset(tmp_path / "openai" / "gsm8k",
+                      {"main": {"train": gsm8k[:8], "test": gsm8k[8:]}})
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
@@ -119,7 +125,8 @@ def hub_uploads(monkeypatch) -> list[dict]:
     def upload_folder(self, *, repo_id, folder_path, **kwargs):
         files = sorted(p.name for p in Path(folder_path).iterdir())
         card = (Path(folder_path) / "README.md").read_text(encoding="utf-8")
-        sent.append({"call": "upload_folder", "repo_id": repo_id, "files": files, "card": card, **kwargs})
+        sent.append({"call": "upload_folder", "repo_id": repo_id, "files": files, "card": card,
+                     **kwargs})
         return f"https://huggingface.co/{repo_id}/commit/0"
 
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
@@ -134,11 +141,13 @@ def test_course_exercises_run_as_written(course_dir, hub_uploads):
     assert len(blocks) == 15 and sum("from trl import" in b for b in blocks) == 2
     namespace, out = run_as_chattune(blocks, "exercises.md")
 
-    # the chat-template part prints what the course shows, token ids included (transformers 5 returns them
-    # in a dict, `{'input_ids': [...], ...}`, where the course's version printed the bare list)
+    # the chat-template part prints what the course shows, token ids included (transformers 5
+    # returns them in a dict, `{'input_ids': [...], ...}`, where the course's version printed the
+    # bare list)
     for shown in shown_outputs(page):
         assert shown.removeprefix("Conversation tokenized: ") in out, shown
-    # the SFT part: trained as configured (max_steps=1000, checkpoints every 100), saved, and uploaded
+    # the SFT part: trained as configured (max_steps=1000, checkpoints every 100), saved, and
+    # uploaded
     trainer = namespace["trainer"]
     assert trainer.records[-1]["step"] == 1000
     assert sum(1 for r in trainer.records if "eval_loss" in r) == 20
@@ -157,19 +166,24 @@ def expected_device() -> str:
     """What the notebook's own device cell chooses on this machine."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    return ("cuda" if torch.cuda.is_available() else "mps"
+            if torch.backends.mps.is_available() else "cpu")
 
 
 @pytest.mark.slow
 def test_course_sft_notebook_runs_as_written(course_dir):
     cells = notebook_cells((COURSE / "sft_notebook.txt").read_text(encoding="utf-8"))
-    assert len(cells) == 11 and cells[0].count("from trl import SFTConfig, SFTTrainer, setup_chat_format") == 1
-    assert cells[3].endswith('finetune_name = "SmolLM2-FT-MyDataset"') and cells[-1].endswith("(finetune_name)")
+    assert (len(cells) == 11
+            and cells[0].count("from trl import SFTConfig, SFTTrainer, setup_chat_format") == 1)
+    assert (cells[3].endswith('finetune_name = "SmolLM2-FT-MyDataset"')
+            and cells[-1].endswith("(finetune_name)"))
     namespace, out = run_as_chattune(cells, "sft_notebook.txt")
-    # the notebook picks its own device (cuda, else mps, else cpu); the trainer trains where the model is
+    # the notebook picks its own device (cuda, else mps, else cpu); the trainer trains where the
+    # model is
     assert f"Using device: {expected_device()}" in out
     assert "'full_topic': 'Language/Spanish/dog'" in out and "Before training:" in out
     trainer = namespace["trainer"]
-    assert trainer.records[-1]["step"] == 1000 and sum(1 for r in trainer.records if "eval_loss" in r) == 20
+    assert trainer.records[-1]["step"] == 1000 and sum(1 for r in trainer.records
+                                                       if "eval_loss" in r) == 20
     assert (Path("SmolLM2-FT-MyDataset") / "model.safetensors").is_file()
     assert len(list(Path("sft_output").glob("checkpoint-*"))) == 10

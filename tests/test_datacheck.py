@@ -1,4 +1,5 @@
-"""`chattune data check` / `data convert`: every row validated and reported; conversion round-trips."""
+"""`chattune data check` / `data convert`: every row validated and reported; conversion
+round-trips."""
 
 import json
 
@@ -35,21 +36,22 @@ def test_check_counts_good_and_bad_rows(tmp_path, tokenizer):
     assert report.bad_by_reason == {"invalid_messages": 1, "empty_text": 1, "unknown_format": 1}
     assert not report.dropped
     assert report.formats["messages"] == 2 and report.formats["unknown"] == 1
-    assert any("line 6" in p for p in report.problems) and any("line 8" in p for p in report.problems)
+    assert (any("line 6" in p for p in report.problems)
+            and any("line 8" in p for p in report.problems))
     assert 0 < report.trained_share < 1 and sum(report.length_histogram.values()) == 5
-    # SmolLM2's template injects a default system prompt: 16 tokens leave no answer to train in the chats;
-    # the raw text row is short enough to keep
+    # SmolLM2's template injects a default system prompt: 16 tokens leave no answer to train in the
+    # chats; the raw text row is short enough to keep
     short = check_source(str(src), tokenizer, max_length=16)
     assert short.examples == 1 and short.truncated == 0 and short.bad == 3
     assert short.dropped_by_reason == {"no_trained": 4} and short.dropped_no_trained == 4
 
 
 def test_data_check_cli_exit_codes_and_json(tmp_path, tiny_model_dir, gsm8k_small, capsys):
-    assert main(["data", "check", str(gsm8k_small), "--model", str(tiny_model_dir), "--columns", "question=user",
-                 "answer=assistant", "--json"]) == 0
+    assert main(["data", "check", str(gsm8k_small), "--model", str(tiny_model_dir), "--columns",
+                 "question=user", "answer=assistant", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)[0]
     assert report["rows"] == 12 and report["bad"] == 0 and report["formats"] == {"columns": 12}
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"question": "q"}])
-    assert main(["data", "check", str(bad), "--model", str(tiny_model_dir), "--columns", "question=user",
-                 "answer=assistant"]) == 1
+    assert main(["data", "check", str(bad), "--model", str(tiny_model_dir), "--columns",
+                 "question=user", "answer=assistant"]) == 1
     assert "line 1" in capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""The docs: generated pages current, the README short and its links alive, every page in the site's nav."""
+"""The docs: generated pages current, the README short and its links alive, every page in the site's
+nav."""
 
 import importlib.util
 import re
@@ -19,8 +20,8 @@ def _gen_docs():
 def test_generated_pages_are_current():
     gen = _gen_docs()
     stale = gen.stale(gen.render_all())
-    assert not stale, (f"{', '.join(stale)} out of date (the config, the CLI, the TRL tables or bench/results "
-                       f"changed): run `{gen.COMMAND}` and commit the pages")
+    assert not stale, (f"{', '.join(stale)} out of date (the config, the CLI, the TRL tables or "
+                       f"bench/results changed): run `{gen.COMMAND}` and commit the pages")
 
 
 def test_every_config_key_has_a_row():
@@ -54,5 +55,6 @@ def test_every_docs_page_is_in_the_nav():
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
     nav = _nav_files(config["nav"])
     pages = sorted(str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md"))
-    assert sorted(nav) == pages, (f"in docs/ but not in mkdocs.yml's nav: {sorted(set(pages) - set(nav))}; "
-                                  f"in the nav but not in docs/: {sorted(set(nav) - set(pages))}")
+    assert sorted(nav) == pages, ("in docs/ but not in mkdocs.yml's nav: "
+                                  f"{sorted(set(pages) - set(nav))}; in the nav but not in docs/: "
+                                  f"{sorted(set(nav) - set(pages))}")

@@ -1,4 +1,5 @@
-"""What chattune saves follows the user's umask, not the 0700/0600 of temporary folders and safetensors."""
+"""What chattune saves follows the user's umask, not the 0700/0600 of temporary folders and
+safetensors."""
 
 import os
 import stat
@@ -31,7 +32,8 @@ def assert_follows(root, mask):
     assert any(name.endswith(".safetensors") or name.endswith(".arrow") for name in found), found
     for name, mode in found.items():
         expected = 0o777 & ~mask if (root / name).is_dir() else 0o666 & ~mask
-        assert mode == expected, f"{name}: {oct(mode)}, expected {oct(expected)} under umask {oct(mask)}"
+        assert mode == expected, (f"{name}: {oct(mode)}, expected {oct(expected)} under umask "
+                                  f"{oct(mask)}")
 
 
 def test_user_umask_is_read_without_changing_it(umask):
@@ -43,9 +45,10 @@ def test_saved_model_checkpoint_and_cache_follow_the_umask(tmp_path, tiny_model,
     stops = [tokenizer.eos_token_id]
     out = save_pretrained_atomic(tiny_model, tokenizer, tmp_path / "model", stops)
     assert_follows(out, umask)
-    assert_follows(save_checkpoint(tmp_path, tiny_model, tokenizer, stops, {"step": 1, "records": []}), umask)
-    save_cached("k", {"format": ["messages"], "input_ids": [[1, 2]], "labels": [[-100, 2]], "truncated": [False],
-                      "reason": [""], "error": [""]})
+    assert_follows(save_checkpoint(tmp_path, tiny_model, tokenizer, stops,
+                                   {"step": 1, "records": []}), umask)
+    save_cached("k", {"format": ["messages"], "input_ids": [[1, 2]], "labels": [[-100, 2]],
+                      "truncated": [False], "reason": [""], "error": [""]})
     assert_follows(prepared_cache / "k", umask)
 
 

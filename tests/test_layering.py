@@ -4,9 +4,9 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "chattune"
-STAGES = ["errors", "held_messages", "files", "labels", "config_paths", "config", "data", "templates", "batching",
-          "prepare", "model", "datacheck", "train", "outputs", "generate", "eval", "export", "engine", "pipeline",
-          "compat", "cli", "__init__", "__main__"]
+STAGES = ["errors", "held_messages", "files", "labels", "config_paths", "config", "data",
+          "templates", "batching", "prepare", "model", "datacheck", "train", "outputs", "generate",
+          "eval", "export", "engine", "pipeline", "compat", "cli", "__init__", "__main__"]
 
 
 def stage_of(module: str) -> int:
@@ -18,11 +18,12 @@ def test_imports_point_backwards():
     problems = []
     for path in PACKAGE.rglob("*.py"):
         rel = path.relative_to(PACKAGE.parent).with_suffix("")
-        me = ".".join(rel.parts).removesuffix(".__init__") if rel.name == "__init__" and len(rel.parts) > 2 \
-            else ".".join(rel.parts)
+        me = (".".join(rel.parts).removesuffix(".__init__")
+              if rel.name == "__init__" and len(rel.parts) > 2 else ".".join(rel.parts))
         mine = stage_of(me)
         for node in ast.walk(ast.parse(path.read_text())):
-            is_ours = isinstance(node, ast.ImportFrom) and (node.module or "").startswith("chattune.")
+            is_ours = (isinstance(node, ast.ImportFrom)
+                       and (node.module or "").startswith("chattune."))
             if is_ours and stage_of(node.module) > mine:
                 problems.append(f"{me} imports {node.module}")
     assert not problems, problems
@@ -37,8 +38,8 @@ FRONT_ENDS = ("chattune.pipeline", "chattune.compat", "chattune.cli")
 
 
 def test_front_ends_share_the_engine_not_each_other():
-    """`chattune train` (pipeline), SFTTrainer (compat) and the CLI each call chattune.engine; none leans on
-    another front end (the CLI may call the two it exposes)."""
+    """`chattune train` (pipeline), SFTTrainer (compat) and the CLI each call chattune.engine; none
+    leans on another front end (the CLI may call the two it exposes)."""
     problems = []
     for path in PACKAGE.rglob("*.py"):
         me = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
@@ -47,7 +48,8 @@ def test_front_ends_share_the_engine_not_each_other():
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             module = node.module if isinstance(node, ast.ImportFrom) else None
-            other = next((f for f in FRONT_ENDS if module and module.startswith(f) and f != mine), None)
+            other = next((f for f in FRONT_ENDS if module and module.startswith(f) and f != mine),
+                         None)
             if other:
                 problems.append(f"{me} imports {module}")
     assert not problems, problems
@@ -71,8 +73,10 @@ def test_functions_fit_a_screen():
 
 
 def test_tests_mirror_the_package():
-    """A test folder is named after the package folder it tests (tests/templates/ for chattune/templates/)."""
+    """A test folder is named after the package folder it tests (tests/templates/ for
+    chattune/templates/)."""
     tests = PACKAGE.parent / "tests"
-    folders = {p.name for p in tests.iterdir() if p.is_dir()} - {"assets", "trl_suite", "__pycache__"}
+    folders = ({p.name for p in tests.iterdir() if p.is_dir()}
+               - {"assets", "trl_suite", "__pycache__"})
     packages = {p.name for p in PACKAGE.iterdir() if p.is_dir() and any(p.glob("*.py"))}
     assert folders and folders <= packages, folders - packages

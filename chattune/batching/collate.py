@@ -1,8 +1,10 @@
-"""Examples to batches: padded (grouped by length) or packed (best-fit decreasing), one tensor layout for both.
+"""Examples to batches: padded (grouped by length) or packed (best-fit decreasing), one tensor
+layout for both.
 
-Every batch carries position ids that restart at 0 for each document and no attention mask: transformers
-then builds a block-diagonal causal mask from the position ids, so packed documents cannot see each other and
-padding (a document of its own at the end of a row) is never seen by real tokens.
+Every batch carries position ids that restart at 0 for each document and no attention mask:
+transformers then builds a block-diagonal causal mask from the position ids, so packed documents
+cannot see each other and padding (a document of its own at the end of a row) is never seen by real
+tokens.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ class Example:
     labels: list[int]
 
     def __post_init__(self) -> None:
-        assert len(self.input_ids) == len(self.labels), "input_ids and labels must have the same length"
+        assert len(self.input_ids) == len(self.labels), ("input_ids and labels must have the same "
+                                                         "length")
 
     @cached_property
     def num_trained(self) -> int:
@@ -34,17 +37,17 @@ class Example:
 
 
 def trained_index(labels: torch.Tensor) -> torch.Tensor:
-    """Flat indices (into batch x length) of the positions whose next token is trained: the hidden states the LM
-    head runs on. Computed where the batch is laid out, on the CPU, so that on a GPU selecting them needs no host
-    sync (a boolean mask's count would)."""
+    """Flat indices (into batch x length) of the positions whose next token is trained: the hidden
+    states the LM head runs on. Computed where the batch is laid out, on the CPU, so that on a GPU
+    selecting them needs no host sync (a boolean mask's count would)."""
     rows, cols = (labels[:, 1:] != IGNORE_INDEX).nonzero(as_tuple=True)
     return rows * labels.shape[1] + cols
 
 
 @dataclass
 class Batch:
-    """Tensors for one micro-batch; `num_trained` counts the positions the loss is taken on, `trained_index` says
-    which (None: found from the labels where needed)."""
+    """Tensors for one micro-batch; `num_trained` counts the positions the loss is taken on,
+    `trained_index` says which (None: found from the labels where needed)."""
 
     input_ids: torch.Tensor
     labels: torch.Tensor
@@ -56,12 +59,13 @@ class Batch:
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         move = {"device": device, "non_blocking": non_blocking}
         index = self.trained_index.to(**move) if self.trained_index is not None else None
-        return Batch(self.input_ids.to(**move), self.labels.to(**move), self.position_ids.to(**move),
-                     self.num_tokens, self.num_trained, index)
+        return Batch(self.input_ids.to(**move), self.labels.to(**move),
+                     self.position_ids.to(**move), self.num_tokens, self.num_trained, index)
 
 
 def collate(rows: Sequence[Sequence[Example]], pad_id: int) -> Batch:
-    """Lay out rows (each a list of documents placed end to end) as one batch padded to the longest row."""
+    """Lay out rows (each a list of documents placed end to end) as one batch padded to the longest
+    row."""
     width = max(sum(len(d.input_ids) for d in row) for row in rows)
     ids, labels, pos = [], [], []
     num_tokens = num_trained = 0
@@ -78,12 +82,14 @@ def collate(rows: Sequence[Sequence[Example]], pad_id: int) -> Batch:
         labels.append(r_lab + [IGNORE_INDEX] * pad)
         pos.append(r_pos + list(range(pad)))
     labels_t = torch.tensor(labels)
-    return Batch(torch.tensor(ids), labels_t, torch.tensor(pos), num_tokens, num_trained, trained_index(labels_t))
+    return Batch(torch.tensor(ids), labels_t, torch.tensor(pos), num_tokens, num_trained,
+                 trained_index(labels_t))
 
 
 def collate_padding_free(rows: Sequence[Sequence[Example]], pad_id: int) -> Batch:
-    """Every document of the micro-batch end to end in one row: no padding at all, and position ids that
-    restart per document keep them from attending to each other (what packing does, without the row bins)."""
+    """Every document of the micro-batch end to end in one row: no padding at all, and position ids
+    that restart per document keep them from attending to each other (what packing does, without the
+    row bins)."""
     return collate([[doc for row in rows for doc in row]], pad_id)
 
 
@@ -108,17 +114,20 @@ def pack(examples: Sequence[Example], max_length: int) -> list[list[int]]:
 
 
 def wrap(examples: Sequence[Example], max_length: int) -> list[Example]:
-    """TRL's 'wrapped' packing: every example end to end, cut into rows of max_length tokens (the last shorter).
-    Documents are cut across rows and attend to each other within a row; each row is one document."""
+    """TRL's 'wrapped' packing: every example end to end, cut into rows of max_length tokens (the
+    last shorter). Documents are cut across rows and attend to each other within a row; each row is
+    one document."""
     ids = [t for ex in examples for t in ex.input_ids]
     labels = [t for ex in examples for t in ex.labels]
-    return [Example(ids[i:i + max_length], labels[i:i + max_length]) for i in range(0, len(ids), max_length)]
+    return [Example(ids[i:i + max_length], labels[i:i + max_length])
+            for i in range(0, len(ids), max_length)]
 
 
 def _fill(order: Sequence[int], lengths: Sequence[int], batch_size: int, max_tokens: int | None,
           padded: bool) -> list[list[int]]:
-    """Consecutive groups of `order`: batch_size each, or as many as fit in max_tokens (padded: rows x the
-    longest row; otherwise the sum of lengths). One example longer than the budget is a batch of its own."""
+    """Consecutive groups of `order`: batch_size each, or as many as fit in max_tokens (padded: rows
+    x the longest row; otherwise the sum of lengths). One example longer than the budget is a batch
+    of its own."""
     if not max_tokens:
         return [list(order[b:b + batch_size]) for b in range(0, len(order), batch_size)]
     groups: list[list[int]] = []
@@ -136,13 +145,14 @@ def _fill(order: Sequence[int], lengths: Sequence[int], batch_size: int, max_tok
 
 
 def plan_batches(examples: Sequence[Example], batch_size: int, *, packing: bool, max_length: int,
-                 seed: int, max_tokens: int | None = None, padding_free: bool = False) -> list[list[list[int]]]:
+                 seed: int, max_tokens: int | None = None,
+                 padding_free: bool = False) -> list[list[list[int]]]:
     """One epoch's micro-batches as lists of rows of example indices, in a seeded shuffled order.
 
-    Without packing, examples are sorted by length inside shuffled windows so a batch holds similar lengths
-    (little padding) while the epoch order stays random. `max_tokens` fills each micro-batch up to a token
-    budget instead of a row count (padded rows count at the batch's longest; padding-free and packed rows at
-    their length).
+    Without packing, examples are sorted by length inside shuffled windows so a batch holds similar
+    lengths (little padding) while the epoch order stays random. `max_tokens` fills each micro-batch
+    up to a token budget instead of a row count (padded rows count at the batch's longest;
+    padding-free and packed rows at their length).
     """
     rng = random.Random(seed)
     if packing:
@@ -153,12 +163,14 @@ def plan_batches(examples: Sequence[Example], batch_size: int, *, packing: bool,
     lengths = [len(e.input_ids) for e in examples]
     idx = list(range(len(examples)))
     rng.shuffle(idx)
-    # sort inside windows of about 16 batches: similar lengths together, the epoch order still random
+    # sort inside windows of about 16 batches: similar lengths together, the epoch order still
+    # random
     mean = sum(lengths) / max(len(lengths), 1)
     window = 16 * (batch_size if not max_tokens else max(1, int(max_tokens / max(mean, 1))))
     batches = []
     for w in range(0, len(idx), window):
         chunk = sorted(idx[w:w + window], key=lambda i: lengths[i])
-        batches += [[[i] for i in group] for group in _fill(chunk, lengths, batch_size, max_tokens, not padding_free)]
+        batches += [[[i] for i in group]
+                    for group in _fill(chunk, lengths, batch_size, max_tokens, not padding_free)]
     rng.shuffle(batches)
     return batches

@@ -1,5 +1,5 @@
-"""The argument parser's own errors as one line each, with "did you mean" for a mistyped subcommand, flag or choice
-(Python 3.11's argparse has no suggest_on_error)."""
+"""The argument parser's own errors as one line each, with "did you mean" for a mistyped subcommand,
+flag or choice (Python 3.11's argparse has no suggest_on_error)."""
 
 from __future__ import annotations
 
@@ -28,13 +28,15 @@ def closest(word: str, options: list[str]) -> str | None:
 
 
 class ChattuneParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line naming the command, a suggestion where one is close, and where
-    to read more; exit status 2. `settings`: names an unknown `--flag` may mean as `--set name=VALUE`."""
+    """An ArgumentParser whose errors are one line naming the command, a suggestion where one is
+    close, and where to read more; exit status 2. `settings`: names an unknown `--flag` may mean as
+    `--set name=VALUE`."""
 
     settings: list[str] = []
 
     def visible_flags(self) -> list[str]:
-        return [s for a in self._actions if a.help is not argparse.SUPPRESS for s in a.option_strings]
+        return [s for a in self._actions if a.help is not argparse.SUPPRESS
+                for s in a.option_strings]
 
     def unrecognized(self, extra: list[str]) -> NoReturn:
         """Arguments no option or positional of this (sub)command took."""
@@ -42,7 +44,8 @@ class ChattuneParser(argparse.ArgumentParser):
         for arg in extra:
             flag = arg.split("=", 1)[0]
             guess = closest(flag, self.visible_flags()) if arg.startswith("--") else None
-            key = closest(flag.lstrip("-").replace("-", "_"), self.settings) if arg.startswith("--") else None
+            key = (closest(flag.lstrip("-").replace("-", "_"), self.settings)
+                   if arg.startswith("--") else None)
             if key and not guess:
                 guess = f"--set {key}=VALUE"
             named.append(f"{arg} (did you mean {guess}?)" if guess else arg)
@@ -57,15 +60,16 @@ class ChattuneParser(argparse.ArgumentParser):
             guess = closest(found.group(1), re.findall(r"'([^']*)'", found.group(2)))
             if guess:
                 message += f"; did you mean '{guess}'?"
-        err_console.print(f"[bold red]error:[/bold red] {escape(self.prog)}: {escape(message)} (see "
-                          f"`{escape(self.prog)} --help`)", highlight=False)
+        err_console.print(f"[bold red]error:[/bold red] {escape(self.prog)}: {escape(message)} "
+                          f"(see `{escape(self.prog)} --help`)", highlight=False)
         sys.exit(USAGE_ERROR)
 
 
-def place_late_positionals(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> list[str]:
-    """Give positionals that argparse left unfilled the words it could not place: it closes an optional or list
-    positional at the first option, so `data check FILE --limit 5 MODEL` would otherwise reject MODEL. Returns the
-    words still unplaced."""
+def place_late_positionals(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                           extra: list[str]) -> list[str]:
+    """Give positionals that argparse left unfilled the words it could not place: it closes an
+    optional or list positional at the first option, so `data check FILE --limit 5 MODEL` would
+    otherwise reject MODEL. Returns the words still unplaced."""
     words = [w for w in extra if not w.startswith("-")]
     if len(words) != len(extra):
         return extra
@@ -85,4 +89,5 @@ def leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParse
     subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     if not subs:
         return [parser]
-    return [leaf for a in subs for p in dict.fromkeys(a.choices.values()) for leaf in leaf_parsers(p)]
+    return [leaf for a in subs for p in dict.fromkeys(a.choices.values())
+            for leaf in leaf_parsers(p)]

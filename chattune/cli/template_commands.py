@@ -1,4 +1,5 @@
-"""`chattune render` (one data row as the model sees it) and `chattune doctor` (a chat template's health)."""
+"""`chattune render` (one data row as the model sees it) and `chattune doctor` (a chat template's
+health)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ from chattune.errors import ChattuneError
 
 
 def _span(data: str, rows: int) -> str:
-    return f"{data} has {rows} row{'s' if rows != 1 else ''}" + (f" (--row 1 to --row {rows})" if rows > 1 else "")
+    return (f"{data} has {rows} row{'s' if rows != 1 else ''}"
+            + (f" (--row 1 to --row {rows})" if rows > 1 else ""))
 
 
 def pick_row(data: str, row: int | None, line: int | None) -> tuple[Any, dict[str, Any], int]:
-    """(RowNo, row, its 1-based position) for --row N (the Nth row, as data check counts rows) or --line N (the row
-    that starts on line N, as errors name it: "data.jsonl, line 7"). Anything else is an error naming the range;
-    rows are read one at a time, never all at once."""
+    """(RowNo, row, its 1-based position) for --row N (the Nth row, as data check counts rows) or
+    --line N (the row that starts on line N, as errors name it: "data.jsonl, line 7"). Anything else
+    is an error naming the range; rows are read one at a time, never all at once."""
     from chattune.data.load import iter_rows
 
     if row is not None and line is not None:
@@ -40,7 +42,8 @@ def pick_row(data: str, row: int | None, line: int | None) -> tuple[Any, dict[st
                 return row_no, values, count
             continue
         if not row_no.where.startswith("line"):
-            raise ChattuneError(f"{data}: its rows have no line numbers (errors name them as rows); use --row N")
+            raise ChattuneError(f"{data}: its rows have no line numbers (errors name them as "
+                                "rows); use --row N")
         if int(row_no) == line:
             return row_no, values, count
         if int(row_no) > line:
@@ -49,8 +52,9 @@ def pick_row(data: str, row: int | None, line: int | None) -> tuple[Any, dict[st
         before = int(row_no)
     if line is not None:
         near = " and ".join(str(n) for n in (before, after) if n is not None)
-        raise ChattuneError(f"{data}: no row starts on line {line} (the nearest rows start on line {near}; a row "
-                            "of a JSON list or a quoted CSV field can span lines: give the line its error names)")
+        raise ChattuneError(f"{data}: no row starts on line {line} (the nearest rows start on line "
+                            f"{near}; a row of a JSON list or a quoted CSV field can span lines: "
+                            "give the line its error names)")
     raise ChattuneError(f"render: --row {row}: {_span(data, count)}; rows count from 1")
 
 
@@ -60,12 +64,14 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from chattune.templates.render import check_rendered, render
 
     if args.row is not None and args.row < 1:  # before the tokenizer: row 0 is never another row
-        raise ChattuneError(f"render: --row {args.row}: rows count from 1 (the first row is --row 1)")
+        raise ChattuneError(f"render: --row {args.row}: rows count from 1 (the first row is --row "
+                            "1)")
     row_no, row, position = pick_row(args.data, args.row, args.line)
     tokenizer = tokenizer_for(model_arg(args), args)
     conv = to_conversation(row, source=args.data, row_no=row_no, columns=columns_arg(args.columns))
     kwargs = template_kwargs_arg(args.template_kwargs)
-    rendered = render(tokenizer, conv, template=args.template, train_on=args.train_on, template_kwargs=kwargs)
+    rendered = render(tokenizer, conv, template=args.template, train_on=args.train_on,
+                      template_kwargs=kwargs)
     check_rendered(tokenizer, rendered, conv.messages, args.train_on)
     where = row_no.where if row_no.where == f"row {position}" else f"{row_no.where}, row {position}"
     console.print(f"[bold]{args.data}[/bold], {where}", highlight=False)
@@ -73,12 +79,14 @@ def _cmd_render(args: argparse.Namespace) -> int:
     if conv.text is None:
         from chattune.templates.history import history_notes
 
-        show_history_notes(console, history_notes(tokenizer, conv.messages, template=args.template, tools=conv.tools,
-                                                  template_kwargs=kwargs))
+        show_history_notes(console,
+                           history_notes(tokenizer, conv.messages, template=args.template,
+                                         tools=conv.tools, template_kwargs=kwargs))
         if any(m.tool_calls for m in conv.messages):
             from chattune.templates.toolnotes import tool_call_note
 
-            console.print(f"tool calls: {tool_call_note(tokenizer, args.template, kwargs)}", highlight=False)
+            console.print(f"tool calls: {tool_call_note(tokenizer, args.template, kwargs)}",
+                          highlight=False)
     return 0
 
 
@@ -95,11 +103,13 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     convs = []
     if args.data:
         columns = columns_arg(args.columns)
-        convs = [c.messages for c in conversations_from_rows(load_rows(args.data, limit=args.limit), args.data,
-                                                             columns=columns)]
-    checks = diagnose(tokenizer, args.template, convs, template_kwargs=template_kwargs_arg(args.template_kwargs))
+        convs = [c.messages for c in conversations_from_rows(
+            load_rows(args.data, limit=args.limit), args.data, columns=columns)]
+    checks = diagnose(tokenizer, args.template, convs,
+                      template_kwargs=template_kwargs_arg(args.template_kwargs))
     if args.json:
-        print(json.dumps([{"check": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in checks],
+        print(json.dumps([{"check": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix}
+                          for c in checks],
                          ensure_ascii=False, indent=2))
     else:
         say(args).print(doctor_table(checks, f"chat template doctor: {model}"))
@@ -108,30 +118,37 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 def add_template_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help="show how a data row renders, trained tokens highlighted",
-                       description="Renders one row of a data file with MODEL's chat template and marks the tokens "
-                       "that are trained. Rows are named as errors and `data check` name them: --row N is the Nth "
-                       "row, --line N the row that starts on line N of the file (\"data.jsonl, line 7\").")
+                       description="Renders one row of a data file with MODEL's chat template and "
+                       "marks the tokens that are trained. Rows are named as errors and `data "
+                       "check` name them: --row N is the Nth row, --line N the row that starts on "
+                       "line N of the file (\"data.jsonl, line 7\").")
     add_model_arg(p, "whose tokenizer and chat template to use")
     p.add_argument("--data", required=True, help="data file")
     p.add_argument("--row", type=int, help="the Nth row, counting from 1 (default 1)")
-    p.add_argument("--line", type=int, help="the row that starts on this line of the file (as errors name it)")
-    p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles, e.g. question=user")
-    p.add_argument("--train-on", default="all_assistant", choices=["all_assistant", "last_assistant", "all"],
+    p.add_argument("--line", type=int,
+                   help="the row that starts on this line of the file (as errors name it)")
+    p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE",
+                   help="map columns to roles, e.g. question=user")
+    p.add_argument("--train-on", default="all_assistant",
+                   choices=["all_assistant", "last_assistant", "all"],
                    help="which tokens are trained (default all_assistant)")
     add_model_options(p, weights=False)
     p.set_defaults(func=_cmd_render)
 
-    p = sub.add_parser("doctor", help="check a model's chat template for mask and stop-token problems",
-                       description="Checks: template present, exact masks (and what the template does with tool "
-                       "calls: where it writes them, which token ends the turn), what the template does with history "
-                       "(reasoning of earlier turns dropped, system prompt moved, turns rewritten), end-of-turn is "
-                       "one special token and is trained, no doubled BOS, pad set, generation prompt matches "
-                       "training, chat special tokens are single ids; with --data, every row renders with a "
-                       "verified mask. Exit 1 on any failure.")
+    p = sub.add_parser("doctor",
+                       help="check a model's chat template for mask and stop-token problems",
+                       description="Checks: template present, exact masks (and what the template "
+                       "does with tool calls: where it writes them, which token ends the turn), "
+                       "what the template does with history (reasoning of earlier turns dropped, "
+                       "system prompt moved, turns rewritten), end-of-turn is one special token "
+                       "and is trained, no doubled BOS, pad set, generation prompt matches "
+                       "training, chat special tokens are single ids; with --data, every row "
+                       "renders with a verified mask. Exit 1 on any failure.")
     add_model_arg(p, "whose tokenizer and chat template to check")
     p.add_argument("--data", help="also render and verify this data file's rows")
     p.add_argument("--limit", type=int, default=200, help="rows of --data to check (default 200)")
-    p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE", help="map columns to roles, e.g. question=user")
+    p.add_argument("--columns", nargs="*", metavar="COLUMN=ROLE",
+                   help="map columns to roles, e.g. question=user")
     p.add_argument("--json", action="store_true", help="print the checks as JSON on stdout")
     add_model_options(p, weights=False)
     p.set_defaults(func=_cmd_doctor)

@@ -1,1 +1,2 @@
-"""Compatibility front ends: other libraries' APIs on chattune's engine (trl: TRL's SFTTrainer and SFTConfig)."""
+"""Compatibility front ends: other libraries' APIs on chattune's engine (trl: TRL's SFTTrainer and
+SFTConfig)."""

@@ -1,6 +1,7 @@
 """The training config: typed, documented, validated once with every problem reported at once.
 
-Training keys take TRL `SFTConfig`'s names where the meaning is the same, so a TRL user's values carry over.
+Training keys take TRL `SFTConfig`'s names where the meaning is the same, so a TRL user's values
+carry over.
 """
 
 from chattune.config.base import DEFAULT_MODEL, DEVICE_PATTERN, RESUME_MAY_CHANGE, TrainOn

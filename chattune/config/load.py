@@ -1,4 +1,5 @@
-"""Reading a config: YAML and `--set key=value` overrides, validated once, every problem reported at once."""
+"""Reading a config: YAML and `--set key=value` overrides, validated once, every problem reported at
+once."""
 
 from __future__ import annotations
 
@@ -11,15 +12,22 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from chattune.config.loop_args import TrainArgs
-from chattune.config.sections import CompareConfig, DataConfig, DataSource, JudgeConfig, LoraSettings
+from chattune.config.sections import (
+    CompareConfig,
+    DataConfig,
+    DataSource,
+    JudgeConfig,
+    LoraSettings,
+)
 from chattune.config.train_config import TrainConfig
 from chattune.config_paths import rebase_config_paths
 from chattune.errors import ConfigError, did_you_mean
 
 _M = TypeVar("_M", bound=BaseModel)
 # the models a config is validated as, by the name pydantic gives their errors
-_MODELS: dict[str, type[BaseModel]] = {m.__name__: m for m in (TrainConfig, TrainArgs, DataConfig, DataSource,
-                                                               LoraSettings, JudgeConfig, CompareConfig)}
+_MODELS: dict[str, type[BaseModel]] = {m.__name__: m
+                                       for m in (TrainConfig, TrainArgs, DataConfig, DataSource,
+                                                 LoraSettings, JudgeConfig, CompareConfig)}
 
 
 def cache_dir() -> Path:
@@ -30,8 +38,8 @@ def cache_dir() -> Path:
 
 
 def _is_union_branch(part: Any) -> bool:
-    # pydantic names the alternative of a union it tried (`str`, `function-after[...]`, `list[...]`) in the
-    # location; the user wrote no such key
+    # pydantic names the alternative of a union it tried (`str`, `function-after[...]`, `list[...]`)
+    # in the location; the user wrote no such key
     return part in ("str", "int", "float", "bool") or "[" in str(part)
 
 
@@ -54,7 +62,8 @@ def _format_validation_error(err: ValidationError) -> list[str]:
             continue
         got = "" if isinstance(e.get("input"), dict | list) else f", got {e.get('input')!r}"
         if e["type"] == "extra_forbidden":
-            text = f"{key}: unknown key" + did_you_mean(_MODELS.get(err.title), _user_loc(err.title, e["loc"]))
+            text = f"{key}: unknown key" + did_you_mean(_MODELS.get(err.title),
+                                                        _user_loc(err.title, e["loc"]))
         elif e["type"] == "missing":
             text = f"{key}: required key is missing"
         elif (
@@ -106,7 +115,8 @@ def validated(model: type[_M], raw: dict[str, Any]) -> _M:
 
 
 def build_config(raw: dict[str, Any], overrides: list[str] | None = None) -> TrainConfig:
-    """Validate a config dict (plus `key=value` overrides), raising one ConfigError listing every problem."""
+    """Validate a config dict (plus `key=value` overrides), raising one ConfigError listing every
+    problem."""
     raw = copy.deepcopy(raw)  # an override of a nested key must not change the caller's dict
     for key, value in parse_overrides(overrides or []):
         set_dotted(raw, key, value)
@@ -129,5 +139,6 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         raise ConfigError(
             [f"{path}: expected a mapping of keys at the top level, found {type(raw).__name__}"]
         )
-    # paths in the file are read against its folder; paths given in --set overrides, against the current one
+    # paths in the file are read against its folder; paths given in --set overrides, against the
+    # current one
     return build_config(rebase_config_paths(raw, path.resolve().parent), overrides)

@@ -1,5 +1,5 @@
-"""TrainArgs: what the training loop reads. `chattune train`'s config holds these keys at its top level;
-SFTTrainer builds them from TRL's arguments."""
+"""TrainArgs: what the training loop reads. `chattune train`'s config holds these keys at its top
+level; SFTTrainer builds them from TRL's arguments."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from chattune.config.base import RESUME_MAY_CHANGE, _Strict
 
 
 class TrainArgs(_Strict):
-    """What the training loop reads: steps, batches, optimizer and schedule, logging, eval and checkpoint cadence,
-    batch layout. `chattune train`'s config holds these keys at its top level; SFTTrainer builds them from TRL's
-    arguments."""
+    """What the training loop reads: steps, batches, optimizer and schedule, logging, eval and
+    checkpoint cadence, batch layout. `chattune train`'s config holds these keys at its top level;
+    SFTTrainer builds them from TRL's arguments."""
 
     output_dir: str = Field(
         "runs/chattune",
@@ -166,7 +166,8 @@ class TrainArgs(_Strict):
     def _steps_not_zero(cls, value: int) -> int:
         if value == 0:
             raise ValueError(
-                "0 steps would train nothing; set a positive number, or -1 to train num_train_epochs"
+                "0 steps would train nothing; set a positive number, or -1 to train "
+                "num_train_epochs"
             )
         return value
 

@@ -1,4 +1,5 @@
-"""The config's sections: data, LoRA, FSDP, the judge, the before/after comparison, own eval tasks, exports."""
+"""The config's sections: data, LoRA, FSDP, the judge, the before/after comparison, own eval tasks,
+exports."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from chattune.config.base import RESUME_MAY_CHANGE, TrainOn, _Strict
 
 
 def _columns_not_empty(columns: dict[str, Any] | None) -> dict[str, Any] | None:
-    # an empty map is not "detect the format" (that is leaving it unset): every row would fail to convert
+    # an empty map is not "detect the format" (that is leaving it unset): every row would fail to
+    # convert
     if columns is not None and not columns:
         raise ValueError(
             "maps no column to a role; map at least one (e.g. {question: user, answer: assistant}) "
@@ -40,11 +42,13 @@ _SOURCE_DEFAULTS = ("format", "columns", "prompt_template", "system_prompt")
 
 
 class DataSource(_Strict):
-    """One dataset: where it is and how its rows become conversations. Unset keys take data's defaults."""
+    """One dataset: where it is and how its rows become conversations. Unset keys take data's
+    defaults."""
 
     path: str = Field(
         description="A local file (.jsonl[.gz], .json, .csv, .parquet), a glob of them, a "
-        "`datasets.save_to_disk` directory, or a hub dataset id (`owner/name` or `owner/name:split`)."
+        "`datasets.save_to_disk` directory, or a hub dataset id (`owner/name` or "
+        "`owner/name:split`)."
     )
     format: Format | None = Field(None, description="The rows' shape; None detects it per row.")
     columns: dict[str, Role] | None = Field(
@@ -52,8 +56,8 @@ class DataSource(_Strict):
     )
     prompt_template: str | None = Field(
         None,
-        description="The user message built from columns, e.g. 'Question: {question}'; the other roles "
-        "come from `columns`.",
+        description="The user message built from columns, e.g. 'Question: {question}'; the other "
+        "roles come from `columns`.",
     )
     system_prompt: str | None = Field(
         None, description="A system message added to every conversation."
@@ -80,7 +84,8 @@ Sources = str | DataSource | list[str | DataSource]
 
 
 class DataConfig(_Strict):
-    """Where the conversations come from, how rows map to messages, and what happens to bad or long rows."""
+    """Where the conversations come from, how rows map to messages, and what happens to bad or long
+    rows."""
 
     train: Sources = Field(
         description="Training data: a path, glob or hub id, a source with its own settings, "
@@ -102,8 +107,8 @@ class DataConfig(_Strict):
     columns: dict[str, Role] | None = Field(
         None,
         description="Default column -> role map, e.g. {question: user, answer: assistant}; "
-        "None detects the format (messages, ShareGPT, the usual column pairs such as instruction/response, "
-        "question/answer or prompt/completion, text).",
+        "None detects the format (messages, ShareGPT, the usual column pairs such as "
+        "instruction/response, question/answer or prompt/completion, text).",
     )
     prompt_template: str | None = Field(
         None, description="Default user-message template with {column} fields."
@@ -127,8 +132,8 @@ class DataConfig(_Strict):
     )
     on_bad_row: Literal["error", "skip"] = Field(
         "error",
-        description="error: stop before training listing every bad row; skip: leave them out and count "
-        "them by reason.",
+        description="error: stop before training listing every bad row; skip: leave them out and "
+        "count them by reason.",
     )
     truncation: Truncation = Field(
         "keep_start",
@@ -216,7 +221,8 @@ class FsdpSettings(_Strict):
 
 
 class JudgeConfig(_Strict):
-    """An LLM judge of the base and tuned answers (chattune.eval.judge): each pair judged in both orders."""
+    """An LLM judge of the base and tuned answers (chattune.eval.judge): each pair judged in both
+    orders."""
 
     url: str | None = Field(
         None,
@@ -239,7 +245,8 @@ class JudgeConfig(_Strict):
     def _url_or_model(self) -> JudgeConfig:
         if not self.url and not self.model:
             raise ValueError(
-                "compare.judge needs a url (an OpenAI-compatible server) or a model (loaded locally)"
+                "compare.judge needs a url (an OpenAI-compatible server) or a model (loaded "
+                "locally)"
             )
         return self
 
@@ -265,7 +272,8 @@ class CompareConfig(_Strict):
 
 
 class OwnTask(_Strict):
-    """A task of your own: a data file, its prompt and answer columns, and a metric (chattune.eval.own_task)."""
+    """A task of your own: a data file, its prompt and answer columns, and a metric
+    (chattune.eval.own_task)."""
 
     data: str = Field(description="Data file (jsonl, json, csv, parquet).")
     prompt: str = Field(description="Column holding the prompt (the user message).")
@@ -282,7 +290,8 @@ class OwnTask(_Strict):
 
 
 class ExportConfig(_Strict):
-    """Exports written after training (chattune.export), each verified in llama.cpp against the trained model."""
+    """Exports written after training (chattune.export), each verified in llama.cpp against the
+    trained model."""
 
     gguf: list[str] = Field(
         default_factory=list,

@@ -1,5 +1,5 @@
-"""TrainConfig: everything `chattune train` needs, composed of the loop's TrainArgs and the model, data, precision
-and output sections."""
+"""TrainConfig: everything `chattune train` needs, composed of the loop's TrainArgs and the model,
+data, precision and output sections."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from chattune.config.sections import (
 
 
 class TrainConfig(_Strict):
-    """Everything `chattune train` needs: the loop's arguments (`args`) and the model, data, precision and outputs.
-    A config file writes the loop's keys at its top level, beside the others; `args` gathers them."""
+    """Everything `chattune train` needs: the loop's arguments (`args`) and the model, data,
+    precision and outputs. A config file writes the loop's keys at its top level, beside the others;
+    `args` gathers them."""
 
     args: TrainArgs = Field(
         default_factory=TrainArgs,
@@ -56,9 +57,9 @@ class TrainConfig(_Strict):
     eval_tasks: list[str | OwnTask] = Field(
         default_factory=list,
         description="Benchmarks scored on the base and the tuned model through "
-        "lm-evaluation-harness: shipped offline tasks (gsm8k, ifeval, truthfulqa_mc1, truthfulqa_mc2), lm-eval "
-        "task names, task YAML paths, or your own task ({data, prompt, answer, metric}); side by side with "
-        "standard errors in compare.json and the report.",
+        "lm-evaluation-harness: shipped offline tasks (gsm8k, ifeval, truthfulqa_mc1, "
+        "truthfulqa_mc2), lm-eval task names, task YAML paths, or your own task ({data, prompt, "
+        "answer, metric}); side by side with standard errors in compare.json and the report.",
         json_schema_extra=RESUME_MAY_CHANGE,
     )
     eval_tasks_limit: int | None = Field(
@@ -74,9 +75,9 @@ class TrainConfig(_Strict):
     )
     strategy: Literal["ddp", "fsdp"] | None = Field(
         None,
-        description="With several processes: ddp (a full replica per process) or fsdp (weights, gradients "
-        "and optimizer state sharded over the processes, PyTorch FSDP2; also on one process, for CPU offload). "
-        "None: ddp.",
+        description="With several processes: ddp (a full replica per process) or fsdp (weights, "
+        "gradients and optimizer state sharded over the processes, PyTorch FSDP2; also on one "
+        "process, for CPU offload). None: ddp.",
     )
     fsdp: FsdpSettings = Field(default_factory=FsdpSettings)
 
@@ -95,9 +96,10 @@ class TrainConfig(_Strict):
     attn_implementation: Literal["sdpa", "eager", "flex_attention", "flash_attention_2"] | None = (
         Field(
             None,
-            description="Attention kernel (transformers' name). With padding_free, flex_attention and "
-            "flash_attention_2 attend within each document only instead of over a dense block mask. None: sdpa, or for "
-            "padding_free on a CUDA GPU flash_attention_2 where flash-attn is installed, else flex_attention.",
+            description="Attention kernel (transformers' name). With padding_free, flex_attention "
+            "and flash_attention_2 attend within each document only instead of over a dense block "
+            "mask. None: sdpa, or for padding_free on a CUDA GPU flash_attention_2 where "
+            "flash-attn is installed, else flex_attention.",
             json_schema_extra=RESUME_MAY_CHANGE,
         )
     )
@@ -122,8 +124,9 @@ class TrainConfig(_Strict):
     )
     merge_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto",
-        description="The dtype merged/ is saved in; auto: the dtype the base was trained in (bf16 where the "
-        "run loaded its base in bf16, fp32 elsewhere). The merge and its logit check run in fp32 either way.",
+        description="The dtype merged/ is saved in; auto: the dtype the base was trained in (bf16 "
+        "where the run loaded its base in bf16, fp32 elsewhere). The merge and its logit check run "
+        "in fp32 either way.",
     )
     overwrite_output_dir: bool = Field(
         False,
@@ -158,8 +161,8 @@ class TrainConfig(_Strict):
     def _template_named(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError(
-                "is empty; give a built-in template name or a Jinja string, or leave it unset to use "
-                "the tokenizer's own"
+                "is empty; give a built-in template name or a Jinja string, or leave it unset to "
+                "use the tokenizer's own"
             )
         return value
 
@@ -169,13 +172,15 @@ class TrainConfig(_Strict):
             raise ValueError("eval_steps is set but neither data.eval nor data.test_size is")
         if self.strategy == "fsdp" and self.finetuning == "qlora":
             raise ValueError(
-                "strategy: fsdp does not shard QLoRA's 4-bit weights yet; use strategy: ddp for qlora"
+                "strategy: fsdp does not shard QLoRA's 4-bit weights yet; use strategy: ddp for "
+                "qlora"
             )
         if self.strategy == "fsdp" and self.args.load_best_model_at_end:
-            # the best checkpoint's weights are sharded, and only the main process knows which one is best
+            # the best checkpoint's weights are sharded, and only the main process knows which one
+            # is best
             raise ValueError(
-                "load_best_model_at_end is not supported with strategy: fsdp yet; the final model is "
-                "saved, and metrics.jsonl's eval_loss names the best checkpoint"
+                "load_best_model_at_end is not supported with strategy: fsdp yet; the final model "
+                "is saved, and metrics.jsonl's eval_loss names the best checkpoint"
             )
         if self.fp16 and self.bf16:
             raise ValueError("bf16 and fp16 are both true; choose one")
@@ -193,7 +198,8 @@ class TrainConfig(_Strict):
 
     @property
     def checkpointing(self) -> bool:
-        """Gradient checkpointing as set, or on for QLoRA (its point is the least memory) when unset."""
+        """Gradient checkpointing as set, or on for QLoRA (its point is the least memory) when
+        unset."""
         if self.args.gradient_checkpointing is None:
             return self.finetuning == "qlora"
         return self.args.gradient_checkpointing
@@ -208,7 +214,8 @@ class TrainConfig(_Strict):
 
 
 def resume_may_change(model: type[BaseModel] = TrainConfig, prefix: str = "") -> set[str]:
-    """The dotted keys a resume may change (fields marked RESUME_MAY_CHANGE), the loop's at the top level."""
+    """The dotted keys a resume may change (fields marked RESUME_MAY_CHANGE), the loop's at the top
+    level."""
     keys: set[str] = set()
     for name, field in model.model_fields.items():
         if name == "args" and model is TrainConfig:

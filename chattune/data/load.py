@@ -1,7 +1,8 @@
 """Read raw rows from local files, saved datasets or a hub; no transformation happens here.
 
-Text files are read as users have them: a UTF-8 byte-order mark (Excel and Notepad write one) is dropped and CRLF
-line ends are fine. Each row carries where a person finds it: for jsonl, csv and json, the line an editor shows."""
+Text files are read as users have them: a UTF-8 byte-order mark (Excel and Notepad write one) is
+dropped and CRLF line ends are fine. Each row carries where a person finds it: for jsonl, csv and
+json, the line an editor shows."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ from chattune.errors import DataError
 
 
 class RowNo(int):
-    """A row's 1-based number, and `where` to find it in words: "line 7" for jsonl and csv (the line the row
-    starts on), "line 12 (item [3])" for a json list, "row 3" for parquet, saved datasets and the hub.
+    """A row's 1-based number, and `where` to find it in words: "line 7" for jsonl and csv (the line
+    the row starts on), "line 12 (item [3])" for a json list, "row 3" for parquet, saved datasets
+    and the hub.
 
-    An int everywhere (the line for line-based files, the record for others), so code that only counts rows or
-    prints the number keeps working."""
+    An int everywhere (the line for line-based files, the record for others), so code that only
+    counts rows or prints the number keeps working."""
 
     where: str
 
@@ -44,13 +46,15 @@ def at_line(number: int) -> RowNo:
 Row = tuple[int, dict[str, Any]]  # (the row's number, a RowNo when it came from load_rows; the row)
 
 _WS = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
-MAX_LINE_CHARS = 256 << 20  # a JSONL line or JSON list item longer than this is no row: refused, not read whole
+# a JSONL line or JSON list item longer than this is no row: refused, not read whole
+MAX_LINE_CHARS = 256 << 20
 
 
 def _open_text(path: Path):
     opener = gzip.open if path.suffix == ".gz" else open
-    # utf-8-sig drops a leading byte-order mark (json refuses one, csv would glue it to the first column's name);
-    # newline="" keeps CRLF inside quoted csv fields as written, and splits lines on CRLF, LF and CR alike
+    # utf-8-sig drops a leading byte-order mark (json refuses one, csv would glue it to the first
+    # column's name); newline="" keeps CRLF inside quoted csv fields as written, and splits lines on
+    # CRLF, LF and CR alike
     return opener(path, "rt", encoding="utf-8-sig", newline="")
 
 
@@ -60,8 +64,9 @@ def _kind(path: Path) -> str:
 
 
 def _lines(f: Any, path: Path) -> Iterator[tuple[int, str]]:
-    """(editor line, text) for each line, none read past MAX_LINE_CHARS characters: a file that is one long line (a
-    JSON document, a binary file) is refused with memory bounded by the limit, not by the file."""
+    """(editor line, text) for each line, none read past MAX_LINE_CHARS characters: a file that is
+    one long line (a JSON document, a binary file) is refused with memory bounded by the limit, not
+    by the file."""
     limit = MAX_LINE_CHARS
     for line_no in itertools.count(1):
         text = f.readline(limit + 2)  # room for the line's own "\r\n"
@@ -69,10 +74,12 @@ def _lines(f: Any, path: Path) -> Iterator[tuple[int, str]]:
             return
         ending = 2 if text.endswith("\r\n") else 1 if text.endswith(("\n", "\r")) else 0
         if len(text) - ending > limit:
-            raise DataError(str(path), at_line(line_no), None, f"expected a row of at most {limit:,} characters "
-                            f"(chattune.data.load.MAX_LINE_CHARS) on one line, found a longer line (no line break "
-                            f"in its first {limit:,} characters); JSON Lines holds one row per line: a JSON list of "
-                            "rows belongs in a .json file") from None
+            raise DataError(str(path), at_line(line_no), None,
+                            f"expected a row of at most {limit:,} characters "
+                            "(chattune.data.load.MAX_LINE_CHARS) on one line, found a longer line "
+                            f"(no line break in its first {limit:,} characters); JSON Lines holds "
+                            "one row per line: a JSON list of rows belongs in a .json "
+                            "file") from None
         yield line_no, text
 
 
@@ -84,7 +91,8 @@ def _read_jsonl(path: Path) -> Iterator[Row]:
             try:
                 row = json.loads(text)
             except json.JSONDecodeError as e:
-                raise DataError(str(path), at_line(line_no), None, f"expected a JSON object on this line, found "
+                raise DataError(str(path), at_line(line_no), None,
+                                f"expected a JSON object on this line, found "
                                 f"invalid JSON ({e.msg} at column {e.colno})") from None
             except (RecursionError, ValueError) as e:
                 raise _unreadable_json(path, at_line(line_no), e) from None
@@ -96,7 +104,8 @@ def _read_jsonl(path: Path) -> Iterator[Row]:
 
 
 def _unreadable_json(path: Path, where: RowNo | None, e: BaseException) -> DataError:
-    """Valid JSON that Python will not hold: nesting past the recursion limit, an integer of thousands of digits."""
+    """Valid JSON that Python will not hold: nesting past the recursion limit, an integer of
+    thousands of digits."""
     if isinstance(e, RecursionError):
         found = "JSON nested deeper than Python's recursion limit"
     else:
@@ -108,13 +117,15 @@ _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # a \uD800-\uDFFF escape: half of
 
 
 def _check_text(path: Path, where: RowNo, text: str, row: Any) -> None:
-    """A lone UTF-16 surrogate escape decodes to a string no tokenizer or file can encode: named here."""
+    """A lone UTF-16 surrogate escape decodes to a string no tokenizer or file can encode: named
+    here."""
     if not _SURROGATE.search(text):
         return
     try:
         json.dumps(row, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        raise DataError(str(path), where, None, "expected text, found a lone UTF-16 surrogate (a \\uD8xx-"
+        raise DataError(str(path), where, None,
+                        "expected text, found a lone UTF-16 surrogate (a \\uD8xx-"
                         "\\uDFxx escape without its pair); the row's text is damaged") from None
 
 
@@ -122,17 +133,19 @@ JSON_BLOCK = 1 << 20  # characters of a JSON file read at a time
 
 
 class _JsonText:
-    """A JSON file's text, read a block at a time while its list is decoded item by item; what has been decoded is
-    dropped, so a large list of rows is never held whole. Line breaks are counted as the text goes, so every item
-    and error is named by the line an editor shows."""
+    """A JSON file's text, read a block at a time while its list is decoded item by item; what has
+    been decoded is dropped, so a large list of rows is never held whole. Line breaks are counted as
+    the text goes, so every item and error is named by the line an editor shows."""
 
     def __init__(self, f: Any, path: Path):
         self.f, self.path = f, path
         self.text, self.pos, self.eof = "", 0, False
-        self._counted, self._lines = 0, 0  # line breaks in text[:_counted] and in the text already dropped
+        # line breaks in text[:_counted] and in the text already dropped
+        self._counted, self._lines = 0, 0
 
     def more(self) -> bool:
-        """Read another block (as long as the text held, so a long item is read in a few reads); False at the end."""
+        """Read another block (as long as the text held, so a long item is read in a few reads);
+        False at the end."""
         if self.eof:
             return False
         block = self.f.read(max(JSON_BLOCK, len(self.text) - self.pos))
@@ -160,13 +173,16 @@ class _JsonText:
 
     def error(self, message: str) -> DataError:
         column = self.pos - self.text.rfind("\n", 0, self.pos)
-        return DataError(str(self.path), at_line(self.line()), None, f"expected valid JSON, found an error: "
+        return DataError(str(self.path), at_line(self.line()), None,
+                         f"expected valid JSON, found an error: "
                          f"{message} at column {column}")
 
     def grow(self, where: RowNo) -> bool:
-        """more(), for an item that is no row once it passes MAX_LINE_CHARS (a row is never that long)."""
+        """more(), for an item that is no row once it passes MAX_LINE_CHARS (a row is never that
+        long)."""
         if len(self.text) - self.pos > MAX_LINE_CHARS:
-            raise DataError(str(self.path), where, None, f"expected a row of at most {MAX_LINE_CHARS:,} characters "
+            raise DataError(str(self.path), where, None,
+                            f"expected a row of at most {MAX_LINE_CHARS:,} characters "
                             "(chattune.data.load.MAX_LINE_CHARS), found a longer item")
         return self.more()
 
@@ -176,7 +192,8 @@ class _JsonText:
         while True:
             try:
                 item, end = decode(self.text, self.pos)
-                if end < len(self.text) or not self.grow(where):  # a number at the end of a block may go on
+                # a number at the end of a block may go on
+                if end < len(self.text) or not self.grow(where):
                     raw, self.pos = self.text[self.pos:end], end
                     return item, raw
             except json.JSONDecodeError as e:
@@ -188,7 +205,8 @@ class _JsonText:
 
 
 def _json_list(source: _JsonText) -> Iterator[Row]:
-    """The items of the top-level list whose "[" is at the source's position, each with the line it starts on."""
+    """The items of the top-level list whose "[" is at the source's position, each with the line it
+    starts on."""
     source.pos += 1
     if source.peek() == "]":  # an empty list
         source.pos += 1
@@ -200,7 +218,8 @@ def _json_list(source: _JsonText) -> Iterator[Row]:
             item, raw = source.decode(where)
             _check_text(source.path, where, raw, item)
             if not isinstance(item, dict):
-                raise DataError(str(source.path), where, None, f"expected an object, found {type(item).__name__}")
+                raise DataError(str(source.path), where, None,
+                                f"expected an object, found {type(item).__name__}")
             yield where, item
             after = source.peek()
             if after == "]":
@@ -218,11 +237,13 @@ def _json_list(source: _JsonText) -> Iterator[Row]:
 def _json_columns(path: Path, data: Any) -> Iterator[Row]:
     """Rows of an object of equal-length column lists ({"prompt": [...], "completion": [...]})."""
     if not (isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values())):
-        raise DataError(str(path), None, None, "expected a list of rows or an object of column lists, found "
+        raise DataError(str(path), None, None,
+                        "expected a list of rows or an object of column lists, found "
                         f"{type(data).__name__}")
     lengths = {len(v) for v in data.values()}
     if len(lengths) != 1:
-        raise DataError(str(path), None, None, f"expected columns of equal length, found lengths {sorted(lengths)}")
+        raise DataError(str(path), None, None,
+                        f"expected columns of equal length, found lengths {sorted(lengths)}")
     keys = list(data)
     for i, values in enumerate(zip(*data.values()), start=1):
         yield RowNo(i), dict(zip(keys, values))
@@ -239,7 +260,8 @@ def _read_json(path: Path) -> Iterator[Row]:
         try:
             data = json.loads(source.text)
         except json.JSONDecodeError as e:
-            raise DataError(str(path), at_line(e.lineno), None, f"expected valid JSON, found an error: {e.msg} at "
+            raise DataError(str(path), at_line(e.lineno), None,
+                            f"expected valid JSON, found an error: {e.msg} at "
                             f"column {e.colno}") from None
         except (RecursionError, ValueError) as e:
             raise _unreadable_json(path, None, e) from None
@@ -253,17 +275,21 @@ def _read_csv(path: Path) -> Iterator[Row]:
             header = next(reader, None)
             if header is None:
                 return
-            start = reader.line_num + 1  # a quoted field may hold line breaks: a row starts after the last one
+            # a quoted field may hold line breaks: a row starts after the last one
+            start = reader.line_num + 1
             for values in reader:
                 where, start = at_line(start), reader.line_num + 1
                 if not values:  # a blank line
                     continue
                 if len(values) != len(header):
-                    raise DataError(str(path), where, None, f"expected {len(header)} fields like the header, found "
-                                    f"{len(values)} (a field holding a comma or a line break needs double quotes)")
+                    raise DataError(str(path), where, None,
+                                    f"expected {len(header)} fields like the header, found "
+                                    f"{len(values)} (a field holding a comma or a line break needs "
+                                    "double quotes)")
                 yield where, dict(zip(header, values))
         except csv.Error as e:
-            raise DataError(str(path), at_line(reader.line_num), None, f"expected CSV, found an error: {e}") from None
+            raise DataError(str(path), at_line(reader.line_num), None,
+                            f"expected CSV, found an error: {e}") from None
 
 
 def _read_arrow(table_rows: Iterator[dict[str, Any]]) -> Iterator[Row]:
@@ -290,11 +316,13 @@ def _read_rows(path: Path) -> Iterator[Row]:
         import pyarrow.parquet as pq
 
         return _read_arrow(iter(pq.read_table(path).to_pylist()))
-    raise DataError(str(path), None, None, f"unknown file type {kind!r}; expected .jsonl, .json, .csv, "
+    raise DataError(str(path), None, None,
+                    f"unknown file type {kind!r}; expected .jsonl, .json, .csv, "
                     ".parquet (optionally .gz) or a saved datasets directory")
 
 
-def _read_hub(dataset_id: str, split: str | None = None, config_name: str | None = None) -> Iterator[Row]:
+def _read_hub(dataset_id: str, split: str | None = None,
+              config_name: str | None = None) -> Iterator[Row]:
     """`owner/name` or `owner/name:split` (default split 'train') through datasets.load_dataset."""
     import datasets
 
@@ -302,33 +330,39 @@ def _read_hub(dataset_id: str, split: str | None = None, config_name: str | None
     try:
         ds = datasets.load_dataset(name, config_name, split=split or id_split or "train")
     except Exception as e:  # the hub, the network or the name: all are the user's to fix
-        raise DataError(dataset_id, None, None, f"not a local file, and loading it from the hub failed: {e}") from None
+        raise DataError(dataset_id, None, None,
+                        f"not a local file, and loading it from the hub failed: {e}") from None
     return _read_arrow(iter(ds))
 
 
 def _not_utf8(path: Path) -> DataError:
-    """Where a file stops being UTF-8 (the decoder reads in chunks and cannot say), read again as bytes."""
+    """Where a file stops being UTF-8 (the decoder reads in chunks and cannot say), read again as
+    bytes."""
     if not path.is_file():
         return DataError(str(path), None, None, "expected UTF-8 text")
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
         raw = f.read()
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return DataError(str(path), None, None, "expected UTF-8 text, found UTF-16 (it starts with a UTF-16 "
+        return DataError(str(path), None, None,
+                         "expected UTF-8 text, found UTF-16 (it starts with a UTF-16 "
                          "byte-order mark); save the file as UTF-8")
     try:
         raw.decode("utf-8")
         return DataError(str(path), None, None, "expected UTF-8 text")
     except UnicodeDecodeError as e:
-        return DataError(str(path), at_line(raw.count(b"\n", 0, e.start) + 1), None, f"expected UTF-8 text, found "
-                         f"byte {raw[e.start]:#x} (a file saved in another encoding; save it as UTF-8)")
+        return DataError(str(path), at_line(raw.count(b"\n", 0, e.start) + 1), None,
+                         f"expected UTF-8 text, found "
+                         f"byte {raw[e.start]:#x} (a file saved in another encoding; save it as "
+                         "UTF-8)")
 
 
 GLOB_CHARS = "*?["
 
 
 def expand_paths(source: str) -> list[str]:
-    """A glob's matching files in sorted order; anything else as given. A glob matching nothing is an error."""
+    """A glob's matching files in sorted order; anything else as given. A glob matching nothing is
+    an error."""
     if not any(c in source for c in GLOB_CHARS):
         return [source]
     path = Path(source).expanduser()
@@ -342,9 +376,9 @@ def expand_paths(source: str) -> list[str]:
 
 def iter_rows(source: str, limit: int | None = None, *, split: str | None = None,
               config_name: str | None = None) -> Iterator[Row]:
-    """The rows of `source` (the first `limit` if given) one at a time, each with its RowNo (the editor line for
-    text files): a jsonl, csv or JSON list file is never held whole in memory (a JSON object of column lists
-    is). `split` and `config_name` apply to hub datasets."""
+    """The rows of `source` (the first `limit` if given) one at a time, each with its RowNo (the
+    editor line for text files): a jsonl, csv or JSON list file is never held whole in memory (a
+    JSON object of column lists is). `split` and `config_name` apply to hub datasets."""
     path = Path(source).expanduser()
     if path.exists():
         reader = _read_rows(path)
@@ -362,7 +396,8 @@ def iter_rows(source: str, limit: int | None = None, *, split: str | None = None
     except UnicodeDecodeError:
         raise _not_utf8(path) from None
     except (OSError, EOFError, zlib.error) as e:
-        raise DataError(source, None, None, f"could not read the file after {count} rows ({e})") from None
+        raise DataError(source, None, None,
+                        f"could not read the file after {count} rows ({e})") from None
     if not count:
         raise DataError(source, None, None, "no rows found (the file is empty)")
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-ROLES = ("system", "user", "assistant", "tool")  # the roles chattune gives meaning to; templates may accept more
-REASONING_KEYS = ("reasoning_content", "thinking", "reasoning")  # the names an assistant's reasoning goes by
+# the roles chattune gives meaning to; templates may accept more
+ROLES = ("system", "user", "assistant", "tool")
+# the names an assistant's reasoning goes by
+REASONING_KEYS = ("reasoning_content", "thinking", "reasoning")
 
 
 @dataclass(frozen=True)
 class Message:
-    """One chat message. `train` overrides the conversation's train_on choice for this message; `extra` holds every
-    other key the data gave it (tool_call_id, reasoning_content, thinking, ...), passed to the template unchanged."""
+    """One chat message. `train` overrides the conversation's train_on choice for this message;
+    `extra` holds every other key the data gave it (tool_call_id, reasoning_content, thinking, ...),
+    passed to the template unchanged."""
 
     role: str
     content: str
@@ -24,13 +27,15 @@ class Message:
     @property
     def reasoning(self) -> str | None:
         """The assistant's reasoning, under whichever name the data gave it."""
-        return next((self.extra[k] for k in REASONING_KEYS if self.extra and self.extra.get(k) is not None), None)
+        return next((self.extra[k] for k in REASONING_KEYS
+                     if self.extra and self.extra.get(k) is not None), None)
 
     def to_template_dict(self) -> dict[str, Any]:
-        """The dict a Jinja chat template expects: every key of the message but chattune's own `train`.
+        """The dict a Jinja chat template expects: every key of the message but chattune's own
+        `train`.
 
-        Reasoning is given under each name templates read (reasoning_content: Qwen3, GLM; thinking: gpt-oss), as
-        transformers' apply_chat_template does."""
+        Reasoning is given under each name templates read (reasoning_content: Qwen3, GLM; thinking:
+        gpt-oss), as transformers' apply_chat_template does."""
         out: dict[str, Any] = {"role": self.role, "content": self.content}
         if self.extra:
             out.update((k, v) for k, v in self.extra.items() if k not in out)
@@ -48,14 +53,16 @@ class Message:
 class Conversation:
     """Messages plus where they came from, so any later error can name the file and row.
 
-    A raw-text row has `text` and no messages: it is trained as plain language modelling, without a template."""
+    A raw-text row has `text` and no messages: it is trained as plain language modelling, without a
+    template."""
 
     messages: list[Message]
     source: str = "<memory>"
     row: int | None = None
     tools: list[dict[str, Any]] | None = field(default=None)
     text: str | None = None
-    template_kwargs: dict[str, Any] | None = None  # this row's options for the template (TRL's chat_template_kwargs)
+    # this row's options for the template (TRL's chat_template_kwargs)
+    template_kwargs: dict[str, Any] | None = None
 
 
 def validate_messages(messages: list[Message]) -> list[str]:
@@ -65,11 +72,12 @@ def validate_messages(messages: list[Message]) -> list[str]:
         return ["conversation has no messages"]
     for i, m in enumerate(messages):
         if not isinstance(m.role, str) or not m.role.strip():
-            problems.append(f"message {i}: role must be a non-empty string (such as {', '.join(ROLES)}), "
-                            f"found {m.role!r}")
+            problems.append(f"message {i}: role must be a non-empty string (such as "
+                            f"{', '.join(ROLES)}), found {m.role!r}")
         if not isinstance(m.content, str):
             problems.append(f"message {i}: content must be text, found {type(m.content).__name__}")
-        elif not m.content.strip() and not m.tool_calls and not (m.role == "assistant" and m.reasoning):
+        elif (not m.content.strip() and not m.tool_calls
+              and not (m.role == "assistant" and m.reasoning)):
             problems.append(f"message {i} ({m.role}): content is empty")
     if not any(m.role == "assistant" for m in messages):
         problems.append("conversation has no assistant message to train on")

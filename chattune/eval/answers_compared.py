@@ -1,4 +1,5 @@
-"""Base vs tuned: greedy answers from both models to held-out questions, scored and saved side by side."""
+"""Base vs tuned: greedy answers from both models to held-out questions, scored and saved side by
+side."""
 
 from __future__ import annotations
 
@@ -30,16 +31,18 @@ def load_compare_set(cfg: CompareConfig, system_prompt: str | None) -> CompareSe
     prompts, refs = prompts_from_file(cfg.data, columns=cfg.columns, system_prompt=system_prompt,
                                       limit=cfg.num_samples)
     if any(r is None for r in refs):
-        raise DataError(cfg.data, None, None, "every comparison row needs a reference answer (an assistant message)")
+        raise DataError(cfg.data, None, None,
+                        "every comparison row needs a reference answer (an assistant message)")
     return CompareSet(prompts, [p[-1].content for p in prompts], [r or "" for r in refs])
 
 
-def answer_and_score(model: Any, tokenizer: Any, data: CompareSet, cfg: CompareConfig, template: str | None,
-                     on_batch: Callable[[int], None] | None = None,
+def answer_and_score(model: Any, tokenizer: Any, data: CompareSet, cfg: CompareConfig,
+                     template: str | None, on_batch: Callable[[int], None] | None = None,
                      template_kwargs: dict[str, Any] | None = None) -> tuple[list[str], TaskScore]:
     """Greedy answers for every prompt, scored for gsm8k format compliance and exact match."""
-    answers = generate_batch(model, tokenizer, data.prompts, template=template, max_new_tokens=cfg.max_new_tokens,
-                             batch_size=cfg.batch_size, on_batch=on_batch, template_kwargs=template_kwargs)
+    answers = generate_batch(model, tokenizer, data.prompts, template=template,
+                             max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
+                             on_batch=on_batch, template_kwargs=template_kwargs)
     return answers, score_gsm8k(answers, data.references)
 
 

@@ -1,11 +1,13 @@
-"""A task of your own without writing lm-eval YAML: a data file, which column is the prompt and which the answer,
-and a metric; made into an lm-eval task config, so the harness runs it (batching, standard errors) like any other.
+"""A task of your own without writing lm-eval YAML: a data file, which column is the prompt and
+which the answer, and a metric; made into an lm-eval task config, so the harness runs it (batching,
+standard errors) like any other.
 
-Metrics: `exact_match`, `contains` (the reference appears in the answer), `last_number` (the last number of
-each), `regex:PATTERN` (its first group, or the whole match, in each), `gsm8k` (the final `#### n` line:
-format compliance and exact match, as `chattune eval --data` scores them), `choice` (multiple choice by
-loglikelihood: a column of choices, the answer an index or one of them), `python:module:function` (called with
-the answer and the reference; returns a number or a dict of numbers, each averaged).
+Metrics: `exact_match`, `contains` (the reference appears in the answer), `last_number` (the last
+number of each), `regex:PATTERN` (its first group, or the whole match, in each), `gsm8k` (the final
+`#### n` line: format compliance and exact match, as `chattune eval --data` scores them), `choice`
+(multiple choice by loglikelihood: a column of choices, the answer an index or one of them),
+`python:module:function` (called with the answer and the reference; returns a number or a dict of
+numbers, each averaged).
 """
 
 from __future__ import annotations
@@ -61,37 +63,46 @@ def _python_metric(spec: str) -> Callable[[str, str], dict[str, float]]:
     try:
         function = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError) as e:
-        raise TaskError(f"metric python:{spec}: cannot import it ({e}); expected python:package.module:function") \
+        raise TaskError(f"metric python:{spec}: cannot import it ({e}); expected "
+                        "python:package.module:function") \
             from None
 
     def score(answer: str, reference: str) -> dict[str, float]:
         value = function(answer, reference)
-        return {k: float(v) for k, v in value.items()} if isinstance(value, dict) else {name: float(value)}
+        return ({k: float(v) for k, v in value.items()} if isinstance(value, dict)
+                else {name: float(value)})
     return score
 
 
 def own_task(data: str | Path, *, prompt: str, answer: str, metric: str, choices: str | None = None,
              name: str | None = None, max_new_tokens: int = 256, **unknown: Any) -> dict[str, Any]:
-    """An lm-eval task config: the rows of `data` (jsonl, json, csv or parquet), `prompt` and `answer` columns."""
+    """An lm-eval task config: the rows of `data` (jsonl, json, csv or parquet), `prompt` and
+    `answer` columns."""
     if unknown:
-        raise TaskError(f"own task {name or data}: unknown key(s) {', '.join(unknown)}; expected data, prompt, "
-                        "answer, metric, choices, name, max_new_tokens")
+        raise TaskError(f"own task {name or data}: unknown key(s) {', '.join(unknown)}; expected "
+                        "data, prompt, answer, metric, choices, name, max_new_tokens")
     path = Path(data).expanduser().resolve()
     if not path.is_file():
         raise TaskError(f"task data file not found: {path}")
-    builder = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}.get(path.suffix)
+    builder = {".jsonl": "json", ".json": "json", ".csv": "csv",
+               ".parquet": "parquet"}.get(path.suffix)
     if builder is None:
         raise TaskError(f"{path}: expected a .jsonl, .json, .csv or .parquet file")
-    base = {"task": name or path.stem, "dataset_path": builder, "dataset_kwargs": {"data_files": {"test": str(path)}},
-            "test_split": "test", "fewshot_split": "test", "doc_to_text": lambda doc: str(doc[prompt])}
+    base = {"task": name or path.stem, "dataset_path": builder,
+            "dataset_kwargs": {"data_files": {"test": str(path)}},
+            "test_split": "test", "fewshot_split": "test",
+            "doc_to_text": lambda doc: str(doc[prompt])}
     if metric == "choice":
         if not choices:
-            raise TaskError("metric choice: name the column that holds the choices (choices=COLUMN)")
-        return {**base, "output_type": "multiple_choice", "doc_to_choice": lambda doc: list(doc[choices]),
+            raise TaskError("metric choice: name the column that holds the choices "
+                            "(choices=COLUMN)")
+        return {**base, "output_type": "multiple_choice",
+                "doc_to_choice": lambda doc: list(doc[choices]),
                 "doc_to_target": lambda doc: _choice_index(doc, choices, answer),
                 "metric_list": [{"metric": "acc"}, {"metric": "acc_norm"}]}
     score = scorer(metric)
-    try:  # the metrics' names, from a trial on empty text (a function that cannot take it: its own name)
+    # the metrics' names, from a trial on empty text (a function that cannot take it: its own name)
+    try:
         names = list(score("", "").keys())
     except Exception:  # noqa: BLE001 (a user's function may raise anything on empty text)
         names = [metric.rsplit(":", 1)[-1]]
@@ -102,9 +113,11 @@ def own_task(data: str | Path, *, prompt: str, answer: str, metric: str, choices
     return {**base, "output_type": "generate_until", "doc_to_target": lambda doc: str(doc[answer]),
             "process_results": process_results,
             "generation_kwargs": {"until": [], "max_gen_toks": max_new_tokens, "do_sample": False},
-            "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in names]}
+            "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True}
+                            for m in names]}
 
 
 def _choice_index(doc: dict, choices: str, answer: str) -> int:
     value = doc[answer]
-    return int(value) if isinstance(value, int) or str(value).isdigit() else list(doc[choices]).index(value)
+    return (int(value) if isinstance(value, int) or str(value).isdigit()
+            else list(doc[choices]).index(value))

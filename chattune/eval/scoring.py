@@ -1,4 +1,5 @@
-"""Task metrics on generated answers: gsm8k-style answer extraction, exact match, format compliance."""
+"""Task metrics on generated answers: gsm8k-style answer extraction, exact match, format
+compliance."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def _normalise_number(text: str) -> str:
 
 
 def extract_gsm8k(answer: str) -> str | None:
-    """The number on the answer's final `#### n` line, or None when the final line is not in that format."""
+    """The number on the answer's final `#### n` line, or None when the final line is not in that
+    format."""
     lines = [line for line in answer.strip().splitlines() if line.strip()]
     if not lines:
         return None
@@ -47,7 +49,8 @@ class TaskScore:
 
 
 def regex_extractor(pattern: str):
-    """An answer extractor from a regex: its first group (or whole match) in the answer, else None."""
+    """An answer extractor from a regex: its first group (or whole match) in the answer, else
+    None."""
     compiled = re.compile(pattern, re.MULTILINE)
 
     def extract(answer: str) -> str | None:
@@ -57,8 +60,10 @@ def regex_extractor(pattern: str):
     return extract
 
 
-def score_answers(predictions: Sequence[str], references: Sequence[str], extract=extract_gsm8k) -> TaskScore:
-    """Compliance: `extract` finds an answer. Exact match: it equals what `extract` finds in the reference."""
+def score_answers(predictions: Sequence[str], references: Sequence[str],
+                  extract=extract_gsm8k) -> TaskScore:
+    """Compliance: `extract` finds an answer. Exact match: it equals what `extract` finds in the
+    reference."""
     ok = exact = 0
     for pred, ref in zip(predictions, references, strict=True):
         got = extract(pred)
@@ -68,5 +73,6 @@ def score_answers(predictions: Sequence[str], references: Sequence[str], extract
 
 
 def score_gsm8k(predictions: Sequence[str], references: Sequence[str]) -> TaskScore:
-    """Compliance: the final line is `#### <number>`. Exact match: that number equals the reference's."""
+    """Compliance: the final line is `#### <number>`. Exact match: that number equals the
+    reference's."""
     return score_answers(predictions, references, extract_gsm8k)

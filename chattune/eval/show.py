@@ -13,18 +13,21 @@ from chattune.eval.tasks import DEFAULT_TASKS, lm_eval_task_names, shipped_tasks
 
 
 def benchmark_table(results: BenchmarkResults, title: str) -> Table:
-    """One row per task and metric: the value and its standard error, in points (x100) as leaderboards show them."""
+    """One row per task and metric: the value and its standard error, in points (x100) as
+    leaderboards show them."""
     table = Table(title=title)
     for column in ("task", "metric", "value", "± stderr", "items"):
-        table.add_column(column, justify="right" if column in ("value", "± stderr", "items") else "left")
+        table.add_column(column,
+                         justify="right" if column in ("value", "± stderr", "items") else "left")
     for task, metrics in results.scores.items():
         for i, (metric, score) in enumerate(metrics.items()):
             stderr = "" if score.stderr is None else f"{100 * score.stderr:.1f}"
             table.add_row(task if i == 0 else "", metric, f"{100 * score.value:.1f}", stderr,
                           str(results.samples.get(task, "")) if i == 0 else "")
     settings = results.settings
-    table.caption = (f"lm-eval {settings['lm_eval']}; chat template {'on' if settings['chat_template'] else 'off'}; "
-                     f"few-shot {'task default' if settings['num_fewshot'] is None else settings['num_fewshot']}"
+    shots = "task default" if settings["num_fewshot"] is None else settings["num_fewshot"]
+    table.caption = (f"lm-eval {settings['lm_eval']}; chat template "
+                     f"{'on' if settings['chat_template'] else 'off'}; few-shot {shots}"
                      + (f"; limit {settings['limit']}" if settings["limit"] is not None else ""))
     return table
 
@@ -47,7 +50,8 @@ def write_json(path: str | Path, results: dict[str, Any], console: Any = None) -
 
 
 def task_listing() -> str:
-    """What `--tasks` takes: the shipped offline tasks (with their files), the default set, lm-eval's names."""
+    """What `--tasks` takes: the shipped offline tasks (with their files), the default set,
+    lm-eval's names."""
     shipped = "".join(f"\n  {name}: {path}" for name, path in shipped_tasks().items())
     return (f"offline (shipped):{shipped}\ndefault: {','.join(DEFAULT_TASKS)}\n"
             f"lm-eval's own (data from the Hub): {' '.join(sorted(lm_eval_task_names()))}")

@@ -1,5 +1,5 @@
-"""Exports at the end of a training run (`export: {gguf: [q8_0]}`): each GGUF written from the run's final model,
-verified in llama.cpp, and listed in exports.json for the report."""
+"""Exports at the end of a training run (`export: {gguf: [q8_0]}`): each GGUF written from the run's
+final model, verified in llama.cpp, and listed in exports.json for the report."""
 
 from __future__ import annotations
 
@@ -28,30 +28,32 @@ def check_exports(quants: list[str]) -> list[str]:
 
 
 def run_conversations(out: Path, n: int = 5) -> list[list[Message]]:
-    """The check's conversations: the run's first compare questions with the tuned model's answers, else the
-    built-in ones."""
+    """The check's conversations: the run's first compare questions with the tuned model's answers,
+    else the built-in ones."""
     path = out / "compare.jsonl"
     if not path.is_file():
         return CONVERSATIONS
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[:n] if line.strip()]
-    return [[Message("user", r["question"]), Message("assistant", r["tuned"])] for r in rows] or CONVERSATIONS
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[:n]
+            if line.strip()]
+    return [[Message("user", r["question"]), Message("assistant", r["tuned"])]
+            for r in rows] or CONVERSATIONS
 
 
 def export_run(out: Path, quants: list[str], say: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Each GGUF of the run in `out` (its merged/ or model/ folder, or base + adapter), verified on the run's compare
-    questions; exports.json."""
+    """Each GGUF of the run in `out` (its merged/ or model/ folder, or base + adapter), verified on
+    the run's compare questions; exports.json."""
     done: list[dict[str, Any]] = []
     conversations = run_conversations(out)
     with model_to_export(str(out)) as (folder, model, tokenizer, what):
         for quant in quants:
             path = out / f"{out.name}-{quant}.gguf"
             say(f"exporting {what} to {path} ({quant}) with llama.cpp's converter")
-            checked = export_gguf(folder, path, model, tokenizer, quant=quant, overwrite=True, say=say,
-                                  conversations=conversations)
+            checked = export_gguf(folder, path, model, tokenizer, quant=quant, overwrite=True,
+                                  say=say, conversations=conversations)
             line = checked.line() if checked else "not verified"
             say(line)
             modelfile, _ = write_modelfile(path, tokenizer)
-            done.append({"file": path.name, "quant": quant, "bytes": path.stat().st_size, "verification": line,
-                         "modelfile": modelfile.name})
+            done.append({"file": path.name, "quant": quant, "bytes": path.stat().st_size,
+                         "verification": line, "modelfile": modelfile.name})
     (out / EXPORTS_FILE).write_text(json.dumps(done, indent=2) + "\n", encoding="utf-8")
     return done

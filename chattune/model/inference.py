@@ -1,4 +1,5 @@
-"""A model ready to answer: base (+ adapter, + template) on the chosen device; and merging a saved adapter."""
+"""A model ready to answer: base (+ adapter, + template) on the chosen device; and merging a saved
+adapter."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def dtype_named(name: str | None) -> torch.dtype | None:
 
 
 def inference_dtype(device: torch.device, dtype: torch.dtype | str | None) -> torch.dtype:
-    """The dtype to answer in: as given, or (auto) bf16 on a GPU that is fast at it and fp32 elsewhere."""
+    """The dtype to answer in: as given, or (auto) bf16 on a GPU that is fast at it and fp32
+    elsewhere."""
     if isinstance(dtype, torch.dtype):
         return dtype
     named = dtype_named(dtype)
@@ -34,17 +36,20 @@ def inference_dtype(device: torch.device, dtype: torch.dtype | str | None) -> to
 
 def adapter_base(adapter: str | Path) -> str:
     """The base model an adapter was trained on (its run's config, else adapter_config.json's
-    base_model_name_or_path: a hub id, which resolve_model_path finds offline for the built-in default)."""
+    base_model_name_or_path: a hub id, which resolve_model_path finds offline for the built-in
+    default)."""
     check_adapter_dir(adapter)
     return named_base(Path(adapter))
 
 
-def load_for_inference(model: str | None, adapter: str | Path | None = None, *, template: str | None = None,
-                       trust_remote_code: bool = False, device: str | torch.device | None = None,
+def load_for_inference(model: str | None, adapter: str | Path | None = None, *,
+                       template: str | None = None, trust_remote_code: bool = False,
+                       device: str | torch.device | None = None,
                        dtype: torch.dtype | str | None = torch.float32) -> tuple[Any, Any]:
-    """(model in eval mode on `device`, tokenizer). With an adapter, its tokenizer (which carries the template
-    it was trained with) is used and the base's embeddings grow to it; `model` None: the base the adapter
-    names. `dtype`: a torch dtype or its name; "auto" (or None) is bf16 on a GPU fast at it, fp32 elsewhere."""
+    """(model in eval mode on `device`, tokenizer). With an adapter, its tokenizer (which carries
+    the template it was trained with) is used and the base's embeddings grow to it; `model` None:
+    the base the adapter names. `dtype`: a torch dtype or its name; "auto" (or None) is bf16 on a
+    GPU fast at it, fp32 elsewhere."""
     if adapter:
         check_adapter_dir(adapter)  # before minutes of loading the base
         model = model or adapter_base(adapter)
@@ -61,17 +66,20 @@ def load_for_inference(model: str | None, adapter: str | Path | None = None, *, 
     return base.to(target).eval(), tokenizer
 
 
-def merge_saved_adapter(model: str | None, adapter: str | Path, *, device: str | torch.device | None = None,
-                        tolerance: float = 1e-3, save_dtype: torch.dtype | None = None,
+def merge_saved_adapter(model: str | None, adapter: str | Path, *,
+                        device: str | torch.device | None = None, tolerance: float = 1e-3,
+                        save_dtype: torch.dtype | None = None,
                         trust_remote_code: bool = False) -> tuple[Any, Any, float]:
-    """Load the unquantised base in fp32 with the saved adapter, merge (logits checked in fp32, so the check
-    sees the merge alone, not rounding), and cast to `save_dtype` (default: the dtype the base is stored in).
-    Returns (merged model, tokenizer, max logit difference); the merged model goes by the base's name. `model`
-    None: the base the adapter names. Works for QLoRA adapters too: they merge into the base they were trained
-    from."""
-    path = resolve_model_path(model or adapter_base(adapter))  # once: a hub id is looked up a single time
-    peft_model, tokenizer = load_for_inference(str(path), adapter, trust_remote_code=trust_remote_code,
-                                               device=device, dtype=torch.float32)
+    """Load the unquantised base in fp32 with the saved adapter, merge (logits checked in fp32, so
+    the check sees the merge alone, not rounding), and cast to `save_dtype` (default: the dtype the
+    base is stored in). Returns (merged model, tokenizer, max logit difference); the merged model
+    goes by the base's name. `model` None: the base the adapter names. Works for QLoRA adapters too:
+    they merge into the base they were trained from."""
+    # once: a hub id is looked up a single time
+    path = resolve_model_path(model or adapter_base(adapter))
+    peft_model, tokenizer = load_for_inference(str(path), adapter,
+                                               trust_remote_code=trust_remote_code, device=device,
+                                               dtype=torch.float32)
     merged, diff = merge_adapter(peft_model, tokenizer, tolerance=tolerance)
     dtype = save_dtype or stored_dtype(path)
     return merged.to(dtype), tokenizer, diff

@@ -1,4 +1,5 @@
-"""metrics.jsonl (one JSON line per logged step) and console progress: loss, learning rate, tokens/s."""
+"""metrics.jsonl (one JSON line per logged step) and console progress: loss, learning rate,
+tokens/s."""
 
 from __future__ import annotations
 
@@ -9,11 +10,19 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 
 class MetricsLog:
-    """Append records to metrics.jsonl and show them; a progress bar on a terminal, lines otherwise."""
+    """Append records to metrics.jsonl and show them; a progress bar on a terminal, lines
+    otherwise."""
 
     def __init__(self, path: Path, total_steps: int, console: Console | None = None,
                  earlier: list[dict[str, Any]] | None = None):
@@ -23,7 +32,8 @@ class MetricsLog:
         for rec in earlier or []:  # a resumed run's records up to its checkpoint, then the new ones
             self.file.write(json.dumps({k: v for k, v in rec.items() if k != "total_steps"}) + "\n")
         self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                 TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
+                                 TimeRemainingColumn(),
                                  console=self.console, disable=not self.console.is_terminal)
         self.task = self.progress.add_task("train", total=total_steps, stats="")
 
@@ -40,26 +50,35 @@ class MetricsLog:
         self.file.flush()
         if "generations" in rec:
             for g in rec["generations"][:1]:
-                self.console.print(f"step {rec['step']}: eval answer: {g['reply'][:200]!r}", highlight=False)
+                self.console.print(f"step {rec['step']}: eval answer: {g['reply'][:200]!r}",
+                                   highlight=False)
             return
-        if "loss" not in rec:  # eval records: one set's eval_loss, or several named sets' eval_<name>_loss
+        # eval records: one set's eval_loss, or several named sets' eval_<name>_loss
+        if "loss" not in rec:
             for key in (k for k in rec if k.endswith("loss")):
                 name = key.removesuffix("loss")
                 self.console.print(f"step {rec['step']}: {key} {rec[key]:.4f} perplexity "
-                                   f"{rec[name + 'perplexity']:.2f} accuracy {rec[name + 'accuracy']:.3f}")
+                                   f"{rec[name + 'perplexity']:.2f} accuracy "
+                                   f"{rec[name + 'accuracy']:.3f}")
             return
-        stats = f"loss {rec['loss']:.4f}  lr {rec['learning_rate']:.2e}  {rec['tokens_per_s']:.0f} tok/s"
+        stats = (f"loss {rec['loss']:.4f}  lr {rec['learning_rate']:.2e}  "
+                 f"{rec['tokens_per_s']:.0f} tok/s")
         if "peak_memory_allocated_gb" in rec:
-            stats += f"  mem {rec['peak_memory_allocated_gb']:.1f}/{rec['peak_memory_reserved_gb']:.1f} GB"
+            stats += ("  mem "
+                      f"{rec['peak_memory_allocated_gb']:.1f}/{rec['peak_memory_reserved_gb']:.1f} "
+                      "GB")
         self.progress.update(self.task, completed=rec["step"], stats=stats)
         if not self.console.is_terminal:
-            self.console.print(f"step {rec['step']}/{rec['total_steps']}  {stats}  grad_norm {rec['grad_norm']:.3f}")
+            self.console.print(f"step {rec['step']}/{rec['total_steps']}  {stats}  grad_norm "
+                               f"{rec['grad_norm']:.3f}")
 
 
 @contextmanager
 def counting_progress(console: Console, total: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A progress bar over `total` items (shown on a terminal); yields the function that advances it."""
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+    """A progress bar over `total` items (shown on a terminal); yields the function that advances
+    it."""
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(),
                   console=console, disable=not console.is_terminal) as progress:
         task = progress.add_task(label, total=total)
         yield lambda n: progress.advance(task, n)
@@ -67,4 +86,5 @@ def counting_progress(console: Console, total: int, label: str) -> Iterator[Call
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     """Records of a metrics.jsonl file."""
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]

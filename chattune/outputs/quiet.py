@@ -1,9 +1,10 @@
-"""Quiet by default: while chattune works, what the libraries under it say (Python warnings, log records) and their
-progress bars stay off the terminal, kept in order for a log file; one line then says how many and where.
+"""Quiet by default: while chattune works, what the libraries under it say (Python warnings, log
+records) and their progress bars stay off the terminal, kept in order for a log file; one line then
+says how many and where.
 `verbose` shows them as they come, as the libraries print them, and still keeps them.
 
-Only the libraries' own switches are used (warnings.showwarning, logging handlers, transformers' and the hub's
-progress-bar setting), never scraping of stdout or stderr.
+Only the libraries' own switches are used (warnings.showwarning, logging handlers, transformers' and
+the hub's progress-bar setting), never scraping of stdout or stderr.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class Kept:
     def summary(self, path: Path) -> str:
         """The one line a run ends with."""
         n = len(self.lines)
-        return f"{n} message{'s' if n != 1 else ''} from libraries (warnings, log records) kept in {path.resolve()}"
+        return (f"{n} message{'s' if n != 1 else ''} from libraries (warnings, log records) kept "
+                f"in {path.resolve()}")
 
 
 def _record_line(record: logging.LogRecord) -> str:
@@ -54,15 +56,16 @@ def _record_line(record: logging.LogRecord) -> str:
 
 
 class _Keeper(logging.Handler):
-    """A logging handler that keeps records (and, when `echo`, prints them as Python's last-resort handler would)."""
+    """A logging handler that keeps records (and, when `echo`, prints them as Python's last-resort
+    handler would)."""
 
     def __init__(self, kept: Kept, echo: bool):
         super().__init__(logging.WARNING)
         self.kept, self.echo = kept, echo
 
     def emit(self, record: logging.LogRecord) -> None:
-        # a record reaches both the root's keeper and transformers' when something (a library, a test) has turned
-        # on transformers' propagation: it is kept once
+        # a record reaches both the root's keeper and transformers' when something (a library, a
+        # test) has turned on transformers' propagation: it is kept once
         if getattr(record, "chattune_kept", None) is self.kept:
             return
         record.chattune_kept = self.kept
@@ -72,17 +75,19 @@ class _Keeper(logging.Handler):
 
 
 def _not_a_library() -> bool:
-    """Whether the code that called warnings.warn is chattune's own or the user's script (warnings for the user,
-    shown as usual) rather than a library's."""
+    """Whether the code that called warnings.warn is chattune's own or the user's script (warnings
+    for the user, shown as usual) rather than a library's."""
     frame = sys._getframe(2)  # past this function and showwarning
-    while frame is not None and frame.f_globals.get("__name__", "").startswith(("warnings", __name__)):
+    while frame is not None and frame.f_globals.get("__name__",
+                                                    "").startswith(("warnings", __name__)):
         frame = frame.f_back
-    return frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in ("chattune", "__main__")
+    return (frame is not None and frame.f_globals.get("__name__", "").split(".")[0]
+            in ("chattune", "__main__"))
 
 
 def _showwarning(kept: Kept, verbose: bool, previous: Any) -> Any:
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
-             line: str | None = None) -> None:
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
         mine = _not_a_library()
         if not mine:
             kept.add(f"{category.__name__}: {message} ({filename}:{lineno})")
@@ -98,8 +103,8 @@ def _showwarning(kept: Kept, verbose: bool, previous: Any) -> Any:
 
 @contextmanager
 def _tqdm_off() -> Iterator[None]:
-    """Bars that libraries draw with tqdm itself, past any switch of theirs (lm-evaluation-harness' requests,
-    transformers' GGUF reader): every tqdm made while the block runs is disabled."""
+    """Bars that libraries draw with tqdm itself, past any switch of theirs (lm-evaluation-harness'
+    requests, transformers' GGUF reader): every tqdm made while the block runs is disabled."""
     from tqdm import std
 
     init = std.tqdm.__init__
@@ -117,8 +122,8 @@ def _tqdm_off() -> Iterator[None]:
 
 @contextmanager
 def _progress_bars_off(off: bool) -> Iterator[None]:
-    """transformers' and the hub's progress bars (loading and writing weights, downloads) off, then as they were;
-    datasets' too where it is imported, and any other library's tqdm bar."""
+    """transformers' and the hub's progress bars (loading and writing weights, downloads) off, then
+    as they were; datasets' too where it is imported, and any other library's tqdm bar."""
     if not off:
         yield
         return
@@ -128,7 +133,8 @@ def _progress_bars_off(off: bool) -> Iterator[None]:
 
 @contextmanager
 def _switched_bars_off() -> Iterator[None]:
-    """The bars transformers, the hub and datasets draw under their own switches, off, then as they were."""
+    """The bars transformers, the hub and datasets draw under their own switches, off, then as they
+    were."""
     import transformers.utils.logging as hf_logging
 
     was_on = hf_logging.is_progress_bar_enabled()
@@ -148,7 +154,8 @@ def _switched_bars_off() -> Iterator[None]:
 
 @contextmanager
 def _transformers_records(handler: logging.Handler, verbose: bool) -> Iterator[None]:
-    """transformers logs through its own stderr handler, not the root logger: ours instead (as well, if verbose)."""
+    """transformers logs through its own stderr handler, not the root logger: ours instead (as well,
+    if verbose)."""
     import transformers.utils.logging as hf_logging
 
     hf_logging.get_logger()  # configures its root logger and default handler if nothing has yet
@@ -165,14 +172,16 @@ def _transformers_records(handler: logging.Handler, verbose: bool) -> Iterator[N
 
 @contextmanager
 def kept_quiet(kept: Kept, verbose: bool = False) -> Iterator[Kept]:
-    """Keep the libraries' warnings and log records (WARNING and up) in `kept` while the block runs, their progress
-    bars off; chattune's own warnings are shown as usual. `verbose`: the libraries' output is shown live too."""
+    """Keep the libraries' warnings and log records (WARNING and up) in `kept` while the block runs,
+    their progress bars off; chattune's own warnings are shown as usual. `verbose`: the libraries'
+    output is shown live too."""
     hold_import_messages(verbose)
     for record in _held.records:  # what was held since import belongs to this run's log
         kept.add(_record_line(record))
     _held.records.clear()
     root = logging.getLogger()
-    # with no handler of the application's, Python prints records to stderr itself: we do that when verbose
+    # with no handler of the application's, Python prints records to stderr itself: we do that when
+    # verbose
     handler = _Keeper(kept, echo=verbose and not root.handlers)
     quiet_handler = _Keeper(kept, echo=False)
     root.addHandler(handler)

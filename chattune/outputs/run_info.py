@@ -1,5 +1,5 @@
-"""What a run is, said in its first lines and kept in run.json for the report and the model cards: chattune's
-version, the date, the model, method, template, data files, device and precision."""
+"""What a run is, said in its first lines and kept in run.json for the report and the model cards:
+chattune's version, the date, the model, method, template, data files, device and precision."""
 
 from __future__ import annotations
 
@@ -35,12 +35,14 @@ class RunInfo:
     eval_data: list[str] = field(default_factory=list)
     model_path: str | None = None  # where the model was read from, when not what the user named
     chattune: str = field(default_factory=chattune_version)
-    started: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    started: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime(
+        "%Y-%m-%d %H:%M UTC"))
 
     def lines(self) -> list[str]:
         """The run's first lines on the console."""
         model = self.model + (f" (read from {self.model_path})" if self.model_path else "")
-        out = [f"chattune {self.chattune}, {self.started}", f"model: {model}", f"method: {self.method}",
+        out = [f"chattune {self.chattune}, {self.started}", f"model: {model}",
+               f"method: {self.method}",
                f"template: {self.template}", f"data: {'; '.join(self.data)}"]
         if self.eval_data:
             out.append(f"eval data: {'; '.join(self.eval_data)}")
@@ -53,8 +55,8 @@ class RunInfo:
                 ("data", "; ".join(self.data))]
         if self.eval_data:
             rows.append(("eval data", "; ".join(self.eval_data)))
-        return rows + [("device", self.device), ("precision", self.precision), ("started", self.started),
-                       ("chattune", self.chattune)]
+        return rows + [("device", self.device), ("precision", self.precision),
+                       ("started", self.started), ("chattune", self.chattune)]
 
     def write(self, out_dir: Path) -> Path:
         path = Path(out_dir) / RUN_INFO_FILE
@@ -63,7 +65,8 @@ class RunInfo:
 
 
 def read_run_info(out_dir: Path) -> RunInfo | None:
-    """run.json of a run folder, None when absent or unreadable (runs of older versions have none)."""
+    """run.json of a run folder, None when absent or unreadable (runs of older versions have
+    none)."""
     path = Path(out_dir) / RUN_INFO_FILE
     try:
         values: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))

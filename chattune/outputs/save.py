@@ -1,5 +1,5 @@
-"""Save what training produced: a PEFT adapter or full model, each with its tokenizer, chat template and
-stop tokens, so every tool that loads it renders and stops the same way."""
+"""Save what training produced: a PEFT adapter or full model, each with its tokenizer, chat template
+and stop tokens, so every tool that loads it renders and stops the same way."""
 
 from __future__ import annotations
 
@@ -24,9 +24,10 @@ def _set_stop_tokens(model: Any, stop_ids: list[int]) -> None:
 
 @contextmanager
 def _base_read_locally(model: Any) -> Iterator[None]:
-    """While peft saves an adapter, its config names the base's local folder: peft reads the base's config.json
-    there to decide whether to save the embedding layers, and would otherwise ask the hub for a hub id (a request
-    at every save; offline, a warning and a guess). adapter_config.json keeps the id."""
+    """While peft saves an adapter, its config names the base's local folder: peft reads the base's
+    config.json there to decide whether to save the embedding layers, and would otherwise ask the
+    hub for a hub id (a request at every save; offline, a warning and a guess). adapter_config.json
+    keeps the id."""
     from chattune.model.lora import base_model
 
     configs = getattr(model, "peft_config", None) or {}
@@ -45,7 +46,8 @@ def _base_read_locally(model: Any) -> Iterator[None]:
 
 
 def _name_base_in_adapter_config(model: Any, directory: Path) -> None:
-    """adapter_config.json (each adapter's, in its subfolder) names the base as the model goes by."""
+    """adapter_config.json (each adapter's, in its subfolder) names the base as the model goes
+    by."""
     for key, config in (getattr(model, "peft_config", None) or {}).items():
         path = Path(directory) / ("" if key == "default" else key) / "adapter_config.json"
         if path.is_file():
@@ -56,10 +58,10 @@ def _name_base_in_adapter_config(model: Any, directory: Path) -> None:
 
 def write_pretrained(model: Any, tokenizer: Any, directory: Path, stop_ids: list[int],
                      state_dict: dict[str, Any] | None = None, card: str | None = None) -> None:
-    """Model (or adapter) as safetensors, tokenizer, template and stop tokens into `directory`; a failed write
-    (a full disk, no permission) is an OSError whatever library wrote the file. `state_dict`: the weights to
-    write instead of the model's own (the full weights gathered from FSDP shards). `card`: README.md's text (it
-    replaces the empty template peft writes)."""
+    """Model (or adapter) as safetensors, tokenizer, template and stop tokens into `directory`; a
+    failed write (a full disk, no permission) is an OSError whatever library wrote the file.
+    `state_dict`: the weights to write instead of the model's own (the full weights gathered from
+    FSDP shards). `card`: README.md's text (it replaces the empty template peft writes)."""
     _set_stop_tokens(model, stop_ids)
     try:
         extra = {"state_dict": state_dict} if state_dict is not None else {}
@@ -71,17 +73,19 @@ def write_pretrained(model: Any, tokenizer: Any, directory: Path, stop_ids: list
             (Path(directory) / "README.md").write_text(card, encoding="utf-8")
     except OSError:
         raise
-    except Exception as e:  # safetensors' SafetensorError and tokenizers' plain Exception carry the OS error as text
+    # safetensors' SafetensorError and tokenizers' plain Exception carry the OS error as text
+    except Exception as e:
         raise OSError(f"{type(e).__name__}: {e}") from e
 
 
 def save_pretrained_atomic(model: Any, tokenizer: Any, out_dir: Path, stop_ids: list[int],
-                           state_dict: dict[str, Any] | None = None, card: str | None = None) -> Path:
-    """Write model (or adapter) + tokenizer (+ `card` as README.md) into a temporary directory, then rename over
-    `out_dir`.
+                           state_dict: dict[str, Any] | None = None,
+                           card: str | None = None) -> Path:
+    """Write model (or adapter) + tokenizer (+ `card` as README.md) into a temporary directory, then
+    rename over `out_dir`.
 
-    A crash mid-write leaves the previous `out_dir` untouched; a failed write (a full disk, no permission) is a
-    ChattuneError naming `out_dir`, with nothing half-written left behind.
+    A crash mid-write leaves the previous `out_dir` untouched; a failed write (a full disk, no
+    permission) is a ChattuneError naming `out_dir`, with nothing half-written left behind.
     """
     out_dir = Path(out_dir)
     old, tmp = out_dir.with_name(out_dir.name + ".old"), None
@@ -105,16 +109,19 @@ def save_pretrained_atomic(model: Any, tokenizer: Any, out_dir: Path, stop_ids: 
 
 
 def refuse_to_replace(out_dir: Path, *, overwrite: bool, keep: tuple[Path, ...] = ()) -> None:
-    """Raise ChattuneError, before any work, when writing `out_dir` would destroy something: a file there, a
-    non-empty directory (unless `overwrite`), or one of the inputs `keep` (which `overwrite` never allows)."""
+    """Raise ChattuneError, before any work, when writing `out_dir` would destroy something: a file
+    there, a non-empty directory (unless `overwrite`), or one of the inputs `keep` (which
+    `overwrite` never allows)."""
     out_dir = Path(out_dir)
     target = out_dir.resolve()
     for path in keep:
         path = Path(path).resolve()
         if target == path or target in path.parents:
-            raise ChattuneError(f"{out_dir}: the output would replace the input {path}; choose another directory")
+            raise ChattuneError(f"{out_dir}: the output would replace the input {path}; choose "
+                                "another directory")
     if out_dir.exists() and not out_dir.is_dir():
-        raise ChattuneError(f"{out_dir}: exists and is not a directory; choose another output directory")
+        raise ChattuneError(f"{out_dir}: exists and is not a directory; choose another output "
+                            "directory")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise ChattuneError(f"{out_dir}: is not empty; nothing was written (pass --overwrite to replace what is "
-                            "in it, or choose another directory)")
+        raise ChattuneError(f"{out_dir}: is not empty; nothing was written (pass --overwrite to "
+                            "replace what is in it, or choose another directory)")

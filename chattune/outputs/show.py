@@ -1,4 +1,5 @@
-"""Show a rendering with its trained tokens marked: colour on a terminal, [[brackets]] when piped."""
+"""Show a rendering with its trained tokens marked: colour on a terminal, [[brackets]] when
+piped."""
 
 from __future__ import annotations
 
@@ -41,13 +42,15 @@ def marked_text(tokenizer: Any, rendered: Rendered, color: bool) -> Text:
 
 def show_rendered(console: Console, tokenizer: Any, rendered: Rendered) -> None:
     """Print the marked rendering and a one-line summary."""
-    console.print(marked_text(tokenizer, rendered, color=console.is_terminal), markup=False, highlight=False)
+    console.print(marked_text(tokenizer, rendered, color=console.is_terminal), markup=False,
+                  highlight=False)
     n, k = len(rendered.input_ids), rendered.num_trained
     console.print(f"\n{n} tokens, {k} trained ({k / max(n, 1):.1%})", markup=False, highlight=False)
 
 
 def show_history_notes(console: Console, notes: list[str]) -> None:
-    """What a template does with a conversation's earlier turns (moved, dropped, rewritten), one note a line."""
+    """What a template does with a conversation's earlier turns (moved, dropped, rewritten), one
+    note a line."""
     console.print("[bold]what the template does with this conversation[/bold]: "
                   + ("none of its turns are moved, dropped or rewritten" if not notes else ""))
     for note in notes:
@@ -60,18 +63,21 @@ def doctor_table(checks: list[Any], title: str) -> Table:
     for col in ("check", "result", "detail", "fix"):
         table.add_column(col, overflow="fold")
     for c in checks:
-        table.add_row(c.name, "[green]pass[/green]" if c.ok else "[red]FAIL[/red]", escape(c.detail), escape(c.fix))
+        table.add_row(c.name, "[green]pass[/green]" if c.ok else "[red]FAIL[/red]",
+                      escape(c.detail), escape(c.fix))
     return table
 
 
-ROLE_WORDS = {"system", "user", "assistant", "human", "gpt", "tool", "ipython", "model", "developer"}
+ROLE_WORDS = {"system", "user", "assistant", "human", "gpt", "tool", "ipython", "model",
+              "developer"}
 
 
 def prompt_as_text(tokenizer: Any, ids: list[int]) -> str:
-    """A rendered prompt as readable turns ("user: ...") without the template's special tokens: the pieces
-    between special tokens, a piece that is only a role word joined to the next, the generation prompt (a role
-    word with nothing after it) left out."""
-    special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+    """A rendered prompt as readable turns ("user: ...") without the template's special tokens: the
+    pieces between special tokens, a piece that is only a role word joined to the next, the
+    generation prompt (a role word with nothing after it) left out."""
+    special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items()
+                                                if t.special}
     pieces, run = [], []
     for token in [*ids, None]:
         if token is None or token in special:

@@ -1,7 +1,7 @@
 """Experiment trackers named in `report_to`: TensorBoard, Weights & Biases, MLflow, trackio.
 
-Each is an optional extra, imported only when asked for; one that is asked for and missing is a config error
-before training starts, naming the package to install.
+Each is an optional extra, imported only when asked for; one that is asked for and missing is a
+config error before training starts, naming the package to install.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 
 from chattune.errors import ConfigError
 
-PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "trackio": "trackio"}
+PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow",
+            "trackio": "trackio"}
 SKIPPED_KEYS = {"step", "total_steps", "epoch"}
 
 
@@ -60,7 +61,8 @@ class MlflowTracker:
         mlflow.log_params({k: str(v)[:500] for k, v in config.items()})
 
     def log(self, rec: dict[str, Any]) -> None:
-        self.mlflow.log_metrics({k.replace("/", "_"): v for k, v in _numbers(rec).items()}, step=rec["step"])
+        self.mlflow.log_metrics({k.replace("/", "_"): v for k, v in _numbers(rec).items()},
+                                step=rec["step"])
 
     def close(self) -> None:
         self.mlflow.end_run()
@@ -88,8 +90,8 @@ def check_trackers(names: list[str]) -> None:
     """Every tracker asked for is installed, or one ConfigError naming what to install."""
     missing = [n for n in names if importlib.util.find_spec(PACKAGES[n]) is None]
     if missing:
-        raise ConfigError([f"report_to: {n} is asked for but not installed; pip install 'chattune[{n}]' "
-                           f"(or pip install {PACKAGES[n]})" for n in missing])
+        raise ConfigError([f"report_to: {n} is asked for but not installed; pip install "
+                           f"'chattune[{n}]' (or pip install {PACKAGES[n]})" for n in missing])
 
 
 class Trackers:

@@ -1,5 +1,5 @@
-"""Preparation: data rows -> Conversations -> renderings -> checked, truncated, cached Examples (load, convert,
-render, check, cache), counted in PrepareStats."""
+"""Preparation: data rows -> Conversations -> renderings -> checked, truncated, cached Examples
+(load, convert, render, check, cache), counted in PrepareStats."""
 
 from chattune.prepare.examples import prepare_examples
 from chattune.prepare.rows import PrepareStats

@@ -1,9 +1,10 @@
-"""The prepared-data cache: an Arrow file per key with its checksum, written atomically, verified and
-memory-mapped when read.
+"""The prepared-data cache: an Arrow file per key with its checksum, written atomically, verified
+and memory-mapped when read.
 
-The key hashes everything that decides the prepared examples, so any change of data, tokenizer, template,
-row-shape settings, masking or truncation options, or chattune's version misses. An entry whose file no longer
-matches its checksum (a bad disk, an edit) or cannot be read is removed and reported, never trained on.
+The key hashes everything that decides the prepared examples, so any change of data, tokenizer,
+template, row-shape settings, masking or truncation options, or chattune's version misses. An entry
+whose file no longer matches its checksum (a bad disk, an edit) or cannot be read is removed and
+reported, never trained on.
 """
 
 from __future__ import annotations
@@ -22,26 +23,33 @@ from typing import Any
 from chattune.config import DataSource, cache_dir
 from chattune.files import follow_umask
 
-FORMAT_VERSION = 6  # bump when the layout of an entry or a prepared record, or how its labels are made, changes
+# bump when the layout of an entry or a prepared record, or how its labels are made, changes
+FORMAT_VERSION = 6
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """A hash of the vocabulary, merges, added tokens, normaliser, special tokens and chat template."""
+    """A hash of the vocabulary, merges, added tokens, normaliser, special tokens and chat
+    template."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    body = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
-    specials = {name: str(getattr(tokenizer, name, None)) for name in ("bos_token", "eos_token", "pad_token")}
-    extra = json.dumps([specials, getattr(tokenizer, "chat_template", None), sorted(map(str, getattr(
+    body = (backend.to_str() if backend is not None
+            else json.dumps(sorted(tokenizer.get_vocab().items())))
+    specials = {name: str(getattr(tokenizer, name, None))
+                for name in ("bos_token", "eos_token", "pad_token")}
+    extra = json.dumps([specials, getattr(tokenizer, "chat_template", None),
+                        sorted(map(str, getattr(
         tokenizer, "all_special_tokens", [])))], sort_keys=True, default=str)
     return hashlib.sha256((body + extra).encode()).hexdigest()
 
 
-def cache_key(path: str, row_json: Iterable[str], spec: DataSource, opts: Any, tokenizer: Any) -> str:
+def cache_key(path: str, row_json: Iterable[str], spec: DataSource, opts: Any,
+              tokenizer: Any) -> str:
     """The key for one source file's prepared data."""
     from chattune import __version__
 
     h = hashlib.sha256()
     settings = spec.model_dump(include={"format", "columns", "prompt_template", "system_prompt"})
-    h.update(json.dumps([FORMAT_VERSION, __version__, path, settings, asdict(opts)], sort_keys=True).encode())
+    h.update(json.dumps([FORMAT_VERSION, __version__, path, settings, asdict(opts)],
+                        sort_keys=True).encode())
     h.update(tokenizer_fingerprint(tokenizer).encode())
     for row in row_json:
         h.update(row.encode())
@@ -50,9 +58,9 @@ def cache_key(path: str, row_json: Iterable[str], spec: DataSource, opts: Any, t
 
 
 def file_content_lines(path: str, limit: int | None) -> list[str]:
-    """What a local file's rows are made of, for the key: a hash of its bytes and the row limit (the rows read
-    from it are decided by these and chattune's version). Empty for what is not a plain file (a hub dataset, an
-    Arrow directory): its rows are hashed instead."""
+    """What a local file's rows are made of, for the key: a hash of its bytes and the row limit (the
+    rows read from it are decided by these and chattune's version). Empty for what is not a plain
+    file (a hub dataset, an Arrow directory): its rows are hashed instead."""
     file = Path(path).expanduser()
     if not file.is_file():
         return []
@@ -66,15 +74,16 @@ def prepared_dir() -> Path:
     return cache_dir() / "prepared"
 
 
-SCHEMA_FIELDS = {"format": "text", "input_ids": "ids", "labels": "ids", "truncated": "flag", "reason": "text",
-                 "error": "text"}  # the fields of prepare.examples.PreparedRow
+SCHEMA_FIELDS = {"format": "text", "input_ids": "ids", "labels": "ids", "truncated": "flag",
+                 "reason": "text", "error": "text"}  # the fields of prepare.examples.PreparedRow
 ENTRY_FILE = "prepared.arrow"
 CHECKSUM_FILE = "prepared.arrow.sha256"
 
 
 class DamagedEntry(Exception):
-    """A cache entry that failed its checksum or could not be read; it has been removed. Not a ChattuneError:
-    the data is prepared again, so there is nothing for the user to fix, only to know."""
+    """A cache entry that failed its checksum or could not be read; it has been removed. Not a
+    ChattuneError: the data is prepared again, so there is nothing for the user to fix, only to
+    know."""
 
 
 def _schema() -> Any:
@@ -85,15 +94,16 @@ def _schema() -> Any:
 
 
 def _ids_array(lists: list[list[int]]) -> Any:
-    """A list<int32> Arrow array built from flat numpy buffers (pyarrow's per-element conversion of Python lists
-    was most of the cost of writing an entry)."""
+    """A list<int32> Arrow array built from flat numpy buffers (pyarrow's per-element conversion of
+    Python lists was most of the cost of writing an entry)."""
     import numpy as np
     import pyarrow as pa
 
     lengths = np.fromiter((len(x) for x in lists), dtype=np.int32, count=len(lists))
     offsets = np.zeros(len(lists) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
-    values = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int32, count=int(offsets[-1]))
+    values = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int32,
+                         count=int(offsets[-1]))
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
 
 
@@ -111,21 +121,23 @@ def _read_verified(entry: Path) -> dict[str, list]:
     found = _sha256(entry / ENTRY_FILE)
     if found != expected:
         raise ValueError(f"its checksum is {found[:16]}..., written as {expected[:16]}...")
-    # the checksum rules out damage since it was written; validation also stops a file that was wrong when
-    # written from being walked out of bounds (a segfault, not an exception) by to_pydict
+    # the checksum rules out damage since it was written; validation also stops a file that was
+    # wrong when written from being walked out of bounds (a segfault, not an exception) by to_pydict
     with pa.memory_map(str(entry / ENTRY_FILE)) as source:
         table = pa.ipc.open_file(source).read_all()
         if not table.schema.equals(_schema()):
-            raise ValueError(f"its columns are {table.schema.names}, expected {list(SCHEMA_FIELDS)}")
+            raise ValueError(f"its columns are {table.schema.names}, expected "
+                             f"{list(SCHEMA_FIELDS)}")
         table.validate(full=True)
         return table.to_pydict()
 
 
 def load_cached(key: str) -> dict[str, list] | None:
-    """The cached prepared columns for `key` (read through a memory map), or None when there is no entry.
+    """The cached prepared columns for `key` (read through a memory map), or None when there is no
+    entry.
 
-    Raises DamagedEntry (naming the entry and what is wrong with it) after removing an entry that does not match
-    its checksum or cannot be read; the caller prepares the data again."""
+    Raises DamagedEntry (naming the entry and what is wrong with it) after removing an entry that
+    does not match its checksum or cannot be read; the caller prepares the data again."""
     import pyarrow as pa
 
     entry = prepared_dir() / key
@@ -135,24 +147,28 @@ def load_cached(key: str) -> dict[str, list] | None:
         return _read_verified(entry)
     except (OSError, ValueError, pa.ArrowException) as e:  # ArrowInvalid is a ValueError too
         shutil.rmtree(entry, ignore_errors=True)
-        raise DamagedEntry(f"the prepared-data cache entry {entry} was damaged ({e}); it was removed") from None
+        raise DamagedEntry(f"the prepared-data cache entry {entry} was damaged ({e}); it was "
+                           "removed") from None
 
 
 def save_cached(key: str, columns: dict[str, list]) -> None:
-    """Write an Arrow file in a temporary directory beside the entry, then rename the directory, so a reader
-    never sees half an entry."""
+    """Write an Arrow file in a temporary directory beside the entry, then rename the directory, so
+    a reader never sees half an entry."""
     import pyarrow as pa
 
     root = prepared_dir()
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
     try:
-        table = pa.Table.from_pydict({name: _ids_array(values) if SCHEMA_FIELDS[name] == "ids" else values
-                                      for name, values in columns.items()}, schema=_schema())
-        with pa.OSFile(str(tmp / ENTRY_FILE), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        table = pa.Table.from_pydict({name: _ids_array(values) if SCHEMA_FIELDS[name] == "ids"
+                                      else values for name, values in columns.items()},
+                                     schema=_schema())
+        with (pa.OSFile(str(tmp / ENTRY_FILE), "wb") as sink,
+              pa.ipc.new_file(sink, table.schema) as writer):
             writer.write_table(table)
         (tmp / CHECKSUM_FILE).write_text(_sha256(tmp / ENTRY_FILE) + "\n", encoding="ascii")
         follow_umask(tmp)
         os.replace(tmp, root / key)
-    except OSError:  # another run wrote it first, or the disk is full: the cache is an optimisation only
+    # another run wrote it first, or the disk is full: the cache is an optimisation only
+    except OSError:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,5 +1,5 @@
-"""A prepared row and the account of a source's rows: examples, bad and dropped rows by reason, tokens, lengths,
-formats and shapes, as `data check`, training and the report print them."""
+"""A prepared row and the account of a source's rows: examples, bad and dropped rows by reason,
+tokens, lengths, formats and shapes, as `data check`, training and the report print them."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Any
 
 from chattune.labels import num_trained
 
-# Why a row is not an example. A bad row stops training (data.on_bad_row: error) or is skipped and counted; a
-# dropped row is left out by a setting (truncation) and counted. Codes, not messages, are what is counted.
+# Why a row is not an example. A bad row stops training (data.on_bad_row: error) or is skipped and
+# counted; a dropped row is left out by a setting (truncation) and counted. Codes, not messages, are
+# what is counted.
 TOO_LONG, NO_TRAINED, TEMPLATE = "too_long", "no_trained", "template"
 REASONS = {
     TOO_LONG: "longer than max_length",
@@ -28,8 +29,8 @@ REASONS = {
 
 @dataclass
 class PreparedRow:
-    """One row after preparation: an example (ids and labels), or why it is not one (`reason`, a code of
-    REASONS; `error` the message naming file, row and field, for bad rows)."""
+    """One row after preparation: an example (ids and labels), or why it is not one (`reason`, a
+    code of REASONS; `error` the message naming file, row and field, for bad rows)."""
 
     format: str = ""
     input_ids: list[int] = field(default_factory=list)
@@ -59,8 +60,8 @@ HISTOGRAM_EDGES = (64, 128, 256, 512, 1024, 2048, 4096)
 
 @dataclass
 class PrepareStats:
-    """What preparation did to a source (or several): the one account `data check`, the training summary and the
-    report print."""
+    """What preparation did to a source (or several): the one account `data check`, the training
+    summary and the report print."""
 
     source: str = ""
     rows: int = 0
@@ -70,12 +71,16 @@ class PrepareStats:
     bad: int = 0
     bad_by_reason: dict[str, int] = field(default_factory=dict)  # reason code -> rows
     dropped_by_reason: dict[str, int] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)  # every bad row's message, each naming file and row
+    # every bad row's message, each naming file and row
+    problems: list[str] = field(default_factory=list)
     formats: dict[str, int] = field(default_factory=dict)
-    shapes: list[str] = field(default_factory=list)  # per file and shape: how its columns become messages
+    # per file and shape: how its columns become messages
+    shapes: list[str] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
-    reused: list[str] = field(default_factory=list)  # sources whose prepared data came from the cache
-    cache_damaged: list[str] = field(default_factory=list)  # damaged cache entries removed (prepared again)
+    # sources whose prepared data came from the cache
+    reused: list[str] = field(default_factory=list)
+    # damaged cache entries removed (prepared again)
+    cache_damaged: list[str] = field(default_factory=list)
 
     @property
     def examples(self) -> int:
@@ -103,7 +108,8 @@ class PrepareStats:
         for n in self.lengths:
             upper = next((e for e in HISTOGRAM_EDGES if n <= e), None)
             bins[f"<={upper}" if upper else f">{HISTOGRAM_EDGES[-1]}"] += 1
-        return {k: bins[k] for k in [f"<={e}" for e in HISTOGRAM_EDGES] + [f">{HISTOGRAM_EDGES[-1]}"] if bins[k]}
+        return {k: bins[k] for k in [f"<={e}" for e in HISTOGRAM_EDGES]
+                + [f">{HISTOGRAM_EDGES[-1]}"] if bins[k]}
 
     def count(self, row: PreparedRow) -> None:
         """Fold one prepared row into the account."""
@@ -139,31 +145,38 @@ class PrepareStats:
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("lengths")
-        return {**out, "examples": self.examples, "dropped": self.dropped, "trained_share": self.trained_share,
-                "length_histogram": self.length_histogram}
+        return {**out, "examples": self.examples, "dropped": self.dropped,
+                "trained_share": self.trained_share, "length_histogram": self.length_histogram}
 
 
-def print_stats(console: Any, stats: PrepareStats, title: str, *, problems: int = 0, bad: str = "bad") -> None:
-    """The one account of prepared data, for `data check` and the start of training; `problems` bad rows'
-    messages are listed; `bad` names what happens to bad rows ("skipped" in training)."""
+def print_stats(console: Any, stats: PrepareStats, title: str, *, problems: int = 0,
+                bad: str = "bad") -> None:
+    """The one account of prepared data, for `data check` and the start of training; `problems` bad
+    rows' messages are listed; `bad` names what happens to bad rows ("skipped" in training)."""
     lengths = sorted(stats.lengths)
     median = lengths[len(lengths) // 2] if lengths else 0
-    console.print(f"[bold]{title}[/bold]: {stats.rows} rows -> {stats.examples} examples, {stats.bad} bad, "
-                  f"{stats.dropped} dropped; {stats.tokens} tokens (median {median}/example), "
-                  f"{stats.trained_share:.1%} trained; {stats.truncated} truncated", highlight=False)
+    console.print(f"[bold]{title}[/bold]: {stats.rows} rows -> {stats.examples} examples, "
+                  f"{stats.bad} bad, {stats.dropped} dropped; {stats.tokens} tokens (median "
+                  f"{median}/example), {stats.trained_share:.1%} trained; {stats.truncated} "
+                  "truncated",
+                  highlight=False)
     for line in stats.shapes:
         console.print(f"  {line}", highlight=False, markup=False)
     for kind, counts in ((bad, stats.bad_by_reason), ("dropped", stats.dropped_by_reason)):
         for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]):
-            console.print(f"  {kind}: {n} x {reason} ({REASONS.get(reason, reason)})", highlight=False)
+            console.print(f"  {kind}: {n} x {reason} ({REASONS.get(reason, reason)})",
+                          highlight=False)
     for message in stats.problems[:problems]:
         console.print(f"  - {message}", highlight=False, markup=False)
     if problems and len(stats.problems) > problems:
         console.print(f"  ... and {len(stats.problems) - problems} more bad rows")
     if stats.lengths:
-        console.print("  lengths in tokens: " + ", ".join(f"{k}: {n}" for k, n in stats.length_histogram.items()),
+        console.print("  lengths in tokens: " + ", ".join(f"{k}: {n}"
+                                                          for k, n
+                                                          in stats.length_histogram.items()),
                       highlight=False)
     if stats.reused:
-        console.print(f"  reused prepared data from the cache for {', '.join(stats.reused)}", highlight=False)
+        console.print(f"  reused prepared data from the cache for {', '.join(stats.reused)}",
+                      highlight=False)
     for note in stats.cache_damaged:
         console.print(f"  warning: {note}; prepared again", highlight=False, markup=False)

@@ -12,5 +12,5 @@ from chattune.templates.render import (
 )
 from chattune.templates.setup import setup_chat_format
 
-__all__ = ["BUILTIN_TEMPLATES", "IGNORE_INDEX", "BuiltinTemplate", "Rendered", "check_rendered", "end_of_turn",
-           "render", "render_text", "resolve_template", "setup_chat_format"]
+__all__ = ["BUILTIN_TEMPLATES", "IGNORE_INDEX", "BuiltinTemplate", "Rendered", "check_rendered",
+           "end_of_turn", "render", "render_text", "resolve_template", "setup_chat_format"]

@@ -1,12 +1,13 @@
-"""A budget for rendering one conversation: a chat template is code from the hub, and the sandbox stops it
-reaching Python's internals but not looping for ever (two nested `range(100000)` loops) or building a string of
-gigabytes. The limits are module constants, read at every render, so a user can raise them
-(`chattune.templates.budget.RENDER_SECONDS = 60`).
+"""A budget for rendering one conversation: a chat template is code from the hub, and the sandbox
+stops it reaching Python's internals but not looping for ever (two nested `range(100000)` loops) or
+building a string of gigabytes. The limits are module constants, read at every render, so a user can
+raise them (`chattune.templates.budget.RENDER_SECONDS = 60`).
 
-The template's syntax tree is rewritten once, before it is compiled: every loop's iterable and every call's
-callee pass through a budget filter, which counts steps and watches the clock, and `*`, `**`, `+` and `~` check
-the size of what they make. Filters, not calls: the sandbox's checks on every call would triple the cost of a
-render. Real templates take a few hundred steps and milliseconds per conversation.
+The template's syntax tree is rewritten once, before it is compiled: every loop's iterable and every
+call's callee pass through a budget filter, which counts steps and watches the clock, and `*`, `**`,
+`+` and `~` check the size of what they make. Filters, not calls: the sandbox's checks on every call
+would triple the cost of a render. Real templates take a few hundred steps and milliseconds per
+conversation.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from chattune.errors import TemplateError
 
 RENDER_SECONDS = 10.0  # wall-clock time for one render
 RENDER_STEPS = 2_000_000  # loop iterations plus calls in one render
-RENDER_CHARS = 10_000_000  # characters (or items) of the rendered text and of any value built on the way
+# characters (or items) of the rendered text and of any value built on the way
+RENDER_CHARS = 10_000_000
 
 _PREFIX = "chattune_budget_"  # the names the rewritten template reaches the budget by
 
@@ -33,8 +35,8 @@ class BudgetExceeded(TemplateError):
 
 def _too_big(size: int) -> None:
     if size > RENDER_CHARS:
-        raise BudgetExceeded(f"the chat template built a value of {size:,} characters or items, more than "
-                             f"chattune.templates.budget.RENDER_CHARS={RENDER_CHARS:,}")
+        raise BudgetExceeded(f"the chat template built a value of {size:,} characters or items, "
+                             f"more than chattune.templates.budget.RENDER_CHARS={RENDER_CHARS:,}")
 
 
 class RenderBudget:
@@ -47,17 +49,20 @@ class RenderBudget:
     def step(self) -> None:
         self.steps += 1
         if self.steps > RENDER_STEPS:
-            raise BudgetExceeded(f"the chat template took more than chattune.templates.budget.RENDER_STEPS="
-                                 f"{RENDER_STEPS:,} loop steps and calls to render one conversation")
+            raise BudgetExceeded("the chat template took more than "
+                                 f"chattune.templates.budget.RENDER_STEPS={RENDER_STEPS:,} loop "
+                                 "steps and calls to render one conversation")
         if not self.steps & 1023 and time.monotonic() - self.start > RENDER_SECONDS:
-            raise BudgetExceeded(f"the chat template took more than chattune.templates.budget.RENDER_SECONDS="
-                                 f"{RENDER_SECONDS:g} s to render one conversation")
+            raise BudgetExceeded("the chat template took more than "
+                                 f"chattune.templates.budget.RENDER_SECONDS={RENDER_SECONDS:g} s "
+                                 "to render one conversation")
 
 
 _BUDGET = "chattune_render_budget"  # the variable holding the render's RenderBudget
 
 
-# pass_context: the budget is in the context, and Jinja never folds such a filter into a constant at compile time
+# pass_context: the budget is in the context, and Jinja never folds such a filter into a constant at
+# compile time
 @pass_context
 def _loop(context: Any, iterable: Iterable[Any]) -> Iterator[Any]:
     budget = context.get(_BUDGET)
@@ -128,11 +133,12 @@ def _rewrite(tree: Any) -> Any:
         visit_Concat = visit_Add
 
         def chain(self, node: Any) -> Any:
-            # only the whole of `a + b + c` is measured: its parts are no bigger, and each check costs
+            # only the whole of `a + b + c` is measured: its parts are no bigger, and each check
+            # costs
             for field, value in node.iter_fields():
                 if isinstance(value, list):
-                    value[:] = [self.chain(v) if isinstance(v, nodes.Add | nodes.Concat) else self.visit(v)
-                                for v in value]
+                    value[:] = [self.chain(v) if isinstance(v, nodes.Add | nodes.Concat)
+                                else self.visit(v) for v in value]
                 elif isinstance(value, nodes.Add | nodes.Concat):
                     setattr(node, field, self.chain(value))
                 elif isinstance(value, nodes.Node):
@@ -144,8 +150,8 @@ def _rewrite(tree: Any) -> Any:
 
 @lru_cache(maxsize=8)
 def _environment(base: Any) -> Any:
-    """`base` (transformers' sandboxed environment: its filters, globals and extensions) with the budget
-    filters, as an overlay: transformers' own environment is left as it is."""
+    """`base` (transformers' sandboxed environment: its filters, globals and extensions) with the
+    budget filters, as an overlay: transformers' own environment is left as it is."""
     env = base.overlay()
     env.filters = {**base.filters, **{_PREFIX + name: f for name, f in FILTERS.items()}}
     return env
@@ -153,8 +159,8 @@ def _environment(base: Any) -> Any:
 
 @lru_cache(maxsize=64)
 def budgeted_template(jinja: str, environment: Any) -> Any:
-    """`jinja` compiled in (an overlay of) `environment`, transformers' sandboxed one, with the budget written
-    into it; cached per template."""
+    """`jinja` compiled in (an overlay of) `environment`, transformers' sandboxed one, with the
+    budget written into it; cached per template."""
     env = _environment(environment)
     return env.from_string(_rewrite(env.parse(jinja)))
 
@@ -163,10 +169,12 @@ def render_within_budget(template: Any, **context: Any) -> str:
     """Render a budgeted template: a BudgetExceeded when it takes too long or writes too much."""
     parts, size = [], 0
     # the root render function itself: Template.generate wraps it in two more generators
-    for part in template.root_render_func(template.new_context({**context, _BUDGET: RenderBudget()})):
+    for part in template.root_render_func(template.new_context({**context,
+                                                                _BUDGET: RenderBudget()})):
         size += len(part)
         if size > RENDER_CHARS:
-            raise BudgetExceeded(f"the chat template wrote more than chattune.templates.budget.RENDER_CHARS="
-                                 f"{RENDER_CHARS:,} characters for one conversation")
+            raise BudgetExceeded("the chat template wrote more than "
+                                 f"chattune.templates.budget.RENDER_CHARS={RENDER_CHARS:,} "
+                                 "characters for one conversation")
         parts.append(part)
     return "".join(parts)

@@ -1,4 +1,5 @@
-"""Check a tokenizer's chat template for the problems that silently ruin fine-tunes, each with its fix."""
+"""Check a tokenizer's chat template for the problems that silently ruin fine-tunes, each with its
+fix."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ from chattune.templates.render import (
 )
 from chattune.templates.toolnotes import tool_call_note
 
-PROBE = [Message("system", "You are terse."), Message("user", "Name a colour."), Message("assistant", "Blue."),
-         Message("user", "Another?"), Message("assistant", "Green.")]
+PROBE = [Message("system", "You are terse."), Message("user", "Name a colour."),
+         Message("assistant", "Blue."), Message("user", "Another?"), Message("assistant", "Green.")]
 
 
 @dataclass(frozen=True)
 class Check:
-    """One doctor check: what was checked, whether it passed, what was seen, and how to fix a failure."""
+    """One doctor check: what was checked, whether it passed, what was seen, and how to fix a
+    failure."""
 
     name: str
     ok: bool
@@ -42,7 +44,8 @@ def _try(name: str, fn, fix: str) -> Check:
 
 
 def _probe_for(tokenizer: Any, template: str | None) -> list[Message]:
-    """The probe conversation, without its system message for templates that reject one (Gemma, Mistral)."""
+    """The probe conversation, without its system message for templates that reject one (Gemma,
+    Mistral)."""
     try:
         render(tokenizer, PROBE, template=template)
         return PROBE
@@ -52,7 +55,8 @@ def _probe_for(tokenizer: Any, template: str | None) -> list[Message]:
 
 @dataclass
 class _Checks:
-    """The doctor's checks of one tokenizer and template on the probe conversation (and the user's rows)."""
+    """The doctor's checks of one tokenizer and template on the probe conversation (and the user's
+    rows)."""
 
     tokenizer: Any
     template: str | None
@@ -66,12 +70,14 @@ class _Checks:
     def exact_masks(self) -> str:
         r = self._render(self.probe)
         check_rendered(self.tokenizer, r, self.probe, "all_assistant")
-        return (f"each of {len(r.spans or ())} assistant turns is found in the whole rendering and trained exactly; "
-                f"tool calls: {tool_call_note(self.tokenizer, self.template, self.template_kwargs)}")
+        return (f"each of {len(r.spans or ())} assistant turns is found in the whole rendering and "
+                "trained exactly; tool calls: "
+                f"{tool_call_note(self.tokenizer, self.template, self.template_kwargs)}")
 
     def history(self) -> str:
         notes = probe_history(self.tokenizer, self.template, self.template_kwargs)
-        return "; ".join(notes) or "every turn renders as given, in place, the same whatever follows it"
+        return ("; ".join(notes)
+                or "every turn renders as given, in place, the same whatever follows it")
 
     def eot_trained(self) -> str:
         eot = end_of_turn(self.tokenizer, self.template)
@@ -85,7 +91,8 @@ class _Checks:
 
     def single_bos(self) -> str:
         bos = self.tokenizer.bos_token_id
-        ids = self.tokenizer(self._render(self.probe).text)["input_ids"]  # as a tool that adds special tokens would
+        # as a tool that adds special tokens would
+        ids = self.tokenizer(self._render(self.probe).text)["input_ids"]
         if bos is not None and ids[:2] == [bos, bos]:
             raise AssertionError("the template writes a BOS and the tokenizer adds another")
         return "no doubled BOS"
@@ -99,7 +106,8 @@ class _Checks:
         prompt = self._render(self.probe[:-1], add_generation_prompt=True).input_ids
         full = self._render(self.probe).input_ids
         if full[:len(prompt)] != prompt:
-            raise AssertionError("the generation prompt's tokens are not a prefix of the training rendering")
+            raise AssertionError("the generation prompt's tokens are not a prefix of the training "
+                                 "rendering")
         return "generation prompt tokens are a prefix of the training rendering"
 
     def specials_single(self) -> str:
@@ -122,25 +130,33 @@ class _Checks:
 def diagnose(tokenizer: Any, template: str | None = None,
              conversations: Sequence[Sequence[Message]] = (), *,
              template_kwargs: dict[str, Any] | None = None) -> list[Check]:
-    """Run every check on the probe conversation (and on `conversations`, where given); `template_kwargs` go to
-    the template where rendering is about the user's data (history notes, data rows)."""
+    """Run every check on the probe conversation (and on `conversations`, where given);
+    `template_kwargs` go to the template where rendering is about the user's data (history notes,
+    data rows)."""
     checks = [_try("template present", lambda: resolve_template(tokenizer, template) and "found",
-                   "set `template: chatml` (or another built-in) in the config, or call chattune.setup_chat_format")]
+                   "set `template: chatml` (or another built-in) in the config, or call "
+                   "chattune.setup_chat_format")]
     if not checks[0].ok:
         return checks
     fix_template = "use a built-in template (`template: chatml`) or fix the Jinja template"
-    c = _Checks(tokenizer, template, _probe_for(tokenizer, template), template_kwargs, conversations)
+    c = _Checks(tokenizer, template, _probe_for(tokenizer, template), template_kwargs,
+                conversations)
     checks += [
         _try("exact masks", c.exact_masks, fix_template),
         _try("history", c.history, fix_template),
-        _try("end-of-turn trained", c.eot_trained, "use a template that ends each assistant turn with a special "
+        _try("end-of-turn trained", c.eot_trained,
+             "use a template that ends each assistant turn with a special "
              "token (chattune.setup_chat_format adds one)"),
-        _try("no doubled BOS", c.single_bos, "remove `{{ bos_token }}` from the template or stop adding special "
+        _try("no doubled BOS", c.single_bos,
+             "remove `{{ bos_token }}` from the template or stop adding special "
              "tokens"),
-        _try("pad token set", c.pad_set, "set tokenizer.pad_token (chattune uses eos when it is missing)"),
+        _try("pad token set", c.pad_set,
+             "set tokenizer.pad_token (chattune uses eos when it is missing)"),
         _try("generation prompt matches training", c.gen_prompt, fix_template),
-        _try("special tokens are single ids", c.specials_single, "add them with chattune.setup_chat_format"),
+        _try("special tokens are single ids", c.specials_single,
+             "add them with chattune.setup_chat_format"),
     ]
     if conversations:
-        checks.append(_try("data rows", c.data_rows, "see the row named; `chattune render` shows its mask"))
+        checks.append(_try("data rows", c.data_rows,
+                           "see the row named; `chattune render` shows its mask"))
     return checks

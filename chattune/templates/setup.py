@@ -1,4 +1,5 @@
-"""Give a model without a chat template one: special tokens, embeddings, eos/pad, the template itself."""
+"""Give a model without a chat template one: special tokens, embeddings, eos/pad, the template
+itself."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from chattune.templates.render import end_of_turn
 
 @dataclass
 class ChatMlSpecialTokens:
-    """TRL 0.x's ChatML token set (trl.models.utils), as older scripts read it: the tokens setup_chat_format(
-    format="chatml") sets on a tokenizer, and the template."""
+    """TRL 0.x's ChatML token set (trl.models.utils), as older scripts read it: the tokens
+    setup_chat_format( format="chatml") sets on a tokenizer, and the template."""
 
     bos_token: str = "<|im_start|>"
     eos_token: str = "<|im_end|>"
@@ -39,21 +40,25 @@ class ChatMlSpecialTokens:
         return BUILTIN_TEMPLATES["chatml"].jinja
 
 
-def setup_chat_format(model: Any, tokenizer: Any, template: str = "chatml", *, format: str | None = None,
-                      resize_to_multiple_of: int | None = None, as_trl: bool = True) -> tuple[Any, Any]:
-    """Add the template's missing special tokens, resize embeddings (new rows at the mean of the old ones; rounded
-    up to `resize_to_multiple_of`), set eos to the end-of-turn token, and store the template on the tokenizer.
-    `as_trl`: pad (and ChatML's bos, <|im_start|>) set as TRL 0.x's setup_chat_format sets them; otherwise a pad the
-    tokenizer has is kept (chattune's own set-up of a model without a template). `format` is TRL's name for
-    `template`."""
+def setup_chat_format(model: Any, tokenizer: Any, template: str = "chatml", *,
+                      format: str | None = None, resize_to_multiple_of: int | None = None,
+                      as_trl: bool = True) -> tuple[Any, Any]:
+    """Add the template's missing special tokens, resize embeddings (new rows at the mean of the old
+    ones; rounded up to `resize_to_multiple_of`), set eos to the end-of-turn token, and store the
+    template on the tokenizer.
+    `as_trl`: pad (and ChatML's bos, <|im_start|>) set as TRL 0.x's setup_chat_format sets them;
+    otherwise a pad the tokenizer has is kept (chattune's own set-up of a model without a template).
+    `format` is TRL's name for `template`."""
     template = format or template
     if template not in BUILTIN_TEMPLATES:
-        raise TemplateError(f"unknown template {template!r}; expected one of {', '.join(BUILTIN_TEMPLATES)}")
+        raise TemplateError(f"unknown template {template!r}; expected one of "
+                            f"{', '.join(BUILTIN_TEMPLATES)}")
     spec = BUILTIN_TEMPLATES[template]
     vocab = tokenizer.get_vocab()
     missing = [t for t in spec.special_tokens if t not in vocab]
     if missing:
-        tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in missing], special_tokens=True)
+        tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in missing],
+                             special_tokens=True)
     if spec.end_of_turn is not None:
         tokenizer.eos_token = spec.end_of_turn
     if spec.bos_token is not None:
@@ -77,7 +82,8 @@ def setup_chat_format(model: Any, tokenizer: Any, template: str = "chatml", *, f
 
 
 def setup_template(model: Any, tokenizer: Any, template: str | None) -> list[int]:
-    """Use the configured template: a built-in is set up (tokens, embeddings, eos/pad); a Jinja string is stored.
+    """Use the configured template: a built-in is set up (tokens, embeddings, eos/pad); a Jinja
+    string is stored.
 
     Returns the ids of tokens it added."""
     before = len(tokenizer)
@@ -92,21 +98,23 @@ def setup_template(model: Any, tokenizer: Any, template: str | None) -> list[int
 
 def clone_chat_template(model: Any, tokenizer: Any, source_tokenizer_path: str,
                         resize_to_multiple_of: int | None = 64) -> tuple[Any, Any, list[int]]:
-    """TRL's clone_chat_template: the chat template, added tokens and eos of another tokenizer (a hub id or a
-    directory), the model's embeddings resized (rounded up to `resize_to_multiple_of`, the rows past the tokenizer
-    filled with <extra_id_N> tokens so both sizes agree). Returns (model, tokenizer, ids of the added tokens)."""
+    """TRL's clone_chat_template: the chat template, added tokens and eos of another tokenizer (a
+    hub id or a directory), the model's embeddings resized (rounded up to `resize_to_multiple_of`,
+    the rows past the tokenizer filled with <extra_id_N> tokens so both sizes agree). Returns
+    (model, tokenizer, ids of the added tokens)."""
     from transformers import AutoTokenizer
 
     source = AutoTokenizer.from_pretrained(source_tokenizer_path)
     tokenizer.chat_template = source.get_chat_template()
-    added = [t for t in source.added_tokens_decoder.values() if t.content not in tokenizer.get_vocab()]
+    added = [t for t in source.added_tokens_decoder.values()
+             if t.content not in tokenizer.get_vocab()]
     tokenizer.add_tokens(added)
     tokenizer.eos_token = source.eos_token
     model.config.get_text_config().eos_token_id = tokenizer.eos_token_id
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.resize_token_embeddings(len(tokenizer.get_vocab()), pad_to_multiple_of=resize_to_multiple_of,
-                                  mean_resizing=True)
+    model.resize_token_embeddings(len(tokenizer.get_vocab()),
+                                  pad_to_multiple_of=resize_to_multiple_of, mean_resizing=True)
     filler = 0
     while model.get_input_embeddings().weight.shape[0] > len(tokenizer.get_vocab()):
         token = AddedToken(f"<extra_id_{filler}>")
@@ -121,23 +129,26 @@ MARKER = re.compile(r"<\|[A-Za-z0-9_.:-]+\|>")
 
 
 def set_template_file(model: Any, tokenizer: Any, jinja: str) -> list[int]:
-    """Use a Jinja template (TRL's chat_template_path file). Its `<|...|>` markers that the tokenizer lacks are
-    added as special tokens (embeddings grown, new rows at the mean), so each turn ends with one token the model
-    can learn and generation can stop on. Returns the added token ids."""
+    """Use a Jinja template (TRL's chat_template_path file). Its `<|...|>` markers that the
+    tokenizer lacks are added as special tokens (embeddings grown, new rows at the mean), so each
+    turn ends with one token the model can learn and generation can stop on. Returns the added token
+    ids."""
     tokenizer.chat_template = jinja
     missing = sorted({m for m in MARKER.findall(jinja) if m not in tokenizer.get_vocab()})
     if not missing:
         return []
     before = len(tokenizer)
-    tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in missing], special_tokens=True)
+    tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in missing],
+                         special_tokens=True)
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
     return list(range(before, len(tokenizer)))
 
 
 def stop_token_ids(tokenizer: Any, template: str | None = None) -> list[int]:
-    """Token ids that end a reply: the template's end-of-turn token and the tokenizer's eos. A tokenizer trained
-    on plain text may have no template (or one whose turns end without a special token): eos alone then."""
+    """Token ids that end a reply: the template's end-of-turn token and the tokenizer's eos. A
+    tokenizer trained on plain text may have no template (or one whose turns end without a special
+    token): eos alone then."""
     ids = set()
     try:
         ids.add(tokenizer.convert_tokens_to_ids(end_of_turn(tokenizer, template)))

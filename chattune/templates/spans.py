@@ -1,18 +1,18 @@
 """Where each assistant turn lies in the rendering of the whole conversation.
 
-The model trains on one text: the whole conversation rendered once. Templates may rewrite history (Qwen3 strips
-the reasoning of earlier turns and writes an empty `<think>` block into the last one), move text (Mistral Nemo
-puts the system prompt in the last user turn), or close a turn with several tokens (Command-R7B), so a turn
-cannot be found by rendering growing prefixes of the conversation. Instead the template is run once more with
-each message's text wrapped in marker characters (Unicode plane-15 private-use code points, placed inside the
-text's leading and trailing whitespace so `trim` behaves the same). Removing the markers must give back the
-real rendering character for character; then each marker's position is where that message's text lies in the
-text the model sees.
+The model trains on one text: the whole conversation rendered once. Templates may rewrite history
+(Qwen3 strips the reasoning of earlier turns and writes an empty `<think>` block into the last one),
+move text (Mistral Nemo puts the system prompt in the last user turn), or close a turn with several
+tokens (Command-R7B), so a turn cannot be found by rendering growing prefixes of the conversation.
+Instead the template is run once more with each message's text wrapped in marker characters (Unicode
+plane-15 private-use code points, placed inside the text's leading and trailing whitespace so `trim`
+behaves the same). Removing the markers must give back the real rendering character for character;
+then each marker's position is where that message's text lies in the text the model sees.
 
-An assistant turn's trained span runs from the end of its header (what the generation prompt writes before the
-reply, aligned with the rendering; so an injected `<think>` block is trained as the model would generate it)
-through its reasoning, tool calls and content, to the end of the special token(s) that close it. It never
-reaches into another message's text or the next turn's header.
+An assistant turn's trained span runs from the end of its header (what the generation prompt writes
+before the reply, aligned with the rendering; so an injected `<think>` block is trained as the model
+would generate it) through its reasoning, tool calls and content, to the end of the special token(s)
+that close it. It never reaches into another message's text or the next turn's header.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ from chattune.errors import TemplateError
 from chattune.templates.callmarks import call_marks, first_calls
 from chattune.templates.markers import TOOL_CALLS, Markers, mark_message, markers_for
 
-_ROLEISH = re.compile(r"user|assistant|system|human|model|bot", re.IGNORECASE)  # names of turn headers
-_ENDISH = re.compile(r"end|eot|eos|stop|close", re.IGNORECASE)  # names of tokens that close rather than open
+# names of turn headers
+_ROLEISH = re.compile(r"user|assistant|system|human|model|bot", re.IGNORECASE)
+# names of tokens that close rather than open
+_ENDISH = re.compile(r"end|eot|eos|stop|close", re.IGNORECASE)
 Render = Callable[[list[dict[str, Any]], bool], str]  # (messages, add_generation_prompt) -> text
 
 
@@ -39,12 +41,14 @@ class Located:
     """A rendering and, for each message, where its marked texts lie in it (character positions)."""
 
     text: str
-    positions: dict[int, list[tuple[int, int, bool]]] = field(default_factory=dict)  # message -> (pos, kind, open)
+    # message -> (pos, kind, open)
+    positions: dict[int, list[tuple[int, int, bool]]] = field(default_factory=dict)
     markers: Markers = Markers()
     marking: tuple[bool, bool] = (True, False)  # (tool calls marked, their ids marked)
 
     def first(self, message: int) -> int | None:
-        """Where the message's first text opens (a template may repeat a tool's name later: opens only count)."""
+        """Where the message's first text opens (a template may repeat a tool's name later: opens
+        only count)."""
         marks = self.positions.get(message)
         opens = [p for p, _, is_open in marks or [] if is_open]
         return min(opens or [p for p, _, _ in marks]) if marks else None
@@ -59,8 +63,8 @@ class Located:
         return self._index()[0]
 
     def _index(self) -> tuple[list[int], list[int]]:
-        """Every mark's position, sorted, and its message: built once, so each turn's neighbours are found by
-        bisection (a conversation of n messages stays O(n log n), not O(n^2))."""
+        """Every mark's position, sorted, and its message: built once, so each turn's neighbours are
+        found by bisection (a conversation of n messages stays O(n log n), not O(n^2))."""
         if getattr(self, "_sorted", None) is None:
             pairs = sorted((p, m) for m, marks in self.positions.items() for p, _, _ in marks)
             self._sorted = ([p for p, _ in pairs], [m for _, m in pairs])
@@ -90,33 +94,40 @@ class Located:
 
 
 def _locate(marked_text: str, markers: Markers, calls: dict[int, int] | None = None) -> Located:
-    """Strip the markers from a marked rendering, remembering where each stood in the stripped text (of the tool
-    calls of message i, the first `calls[i]` only)."""
+    """Strip the markers from a marked rendering, remembering where each stood in the stripped text
+    (of the tool calls of message i, the first `calls[i]` only)."""
     located = Located("", markers=markers)
     pieces, last = [], 0
     for removed, m in enumerate(markers.pattern.finditer(marked_text)):
         pieces.append(marked_text[last:m.start()])
         last = m.end()
         message, kind, is_open = markers.decode(m.group())
-        located.positions.setdefault(message, []).append((m.start() - removed * markers.width, kind, is_open))
+        located.positions.setdefault(message,
+                                     []).append((m.start() - removed * markers.width, kind,
+                                                 is_open))
     pieces.append(marked_text[last:])
     located.text = "".join(pieces)
     for message, count in (calls or {}).items():
         if message in located.positions:
             located.positions[message] = first_calls(located.positions[message], count, TOOL_CALLS)
-    for message, marks in located.positions.items():  # a text repeated past its close (a tool's name written
-        closes = [p for p, _, is_open in marks if not is_open]  # again in the tool result's header) is not the turn
+    # a text repeated past its close (a tool's name written
+    for message, marks in located.positions.items():
+        # again in the tool result's header) is not the turn
+        closes = [p for p, _, is_open in marks if not is_open]
         if closes:
             located.positions[message] = [mark for mark in marks if mark[0] <= max(closes)]
     return located
 
 
-def render_marked(render: Render, messages: list[dict[str, Any]], add_generation_prompt: bool, markers: Markers,
-                  marking: tuple[bool, bool]) -> Located:
-    """One marked rendering of `messages`, located (`marking`: whether tool calls, and their ids, are marked)."""
+def render_marked(render: Render, messages: list[dict[str, Any]], add_generation_prompt: bool,
+                  markers: Markers, marking: tuple[bool, bool]) -> Located:
+    """One marked rendering of `messages`, located (`marking`: whether tool calls, and their ids,
+    are marked)."""
     calls, ids = marking
-    marked = [mark_message(m, i, calls=calls, ids=ids, markers=markers) for i, m in enumerate(messages)]
-    counts = {i: call_marks(m, ids) for i, m in enumerate(messages) if calls and m.get("tool_calls")}
+    marked = [mark_message(m, i, calls=calls, ids=ids, markers=markers)
+              for i, m in enumerate(messages)]
+    counts = {i: call_marks(m, ids) for i, m in enumerate(messages)
+              if calls and m.get("tool_calls")}
     located = _locate(render(marked, add_generation_prompt), markers, counts)
     located.marking = marking
     return located
@@ -124,26 +135,31 @@ def render_marked(render: Render, messages: list[dict[str, Any]], add_generation
 
 def locate(render: Render, messages: list[dict[str, Any]], add_generation_prompt: bool,
            expected: str | None = None, *, ids: bool = False) -> Located:
-    """Render `messages` with markers and find each message's texts. With `expected` (the unmarked rendering),
-    the markers must not have changed anything else; tool calls are left unmarked if marking them does (a
-    template that branches on a tool's name), and a template that changes still is refused. With `ids`, the
-    tool calls' ids are marked first, where the template renders (and accepts) them marked."""
-    text = expected if expected is not None else json.dumps(messages, ensure_ascii=False, default=str)
+    """Render `messages` with markers and find each message's texts. With `expected` (the unmarked
+    rendering), the markers must not have changed anything else; tool calls are left unmarked if
+    marking them does (a template that branches on a tool's name), and a template that changes still
+    is refused. With `ids`, the tool calls' ids are marked first, where the template renders (and
+    accepts) them marked."""
+    text = (expected if expected is not None
+            else json.dumps(messages, ensure_ascii=False, default=str))
     markers = markers_for(text, len(messages))
     if markers is None:
-        raise TemplateError(f"chattune cannot mask a conversation of {len(messages)} messages whose text uses "
-                            "this many Unicode private-use characters (it marks turns with them)")
+        raise TemplateError(f"chattune cannot mask a conversation of {len(messages)} messages "
+                            "whose text uses this many Unicode private-use characters (it marks "
+                            "turns with them)")
     for marking in ((True, True),) * ids + ((True, False), (False, False)):
         try:
             located = render_marked(render, messages, add_generation_prompt, markers, marking)
         except TemplateError:
-            if marking[1]:  # a template that checks its ids (Mistral: nine characters) renders them unmarked
+            # a template that checks its ids (Mistral: nine characters) renders them unmarked
+            if marking[1]:
                 continue
             raise
         if expected is None or located.text == expected:
             return located
-    raise TemplateError("the template renders the conversation differently when a message's text changes, so "
-                        "chattune cannot tell exactly which tokens belong to which turn")
+    raise TemplateError("the template renders the conversation differently when a message's text "
+                        "changes, so chattune cannot tell exactly which tokens belong to which "
+                        "turn")
 
 
 @functools.lru_cache(maxsize=64)
@@ -153,7 +169,8 @@ def specials_pattern(specials: tuple[str, ...]) -> re.Pattern[str] | None:
 
 
 def _common_prefix_len(a: str, b: str) -> int:
-    """Length of the longest common prefix, by bisection on slice equality (C speed, not a per-char loop)."""
+    """Length of the longest common prefix, by bisection on slice equality (C speed, not a per-char
+    loop)."""
     if b.startswith(a):
         return len(a)
     lo, hi = 0, min(len(a), len(b))
@@ -168,9 +185,11 @@ def _common_prefix_len(a: str, b: str) -> int:
 
 @dataclass(frozen=True)
 class _Markup:
-    """What the template writes between texts: the special tokens that close a message (the first one after any
-    message's text) and those that open one (the generation prompt's header; in the markup before another
-    message's text, after the last closer, from the first special token followed by text: `<|im_system|>tool`)."""
+    """What the template writes between texts: the special tokens that close a message (the first
+    one after any message's text) and those that open one (the generation prompt's header; in the
+    markup before another message's text, after the last closer, from the first special token
+    followed by text:
+    `<|im_system|>tool`)."""
 
     closers: frozenset[str]
     openers: frozenset[str]
@@ -181,12 +200,14 @@ class _Markup:
         return gap[max(ends, default=0):]
 
 
-def _after_last_closer(gap: str, closers: set[str] | frozenset[str], pattern: re.Pattern[str]) -> list[re.Match[str]]:
+def _after_last_closer(gap: str, closers: set[str] | frozenset[str],
+                       pattern: re.Pattern[str]) -> list[re.Match[str]]:
     found = list(pattern.finditer(gap))
     return found[max((k for k, m in enumerate(found) if m.group() in closers), default=-1) + 1:]
 
 
-def _conversation_markup(full: Located, pattern: re.Pattern[str], assistant: dict[int, bool]) -> _Markup:
+def _conversation_markup(full: Located, pattern: re.Pattern[str],
+                         assistant: dict[int, bool]) -> _Markup:
     """The closers, and the openers written before the messages' texts: the same for every turn of a
     conversation, so found once (each message's neighbour mark by bisection)."""
     text, marks = full.text, full.all_marks()
@@ -195,11 +216,13 @@ def _conversation_markup(full: Located, pattern: re.Pattern[str], assistant: dic
         last = full.last(message)
         k = bisect.bisect_right(marks, last)
         m = pattern.search(text, last, marks[k] if k < len(marks) else len(text))
-        # after a user's or system's text the first special token may be the next header (<｜Assistant｜>)
+        # after a user's or system's text the first special token may be the next header
+        # (<｜Assistant｜>)
         if m is not None and (assistant.get(message) or not _ROLEISH.search(m.group())):
             closers.add(m.group())
     openers = set()
-    for message in full.positions:  # another message's header starts at its first special token followed by text
+    # another message's header starts at its first special token followed by text
+    for message in full.positions:
         first = full.first(message)
         k = bisect.bisect_left(marks, first)
         gap = text[marks[k - 1] if k else 0:first]
@@ -214,9 +237,9 @@ def _conversation_markup(full: Located, pattern: re.Pattern[str], assistant: dic
 
 def _markup(full: Located, prompt_gap: str, pattern: re.Pattern[str], assistant: dict[int, bool],
             conversation: _Markup | None = None) -> _Markup:
-    """`conversation`'s markup (found here when not given) with the openers of the generation prompt's header:
-    its last token, and those after the previous turn's first closer that are not named as ends themselves
-    (<|END_TEXT|><|END_OF_TURN_TOKEN|> close a Cohere turn)."""
+    """`conversation`'s markup (found here when not given) with the openers of the generation
+    prompt's header: its last token, and those after the previous turn's first closer that are not
+    named as ends themselves (<|END_TEXT|><|END_OF_TURN_TOKEN|> close a Cohere turn)."""
     conversation = conversation or _conversation_markup(full, pattern, assistant)
     found = _after_last_closer(prompt_gap, conversation.closers, pattern)
     openers = {m.group() for m in found if not _ENDISH.search(m.group())}
@@ -233,9 +256,11 @@ class TurnSpan:
     end: int
 
 
-def _closing_end(text: str, after: int, limit: int, pattern: re.Pattern[str], openers: set[str]) -> int | None:
-    """End of the special token(s) closing a turn whose text ends at `after`: the first special token before
-    `limit`, and any special tokens directly after it that do not open a turn (<|END_RESPONSE|><|END_OF_TURN|>)."""
+def _closing_end(text: str, after: int, limit: int, pattern: re.Pattern[str],
+                 openers: set[str]) -> int | None:
+    """End of the special token(s) closing a turn whose text ends at `after`: the first special
+    token before `limit`, and any special tokens directly after it that do not open a turn
+    (<|END_RESPONSE|><|END_OF_TURN|>)."""
     first = pattern.search(text, after, limit)
     if first is None:
         return None
@@ -246,8 +271,9 @@ def _closing_end(text: str, after: int, limit: int, pattern: re.Pattern[str], op
 
 
 def prompt_gap(render: Render, messages: list[dict[str, Any]], upto: int) -> str:
-    """What the generation prompt writes after the last text of messages[:upto]: the previous turn's closing and
-    the assistant header (with anything the template adds for a reply to begin, such as `<think>\\n`)."""
+    """What the generation prompt writes after the last text of messages[:upto]: the previous turn's
+    closing and the assistant header (with anything the template adds for a reply to begin, such as
+    `<think>\\n`)."""
     if upto == 0:
         try:
             return render([], True)
@@ -262,8 +288,8 @@ EXACT_TURNS = 8  # conversations with up to this many trained turns render every
 
 
 def _surroundings(full: Located, messages: list[dict[str, Any]], j: int) -> tuple[Any, ...]:
-    """What a turn's prompt gap can be shared on: the rendering between the previous message's text and the
-    turn's own, and the previous message's role."""
+    """What a turn's prompt gap can be shared on: the rendering between the previous message's text
+    and the turn's own, and the previous message's role."""
     first = full.first(j)
     before = full.before(j, first)
     return full.text[before or 0:first], messages[j - 1].get("role") if j else None
@@ -271,11 +297,12 @@ def _surroundings(full: Located, messages: list[dict[str, Any]], j: int) -> tupl
 
 def prompt_gaps(render: Render, messages: list[dict[str, Any]], trained: Sequence[int],
                 full: Located) -> dict[int, str]:
-    """Each trained turn's prompt gap. Rendering the prompt before every turn costs O(n^2) in the conversation's
-    length, so a long conversation's turns with the same surroundings share one gap. Sharing is checked, not
-    assumed: the gap is rendered exactly at the 1st, 2nd, 4th, 8th... turn of each kind and at the last turn
-    (prompts of geometrically growing length: about two renderings of the whole conversation in all), and a
-    template whose gap differs after all renders every turn's."""
+    """Each trained turn's prompt gap. Rendering the prompt before every turn costs O(n^2) in the
+    conversation's length, so a long conversation's turns with the same surroundings share one gap.
+    Sharing is checked, not assumed: the gap is rendered exactly at the 1st, 2nd, 4th, 8th... turn
+    of each kind and at the last turn (prompts of geometrically growing length: about two renderings
+    of the whole conversation in all), and a template whose gap differs after all renders every
+    turn's."""
     if len(trained) <= EXACT_TURNS:
         return {j: prompt_gap(render, messages, j) for j in trained}
     shared: dict[tuple[Any, ...], str] = {}
@@ -289,14 +316,16 @@ def prompt_gaps(render: Render, messages: list[dict[str, Any]], trained: Sequenc
         seen[key] = seen.get(key, 0) + 1
         if key not in shared or seen[key] & (seen[key] - 1) == 0 or j == trained[-1]:
             exact = prompt_gap(render, messages, j)
-            if shared.setdefault(key, exact) != exact:  # the template's prompt depends on more than this
+            # the template's prompt depends on more than this
+            if shared.setdefault(key, exact) != exact:
                 return {j: prompt_gap(render, messages, j) for j in trained}
         gaps[j] = shared[key]
     return gaps
 
 
 def _snap_out_of_special(text: str, pos: int, pattern: re.Pattern[str], floor: int) -> int:
-    """`pos`, moved back to the start of a special token it falls inside (alignment can stop at `<|START_`)."""
+    """`pos`, moved back to the start of a special token it falls inside (alignment can stop at
+    `<|START_`)."""
     for m in pattern.finditer(text, max(floor, pos - 64), pos + 64):
         if m.start() < pos < m.end():
             return m.start()
@@ -304,8 +333,8 @@ def _snap_out_of_special(text: str, pos: int, pattern: re.Pattern[str], floor: i
 
 
 def _snap_back(text: str, pos: int, floor: int, pattern: re.Pattern[str] | None) -> int:
-    """`pos`, moved back to just after a space or a special token: two texts can agree on part of a word
-    (`<t` of `<think>` and `<tool_call>`), and the turn must not start inside it."""
+    """`pos`, moved back to just after a space or a special token: two texts can agree on part of a
+    word (`<t` of `<think>` and `<tool_call>`), and the turn must not start inside it."""
     if pos <= floor or text[pos - 1].isspace():
         return pos
     ends = [floor] + [k + 1 for k in range(pos - 1, floor - 1, -1) if text[k].isspace()][:1]
@@ -314,11 +343,12 @@ def _snap_back(text: str, pos: int, floor: int, pattern: re.Pattern[str] | None)
     return max(ends)
 
 
-def _turn_start(full: Located, j: int, gap: str, markup: _Markup | None, pattern: re.Pattern[str] | None) -> int:
-    """Where assistant turn j's trained text starts: after its header. The header is what the generation prompt
-    writes after its last closer, found right before the turn; where the template renders the turn's header
-    differently (Qwen3.5 writes `<think>` in the prompt only), the prompt's tail is aligned with the rendering
-    and the turn starts where they stop agreeing."""
+def _turn_start(full: Located, j: int, gap: str, markup: _Markup | None,
+                pattern: re.Pattern[str] | None) -> int:
+    """Where assistant turn j's trained text starts: after its header. The header is what the
+    generation prompt writes after its last closer, found right before the turn; where the template
+    renders the turn's header differently (Qwen3.5 writes `<think>` in the prompt only), the
+    prompt's tail is aligned with the rendering and the turn starts where they stop agreeing."""
     first = full.first(j)
     previous = full.before(j, first)
     earlier, before = previous is not None, previous or 0
@@ -327,15 +357,19 @@ def _turn_start(full: Located, j: int, gap: str, markup: _Markup | None, pattern
     if found >= 0:
         start = found + len(header)
     elif earlier:
-        start = _snap_back(full.text, before + _common_prefix_len(gap, full.text[before:first]), before, pattern)
-    else:  # nothing before this turn but what the template adds itself, and no header to find: its own text
+        start = _snap_back(full.text, before + _common_prefix_len(gap, full.text[before:first]),
+                           before, pattern)
+    # nothing before this turn but what the template adds itself, and no header to find: its own
+    # text
+    else:
         start = first
     return start if pattern is None else _snap_out_of_special(full.text, start, pattern, before)
 
 
-def assistant_spans(render: Render, messages: list[dict[str, Any]], trained: Sequence[int], full_text: str,
-                    specials: tuple[str, ...]) -> list[TurnSpan]:
-    """The trained span of each message in `trained` (assistant turns), found in the whole rendering."""
+def assistant_spans(render: Render, messages: list[dict[str, Any]], trained: Sequence[int],
+                    full_text: str, specials: tuple[str, ...]) -> list[TurnSpan]:
+    """The trained span of each message in `trained` (assistant turns), found in the whole
+    rendering."""
     from chattune.templates import toolturns  # it builds on this module
 
     pattern = specials_pattern(specials)
@@ -354,11 +388,11 @@ def assistant_spans(render: Render, messages: list[dict[str, Any]], trained: Seq
         role = messages[j].get("role")
         first, last = full.first(j), full.last(j)
         if first is None or last is None:
-            raise TemplateError(f"message {j} ({role}): the template does not render it, so there is nothing to "
-                                "train")
+            raise TemplateError(f"message {j} ({role}): the template does not render it, so there "
+                                "is nothing to train")
         if full.interleaved(j, first, last):
-            raise TemplateError(f"message {j} ({role}): the template writes another message's text inside it, so "
-                                "its tokens cannot be trained alone")
+            raise TemplateError(f"message {j} ({role}): the template writes another message's text "
+                                "inside it, so its tokens cannot be trained alone")
         gap = gaps[j]
         markup = None if pattern is None else _markup(full, gap, pattern, assistant, conversation)
         start = _turn_start(full, j, gap, markup, pattern)
@@ -366,10 +400,12 @@ def assistant_spans(render: Render, messages: list[dict[str, Any]], trained: Seq
         end = None if pattern is None or markup is None else \
             _closing_end(full.text, last, limit, pattern, set(markup.openers))
         if end is not None and enders and j in calling:
-            end = toolturns.tool_turn_end(full.text, last, limit, end, pattern, enders, markup.openers)
+            end = toolturns.tool_turn_end(full.text, last, limit, end, pattern, enders,
+                                          markup.openers)
         if end is None:
-            raise TemplateError(f"message {j} ({role}) is not followed by an end-of-turn special token in this "
-                                f"template (it is followed by {full.text[last:limit][:30]!r}); the model would "
-                                "never learn to stop")
+            raise TemplateError(f"message {j} ({role}) is not followed by an end-of-turn special "
+                                "token in this template (it is followed by "
+                                f"{full.text[last:limit][:30]!r}); the model would never learn to "
+                                "stop")
         spans.append(TurnSpan(j, start, end))
     return spans

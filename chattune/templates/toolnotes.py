@@ -1,8 +1,9 @@
-"""What a chat template does with tool calls, in words: where it writes a call and which token ends the turn.
+"""What a chat template does with tool calls, in words: where it writes a call and which token ends
+the turn.
 
-A probe conversation (the user asks, the assistant calls `multiply`, the tool answers, the assistant answers) is
-rendered and masked; the tool-call turn's trained span shows where the call is written (between which special
-tokens) and the special token it ends with.
+A probe conversation (the user asks, the assistant calls `multiply`, the tool answers, the assistant
+answers) is rendered and masked; the tool-call turn's trained span shows where the call is written
+(between which special tokens) and the special token it ends with.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from typing import Any
 from chattune.errors import TemplateError
 from chattune.templates.render import render, special_strings
 
-TOOLS = [{"type": "function", "function": {"name": "multiply", "description": "Multiply two numbers", "parameters": {
-    "type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}, "required": ["a", "b"]}}}]
+TOOLS = [{"type": "function",
+          "function": {"name": "multiply", "description": "Multiply two numbers", "parameters": {
+    "type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+    "required": ["a", "b"]}}}]
 
 
 def _probe(content: str | None, arguments: Any) -> list[dict[str, Any]]:
-    call = {"id": "call12345", "type": "function", "function": {"name": "multiply", "arguments": arguments}}
+    call = {"id": "call12345", "type": "function",
+            "function": {"name": "multiply", "arguments": arguments}}
     return [{"role": "user", "content": "What is 6 times 7?"},
             {"role": "assistant", "content": content, "tool_calls": [call]},
             {"role": "tool", "content": "42", "tool_call_id": "call12345", "name": "multiply"},
@@ -26,8 +30,8 @@ def _probe(content: str | None, arguments: Any) -> list[dict[str, Any]]:
 
 
 def _rendered_probe(tokenizer: Any, template: str | None, template_kwargs: dict[str, Any] | None):
-    """The probe rendered with the first form of a call the template accepts (arguments as an object or as a JSON
-    string, content empty or null), and the last error where it accepts none."""
+    """The probe rendered with the first form of a call the template accepts (arguments as an object
+    or as a JSON string, content empty or null), and the last error where it accepts none."""
     error: TemplateError | None = None
     for arguments in ({"a": 6, "b": 7}, json.dumps({"a": 6, "b": 7})):
         for content in ("", None):
@@ -41,8 +45,8 @@ def _rendered_probe(tokenizer: Any, template: str | None, template_kwargs: dict[
 
 def tool_call_note(tokenizer: Any, template: str | None = None,
                    template_kwargs: dict[str, Any] | None = None) -> str:
-    """One sentence: where the template writes a tool call and which token ends a tool-call turn, or that it does
-    not write tool calls (rows with them are then refused)."""
+    """One sentence: where the template writes a tool call and which token ends a tool-call turn, or
+    that it does not write tool calls (rows with them are then refused)."""
     r, error = _rendered_probe(tokenizer, template, template_kwargs)
     if r is None:
         reason = str(error) if error is not None else "it renders no probe"
@@ -52,7 +56,8 @@ def tool_call_note(tokenizer: Any, template: str | None = None,
     at = next((turn.find(t) for t in ("multiply", "call12345") if t in turn), 0)
     specials = [s for s in special_strings(tokenizer) if s in turn]
     ends = next((s for s in specials if turn.endswith(s)), None)
-    before = max(((turn.rfind(s, 0, at), s) for s in specials if turn.rfind(s, 0, at) >= 0), default=None)
+    before = max(((turn.rfind(s, 0, at), s) for s in specials if turn.rfind(s, 0, at) >= 0),
+                 default=None)
     where = f"after {before[1]}" if before else "as text"
     shown = turn if len(turn) <= 120 else turn[:100] + "…" + turn[-19:]
     ending = f"ends with {ends}" if ends else "ends with no special token"

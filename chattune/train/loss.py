@@ -16,9 +16,11 @@ from chattune.model.lora import base_model
 CHUNK = 2048  # trained positions per LM-head chunk
 
 
-def _chunk_loss(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module, dft: bool = False) -> torch.Tensor:
-    """[summed cross-entropy, correct next-token predictions] of one chunk (the second carries no gradient).
-    With `dft` each token's cross-entropy is weighted by its probability, detached (TRL's loss_type dft)."""
+def _chunk_loss(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module,
+                dft: bool = False) -> torch.Tensor:
+    """[summed cross-entropy, correct next-token predictions] of one chunk (the second carries no
+    gradient). With `dft` each token's cross-entropy is weighted by its probability, detached (TRL's
+    loss_type dft)."""
     logits = head(hidden).float()
     correct = (logits.detach().argmax(-1) == targets).sum().float()
     if dft:
@@ -27,7 +29,8 @@ def _chunk_loss(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Modu
     return torch.stack([F.cross_entropy(logits, targets, reduction="sum"), correct])
 
 
-def _chunk_stats(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module) -> torch.Tensor:
+def _chunk_stats(hidden: torch.Tensor, targets: torch.Tensor,
+                 head: torch.nn.Module) -> torch.Tensor:
     logits = head(hidden).float()
     loss = F.cross_entropy(logits, targets, reduction="sum")
     correct = (logits.argmax(-1) == targets).sum()
@@ -35,14 +38,17 @@ def _chunk_stats(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Mod
 
 
 def is_prompt_learning(model: Any) -> bool:
-    """A PEFT prompt/prefix/p-tuning model: its virtual tokens enter in PeftModel.forward, not in the decoder."""
+    """A PEFT prompt/prefix/p-tuning model: its virtual tokens enter in PeftModel.forward, not in
+    the decoder."""
     return bool(getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False))
 
 
 def _prompt_learning_stats(model: Any, batch: Batch, dft: bool = False) -> tuple[torch.Tensor, int]:
-    """[summed loss, correct predictions] and the trained positions, through the PEFT model's own forward (which
-    prepends the virtual tokens or their keys and values); its logits of the batch's own tokens are the last ones."""
-    logits = model(input_ids=batch.input_ids, use_cache=False).logits[:, -batch.input_ids.shape[1]:-1]
+    """[summed loss, correct predictions] and the trained positions, through the PEFT model's own
+    forward (which prepends the virtual tokens or their keys and values); its logits of the batch's
+    own tokens are the last ones."""
+    logits = model(input_ids=batch.input_ids,
+                   use_cache=False).logits[:, -batch.input_ids.shape[1]:-1]
     targets = batch.labels[:, 1:]
     keep = targets != IGNORE_INDEX
     logits, targets = logits[keep].float(), targets[keep]
@@ -58,7 +64,8 @@ def trained_hidden(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor
     hidden = lm.get_decoder()(input_ids=batch.input_ids, position_ids=batch.position_ids,
                               use_cache=False).last_hidden_state
     index = batch.trained_index if batch.trained_index is not None else trained_index(batch.labels)
-    # gathered by index (its length known on the host), not by a boolean mask, whose count would sync with a GPU
+    # gathered by index (its length known on the host), not by a boolean mask, whose count would
+    # sync with a GPU
     return (hidden.reshape(-1, hidden.shape[-1]).index_select(0, index),
             batch.labels.reshape(-1).index_select(0, index + 1), lm.get_output_embeddings())
 
@@ -67,7 +74,8 @@ def _fused_loss(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Line
     """Liger's fused linear cross-entropy: the LM head and the loss in chunks inside one kernel."""
     from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
 
-    return LigerFusedLinearCrossEntropyLoss(reduction="sum")(head.weight, hidden, targets, head.bias).float()
+    return LigerFusedLinearCrossEntropyLoss(reduction="sum")(head.weight, hidden, targets,
+                                                             head.bias).float()
 
 
 def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
@@ -76,21 +84,23 @@ def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
 
 
 def summed_loss_and_correct(model: Any, batch: Batch, loss_type: str = "nll") -> torch.Tensor:
-    """[sum of token cross-entropies, correct argmax predictions] over the batch's trained positions; the count
-    (TRL's mean_token_accuracy, logged) is NaN on the fused Liger path, which never materialises logits."""
+    """[sum of token cross-entropies, correct argmax predictions] over the batch's trained
+    positions; the count (TRL's mean_token_accuracy, logged) is NaN on the fused Liger path, which
+    never materialises logits."""
     dft = loss_type == "dft"
     if is_prompt_learning(model):
         return _prompt_learning_stats(model, batch, dft)[0]
     hidden, targets, head = trained_hidden(model, batch)
-    if getattr(base_model(model), "chattune_fused_loss", False) and type(head) is torch.nn.Linear and not dft:
+    if (getattr(base_model(model), "chattune_fused_loss", False)
+            and type(head) is torch.nn.Linear and not dft):
         loss = _fused_loss(hidden, targets, head)
         return torch.stack([loss, torch.full_like(loss, float("nan"))])
     total = hidden.new_zeros((2,), dtype=torch.float32)
     for s in range(0, targets.numel(), CHUNK):
         h, t = hidden[s:s + CHUNK], targets[s:s + CHUNK]
         # recompute each chunk's logits in backward instead of keeping them all
-        total = total + (checkpoint(_chunk_loss, h, t, head, dft, use_reentrant=False) if torch.is_grad_enabled()
-                         else _chunk_loss(h, t, head, dft))
+        total = total + (checkpoint(_chunk_loss, h, t, head, dft, use_reentrant=False)
+                         if torch.is_grad_enabled() else _chunk_loss(h, t, head, dft))
     return total
 
 

@@ -17,19 +17,22 @@ def build_optimizer(model: Any, cfg: TrainArgs) -> torch.optim.Optimizer:
     for name, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
     betas = (cfg.adam_beta1, cfg.adam_beta2)
     if cfg.bf16_full:
         return _kahan_adamw(groups, cfg.learning_rate, betas, cfg.adam_epsilon)
     # fused on GPUs: one kernel for every parameter instead of a handful per tensor
     fused = all(p.is_cuda for p in decay + no_decay) or None
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=betas, eps=cfg.adam_epsilon, fused=fused)
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=betas, eps=cfg.adam_epsilon,
+                             fused=fused)
 
 
 def _kahan_adamw(groups: list[dict[str, Any]], lr: float, betas: tuple[float, float],
                  eps: float) -> torch.optim.Optimizer:
-    """AdamW for bf16 weights without an fp32 master copy: Kahan summation keeps the small updates that bf16
-    rounding would drop (torch-optimi; eps as configured, so it differs from torch's AdamW only in the summation)."""
+    """AdamW for bf16 weights without an fp32 master copy: Kahan summation keeps the small updates
+    that bf16 rounding would drop (torch-optimi; eps as configured, so it differs from torch's AdamW
+    only in the summation)."""
     try:
         from optimi import AdamW
     except ImportError:

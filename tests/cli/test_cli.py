@@ -26,21 +26,22 @@ def write_config(tmp_path, model_dir, data, **extra):
     columns = {"question": "user", "answer": "assistant"}
     cfg = {"model": str(model_dir), "data": {"train": str(data), "columns": columns},
            "finetuning": "lora", "output_dir": str(tmp_path / "out"), "max_steps": 4,
-           "per_device_train_batch_size": 4, "logging_steps": 1, "learning_rate": 1e-3, "max_length": 256, **extra}
+           "per_device_train_batch_size": 4, "logging_steps": 1, "learning_rate": 1e-3,
+           "max_length": 256, **extra}
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
 
 
 def test_train_chat_merge_render(tmp_path, tiny_model_dir, gsm8k_small, capsys):
-    compare = {"data": str(gsm8k_small), "columns": {"question": "user", "answer": "assistant"}, "num_samples": 3,
-               "max_new_tokens": 8, "batch_size": 3, "show": 1}
+    compare = {"data": str(gsm8k_small), "columns": {"question": "user", "answer": "assistant"},
+               "num_samples": 3, "max_new_tokens": 8, "batch_size": 3, "show": 1}
     cfg = write_config(tmp_path, tiny_model_dir, gsm8k_small, compare=compare)
     assert main(["train", str(cfg), "--set", "max_steps=3"]) == 0
     out = tmp_path / "out"
-    for name in ("metrics.jsonl", "loss.png", "config.yaml", "compare.json", "compare.jsonl", "timings.json",
-                 "adapter/adapter_config.json", "adapter/adapter_model.safetensors", "adapter/chat_template.jinja",
-                 "merged/model.safetensors", "merged/config.json"):
+    for name in ("metrics.jsonl", "loss.png", "config.yaml", "compare.json", "compare.jsonl",
+                 "timings.json", "adapter/adapter_config.json", "adapter/adapter_model.safetensors",
+                 "adapter/chat_template.jinja", "merged/model.safetensors", "merged/config.json"):
         assert (out / name).is_file(), name
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3]
@@ -50,7 +51,8 @@ def test_train_chat_merge_render(tmp_path, tiny_model_dir, gsm8k_small, capsys):
 
     assert main(["chat", str(tiny_model_dir), "--adapter", str(out / "adapter"), "--prompt", "Hi",
                  "--max-new-tokens", "5"]) == 0
-    assert main(["merge", str(tiny_model_dir), str(out / "adapter"), str(tmp_path / "merged2")]) == 0
+    assert main(["merge", str(tiny_model_dir), str(out / "adapter"),
+                 str(tmp_path / "merged2")]) == 0
     assert "max logit difference" in capsys.readouterr().out
     assert (tmp_path / "merged2" / "model.safetensors").is_file()
 
@@ -63,7 +65,8 @@ def test_train_chat_merge_render(tmp_path, tiny_model_dir, gsm8k_small, capsys):
 def test_chat_interactive_keeps_conversation(tiny_model_dir, monkeypatch, capsys):
     lines = iter(["Hello", "/reset", "Again", "/exit"])
     monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
-    assert main(["chat", str(tiny_model_dir), "--max-new-tokens", "3", "--system", "Be brief."]) == 0
+    assert main(["chat", str(tiny_model_dir), "--max-new-tokens", "3", "--system",
+                 "Be brief."]) == 0
     assert capsys.readouterr().out.count("assistant>") == 2
 
 
@@ -101,7 +104,8 @@ def test_full_finetuning_saves_a_model(tmp_path, tiny_model_dir, gsm8k_small):
                        lr_scheduler_type="linear")
     assert main(["train", str(cfg)]) == 0
     out = tmp_path / "out"
-    assert (out / "model" / "model.safetensors").is_file() and (out / "model" / "chat_template.jinja").is_file()
+    assert ((out / "model" / "model.safetensors").is_file()
+            and (out / "model" / "chat_template.jinja").is_file())
     assert (out / "checkpoint-2" / "model.safetensors").is_file()
     assert not (out / "merged").exists() and not (out / "adapter").exists()
     assert main(["chat", str(out / "model"), "--prompt", "Hi", "--max-new-tokens", "3"]) == 0
@@ -119,31 +123,33 @@ def test_doctor_command(tmp_path, tiny_model_dir, gsm8k_small, capsys):
     assert "FAIL" in capsys.readouterr().out
 
 
-def test_builtin_template_from_config_is_saved_with_the_adapter(tmp_path, tiny_model_dir, gsm8k_small):
+def test_builtin_template_from_config_is_saved_with_the_adapter(
+        tmp_path, tiny_model_dir, gsm8k_small):
     cfg = write_config(tmp_path, tiny_model_dir, gsm8k_small, template="llama3", max_steps=2)
     assert main(["train", str(cfg)]) == 0
     from chattune.model.load import load_tokenizer
     from chattune.templates import BUILTIN_TEMPLATES, end_of_turn
 
     tok = load_tokenizer(tmp_path / "out" / "adapter")
-    assert tok.chat_template == BUILTIN_TEMPLATES["llama3"].jinja and end_of_turn(tok) == "<|eot_id|>"
-    assert main(["chat", str(tiny_model_dir), "--adapter", str(tmp_path / "out" / "adapter"), "--prompt", "Hi",
-                 "--max-new-tokens", "3"]) == 0
+    assert (tok.chat_template == BUILTIN_TEMPLATES["llama3"].jinja
+            and end_of_turn(tok) == "<|eot_id|>")
+    assert main(["chat", str(tiny_model_dir), "--adapter", str(tmp_path / "out" / "adapter"),
+                 "--prompt", "Hi", "--max-new-tokens", "3"]) == 0
 
 
 def test_eval_and_generate_commands(tmp_path, tiny_model_dir, gsm8k_small, capsys):
     cols = ["--columns", "question=user", "answer=assistant"]
     out_json = tmp_path / "eval.json"
-    assert main(["eval", str(tiny_model_dir), "--data", str(gsm8k_small), *cols, "--num-samples", "4",
-                 "--max-new-tokens", "6", "--out", str(out_json)]) == 0
+    assert main(["eval", str(tiny_model_dir), "--data", str(gsm8k_small), *cols, "--num-samples",
+                 "4", "--max-new-tokens", "6", "--out", str(out_json)]) == 0
     results = json.loads(out_json.read_text())
     m = results["metrics"]
     assert m["rows"] == 4 and m["eval_loss"] > 5 and m["eval_perplexity"] > 100  # a random model
     assert 0 <= m["format_compliance"] <= 1 and len(results["generations"]) == 4
     assert "eval_loss" in capsys.readouterr().out
     gen = tmp_path / "gen.jsonl"
-    assert main(["generate", str(tiny_model_dir), "--data", str(gsm8k_small), *cols, "--num-samples", "3",
-                 "--max-new-tokens", "4", "--out", str(gen)]) == 0
+    assert main(["generate", str(tiny_model_dir), "--data", str(gsm8k_small), *cols,
+                 "--num-samples", "3", "--max-new-tokens", "4", "--out", str(gen)]) == 0
     rows = [json.loads(line) for line in gen.read_text().splitlines()]
     assert len(rows) == 3 and rows[0]["messages"][-1]["role"] == "user" and "generation" in rows[0]
 
@@ -155,21 +161,25 @@ def saved_adapter(tmp_path, tokenizer):
     from chattune.model.tiny import make_tiny_model
 
     path = tmp_path / "adapter"
-    apply_lora(make_tiny_model(tokenizer), build_config({"data": {"train": "x"}}).lora).save_pretrained(path)
+    apply_lora(make_tiny_model(tokenizer),
+               build_config({"data": {"train": "x"}}).lora).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
 
-def test_merge_refuses_a_non_empty_out_unless_overwrite(tmp_path, tiny_model_dir, saved_adapter, capsys):
+def test_merge_refuses_a_non_empty_out_unless_overwrite(tmp_path, tiny_model_dir, saved_adapter,
+                                                        capsys):
     out = tmp_path / "merged"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     assert main(["merge", str(tiny_model_dir), str(saved_adapter), str(out)]) == 1
     err = capsys.readouterr().err
     assert "is not empty" in err and "--overwrite" in err and "Traceback" not in err
-    assert (out / "notes.txt").read_text() == "mine" and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert ((out / "notes.txt").read_text() == "mine"
+            and sorted(p.name for p in out.iterdir()) == ["notes.txt"])
 
-    assert main(["merge", str(tiny_model_dir), str(saved_adapter), str(saved_adapter), "--overwrite"]) == 1
+    assert main(["merge", str(tiny_model_dir), str(saved_adapter), str(saved_adapter),
+                 "--overwrite"]) == 1
     assert "would replace the input" in capsys.readouterr().err
     assert (saved_adapter / "adapter_config.json").is_file()
 

@@ -1,5 +1,6 @@
-"""The CLI is one piece: MODEL given the same way everywhere (a run folder included), --json the same switch, a
-description for every command, rows numbered as errors number them, "did you mean" for typos, one-line errors."""
+"""The CLI is one piece: MODEL given the same way everywhere (a run folder included), --json the
+same switch, a description for every command, rows numbered as errors number them, "did you mean"
+for typos, one-line errors."""
 
 import argparse
 import importlib.metadata
@@ -49,20 +50,24 @@ def test_model_is_one_optional_positional_everywhere():
         usage = commands[name].format_usage()
         assert "MODEL" in usage and "--model" not in usage, (name, usage)
     for leaf in leaf_parsers(build_parser()):  # no command still requires a --model flag
-        assert not any("--model" in a.option_strings and a.required for a in leaf._actions), leaf.prog
+        assert not any("--model" in a.option_strings and a.required
+                       for a in leaf._actions), leaf.prog
 
 
 @pytest.fixture
 def numbered_data(tmp_path):
-    """Three rows on lines 1, 3 and 4 (a blank line between the first two): rows and lines differ."""
+    """Three rows on lines 1, 3 and 4 (a blank line between the first two): rows and lines
+    differ."""
     path = tmp_path / "d.jsonl"
     rows = [{"question": f"q{i}", "answer": f"a{i}"} for i in (1, 2, 3)]
-    path.write_text(json.dumps(rows[0]) + "\n\n" + json.dumps(rows[1]) + "\n" + json.dumps(rows[2]) + "\n")
+    path.write_text(json.dumps(rows[0]) + "\n\n" + json.dumps(rows[1]) + "\n" + json.dumps(rows[2])
+                    + "\n")
     return path
 
 
 def _render(model, data, *flags):
-    return main(["render", str(model), "--data", str(data), "--columns", "question=user", "answer=assistant", *flags])
+    return main(["render", str(model), "--data", str(data), "--columns", "question=user",
+                 "answer=assistant", *flags])
 
 
 def test_render_rows_are_numbered_as_errors_number_them(tiny_model_dir, numbered_data, capsys):
@@ -72,12 +77,14 @@ def test_render_rows_are_numbered_as_errors_number_them(tiny_model_dir, numbered
     assert _render(tiny_model_dir, numbered_data, "--line", "3") == 0
     assert capsys.readouterr().out == by_row
     # the old spelling still runs, and MODEL defaults to the built-in model
-    assert main(["render", "--model", str(tiny_model_dir), "--data", str(numbered_data), "--row", "2",
-                 "--columns", "question=user", "answer=assistant"]) == 0
+    assert main(["render", "--model", str(tiny_model_dir), "--data", str(numbered_data), "--row",
+                 "2", "--columns", "question=user", "answer=assistant"]) == 0
     assert capsys.readouterr().out == by_row
 
-    for flags, said in [(["--row", "0"], "rows count from 1"), (["--row", "4"], "d.jsonl has 3 rows (--row 1 to "
-                        "--row 3)"), (["--line", "2"], "no row starts on line 2 (the nearest rows start on line 1 "
+    for flags, said in [(["--row", "0"], "rows count from 1"),
+                        (["--row", "4"], "d.jsonl has 3 rows (--row 1 to "
+                        "--row 3)"), (["--line", "2"],
+                                      "no row starts on line 2 (the nearest rows start on line 1 "
                         "and 3"), (["--row", "1", "--line", "1"], "not both")]:
         assert _render(tiny_model_dir, numbered_data, *flags) == 1
         err = capsys.readouterr().err
@@ -117,8 +124,10 @@ def test_a_run_folder_is_a_model_everywhere(tmp_path, run_dir, tiny_model_dir, c
     adapter_only = tmp_path / "run"
     shutil.copytree(run_dir, adapter_only, ignore=shutil.ignore_patterns("merged"))
     assert main(["chat", str(adapter_only), "--prompt", "Hi", "--max-new-tokens", "3"]) == 0
-    assert f"its base model {tiny_model_dir} with its adapter {adapter_only / 'adapter'}" in capsys.readouterr().out
-    assert main(["chat", str(adapter_only / "adapter"), "--prompt", "Hi", "--max-new-tokens", "3"]) == 0
+    assert (f"its base model {tiny_model_dir} with its adapter {adapter_only / 'adapter'}"
+            in capsys.readouterr().out)
+    assert main(["chat", str(adapter_only / "adapter"), "--prompt", "Hi", "--max-new-tokens",
+                 "3"]) == 0
     assert "an adapter, on its base model" in capsys.readouterr().out
     # --adapter takes a run folder too (its adapter/)
     assert main(["chat", str(tiny_model_dir), "--adapter", str(adapter_only), "--prompt", "Hi",
@@ -127,17 +136,19 @@ def test_a_run_folder_is_a_model_everywhere(tmp_path, run_dir, tiny_model_dir, c
     merged = tmp_path / "merged"
     assert main(["merge", str(adapter_only), str(merged)]) == 0
     assert (merged / "model.safetensors").is_file()
-    assert main(["render", str(adapter_only), "--data", str(run_dir.parent / "g.jsonl"), "--columns",
-                 "question=user", "answer=assistant"]) == 0
+    assert main(["render", str(adapter_only), "--data", str(run_dir.parent / "g.jsonl"),
+                 "--columns", "question=user", "answer=assistant"]) == 0
     assert main(["doctor", str(run_dir)]) == 0
     capsys.readouterr()
 
-    assert main(["chat", str(run_dir), "--adapter", str(adapter_only / "adapter"), "--prompt", "Hi"]) == 1
+    assert main(["chat", str(run_dir), "--adapter", str(adapter_only / "adapter"), "--prompt",
+                 "Hi"]) == 1
     assert "brings its own adapter" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main(["chat", str(tmp_path / "empty"), "--prompt", "Hi"]) == 1
     err = capsys.readouterr().err
-    assert "neither a model folder (config.json), an adapter folder" in err and "Traceback" not in err
+    assert ("neither a model folder (config.json), an adapter folder" in err
+            and "Traceback" not in err)
 
 
 def test_resolver_reads_a_checkpoint_and_keeps_export_working(run_dir, tiny_model_dir):
@@ -159,7 +170,8 @@ def test_json_is_a_switch_that_prints_json(tmp_path, run_dir, capsys):
     assert out["metrics"]["rows"] == 2
     assert main(["eval", str(run_dir), *flags, "--out", str(tmp_path / "r.json")]) == 0
     assert json.loads((tmp_path / "r.json").read_text())["metrics"]["rows"] == 2
-    assert main(["eval", str(run_dir), *flags, "--json", str(tmp_path / "old.json")]) == 0  # the old spelling
+    # the old spelling
+    assert main(["eval", str(run_dir), *flags, "--json", str(tmp_path / "old.json")]) == 0
     assert "is --out" in capsys.readouterr().err and (tmp_path / "old.json").is_file()
     assert main(["eval", "--json", str(run_dir), *flags]) == 0  # a switch wherever it stands
     assert json.loads(capsys.readouterr().out)["metrics"]["rows"] == 2
@@ -188,8 +200,8 @@ def test_parser_errors_are_one_line_with_a_suggestion(argv, said, capsys):
 
 def test_positionals_after_options_are_placed(tmp_path, tiny_model_dir, numbered_data, capsys):
     # argparse alone would refuse MODEL after an option here
-    assert main(["data", "check", str(numbered_data), "--limit", "2", str(tiny_model_dir), "--columns",
-                 "question=user", "answer=assistant"]) == 0
+    assert main(["data", "check", str(numbered_data), "--limit", "2", str(tiny_model_dir),
+                 "--columns", "question=user", "answer=assistant"]) == 0
 
 
 def test_unknown_config_keys_say_what_was_meant(tmp_path, tiny_model_dir, gsm8k_small, capsys):
@@ -209,7 +221,7 @@ def test_judge_json_prints_the_summary(tmp_path, tiny_model_dir, capsys):
     from test_eval_judge import BASE, QUESTIONS, TUNED, _compare_jsonl
 
     run = _compare_jsonl(tmp_path / "run", QUESTIONS[:2], BASE[:2], TUNED[:2])
-    assert main(["judge", str(run), "--judge", str(tiny_model_dir), "--max-tokens", "2", "--device", "cpu",
-                 "--json"]) == 0
+    assert main(["judge", str(run), "--judge", str(tiny_model_dir), "--max-tokens", "2", "--device",
+                 "cpu", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)  # stdout is the JSON alone
     assert printed == json.loads((run / "judge.json").read_text()) and printed["n"] == 2

@@ -13,7 +13,8 @@ def test_defaults_and_trl_names():
 
 
 def test_every_problem_reported_at_once_with_its_key():
-    raw = {**BASE, "learning_rate": -1, "warmup_ratio": 1.5, "lr_scheduler": "cosine", "lora": {"r": 0}}
+    raw = {**BASE, "learning_rate": -1, "warmup_ratio": 1.5, "lr_scheduler": "cosine",
+           "lora": {"r": 0}}
     with pytest.raises(ConfigError) as e:
         build_config(raw)
     text = str(e.value)
@@ -28,7 +29,9 @@ def test_missing_data_is_named():
 
 
 def test_overrides_are_typed_and_dotted():
-    cfg = build_config(BASE, ["max_steps=7", "lora.r=4", "packing=true", "data.columns={q: user, a: assistant}"])
+    cfg = build_config(BASE,
+                       ["max_steps=7", "lora.r=4", "packing=true",
+                        "data.columns={q: user, a: assistant}"])
     assert cfg.args.max_steps == 7 and cfg.lora.r == 4 and cfg.args.packing is True
     assert cfg.data.columns == {"q": "user", "a": "assistant"}
 
@@ -39,7 +42,8 @@ def test_bad_override_syntax():
 
 
 def test_eval_steps_needs_eval_data():
-    with pytest.raises(ConfigError, match="eval_steps is set but neither data.eval nor data.test_size"):
+    with pytest.raises(ConfigError,
+                       match="eval_steps is set but neither data.eval nor data.test_size"):
         build_config({**BASE, "eval_steps": 5})
 
 
@@ -85,13 +89,15 @@ def test_every_shipped_config_is_valid():
     ("model=''", "model", "expected a hub id"),
     ("data.columns={}", "data.columns", "maps no column to a role"),
     ("data.train=[]", "data.train", "lists no training data"),
-    ("data.train=[{path: x.jsonl, columns: {}}]", "data.train.0.columns", "maps no column to a role"),
+    ("data.train=[{path: x.jsonl, columns: {}}]", "data.train.0.columns",
+     "maps no column to a role"),
     ("compare={data: x.jsonl, columns: {}}", "compare.columns", "maps no column to a role"),
 ])
 def test_numbers_are_finite_and_empty_values_are_named(override, key, says):
     with pytest.raises(ConfigError) as e:
         build_config(BASE, [override])
-    assert len(e.value.problems) == 1, e.value.problems  # one line naming the key, not pydantic's union branches
+    # one line naming the key, not pydantic's union branches
+    assert len(e.value.problems) == 1, e.value.problems
     assert e.value.problems[0].startswith(f"{key}: ") and says in e.value.problems[0]
 
 
@@ -105,18 +111,22 @@ EVAL = {"data": {"train": "x.jsonl", "test_size": 2}, "eval_steps": 2, "save_ste
 
 
 def test_fsdp_refuses_what_it_cannot_do_yet():
-    with pytest.raises(ConfigError, match="load_best_model_at_end is not supported with strategy: fsdp"):
+    with pytest.raises(ConfigError,
+                       match="load_best_model_at_end is not supported with strategy: fsdp"):
         build_config(EVAL, ["strategy=fsdp", "load_best_model_at_end=true"])
     build_config(EVAL, ["strategy=ddp", "load_best_model_at_end=true"])
 
 
 def test_unknown_keys_say_which_key_was_meant():
-    raw = {"data": {"train": [{"pth": "x.jsonl"}], "colums": {}}, "lerning_rate": 1e-4, "lora": {"rr": 4}, "zzz": 1}
+    raw = {"data": {"train": [{"pth": "x.jsonl"}], "colums": {}}, "lerning_rate": 1e-4,
+           "lora": {"rr": 4}, "zzz": 1}
     with pytest.raises(ConfigError) as e:
         build_config(raw, ["per_device_batch_size=2"])
     problems = e.value.problems
-    for said in ("lerning_rate: unknown key; did you mean `learning_rate`?", "lora.rr: unknown key; did you mean "
-                 "`lora.r`?", "data.colums: unknown key; did you mean `data.columns`?", "data.train.0.pth: unknown "
+    for said in ("lerning_rate: unknown key; did you mean `learning_rate`?",
+                 "lora.rr: unknown key; did you mean "
+                 "`lora.r`?", "data.colums: unknown key; did you mean `data.columns`?",
+                 "data.train.0.pth: unknown "
                  "key; did you mean `data.train.0.path`?", "zzz: unknown key"):
         assert said in problems, problems
     assert "per_device_batch_size: unknown key; did you mean `per_device_eval_batch_size` or " \

@@ -1,5 +1,6 @@
-"""Data as people have it: the usual prompt/response column pairs train with no mapping, the mapping chosen is
-said once per file, and a file of unknown columns is one error naming both ways to fix it."""
+"""Data as people have it: the usual prompt/response column pairs train with no mapping, the mapping
+chosen is said once per file, and a file of unknown columns is one error naming both ways to fix
+it."""
 
 import csv
 import json
@@ -20,21 +21,25 @@ def roles(conv):
 @pytest.mark.parametrize("row,fmt,expected", [
     ({"instruction": "Say hi", "response": "Hello"}, "instruction_response",
      [("user", "Say hi"), ("assistant", "Hello")]),
-    ({"instruction": "Sum", "context": "1 and 2", "response": "3", "category": "qa"}, "instruction_response",
-     [("user", "Sum\n\n1 and 2"), ("assistant", "3")]),
-    ({"instruction": "Add", "input": "1+1", "output": "2"}, "alpaca", [("user", "Add\n\n1+1"), ("assistant", "2")]),
-    ({"instruction": "Add", "input": "", "output": "2"}, "alpaca", [("user", "Add"), ("assistant", "2")]),
-    ({"question": "2+2?", "answer": "4"}, "question_answer", [("user", "2+2?"), ("assistant", "4")]),
+    ({"instruction": "Sum", "context": "1 and 2", "response": "3", "category": "qa"},
+     "instruction_response", [("user", "Sum\n\n1 and 2"), ("assistant", "3")]),
+    ({"instruction": "Add", "input": "1+1", "output": "2"}, "alpaca",
+     [("user", "Add\n\n1+1"), ("assistant", "2")]),
+    ({"instruction": "Add", "input": "", "output": "2"}, "alpaca",
+     [("user", "Add"), ("assistant", "2")]),
+    ({"question": "2+2?", "answer": "4"}, "question_answer",
+     [("user", "2+2?"), ("assistant", "4")]),
     ({"prompt": "p", "response": "r"}, "prompt_response", [("user", "p"), ("assistant", "r")]),
     ({"query": "q", "response": "r"}, "query_response", [("user", "q"), ("assistant", "r")]),
     ({"input": "i", "output": "o"}, "input_output", [("user", "i"), ("assistant", "o")]),
     ({"human": "h", "assistant": "a"}, "human_assistant", [("user", "h"), ("assistant", "a")]),
     ({"user": "u", "assistant": "a"}, "user_assistant", [("user", "u"), ("assistant", "a")]),
-    ({"system_prompt": "Be brief.", "question": "q", "response": "r", "id": "x1"}, "question_response",
-     [("system", "Be brief."), ("user", "q"), ("assistant", "r")]),
+    ({"system_prompt": "Be brief.", "question": "q", "response": "r", "id": "x1"},
+     "question_response", [("system", "Be brief."), ("user", "q"), ("assistant", "r")]),
     ({"prompt": "p", "completion": "c", "system": "S"}, "prompt_completion",
      [("system", "S"), ("user", "p"), ("assistant", "c")]),
-    ({"Instruction ": "Say hi", " Response": "Hello"}, "instruction_response",  # a spreadsheet's header
+    # a spreadsheet's header
+    ({"Instruction ": "Say hi", " Response": "Hello"}, "instruction_response",
      [("user", "Say hi"), ("assistant", "Hello")]),
 ])
 def test_column_pairs_are_recognised(row, fmt, expected):
@@ -47,20 +52,23 @@ def test_ambiguous_rows_take_the_first_pair_in_order_whatever_the_column_order()
                 {"response": "r", "output": "o", "input": "x", "instruction": "i"}):
         assert detect_format(row) == "alpaca"
         assert roles(to_conversation(row)) == [("user", "i\n\nx"), ("assistant", "o")]
-    for row in ({"question": "q", "answer": "a", "response": "r"}, {"response": "r", "answer": "a", "question": "q"}):
+    for row in ({"question": "q", "answer": "a", "response": "r"},
+                {"response": "r", "answer": "a", "question": "q"}):
         assert detect_format(row) == "question_answer"
     # a pair wins over a text column (tatsu-lab/alpaca holds both); messages win over a pair
     assert detect_format({"instruction": "i", "output": "o", "text": "formatted"}) == "alpaca"
     assert detect_format({"messages": [], "question": "q", "answer": "a"}) == "messages"
     described = find_pair(["instruction", "input", "output", "response"]).describe()
-    assert described == ("instruction/output columns: instruction + input -> user, output -> assistant; not used: "
-                         "response (also fits instruction_response: --columns or data.columns picks another)")
+    assert described == ("instruction/output columns: instruction + input -> user, output -> "
+                         "assistant; not used: response (also fits instruction_response: --columns "
+                         "or data.columns picks another)")
 
 
 def test_a_named_format_finds_its_columns_and_says_which_are_missing():
     assert roles(to_conversation({"Question": "q", "Answer": "a"}, fmt="question_answer")) == [
         ("user", "q"), ("assistant", "a")]
-    with pytest.raises(DataError, match=r"row 3, field 'answer': expected column 'answer' \(format question_answer"):
+    with pytest.raises(DataError, match=r"row 3, field 'answer': expected column 'answer' \(format "
+                                        r"question_answer"):
         to_conversation({"question": "q"}, fmt="question_answer", source="d.jsonl", row_no=3)
 
 
@@ -70,19 +78,24 @@ def test_unknown_columns_are_one_error_per_file_with_both_fixes():
         conversations_from_rows(rows, "pairs.csv")
     text = str(e.value)
     assert "12 bad row(s)" in text and text.count("cannot tell the data format") == 1
-    assert "12 rows (row 2 to row 13)" in text and "['a', 'b']" in text and "instruction[+input]/output" in text
-    assert "--columns a=user b=assistant" in text and "data.columns: {a: user, b: assistant}" in text
-    with pytest.raises(DataError, match=r"--columns a=user b=assistant.*data.columns"):  # one row alone says it too
+    assert ("12 rows (row 2 to row 13)" in text and "['a', 'b']" in text
+            and "instruction[+input]/output" in text)
+    assert ("--columns a=user b=assistant" in text
+            and "data.columns: {a: user, b: assistant}" in text)
+    # one row alone says it too
+    with pytest.raises(DataError, match=r"--columns a=user b=assistant.*data.columns"):
         to_conversation({"a": 1, "b": 2})
 
 
 def test_the_tally_says_each_files_mapping_once():
     tally = ShapeTally("mix.jsonl")
-    rows = [(1, {"instruction": "i", "response": "r"}), (2, {"instruction": "i", "context": "c", "response": "r"}),
+    rows = [(1, {"instruction": "i", "response": "r"}),
+            (2, {"instruction": "i", "context": "c", "response": "r"}),
             (3, {"messages": []}), (4, {"x": 1}), (5, {"x": 2})]
     assert list(tally.tap(rows)) == rows
     assert tally.lines() == [
-        "mix.jsonl: 2 rows, instruction/response columns: instruction + context -> user, response -> assistant",
+        "mix.jsonl: 2 rows, instruction/response columns: instruction + context -> user, response "
+        "-> assistant",
         "mix.jsonl: 1 row, messages (OpenAI chat format)",
         "mix.jsonl: 2 rows, columns x: no recognised shape"]
     assert describe_shape(["q", "a"], mapped={"q": "user", "a": "assistant"}) == \
@@ -99,14 +112,17 @@ def write_csv(path, header, rows):
 
 def pairs_csv(tmp_path, gsm8k_small):
     rows = [json.loads(line) for line in gsm8k_small.read_text().splitlines()]
-    return write_csv(tmp_path / "pairs.csv", ["instruction", "response"], [(r["question"], r["answer"]) for r in rows])
+    return write_csv(tmp_path / "pairs.csv", ["instruction", "response"],
+                     [(r["question"], r["answer"]) for r in rows])
 
 
-def test_an_instruction_response_csv_trains_with_no_mapping(tmp_path, tiny_model_dir, gsm8k_small, capsys):
+def test_an_instruction_response_csv_trains_with_no_mapping(tmp_path, tiny_model_dir, gsm8k_small,
+                                                            capsys):
     data = pairs_csv(tmp_path, gsm8k_small)
     assert main(["data", "check", str(data), "--model", str(tiny_model_dir)]) == 0
     out = capsys.readouterr().out
-    assert f"{data}: 12 rows, instruction/response columns: instruction -> user, response -> assistant" in out
+    assert (f"{data}: 12 rows, instruction/response columns: instruction -> user, response -> "
+            "assistant") in out
     assert f"tokenizer of {tiny_model_dir}" in out and "template the tokenizer's own" in out
     assert "max_length 1024" in out
     cfg = {"model": str(tiny_model_dir), "data": {"train": str(data)}, "finetuning": "lora",
@@ -115,12 +131,14 @@ def test_an_instruction_response_csv_trains_with_no_mapping(tmp_path, tiny_model
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     assert main(["train", str(tmp_path / "cfg.yaml")]) == 0
     out = capsys.readouterr().out
-    assert out.count("instruction/response columns: instruction -> user, response -> assistant") == 1
+    assert out.count("instruction/response columns: instruction -> user, response -> "
+                     "assistant") == 1
     assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
 
 
 def test_data_check_names_an_unknown_format_once(tmp_path, tiny_model_dir, capsys):
-    data = write_csv(tmp_path / "odd.csv", ["q", "a"], [(f"question {i}", f"answer {i}") for i in range(12)])
+    data = write_csv(tmp_path / "odd.csv", ["q", "a"],
+                     [(f"question {i}", f"answer {i}") for i in range(12)])
     assert main(["data", "check", str(data), "--model", str(tiny_model_dir)]) == 1
     out = capsys.readouterr().out
     assert out.count("cannot tell the data format") == 1 and "12 rows (line 2 to line 13)" in out

@@ -1,5 +1,6 @@
-"""Benchmarks through lm-evaluation-harness: chattune's figures are lm-eval's own (its CLI on the same model and
-task file gives the same numbers), shipped tasks run offline, bad task names and files are clear errors."""
+"""Benchmarks through lm-evaluation-harness: chattune's figures are lm-eval's own (its CLI on the
+same model and task file gives the same numbers), shipped tasks run offline, bad task names and
+files are clear errors."""
 
 import json
 import os
@@ -14,7 +15,8 @@ from test_distributed import losses
 from chattune.cli import main
 from chattune.errors import TaskError
 
-MC_ROWS = [{"question": f"What is {a} plus {b}?", "choices": [str(a + b), str(a + b + 1), str(a * b + 3)],
+MC_ROWS = [{"question": f"What is {a} plus {b}?",
+            "choices": [str(a + b), str(a + b + 1), str(a * b + 3)],
             "answer": 0} for a, b in [(1, 2), (3, 4), (5, 6), (2, 2), (7, 1), (4, 5)]]
 MC_YAML = """task: my_sums
 dataset_path: json
@@ -62,24 +64,29 @@ def user_tasks(tmp_path) -> Path:
 
 
 def _offline_env(tmp_path) -> dict[str, str]:
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "ds")}
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+            "HF_DATASETS_CACHE": str(tmp_path / "ds")}
 
 
 def _lm_eval_cli(tmp_path, model_dir, tasks, cwd, *extra) -> dict:
     """lm-eval's own command line on the same model and task files: its results, by task."""
     out = tmp_path / "lm-eval-out"
-    cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model_dir},dtype=float32",
-           "--device", "cpu", "--tasks", ",".join(str(t) for t in tasks), "--output_path", str(out), *extra]
-    done = subprocess.run(cmd, cwd=cwd, env=_offline_env(tmp_path), capture_output=True, text=True, timeout=600)
+    cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args",
+           f"pretrained={model_dir},dtype=float32",
+           "--device", "cpu", "--tasks", ",".join(str(t) for t in tasks), "--output_path", str(out),
+           *extra]
+    done = subprocess.run(cmd, cwd=cwd, env=_offline_env(tmp_path), capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(next(out.rglob("results_*.json")).read_text())["results"]
 
 
 @pytest.mark.parametrize("chat", [False, True])
-def test_figures_equal_lm_evals_own_cli_on_a_users_task_files(tmp_path, tiny_model_dir, user_tasks, chat,
-                                                              monkeypatch):
-    """loglikelihood (acc, acc_norm) and greedy generation (exact_match), with their stderrs, exactly; few-shot
-    examples drawn alike (the CLI's seeds), as turns of the chat when the template is on."""
+def test_figures_equal_lm_evals_own_cli_on_a_users_task_files(
+        tmp_path, tiny_model_dir, user_tasks, chat, monkeypatch):
+    """loglikelihood (acc, acc_norm) and greedy generation (exact_match), with their stderrs,
+    exactly; few-shot examples drawn alike (the CLI's seeds), as turns of the chat when the template
+    is on."""
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "ds"))
     tasks = [user_tasks / "sums.yaml", user_tasks / "echo.yaml"]
     ours = tmp_path / "ours.json"
@@ -88,19 +95,23 @@ def test_figures_equal_lm_evals_own_cli_on_a_users_task_files(tmp_path, tiny_mod
                  "--num-fewshot", "2", flag, "--device", "cpu", "--out", str(ours)]) == 0
     got = json.loads(ours.read_text())
     extra = ["--apply_chat_template"] if chat else []
-    want = _lm_eval_cli(tmp_path, tiny_model_dir, tasks, user_tasks, "--limit", "4", "--num_fewshot", "2", *extra)
+    want = _lm_eval_cli(tmp_path, tiny_model_dir, tasks, user_tasks, "--limit", "4",
+                        "--num_fewshot", "2", *extra)
     assert got["settings"]["chat_template"] is chat
     for task, metrics in {"my_sums": ["acc", "acc_norm"], "my_echo": ["exact_match"]}.items():
         assert got[task]["samples"] == 4
         for metric in metrics:
             assert got[task][metric] == want[task][f"{metric},none"], (task, metric)
-            assert got[task][f"{metric}_stderr"] == want[task][f"{metric}_stderr,none"], (task, metric)
+            assert got[task][f"{metric}_stderr"] == want[task][f"{metric}_stderr,none"], (
+                task, metric)
 
 
 def test_shipped_tasks_run_offline_with_stderrs(tmp_path, tokenizer, monkeypatch):
-    """The default set (gsm8k, ifeval, truthfulqa_mc1) from the files in the package: no Hub, no NLTK download."""
+    """The default set (gsm8k, ifeval, truthfulqa_mc1) from the files in the package: no Hub, no
+    NLTK download."""
     model = make_tiny_model(tokenizer)
-    model.config.max_position_embeddings = 4096  # room for IFEval's 1,280 new tokens (rotary: no table to grow)
+    # room for IFEval's 1,280 new tokens (rotary: no table to grow)
+    model.config.max_position_embeddings = 4096
     tiny_model_dir = tmp_path / "tiny"
     model.save_pretrained(tiny_model_dir)
     tokenizer.save_pretrained(tiny_model_dir)
@@ -113,20 +124,23 @@ def test_shipped_tasks_run_offline_with_stderrs(tmp_path, tokenizer, monkeypatch
                  "--device", "cpu", "--out", str(out)]) == 0
     got = json.loads(out.read_text())
     assert set(got) == {"gsm8k", "ifeval", "truthfulqa_mc1", "settings"}
-    assert "exact_match,strict-match_stderr" in got["gsm8k"] and "acc_stderr" in got["truthfulqa_mc1"]
+    assert ("exact_match,strict-match_stderr" in got["gsm8k"]
+            and "acc_stderr" in got["truthfulqa_mc1"])
     assert got["ifeval"]["prompt_level_strict_acc"] in (0.0, 0.5, 1.0)
     assert all(got[t]["samples"] == 2 for t in ("gsm8k", "ifeval", "truthfulqa_mc1"))
 
 
 def test_shipped_subsets_are_the_first_items_of_the_benchmarks_with_their_provenance():
-    """Each shipped data file is listed in PROVENANCE.md with its sha256, and every shipped task's data exists."""
+    """Each shipped data file is listed in PROVENANCE.md with its sha256, and every shipped task's
+    data exists."""
     import hashlib
 
     from chattune.eval.tasks import DEFAULT_TASKS, shipped_tasks, task_config
 
     benchmarks = ROOT / "chattune" / "eval" / "benchmarks"
     provenance = (benchmarks / "PROVENANCE.md").read_text()
-    for name in ("gsm8k/test.jsonl", "gsm8k/train.jsonl.gz", "ifeval/input_data.jsonl", "truthfulqa/mc_task.jsonl"):
+    for name in ("gsm8k/test.jsonl", "gsm8k/train.jsonl.gz", "ifeval/input_data.jsonl",
+                 "truthfulqa/mc_task.jsonl"):
         assert hashlib.sha256((benchmarks / name).read_bytes()).hexdigest() in provenance, name
     assert set(DEFAULT_TASKS) <= set(shipped_tasks())
     for name, path in shipped_tasks().items():
@@ -142,7 +156,8 @@ def test_unknown_task_lists_the_known_ones(tiny_model_dir, capsys):
     assert "Traceback" not in err
 
 
-def test_a_task_file_whose_data_file_is_missing_names_it_before_loading_the_model(tmp_path, user_tasks, capsys):
+def test_a_task_file_whose_data_file_is_missing_names_it_before_loading_the_model(
+        tmp_path, user_tasks, capsys):
     (user_tasks / "data" / "sums.jsonl").unlink()
     assert main(["eval", "no/such-model", "--tasks", str(user_tasks / "sums.yaml")]) == 1
     err = " ".join(capsys.readouterr().err.split())
@@ -161,29 +176,36 @@ def test_a_fall_of_more_than_two_standard_errors_is_flagged_in_words():
     from chattune.eval.harness import BenchmarkResults, Score
 
     def results(acc: float, ppl: float) -> BenchmarkResults:
-        return BenchmarkResults({"hellaswag": {"acc": Score(acc, 0.01)}, "wikitext": {"word_perplexity": Score(ppl, 1)},
+        return BenchmarkResults({"hellaswag": {"acc": Score(acc, 0.01)},
+                                 "wikitext": {"word_perplexity": Score(ppl, 1)},
                                  "mine": {"acc": Score(acc, None)}}, {}, {})
 
     fell = compare_benchmarks(results(0.50, 20.0), results(0.46, 20.5))
     row = fell["tasks"]["hellaswag"]["acc"]
-    assert row["change"] == pytest.approx(-0.04) and row["change_stderr"] == pytest.approx(0.01 * 2 ** 0.5)
-    assert fell["falls"] == ["hellaswag acc fell 4.0 ± 1.4 points"]  # 4.0 > 2 x 1.41; perplexity +0.5 < 2 x 1.41
-    assert compare_benchmarks(results(0.50, 20.0), results(0.48, 23.0))["falls"] == ["wikitext word_perplexity "
-                                                                                       "rose 3.0 ± 1.4"]
+    assert (row["change"] == pytest.approx(-0.04) and row["change_stderr"]
+            == pytest.approx(0.01 * 2 ** 0.5))
+    # 4.0 > 2 x 1.41; perplexity +0.5 < 2 x 1.41
+    assert fell["falls"] == ["hellaswag acc fell 4.0 ± 1.4 points"]
+    assert compare_benchmarks(results(0.50, 20.0),
+                              results(0.48, 23.0))["falls"] == ["wikitext word_perplexity "
+                                                                  "rose 3.0 ± 1.4"]
 
 
-def test_training_scores_eval_tasks_on_the_base_and_the_tuned_model(tmp_path, tiny_model_dir, gsm8k_small, user_tasks,
-                                                                    monkeypatch, capsys):
+def test_training_scores_eval_tasks_on_the_base_and_the_tuned_model(
+        tmp_path, tiny_model_dir, gsm8k_small, user_tasks, monkeypatch, capsys):
     import yaml
 
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "ds"))
-    cfg = {"model": str(tiny_model_dir), "data": {"train": str(gsm8k_small), "columns": {"question": "user",
-                                                                                           "answer": "assistant"}},
-           "output_dir": str(tmp_path / "run"), "max_steps": 2, "per_device_train_batch_size": 2, "max_length": 128,
-           "learning_rate": 1e-2, "merge": False, "eval_tasks_limit": 4,
-           "eval_tasks": [str(user_tasks / "sums.yaml"),  # an lm-eval YAML, and a task of one's own in the config
-                          {"data": str(user_tasks / "data" / "sums.jsonl"), "prompt": "question", "answer": "answer",
-                           "metric": "last_number", "name": "own_sums", "max_new_tokens": 4}]}
+    cfg = {"model": str(tiny_model_dir),
+           "data": {"train": str(gsm8k_small), "columns": {"question": "user",
+                                                             "answer": "assistant"}},
+           "output_dir": str(tmp_path / "run"), "max_steps": 2, "per_device_train_batch_size": 2,
+           "max_length": 128, "learning_rate": 1e-2, "merge": False, "eval_tasks_limit": 4,
+           # an lm-eval YAML, and a task of one's own in the config
+           "eval_tasks": [str(user_tasks / "sums.yaml"),
+                          {"data": str(user_tasks / "data" / "sums.jsonl"), "prompt": "question",
+                           "answer": "answer", "metric": "last_number", "name": "own_sums",
+                           "max_new_tokens": 4}]}
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     assert main(["train", str(path)]) == 0
@@ -202,11 +224,13 @@ def test_training_scores_eval_tasks_on_the_base_and_the_tuned_model(tmp_path, ti
     assert losses(tmp_path / "plain") == losses(tmp_path / "run")
 
 
-def test_a_bad_eval_task_in_a_training_config_stops_before_training(tmp_path, tiny_model_dir, gsm8k_small, capsys):
+def test_a_bad_eval_task_in_a_training_config_stops_before_training(
+        tmp_path, tiny_model_dir, gsm8k_small, capsys):
     import yaml
 
-    cfg = {"model": str(tiny_model_dir), "data": {"train": str(gsm8k_small), "columns": {"question": "user",
-                                                                                           "answer": "assistant"}},
+    cfg = {"model": str(tiny_model_dir),
+           "data": {"train": str(gsm8k_small), "columns": {"question": "user",
+                                                             "answer": "assistant"}},
            "output_dir": str(tmp_path / "run"), "max_steps": 2, "eval_tasks": ["no_such_benchmark"]}
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -221,9 +245,11 @@ def test_own_task_metrics_score_answers_against_references():
     assert scorer("gsm8k")("so 12 in all\n#### 12", "6+6=12\n#### 12") == {"format_compliance": 1.0,
                                                                           "exact_match": 1.0}
     assert scorer("gsm8k")("12", "#### 12") == {"format_compliance": 0.0, "exact_match": 0.0}
-    assert scorer("last_number")("it costs $1,200.", "1200") == {"format_compliance": 1.0, "exact_match": 1.0}
-    assert scorer("regex:answer: (\\w+)")("answer: Paris", "answer: Paris") == {"format_compliance": 1.0,
-                                                                                "exact_match": 1.0}
+    assert (scorer("last_number")("it costs $1,200.", "1200")
+            == {"format_compliance": 1.0, "exact_match": 1.0})
+    assert scorer("regex:answer: (\\w+)")("answer: Paris",
+                                          "answer: Paris") == {"format_compliance": 1.0,
+                                                               "exact_match": 1.0}
     assert scorer("contains")("The capital is Paris.", "Paris") == {"contains": 1.0}
     assert scorer("exact_match")(" Paris ", "Paris") == {"exact_match": 1.0}
     for bad in ("bleu", "regex:(", "python:no_such_module:f"):
@@ -231,41 +257,46 @@ def test_own_task_metrics_score_answers_against_references():
             scorer(bad)
 
 
-def test_own_task_from_a_short_yaml_or_a_config_entry_runs_through_the_harness(tmp_path, tiny_model_dir, capsys,
-                                                                               monkeypatch):
-    """data + prompt + answer + metric, no lm-eval YAML: a Python metric by import path, and choice by
-    loglikelihood; the harness gives each its mean and standard error."""
+def test_own_task_from_a_short_yaml_or_a_config_entry_runs_through_the_harness(
+        tmp_path, tiny_model_dir, capsys, monkeypatch):
+    """data + prompt + answer + metric, no lm-eval YAML: a Python metric by import path, and choice
+    by loglikelihood; the harness gives each its mean and standard error."""
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "ds"))
-    (tmp_path / "my_metrics.py").write_text("def half(answer, reference):\n    return {'half': 0.5}\n")
+    (tmp_path
+     / "my_metrics.py").write_text("def half(answer, reference):\n    return {'half': 0.5}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in MC_ROWS))
     (tmp_path / "mine.yaml").write_text("data: qa.jsonl\nprompt: question\nanswer: answer\n"
                                         "metric: python:my_metrics:half\nmax_new_tokens: 4\n")
     out = tmp_path / "out.json"
-    assert main(["eval", str(tiny_model_dir), "--tasks", str(tmp_path / "mine.yaml"), "--limit", "3", "--out",
-                 str(out)]) == 0
+    assert main(["eval", str(tiny_model_dir), "--tasks", str(tmp_path / "mine.yaml"), "--limit",
+                 "3", "--out", str(out)]) == 0
     got = json.loads(out.read_text())["mine"]
     assert got["half"] == 0.5 and got["half_stderr"] == 0.0 and got["samples"] == 3
 
     from chattune.eval.tasks import resolve_tasks
 
-    (choice,) = resolve_tasks([{"data": str(tmp_path / "qa.jsonl"), "prompt": "question", "answer": "answer",
-                                "metric": "choice", "choices": "choices", "name": "sums"}])
+    (choice,) = resolve_tasks([{"data": str(tmp_path / "qa.jsonl"), "prompt": "question",
+                                "answer": "answer", "metric": "choice", "choices": "choices",
+                                "name": "sums"}])
     assert choice["task"] == "sums" and choice["output_type"] == "multiple_choice"
     with pytest.raises(TaskError, match="unknown key"):
-        resolve_tasks([{"data": str(tmp_path / "qa.jsonl"), "prompt": "q", "answer": "a", "metric": "gsm8k",
-                        "colour": "red"}])
+        resolve_tasks([{"data": str(tmp_path / "qa.jsonl"), "prompt": "q", "answer": "a",
+                        "metric": "gsm8k", "colour": "red"}])
 
 
-def test_the_shipped_gsm8k_format_task_scores_as_the_compare_section_does(tmp_path, tiny_model_dir, monkeypatch):
-    """configs/tasks/gsm8k_format.yaml: gsm8k's format compliance and exact match through the harness, its data read
-    from the YAML's folder; the same scoring function as the training run's before/after table."""
+def test_the_shipped_gsm8k_format_task_scores_as_the_compare_section_does(
+        tmp_path, tiny_model_dir, monkeypatch):
+    """configs/tasks/gsm8k_format.yaml: gsm8k's format compliance and exact match through the
+    harness, its data read from the YAML's folder; the same scoring function as the training run's
+    before/after table."""
     from chattune.eval.own_task import scorer
     from chattune.eval.scoring import score_gsm8k
 
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "ds"))
     out = tmp_path / "out.json"
-    assert main(["eval", str(tiny_model_dir), "--tasks", str(ROOT / "configs" / "tasks" / "gsm8k_format.yaml"),
+    assert main(["eval", str(tiny_model_dir), "--tasks",
+                 str(ROOT / "configs" / "tasks" / "gsm8k_format.yaml"),
                  "--limit", "2", "--out", str(out)]) == 0
     got = json.loads(out.read_text())["gsm8k_format"]
     assert got["samples"] == 2 and {"format_compliance", "exact_match"} <= set(got)

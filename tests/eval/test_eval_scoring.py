@@ -23,6 +23,6 @@ def test_regex_extractor_scores():
     from chattune.eval.scoring import regex_extractor, score_answers
 
     extract = regex_extractor(r"answer is (\w+)")
-    s = score_answers(["the answer is B", "no idea", "the answer is C"], ["answer is B", "answer is A", "answer is A"],
-                      extract)
+    s = score_answers(["the answer is B", "no idea", "the answer is C"],
+                      ["answer is B", "answer is A", "answer is A"], extract)
     assert (s.format_ok, s.exact) == (2, 1)

@@ -1,4 +1,5 @@
-"""Device and precision choice: one resolver for every command, clear errors for a device this machine lacks."""
+"""Device and precision choice: one resolver for every command, clear errors for a device this
+machine lacks."""
 
 import pytest
 import torch
@@ -17,7 +18,8 @@ CPU = torch.device("cpu")
 
 
 def test_auto_picks_the_gpu_else_mps_else_cpu():
-    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    expected = ("cuda" if torch.cuda.is_available() else "mps"
+                if torch.backends.mps.is_available() else "cpu")
     assert resolve_device("auto").type == expected == resolve_device(None).type
     assert resolve_device("cpu") == CPU
     assert resolve_device(" CPU ") == CPU
@@ -40,7 +42,8 @@ def test_a_gpu_this_machine_lacks_is_a_clear_error():
 
 def test_more_processes_than_gpus_is_refused_before_any_work():
     cuda = torch.device("cuda")
-    with pytest.raises(ConfigError, match="2 processes were launched on this machine but it has 1 GPU"):
+    with pytest.raises(ConfigError,
+                       match="2 processes were launched on this machine but it has 1 GPU"):
         check_processes_fit(cuda, 2, gpus=1)
     with pytest.raises(ConfigError, match="names one GPU"):
         check_processes_fit(torch.device("cuda:0"), 2, gpus=2)
@@ -65,7 +68,8 @@ def test_precision_by_finetuning_kind():
     assert resolve_precision(CPU, finetuning="full", bf16=True) == (bf16, torch.float32)
     assert resolve_precision(CPU, finetuning="full", bf16=True, bf16_full=True) == (bf16, bf16)
     assert resolve_precision(CPU, finetuning="lora", bf16=False) == (None, torch.float32)
-    assert resolve_precision(CPU, finetuning="lora", bf16=None, fp16=True) == (torch.float16, torch.float16)
+    assert (resolve_precision(CPU, finetuning="lora", bf16=None, fp16=True)
+            == (torch.float16, torch.float16))
     assert resolve_precision(CPU, finetuning="lora", bf16=False).name == "fp32"
 
 

@@ -26,7 +26,8 @@ def test_gguf_path_converts_once_to_identical_model(tmp_path, monkeypatch):
     with torch.no_grad():
         assert torch.equal(load_model(converted).eval()(ids).logits, reference(ids).logits)
 
-    # two runs started at once both convert: the one that finishes second finds the other's model in place
+    # two runs started at once both convert: the one that finishes second finds the other's model in
+    # place
     import shutil
 
     from chattune.model import load
@@ -56,6 +57,7 @@ def test_bf16_only_where_fast(monkeypatch):
     with open("/proc/cpuinfo") as f:
         flags = f.read()
     assert bf16_is_fast(torch.device("cpu")) == ("amx_bf16" in flags or "avx512_bf16" in flags)
-    for forced, fast in (("1", True), ("0", False)):  # the test suite's switch (tests/conftest.py --cpu-bf16)
+    # the test suite's switch (tests/conftest.py --cpu-bf16)
+    for forced, fast in (("1", True), ("0", False)):
         monkeypatch.setenv(CPU_BF16_ENV, forced)
         assert bf16_is_fast(torch.device("cpu")) is fast

@@ -28,7 +28,8 @@ def test_second_holder_is_refused_naming_the_first(tmp_path):
     with OutputDirLock(tmp_path) as lock:
         info = json.loads((tmp_path / LOCK_FILE).read_text())
         assert info["pid"] == os.getpid() and info["host"] == socket.gethostname()
-        with pytest.raises(ChattuneError, match=rf"{tmp_path} is in use by process {os.getpid()} on "
+        with pytest.raises(ChattuneError,
+                           match=rf"{tmp_path} is in use by process {os.getpid()} on "
                            rf"{socket.gethostname()} .*choose another output_dir"):
             OutputDirLock(tmp_path).acquire()
         assert lock.previous is None
@@ -44,8 +45,8 @@ def test_disabled_lock_neither_waits_nor_writes(tmp_path):
 
 
 def test_lock_held_by_another_process_then_taken_over_after_its_kill(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], cwd=ROOT, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], cwd=ROOT,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "locked"
         with pytest.raises(ChattuneError, match=f"in use by process {proc.pid} on"):
@@ -62,8 +63,8 @@ def test_lock_held_by_another_process_then_taken_over_after_its_kill(tmp_path):
 
 
 def test_lock_released_by_another_process_is_free(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], cwd=ROOT, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], cwd=ROOT,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
     proc.communicate("")  # stdin closed: it releases and exits
     assert proc.returncode == 0 and not (tmp_path / LOCK_FILE).exists()
@@ -72,7 +73,8 @@ def test_lock_released_by_another_process_is_free(tmp_path):
 
 
 def test_stale_lock_file_without_a_holder_is_taken_over(tmp_path):
-    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": 999999999, "host": "elsewhere", "started": "then"}))
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": 999999999, "host": "elsewhere",
+                                                  "started": "then"}))
     with OutputDirLock(tmp_path) as lock:
         assert lock.previous["pid"] == 999999999
 
@@ -90,7 +92,8 @@ def test_half_written_checkpoints_are_removed_at_start(tmp_path, monkeypatch):
         save_checkpoint(tmp_path, None, None, [0], {"step": 7, "records": []})
     monkeypatch.undo()
     (left,) = [p for p in tmp_path.iterdir() if p.name.startswith(".checkpoint-7-")]
-    mine = [tmp_path / ".checkpoint-notes", tmp_path / "checkpoint-3", tmp_path / ".checkpoint-7-NOTOURS1"]
+    mine = [tmp_path / ".checkpoint-notes", tmp_path / "checkpoint-3",
+            tmp_path / ".checkpoint-7-NOTOURS1"]
     for path in mine:
         path.mkdir()
     (tmp_path / ".checkpoint-8-abcdefgh").write_text("a file, not a folder chattune made")

@@ -1,7 +1,8 @@
-"""The BLOOM case: tokens merge across the prompt/answer boundary, so a response-template token search fails.
+"""The BLOOM case: tokens merge across the prompt/answer boundary, so a response-template token
+search fails.
 
-A byte-level BPE is trained here (hermetic) on the notebook's `### Human:` / `### Assistant:` data so that
-`?\\n\\n` becomes one token, as it does in BLOOM's vocabulary.
+A byte-level BPE is trained here (hermetic) on the notebook's `### Human:` / `### Assistant:` data
+so that `?\\n\\n` becomes one token, as it does in BLOOM's vocabulary.
 """
 
 import pytest
@@ -9,8 +10,8 @@ import pytest
 from chattune.data.schema import Message
 from chattune.templates import IGNORE_INDEX, render, setup_chat_format
 
-PAIRS = [("dog", "perro"), ("water", "agua"), ("mother", "madre"), ("hello", "hola"), ("tree", "árbol"),
-         ("cat", "gato"), ("house", "casa"), ("book", "libro")]
+PAIRS = [("dog", "perro"), ("water", "agua"), ("mother", "madre"), ("hello", "hola"),
+         ("tree", "árbol"), ("cat", "gato"), ("house", "casa"), ("book", "libro")]
 
 
 @pytest.fixture(scope="module")
@@ -19,11 +20,15 @@ def merging_tokenizer():
     from transformers import PreTrainedTokenizerFast
 
     bpe = Tokenizer(models.BPE())
-    # split only before spaces, like BLOOM: punctuation and newlines may merge into one token (`?\n\n###`)
-    bpe.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(" ", behavior="merged_with_next"),
-                                                 pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    # split only before spaces, like BLOOM: punctuation and newlines may merge into one token
+    # (`?\n\n###`)
+    bpe.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(
+        " ", behavior="merged_with_next"),
+                                                 pre_tokenizers.ByteLevel(
+                                                     add_prefix_space=False, use_regex=False)])
     bpe.decoder = decoders.ByteLevel()
-    corpus = [f'\n\n### Human: How do you say "{en}" in Spanish?\n\n### Assistant: {es}' for en, es in PAIRS] * 20
+    corpus = [f'\n\n### Human: How do you say "{en}" in Spanish?\n\n### Assistant: {es}'
+              for en, es in PAIRS] * 20
     bpe.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=330, special_tokens=["</s>"],
                                                         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="</s>")

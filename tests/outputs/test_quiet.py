@@ -1,5 +1,6 @@
-"""Quiet by default: the libraries' warnings, log records and progress bars are kept in a log file, named at the
-end; --verbose (or CHATTUNE_VERBOSE=1) shows them as they come; chattune's own warnings are always shown."""
+"""Quiet by default: the libraries' warnings, log records and progress bars are kept in a log file,
+named at the end; --verbose (or CHATTUNE_VERBOSE=1) shows them as they come; chattune's own warnings
+are always shown."""
 
 import logging
 import os
@@ -34,10 +35,12 @@ def _noisy():
 def test_library_messages_are_kept_and_chattune_warnings_shown(capfd, propagating):
     import transformers.utils.logging as hf
 
-    (hf.enable_propagation if propagating else hf.disable_propagation)()  # a library may have turned it on
+    # a library may have turned it on
+    (hf.enable_propagation if propagating else hf.disable_propagation)()
     kept = Kept()
     ours = {"__name__": "chattune.somewhere"}
-    exec("import warnings\ndef warn():\n    warnings.warn('for the user', UserWarning, stacklevel=2)\n", ours)
+    exec("import warnings\ndef warn():\n    warnings.warn('for the user', UserWarning, "
+         "stacklevel=2)\n", ours)
     # chattune's own warning still reaches its callers (here pytest's recorder)
     with pytest.warns(UserWarning, match="for the user"), kept_quiet(kept):
         _noisy()()
@@ -61,8 +64,8 @@ def test_progress_bars_are_off_in_a_run_and_as_before_after():
 
 
 def test_a_librarys_own_tqdm_bar_is_off_in_a_run(capfd):
-    """lm-evaluation-harness draws tqdm bars with disable=False, past every switch: off in a quiet run, shown
-    when verbose and after the run."""
+    """lm-evaluation-harness draws tqdm bars with disable=False, past every switch: off in a quiet
+    run, shown when verbose and after the run."""
     from tqdm.auto import tqdm
 
     def draw(label: str) -> None:
@@ -79,11 +82,13 @@ def test_a_librarys_own_tqdm_bar_is_off_in_a_run(capfd):
 
 
 def test_an_import_time_message_is_held_for_the_next_run(capfd):
-    """bitsandbytes' advice on import (peft imports it) is not printed; the next run's log has it."""
+    """bitsandbytes' advice on import (peft imports it) is not printed; the next run's log has
+    it."""
     from chattune.outputs.quiet import hold_import_messages
 
     hold_import_messages()
-    logging.getLogger("bitsandbytes.backends.cpu.ops").warning("Failed to load CPU gemm_4bit_forward (test)")
+    logging.getLogger("bitsandbytes.backends.cpu.ops").warning(
+        "Failed to load CPU gemm_4bit_forward (test)")
     assert "Failed to load" not in capfd.readouterr().err
     kept = Kept()
     with kept_quiet(kept):
@@ -92,14 +97,20 @@ def test_an_import_time_message_is_held_for_the_next_run(capfd):
 
 
 def _cli(tmp_path, *argv, env=None):
-    """`chattune render ...` whose work is a library's noisy call, in a fresh process (real stderr)."""
-    script = ("import sys\nimport chattune.cli as cli\nimport chattune.cli.template_commands as commands\n"
-              "ns = {'__name__': 'somelib'}\nexec(sys.argv[1], ns)\n"
-              "commands._cmd_render = lambda args: ns['noisy']() or 0\nsys.exit(cli.main(sys.argv[2:]))\n")
-    # a fresh process as a user starts it: none of the variables earlier tests or libraries set in this one
-    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "HF_HOME", "HF_HUB_OFFLINE")}
-    env = {**base, "CHATTUNE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-c", script, NOISY, *argv, "render", "--model", "m", "--data", "d"],
+    """`chattune render ...` whose work is a library's noisy call, in a fresh process (real
+    stderr)."""
+    script = ("import sys\nimport chattune.cli as cli\nimport chattune.cli.template_commands as "
+              "commands\nns = {'__name__': 'somelib'}\nexec(sys.argv[1], ns)\n"
+              "commands._cmd_render = lambda args: ns['noisy']() or "
+              "0\nsys.exit(cli.main(sys.argv[2:]))\n")
+    # a fresh process as a user starts it: none of the variables earlier tests or libraries set in
+    # this one
+    base = {k: v for k, v in os.environ.items()
+            if k in ("PATH", "HOME", "LANG", "TMPDIR", "HF_HOME", "HF_HUB_OFFLINE")}
+    env = {**base, "CHATTUNE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT),
+           **(env or {})}
+    return subprocess.run([sys.executable, "-c", script, NOISY, *argv, "render", "--model", "m",
+                           "--data", "d"],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
 
 
@@ -107,11 +118,13 @@ def test_cli_keeps_library_messages_in_a_log_and_verbose_shows_them(tmp_path):
     quiet = _cli(tmp_path)
     assert quiet.returncode == 0, quiet.stderr
     log = tmp_path / "cache" / "logs" / LOG_NAME
-    assert "deprecated" not in quiet.stderr and "a log record" not in quiet.stderr and "Warning" not in quiet.stderr
+    assert ("deprecated" not in quiet.stderr and "a log record" not in quiet.stderr
+            and "Warning" not in quiet.stderr)
     assert f"3 messages from libraries (warnings, log records) kept in {log}" in quiet.stderr
     assert "--verbose shows them" in quiet.stderr
     text = log.read_text()
-    assert "FutureWarning: somelib: this API is deprecated" in text and "WARNING somelib: somelib: a log record" in text
+    assert ("FutureWarning: somelib: this API is deprecated" in text
+            and "WARNING somelib: somelib: a log record" in text)
     log.unlink()
     for loud in (_cli(tmp_path, "--verbose"), _cli(tmp_path, env={"CHATTUNE_VERBOSE": "1"})):
         assert loud.returncode == 0, loud.stderr
@@ -121,14 +134,17 @@ def test_cli_keeps_library_messages_in_a_log_and_verbose_shows_them(tmp_path):
         assert log.is_file()  # shown, and still kept
 
 
-def test_train_writes_the_log_into_its_output_dir(tmp_path, tiny_model_dir, gsm8k_small, monkeypatch, capfd):
-    """A run's library messages go beside its metrics; stdout and stderr hold only chattune's lines."""
+def test_train_writes_the_log_into_its_output_dir(tmp_path, tiny_model_dir, gsm8k_small,
+                                                  monkeypatch, capfd):
+    """A run's library messages go beside its metrics; stdout and stderr hold only chattune's
+    lines."""
     import chattune.pipeline as pipeline
 
     real, noisy = pipeline.load_base_model, _noisy()
     monkeypatch.setattr(pipeline, "load_base_model", lambda *a, **k: noisy() or real(*a, **k))
-    cfg = {"model": str(tiny_model_dir), "output_dir": str(tmp_path / "out"), "max_steps": 1, "merge": False,
-           "data": {"train": str(gsm8k_small), "columns": {"question": "user", "answer": "assistant"}}}
+    cfg = {"model": str(tiny_model_dir), "output_dir": str(tmp_path / "out"), "max_steps": 1,
+           "merge": False, "data": {"train": str(gsm8k_small),
+                                    "columns": {"question": "user", "answer": "assistant"}}}
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     assert main(["train", str(tmp_path / "cfg.yaml")]) == 0
     log = tmp_path / "out" / LOG_NAME

@@ -1,4 +1,5 @@
-"""Preparing sources: truncation, bad rows, mixing, globs, hold-out, parallel workers and the cache."""
+"""Preparing sources: truncation, bad rows, mixing, globs, hold-out, parallel workers and the
+cache."""
 
 from multiprocessing.pool import ThreadPool
 
@@ -10,32 +11,44 @@ from chattune.data.load import load_rows
 from chattune.errors import ConfigError, DataError
 from chattune.labels import IGNORE_INDEX
 from chattune.prepare import examples as prepare
-from chattune.prepare.examples import PrepareOptions, prepare_source, prepare_sources, split_examples
+from chattune.prepare.examples import (
+    PrepareOptions,
+    prepare_source,
+    prepare_sources,
+    split_examples,
+)
 
 QA = {"question": "user", "answer": "assistant"}
 
 
 def qa_rows(n, start=0, answer_words=3):
-    return [{"question": f"What is {i} plus {i}?", "answer": " ".join(["word"] * answer_words) + f" {2 * i}"}
+    return [{"question": f"What is {i} plus {i}?",
+             "answer": " ".join(["word"] * answer_words) + f" {2 * i}"}
             for i in range(start, start + n)]
 
 
 def test_truncation_modes(tmp_path, tokenizer):
-    src = DataSource(path=str(write_jsonl(tmp_path / "d.jsonl", qa_rows(3) + qa_rows(1, 3, answer_words=200))),
+    src = DataSource(path=str(write_jsonl(tmp_path / "d.jsonl",
+                                          qa_rows(3) + qa_rows(1, 3, answer_words=200))),
                      columns=QA)
     full, _ = prepare_source(src, tokenizer, PrepareOptions(max_length=4096))
     long_len = len(full[3].input_ids)
     limit = long_len - 50
 
-    with_error = prepare_source(src, tokenizer, PrepareOptions(max_length=limit, truncation="error"))[1]
-    assert with_error.bad == 1 and f"line 4: expected at most max_length={limit} tokens, found {long_len}" in \
-        with_error.problems[0]
-    dropped, stats = prepare_source(src, tokenizer, PrepareOptions(max_length=limit, truncation="drop"))
+    with_error = prepare_source(src, tokenizer,
+                                PrepareOptions(max_length=limit, truncation="error"))[1]
+    assert (with_error.bad == 1
+            and f"line 4: expected at most max_length={limit} tokens, found {long_len}" in
+            with_error.problems[0])
+    dropped, stats = prepare_source(src, tokenizer,
+                                    PrepareOptions(max_length=limit, truncation="drop"))
     assert len(dropped) == 3 and stats.dropped_too_long == 1 and stats.bad == 0
-    start, stats = prepare_source(src, tokenizer, PrepareOptions(max_length=limit, truncation="keep_start"))
+    start, stats = prepare_source(src, tokenizer,
+                                  PrepareOptions(max_length=limit, truncation="keep_start"))
     assert start[3].input_ids == full[3].input_ids[:limit] and stats.truncated == 1
     end, _ = prepare_source(src, tokenizer, PrepareOptions(max_length=limit, truncation="keep_end"))
-    assert end[3].input_ids == full[3].input_ids[-limit:] and end[3].labels == full[3].labels[-limit:]
+    assert (end[3].input_ids == full[3].input_ids[-limit:]
+            and end[3].labels == full[3].labels[-limit:])
 
 
 def test_bad_rows_error_lists_all_or_skip_counts(tmp_path, tokenizer):
@@ -44,7 +57,8 @@ def test_bad_rows_error_lists_all_or_skip_counts(tmp_path, tokenizer):
     with pytest.raises(DataError) as e:
         prepare_sources([src], tokenizer, PrepareOptions())
     message = str(e.value)
-    assert "2 bad row(s)" in message and "line 4, field 'answer': expected column 'answer'" in message
+    assert ("2 bad row(s)" in message
+            and "line 4, field 'answer': expected column 'answer'" in message)
     assert "line 5, field 'answer': expected text" in message
     examples, stats = prepare_sources([src], tokenizer, PrepareOptions(), on_bad_row="skip")
     assert len(examples) == 5 and stats.bad == 2 and sum(stats.bad_by_reason.values()) == 2
@@ -53,18 +67,22 @@ def test_bad_rows_error_lists_all_or_skip_counts(tmp_path, tokenizer):
 def test_mixed_sources_globs_and_sample_counts(tmp_path, tokenizer):
     write_jsonl(tmp_path / "part-1.jsonl", qa_rows(4))
     write_jsonl(tmp_path / "part-2.jsonl", qa_rows(4, 4))
-    chats = write_jsonl(tmp_path / "chats.jsonl", [{"messages": [{"role": "user", "content": f"hi {i}"},
-                                                                 {"role": "assistant", "content": f"yo {i}"}]}
-                                                   for i in range(6)])
-    cfg = build_config({"data": {"train": [{"path": str(tmp_path / "part-*.jsonl"), "num_samples": 6},
+    chats = write_jsonl(tmp_path / "chats.jsonl",
+                        [{"messages": [{"role": "user", "content": f"hi {i}"},
+                                       {"role": "assistant", "content": f"yo {i}"}]}
+                         for i in range(6)])
+    cfg = build_config({"data": {"train": [{"path": str(tmp_path / "part-*.jsonl"),
+                                            "num_samples": 6},
                                            {"path": str(chats), "num_samples": 2}], "columns": QA}})
     specs = cfg.data.sources("train")
-    assert specs[0].columns == QA and specs[1].columns == QA  # data-level defaults fill every source ...
+    # data-level defaults fill every source ...
+    assert specs[0].columns == QA and specs[1].columns == QA
     specs[1] = specs[1].model_copy(update={"columns": None})  # ... unless the source sets its own
     examples, stats = prepare_sources(specs, tokenizer, PrepareOptions())
     assert stats.rows == 8 and len(examples) == 8 and stats.formats == {"columns": 6, "messages": 2}
     with pytest.raises(DataError, match="no file matches"):
-        prepare_sources([DataSource(path=str(tmp_path / "nope-*.jsonl"))], tokenizer, PrepareOptions())
+        prepare_sources([DataSource(path=str(tmp_path / "nope-*.jsonl"))], tokenizer,
+                        PrepareOptions())
 
 
 def test_test_size_hold_out_and_config_rules(tokenizer):
@@ -72,19 +90,23 @@ def test_test_size_hold_out_and_config_rules(tokenizer):
 
     examples = [Example([i, i + 1], [i, i + 1]) for i in range(20)]
     train, held = split_examples(examples, 0.25, seed=3)
-    assert len(held) == 5 and len(train) == 15 and {ex.input_ids[0] for ex in train + held} == set(range(20))
-    assert split_examples(examples, 0.25, seed=3)[1] == held and split_examples(examples, 4, seed=3)[1] != held
+    assert len(held) == 5 and len(train) == 15 and {ex.input_ids[0]
+                                                    for ex in train + held} == set(range(20))
+    assert (split_examples(examples, 0.25, seed=3)[1] == held
+            and split_examples(examples, 4, seed=3)[1] != held)
     with pytest.raises(DataError, match="expected a hold-out between 1 and 19"):
         split_examples(examples, 20, seed=0)
     with pytest.raises(ConfigError, match="set data.eval or data.test_size, not both"):
         build_config({"data": {"train": "a.jsonl", "eval": "b.jsonl", "test_size": 0.1}})
     with pytest.raises(ConfigError, match="prompt_template builds the user message"):
         build_config({"data": {"train": {"path": "a.jsonl", "prompt_template": "Q: {q}"}}})
-    assert build_config({"data": {"train": "a.jsonl", "test_size": 0.1}, "eval_steps": 5}).data.has_eval
+    assert build_config({"data": {"train": "a.jsonl", "test_size": 0.1},
+                         "eval_steps": 5}).data.has_eval
 
 
 def test_parallel_workers_match_one_process(tmp_path, tokenizer):
-    src = DataSource(path=str(write_jsonl(tmp_path / "d.jsonl", qa_rows(40) + [{"question": "x"}])), columns=QA)
+    src = DataSource(path=str(write_jsonl(tmp_path / "d.jsonl", qa_rows(40) + [{"question": "x"}])),
+                     columns=QA)
     one, one_stats = prepare_source(src, tokenizer, PrepareOptions(), num_proc=1, cache=False)
     two, two_stats = prepare_source(src, tokenizer, PrepareOptions(), num_proc=2, cache=False)
     assert one == two and one_stats.problems == two_stats.problems and len(one) == 40
@@ -107,7 +129,8 @@ def test_cache_hits_and_misses(tmp_path, tokenizer, prepared_cache):
     assert misses(options=PrepareOptions(max_length=256, train_on="all"))
     assert misses(spec=src.model_copy(update={"system_prompt": "Be brief."}))
     other_template = tokenizer.__class__.from_pretrained(tokenizer.name_or_path)
-    other_template.chat_template = other_template.chat_template.replace("You are a helpful", "You are a kind")
+    other_template.chat_template = other_template.chat_template.replace(
+        "You are a helpful", "You are a kind")
     assert misses(tok=other_template)
     other_tokenizer = tokenizer.__class__.from_pretrained(tokenizer.name_or_path)
     other_tokenizer.add_tokens(["<new_token>"])
@@ -126,7 +149,8 @@ def _garble_middle(entry):
 
 
 def _rewrite_table(entry, change, *, fix_checksum=False):
-    """Rewrite the entry's Arrow file with `change(table)`: a well-formed file holding other data."""
+    """Rewrite the entry's Arrow file with `change(table)`: a well-formed file holding other
+    data."""
     import pyarrow as pa
 
     from chattune.prepare.cache import _sha256
@@ -155,8 +179,10 @@ def _offsets_out_of_bounds(table):
 
     ids = table.column("input_ids").combine_chunks()
     offsets = np.asarray(ids.offsets).copy()
-    offsets[1] = 10**6  # the first list ends far past the values: read unvalidated, it walks off the memory map
-    broken = pa.Array.from_buffers(ids.type, len(ids), [None, pa.py_buffer(offsets)], children=[ids.values])
+    # the first list ends far past the values: read unvalidated, it walks off the memory map
+    offsets[1] = 10**6
+    broken = pa.Array.from_buffers(ids.type, len(ids), [None, pa.py_buffer(offsets)],
+                                   children=[ids.values])
     return table.set_column(table.schema.get_field_index("input_ids"), "input_ids", broken)
 
 
@@ -166,7 +192,8 @@ def _offsets_out_of_bounds(table):
     lambda entry: (entry / "prepared.arrow.sha256").unlink(),
     lambda entry: _rewrite_table(entry, _offsets_out_of_bounds, fix_checksum=True),
 ], ids=["garbled", "other-valid-ids", "no-checksum", "invalid-but-checksummed"])
-def test_damaged_cache_entry_is_reported_removed_and_prepared_again(tmp_path, tokenizer, prepared_cache, damage):
+def test_damaged_cache_entry_is_reported_removed_and_prepared_again(
+        tmp_path, tokenizer, prepared_cache, damage):
     import io
 
     from rich.console import Console
@@ -187,7 +214,8 @@ def test_damaged_cache_entry_is_reported_removed_and_prepared_again(tmp_path, to
     print_stats(Console(file=out, soft_wrap=True), stats, "train data")
     assert f"warning: {stats.cache_damaged[0]}; prepared again" in out.getvalue()
 
-    third, stats = prepare_source(src, tokenizer, opts)  # the entry written again is sound and reused
+    # the entry written again is sound and reused
+    third, stats = prepare_source(src, tokenizer, opts)
     assert third == first and stats.reused == [str(path)] and stats.cache_damaged == []
 
 
@@ -200,8 +228,9 @@ def counted(rows, pulled):
 
 @pytest.mark.parametrize("num_proc", [1, 2])
 def test_rows_are_read_as_they_are_prepared(tmp_path, tokenizer, monkeypatch, num_proc):
-    """A large file is never held whole: preparation reads a few chunks ahead of what it has prepared, in one
-    process and with workers, and the result is the same as preparing everything at once."""
+    """A large file is never held whole: preparation reads a few chunks ahead of what it has
+    prepared, in one process and with workers, and the result is the same as preparing everything at
+    once."""
     monkeypatch.setattr(prepare, "PARALLEL_FROM_ROWS", 4)
     monkeypatch.setattr(prepare, "CHUNK_ROWS", 3)
     source = str(write_jsonl(tmp_path / "d.jsonl", qa_rows(40)))
@@ -210,14 +239,18 @@ def test_rows_are_read_as_they_are_prepared(tmp_path, tokenizer, monkeypatch, nu
     pulled, ahead = [], []
     real = prepare.prepare_rows if num_proc == 1 else prepare._work
     if num_proc == 1:
-        monkeypatch.setattr(prepare, "prepare_rows", lambda chunk, *a: ahead.append(len(pulled)) or real(chunk, *a))
-        records = prepare.prepare_all_rows(counted(rows, pulled), source, spec, tokenizer, opts, num_proc)
+        monkeypatch.setattr(prepare, "prepare_rows",
+                            lambda chunk, *a: ahead.append(len(pulled)) or real(chunk, *a))
+        records = prepare.prepare_all_rows(counted(rows, pulled), source, spec, tokenizer, opts,
+                                           num_proc)
         assert ahead[0] <= 4 + 3 and max(a - 3 * k for k, a in enumerate(ahead)) <= 4 + 3, ahead
     else:
         results = []
         prepare._init_worker(source, spec, tokenizer, opts)
-        with ThreadPool(num_proc) as pool:  # a real pool in this process, so what was read can be seen
-            for part in prepare._in_order(pool, prepare._chunks(counted(rows, pulled), 3), 2 * num_proc):
+        # a real pool in this process, so what was read can be seen
+        with ThreadPool(num_proc) as pool:
+            for part in prepare._in_order(pool, prepare._chunks(counted(rows, pulled), 3),
+                                          2 * num_proc):
                 ahead.append(len(pulled) - 3 * len(results))
                 results.append(part)
         assert max(ahead) <= 3 * (2 * num_proc), ahead
@@ -226,16 +259,17 @@ def test_rows_are_read_as_they_are_prepared(tmp_path, tokenizer, monkeypatch, nu
 
 
 def test_long_rows_are_tokenised_in_batches_of_bounded_size(tmp_path, tokenizer, monkeypatch):
-    """However long the rows, one tokenizer batch holds about RENDER_CHARS characters; the examples are the ones
-    one batch gives."""
+    """However long the rows, one tokenizer batch holds about RENDER_CHARS characters; the examples
+    are the ones one batch gives."""
     source = str(write_jsonl(tmp_path / "d.jsonl", qa_rows(6, answer_words=400)))
     spec, opts = DataSource(path=source, columns=QA), PrepareOptions(max_length=4096)
     rows = load_rows(source)
     whole = prepare.prepare_rows(rows, source, spec, tokenizer, opts)
     batches = []
     real = prepare.render_many
-    monkeypatch.setattr(prepare, "render_many", lambda tok, convs, **k: batches.append(len(convs)) or real(tok, convs,
-                                                                                                           **k))
+    monkeypatch.setattr(prepare, "render_many",
+                        lambda tok, convs, **k: batches.append(len(convs)) or real(tok, convs,
+                                                                                   **k))
     monkeypatch.setattr(prepare, "RENDER_CHARS", 5000)  # about two of these rows
     assert prepare.prepare_rows(rows, source, spec, tokenizer, opts) == whole
     assert len(batches) >= 3 and max(batches) <= 2, batches

@@ -19,15 +19,17 @@ EXTRA_TOKENS = {"llama3": ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id
 EOT = {"llama3": "<|eot_id|>", "gemma": "<end_of_turn>", "phi3": "<|end|>", "mistral": "<|im_end|>",
        "qwen2_5_tools": "<|im_end|>", "smollm2": "<|im_end|>"}
 
-CHAT = [Message("user", "What is 2+2?"), Message("assistant", "It is 4."), Message("user", "And 3+3?"),
-        Message("assistant", "6")]
+CHAT = [Message("user", "What is 2+2?"), Message("assistant", "It is 4."),
+        Message("user", "And 3+3?"), Message("assistant", "6")]
 WITH_SYSTEM = [Message("system", "Be brief."), *CHAT]
 CITY = {"type": "object", "properties": {"city": {"type": "string"}}}
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": CITY}}]
+TOOLS = [{"type": "function",
+          "function": {"name": "get_weather", "description": "Weather", "parameters": CITY}}]
+WEATHER_CALL = {"name": "get_weather", "arguments": {"city": "Paris"}}
 TOOL_CHAT = [Message("user", "Weather in Paris?"),
-             Message("assistant", "", tool_calls=[{"type": "function", "function": {"name": "get_weather",
-                                                                                    "arguments": {"city": "Paris"}}}]),
-             Message("tool", json.dumps({"temp_c": 18})), Message("assistant", "It is 18 C in Paris.")]
+             Message("assistant", "", tool_calls=[{"type": "function", "function": WEATHER_CALL}]),
+             Message("tool", json.dumps({"temp_c": 18})),
+             Message("assistant", "It is 18 C in Paris.")]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,8 @@ def tokenizers(tokenizer):
         tok = copy.deepcopy(tokenizer)
         if extra:
             tok.add_tokens(extra, special_tokens=True)
-        tok.chat_template = tokenizer.chat_template if name == "smollm2" else (TEMPLATES / f"{name}.jinja").read_text()
+        tok.chat_template = (tokenizer.chat_template if name == "smollm2"
+                             else (TEMPLATES / f"{name}.jinja").read_text())
         out[name] = tok
     return out
 
@@ -60,7 +63,8 @@ def test_ids_match_apply_chat_template_and_mask_is_exact(tokenizers, name, messa
     assert trained(tok, r) == f"It is 4.{eot}6{eot}"
     check_rendered(tok, r, messages, "all_assistant")
     prompt = render(tok, messages[:-1], add_generation_prompt=True)
-    assert prompt.input_ids == list(tok.apply_chat_template(dicts[:-1], tokenize=True, add_generation_prompt=True,
+    assert prompt.input_ids == list(tok.apply_chat_template(dicts[:-1], tokenize=True,
+                                                            add_generation_prompt=True,
                                                             return_dict=False))
 
 
@@ -77,10 +81,12 @@ def test_qwen_tools_and_tool_calls(tokenizers):
     r = render(tok, TOOL_CHAT, tools=TOOLS)
     assert "# Tools" in r.text and "get_weather" in r.text and "<tool_response>" in r.text
     dicts = [m.to_template_dict() for m in TOOL_CHAT]
-    assert r.input_ids == list(tok.apply_chat_template(dicts, tools=TOOLS, tokenize=True, return_dict=False))
+    assert r.input_ids == list(tok.apply_chat_template(dicts, tools=TOOLS, tokenize=True,
+                                                       return_dict=False))
     got = trained(tok, r)
     # the tool call is the assistant's output and is trained; the tool's response is not
-    assert got.startswith("<tool_call>\n{\"name\": \"get_weather\"") and got.endswith("It is 18 C in Paris.<|im_end|>")
+    assert (got.startswith("<tool_call>\n{\"name\": \"get_weather\"")
+            and got.endswith("It is 18 C in Paris.<|im_end|>"))
     assert "temp_c" not in got
 
 
@@ -105,7 +111,8 @@ def test_doctor_on_real_templates(tokenizers, name):
 
 def test_doctor_fails_with_fixes(tokenizer):
     tok = copy.deepcopy(tokenizer)
-    tok.chat_template = "{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\\n' }}{% endfor %}"
+    tok.chat_template = ("{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\\n' }}{% "
+                         "endfor %}")
     failed = {c.name: c for c in diagnose(tok) if not c.ok}
     assert "exact masks" in failed or "end-of-turn trained" in failed
     assert all(c.fix for c in failed.values())
@@ -115,8 +122,8 @@ def test_doctor_fails_with_fixes(tokenizer):
 
 
 def test_builtin_chatml_renders_tools_and_tool_calls(tokenizer):
-    """The built-in ChatML writes tools and calls as Qwen 2.5 does; OpenAI's string arguments are kept as
-    they are, and the rendering equals apply_chat_template's."""
+    """The built-in ChatML writes tools and calls as Qwen 2.5 does; OpenAI's string arguments are
+    kept as they are, and the rendering equals apply_chat_template's."""
     from chattune import setup_chat_format
 
     tok = copy.deepcopy(tokenizer)
@@ -124,13 +131,16 @@ def test_builtin_chatml_renders_tools_and_tool_calls(tokenizer):
     messages = [Message("system", "Be brief."), *TOOL_CHAT]
     r = render(tok, messages, tools=TOOLS)
     dicts = [m.to_template_dict() for m in messages]
-    assert r.input_ids == list(tok.apply_chat_template(dicts, tools=TOOLS, tokenize=True, return_dict=False))
-    assert r.text.startswith("<|im_start|>system\nBe brief.\n\n# Tools\n") and r.text.count("<|im_start|>system") == 1
+    assert r.input_ids == list(tok.apply_chat_template(dicts, tools=TOOLS, tokenize=True,
+                                                       return_dict=False))
+    assert (r.text.startswith("<|im_start|>system\nBe brief.\n\n# Tools\n")
+            and r.text.count("<|im_start|>system") == 1)
     got = trained(tok, r)
-    assert got == ('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call><|im_end|>'
+    assert got == ('<tool_call>\n{"name": "get_weather", "arguments": {"city": '
+                   '"Paris"}}\n</tool_call><|im_end|>'
                    "It is 18 C in Paris.<|im_end|>")
-    as_string = [{**d, "tool_calls": [{"type": "function", "function": {"name": "get_weather",
-                                                                        "arguments": '{"city": "Paris"}'}}]}
+    call = {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+    as_string = [{**d, "tool_calls": [{"type": "function", "function": call}]}
                  if d.get("tool_calls") else d for d in dicts]
     assert tok.apply_chat_template(as_string, tools=TOOLS, tokenize=False) == r.text
     # without tools nothing changes: plain ChatML
@@ -142,6 +152,7 @@ def test_a_template_that_drops_tool_calls_is_an_error(tokenizer):
     from chattune.errors import TemplateError
 
     tok = copy.deepcopy(tokenizer)
-    with pytest.raises(TemplateError, match="message 1 \\(assistant\\): the chat template does not write its tool "
+    with pytest.raises(TemplateError,
+                       match="message 1 \\(assistant\\): the chat template does not write its tool "
                                             "call to 'get_weather'"):
         render(tok, TOOL_CHAT, tools=TOOLS, template="phi3")

@@ -1,4 +1,5 @@
-"""Several processes on CPU (gloo) through torchrun + accelerate: the same training as one process."""
+"""Several processes on CPU (gloo) through torchrun + accelerate: the same training as one
+process."""
 
 import json
 import os
@@ -16,10 +17,12 @@ COLUMNS = {"question": "user", "answer": "assistant"}
 
 def config(tmp_path, name, model_dir, data, **extra):
     cfg = {"model": str(model_dir), "data": {"train": str(data), "columns": COLUMNS},
-           "output_dir": str(tmp_path / name), "max_steps": 4, "per_device_train_batch_size": 2, "logging_steps": 1,
-           "learning_rate": 1e-3, "max_length": 256, "lora": {"dropout": 0.0}, "merge": False,
-           # CPU processes (gloo) on every machine, a one-GPU one included; fp32, whatever the CPU (these tests
-           # compare runs at fp32 tolerances; a CPU with AVX512-BF16 would compute in bf16 by default)
+           "output_dir": str(tmp_path / name), "max_steps": 4, "per_device_train_batch_size": 2,
+           "logging_steps": 1, "learning_rate": 1e-3, "max_length": 256, "lora": {"dropout": 0.0},
+           "merge": False,
+           # CPU processes (gloo) on every machine, a one-GPU one included; fp32, whatever the CPU
+           # (these tests compare runs at fp32 tolerances; a CPU with AVX512-BF16 would compute in
+           # bf16 by default)
            "device": "cpu", "bf16": False, **extra}
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -32,9 +35,10 @@ def losses(out_dir):
 
 
 def torchrun(tmp_path, cfg, processes=2, *extra_args, expect_ok=True):
-    env = {**os.environ, "CHATTUNE_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-           "--module", "chattune", "train", str(cfg), *extra_args]
+    env = {**os.environ, "CHATTUNE_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc-per-node={processes}", "--module", "chattune", "train", str(cfg), *extra_args]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     if expect_ok:
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -42,7 +46,8 @@ def torchrun(tmp_path, cfg, processes=2, *extra_args, expect_ok=True):
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_match_one_with_the_same_global_batch(tmp_path, tiny_model_dir, gsm8k_small):
+def test_ddp_two_processes_match_one_with_the_same_global_batch(
+        tmp_path, tiny_model_dir, gsm8k_small):
     one = config(tmp_path, "one", tiny_model_dir, gsm8k_small, gradient_accumulation_steps=2)
     assert main(["train", str(one)]) == 0
     two = config(tmp_path, "two", tiny_model_dir, gsm8k_small, gradient_accumulation_steps=1)
@@ -53,12 +58,14 @@ def test_ddp_two_processes_match_one_with_the_same_global_batch(tmp_path, tiny_m
 
 
 @pytest.mark.cuda
-def test_more_processes_than_gpus_is_an_error_before_any_work(tmp_path, tiny_model_dir, gsm8k_small):
+def test_more_processes_than_gpus_is_an_error_before_any_work(tmp_path, tiny_model_dir,
+                                                              gsm8k_small):
     import torch
 
     gpus = torch.cuda.device_count()
     cfg = config(tmp_path, "many", tiny_model_dir, gsm8k_small)
     done = torchrun(tmp_path, cfg, gpus + 1, "--device", "cuda", expect_ok=False)
     assert done.returncode != 0
-    assert f"{gpus + 1} processes were launched on this machine but it has {gpus} GPU(s)" in done.stderr + done.stdout
+    assert (f"{gpus + 1} processes were launched on this machine but it has {gpus} GPU(s)"
+            in done.stderr + done.stdout)
     assert not (tmp_path / "many" / "metrics.jsonl").exists()

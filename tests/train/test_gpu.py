@@ -1,5 +1,6 @@
-"""What only means something on an NVIDIA GPU: the demo's path (train, compare, merge) on CUDA, bf16 bases and
-their memory, QLoRA's kernels, peak memory reports. Skipped with the reason on other machines."""
+"""What only means something on an NVIDIA GPU: the demo's path (train, compare, merge) on CUDA, bf16
+bases and their memory, QLoRA's kernels, peak memory reports. Skipped with the reason on other
+machines."""
 
 import json
 
@@ -21,21 +22,29 @@ def write_config(tmp_path, model_dir, data, name="run", **extra):
     return path
 
 
-def test_lora_run_on_the_gpu_compares_merges_and_reports_memory(tmp_path, tiny_model_dir, gsm8k_small, capsys):
-    compare = {"data": str(gsm8k_small), "columns": COLUMNS, "num_samples": 3, "max_new_tokens": 8, "batch_size": 3}
-    assert main(["train", str(write_config(tmp_path, tiny_model_dir, gsm8k_small, compare=compare))]) == 0
+def test_lora_run_on_the_gpu_compares_merges_and_reports_memory(
+        tmp_path, tiny_model_dir, gsm8k_small, capsys):
+    compare = {"data": str(gsm8k_small), "columns": COLUMNS, "num_samples": 3, "max_new_tokens": 8,
+               "batch_size": 3}
+    assert main(["train", str(write_config(tmp_path, tiny_model_dir, gsm8k_small,
+                                           compare=compare))]) == 0
     said = capsys.readouterr().out
-    assert "cuda" in said and "bf16 compute, weights bfloat16" in said  # auto: a bf16 base on a bf16 GPU
+    # auto: a bf16 base on a bf16 GPU
+    assert "cuda" in said and "bf16 compute, weights bfloat16" in said
     out = tmp_path / "run"
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert all(r["peak_memory_reserved_gb"] >= r["peak_memory_allocated_gb"] > 0 for r in records if "loss" in r)
+    assert all(r["peak_memory_reserved_gb"] >= r["peak_memory_allocated_gb"] > 0 for r in records
+               if "loss" in r)
     assert "peak GPU memory allocated" in (out / "report.html").read_text()
     assert (out / "merged" / "model.safetensors").is_file() and (out / "compare.json").is_file()
-    for command in (["chat", str(tiny_model_dir), "--adapter", str(out / "adapter"), "--prompt", "Hi",
+    for command in (["chat", str(tiny_model_dir), "--adapter", str(out / "adapter"), "--prompt",
+                     "Hi", "--max-new-tokens", "4"],
+                    ["eval", str(tiny_model_dir), "--adapter", str(out / "adapter"), "--data",
+                     str(gsm8k_small),
+                     "--columns", "question=user", "answer=assistant", "--num-samples", "2",
                      "--max-new-tokens", "4"],
-                    ["eval", str(tiny_model_dir), "--adapter", str(out / "adapter"), "--data", str(gsm8k_small),
-                     "--columns", "question=user", "answer=assistant", "--num-samples", "2", "--max-new-tokens", "4"],
-                    ["merge", str(tiny_model_dir), str(out / "adapter"), str(tmp_path / "merged"), "--device", "cuda"]):
+                    ["merge", str(tiny_model_dir), str(out / "adapter"), str(tmp_path / "merged"),
+                     "--device", "cuda"]):
         assert main(command) == 0, command
 
 
@@ -43,10 +52,11 @@ def test_a_bf16_base_takes_less_gpu_memory_than_an_fp32_one(tmp_path, tiny_model
     peaks = {}
     for bf16 in (True, False):
         name = f"bf16-{bf16}"
-        assert main(["train", str(write_config(tmp_path, tiny_model_dir, gsm8k_small, name, bf16=bf16,
-                                               merge=False))]) == 0
+        assert main(["train", str(write_config(tmp_path, tiny_model_dir, gsm8k_small, name,
+                                               bf16=bf16, merge=False))]) == 0
         lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
-        peaks[bf16] = max(json.loads(line)["peak_memory_allocated_gb"] for line in lines if '"loss"' in line)
+        peaks[bf16] = max(json.loads(line)["peak_memory_allocated_gb"] for line in lines
+                          if '"loss"' in line)
     assert peaks[True] < peaks[False]
 
 
@@ -60,16 +70,19 @@ def test_qlora_on_the_gpu(tmp_path, tiny_model_dir, gsm8k_small, capsys):
 
 
 def test_a_run_resumes_on_the_cpu_from_a_gpu_checkpoint(tmp_path, tiny_model_dir, gsm8k_small):
-    cfg = write_config(tmp_path, tiny_model_dir, gsm8k_small, max_steps=4, save_steps=2, merge=False, bf16=False)
+    cfg = write_config(tmp_path, tiny_model_dir, gsm8k_small, max_steps=4, save_steps=2,
+                       merge=False, bf16=False)
     assert main(["train", str(cfg)]) == 0
-    assert main(["train", str(cfg), "--resume", "--device", "cpu"]) == 0  # the saved state loads onto the CPU
+    # the saved state loads onto the CPU
+    assert main(["train", str(cfg), "--resume", "--device", "cpu"]) == 0
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines if '"loss"' in line] == [1, 2, 3, 4]
 
 
 def test_the_loss_of_a_micro_batch_syncs_with_the_host_at_most_once(tokenizer, tiny_model):
-    """chattune's part of a step stays on the device: the trained positions are gathered by an index laid out on
-    the CPU. The one sync allowed is transformers' check whether the position ids hold packed documents."""
+    """chattune's part of a step stays on the device: the trained positions are gathered by an index
+    laid out on the CPU. The one sync allowed is transformers' check whether the position ids hold
+    packed documents."""
     import warnings
 
     import torch

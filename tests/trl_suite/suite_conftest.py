@@ -1,7 +1,9 @@
-"""conftest.py of the run directory (run.py copies it there): Hub ids -> local stand-ins, exclusions, the report.
+"""conftest.py of the run directory (run.py copies it there): Hub ids -> local stand-ins,
+exclusions, the report.
 
-Settings come from the environment run.py sets: TRL_SUITE_MANIFEST (stand-ins), TRL_SUITE_TARGET (trl | chattune),
-TRL_SUITE_REPORT (JSON lines written here, one per test), TRL_SUITE_EXCLUSIONS (JSON: [[pattern, reason], ...]).
+Settings come from the environment run.py sets: TRL_SUITE_MANIFEST (stand-ins), TRL_SUITE_TARGET
+(trl | chattune), TRL_SUITE_REPORT (JSON lines written here, one per test), TRL_SUITE_EXCLUSIONS
+(JSON: [[pattern, reason], ...]).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def _local(name_or_path):
 
 
 def _redirect_from_pretrained(owner: type) -> None:
-    """Wrap owner.from_pretrained so a Hub id of a stand-in loads the local directory (a Hub revision is dropped)."""
+    """Wrap owner.from_pretrained so a Hub id of a stand-in loads the local directory (a Hub
+    revision is dropped)."""
     original = owner.__dict__["from_pretrained"].__func__
 
     @functools.wraps(original)
@@ -57,21 +60,26 @@ def _install_model_redirects() -> None:
     from transformers.models.auto.auto_factory import _BaseAutoModelClass
 
     owners = [transformers.PreTrainedModel, _BaseAutoModelClass, transformers.AutoConfig,
-              transformers.PreTrainedConfig, transformers.AutoTokenizer, transformers.PreTrainedTokenizerBase,
-              transformers.AutoProcessor, transformers.ProcessorMixin, transformers.GenerationConfig]
-    # each AutoModelFor* class carries its own copy of from_pretrained (transformers' auto_class_update)
+              transformers.PreTrainedConfig, transformers.AutoTokenizer,
+              transformers.PreTrainedTokenizerBase, transformers.AutoProcessor,
+              transformers.ProcessorMixin, transformers.GenerationConfig]
+    # each AutoModelFor* class carries its own copy of from_pretrained (transformers'
+    # auto_class_update)
     owners += [obj for obj in vars(modeling_auto).values()
-               if isinstance(obj, type) and issubclass(obj, _BaseAutoModelClass) and obj is not _BaseAutoModelClass]
+               if isinstance(obj, type) and issubclass(obj, _BaseAutoModelClass)
+               and obj is not _BaseAutoModelClass]
     for owner in owners:
         if isinstance(owner.__dict__.get("from_pretrained"), classmethod):
             _redirect_from_pretrained(owner)
 
 
 def _install_hub_redirects() -> None:
-    """huggingface_hub's downloads of a stand-in's repo id give the local directory (or the file in it)."""
+    """huggingface_hub's downloads of a stand-in's repo id give the local directory (or the file in
+    it)."""
     import huggingface_hub
 
-    snapshot_download, hf_hub_download = huggingface_hub.snapshot_download, huggingface_hub.hf_hub_download
+    snapshot_download, hf_hub_download = (huggingface_hub.snapshot_download,
+                                          huggingface_hub.hf_hub_download)
 
     @functools.wraps(snapshot_download)
     def snapshot(repo_id, *args, **kwargs):
@@ -83,14 +91,16 @@ def _install_hub_redirects() -> None:
             return hf_hub_download(repo_id, filename, *args, subfolder=subfolder, **kwargs)
         path = Path(LOCAL[repo_id], subfolder or "", filename)
         if not path.exists():
-            raise huggingface_hub.errors.EntryNotFoundError(f"{filename} not in the stand-in of {repo_id}")
+            raise huggingface_hub.errors.EntryNotFoundError(f"{filename} not in the stand-in of "
+                                                            f"{repo_id}")
         return str(path)
 
     huggingface_hub.snapshot_download, huggingface_hub.hf_hub_download = snapshot, download
 
 
 def _install_dataset_redirect() -> None:
-    """datasets.load_dataset(<Hub id of a stand-in>, config, split=..., streaming=...) reads the local Parquet files."""
+    """datasets.load_dataset(<Hub id of a stand-in>, config, split=..., streaming=...) reads the
+    local Parquet files."""
     import datasets
 
     original = datasets.load_dataset
@@ -102,10 +112,12 @@ def _install_dataset_redirect() -> None:
             return original(path, name, *args, **kwargs)
         if name is None:
             if len(configs) != 1:
-                raise ValueError(f"Config name is missing for {path}; pick one of {sorted(configs)}")
+                raise ValueError(f"Config name is missing for {path}; pick one of "
+                                 f"{sorted(configs)}")
             name = next(iter(configs))
         if name not in configs:
-            raise ValueError(f"BuilderConfig '{name}' not found for stand-in {path}. Available: {sorted(configs)}")
+            raise ValueError(f"BuilderConfig '{name}' not found for stand-in {path}. Available: "
+                             f"{sorted(configs)}")
         if args:
             raise TypeError("pass load_dataset's options by keyword for a stand-in data set")
         kwargs.pop("revision", None)
@@ -115,10 +127,10 @@ def _install_dataset_redirect() -> None:
 
 
 def _install_cpu_bf16() -> None:
-    """TRL's configs default to bf16=True; TRL's CI runs on GPUs. Without one, transformers' TrainingArguments refuses
-    bf16 unless use_cpu is set, so every TRL test would stop at SFTConfig(...). Where torch has no GPU, let
-    transformers' check report whether the CPU does bf16 (it does autocast there), as TRL's CI sees a GPU. Both
-    targets get this; it changes no test."""
+    """TRL's configs default to bf16=True; TRL's CI runs on GPUs. Without one, transformers'
+    TrainingArguments refuses bf16 unless use_cpu is set, so every TRL test would stop at
+    SFTConfig(...). Where torch has no GPU, let transformers' check report whether the CPU does bf16
+    (it does autocast there), as TRL's CI sees a GPU. Both targets get this; it changes no test."""
     import torch
     import transformers.training_args as training_args
     from transformers.utils import is_torch_bf16_available_on_device
@@ -139,7 +151,8 @@ def lazy_shared_datadir() -> Path:
     return Path(__file__).parent / "tests" / "data"
 
 
-# ------------------------------------------------------------------------------------- exclusions and the report
+# ------------------------------------------------------------------------------------- exclusions
+# and the report
 
 EXCLUDED: list[tuple[str, str]] = json.loads(os.environ.get("TRL_SUITE_EXCLUSIONS", "[]"))
 REPORT = Path(os.environ["TRL_SUITE_REPORT"])
@@ -148,7 +161,8 @@ REPORT = Path(os.environ["TRL_SUITE_REPORT"])
 def pytest_sessionstart(session):
     import importlib.metadata as md
 
-    names = ("chattune", "transformers", "torch", "datasets", "peft") + (("trl",) if TARGET == "trl" else ())
+    names = (("chattune", "transformers", "torch", "datasets", "peft")
+             + (("trl",) if TARGET == "trl" else ()))
     versions = {}
     for name in names:
         module = sys.modules.get(name) or __import__(name)
@@ -194,14 +208,18 @@ def pytest_runtest_makereport(item, call):
             status, error = ("xpassed", "") if hasattr(report, "wasxfail") else ("passed", "")
         else:
             status = "failed" if report.when == "call" else "error"
-            error = _first_line(call.excinfo) if call.excinfo is not None else report.longreprtext.splitlines()[-1]
+            error = (_first_line(call.excinfo) if call.excinfo is not None
+                     else report.longreprtext.splitlines()[-1])
             if "Timeout" in error or "Timeout" in report.longreprtext[-400:]:
                 status, error = "timeout", error or "timeout"
-        _write({"nodeid": item.nodeid, "status": status, "error": error, "seconds": round(report.duration, 2)})
+        _write({"nodeid": item.nodeid, "status": status, "error": error,
+                "seconds": round(report.duration, 2)})
 
 
 def pytest_collectreport(report):
     if report.failed:
         lines = report.longreprtext.strip().splitlines()
-        error = next((ln[1:].strip() for ln in lines if ln.startswith("E ")), lines[-1] if lines else "")
-        _write({"nodeid": report.nodeid, "status": "collection error", "error": error, "seconds": 0})
+        error = next((ln[1:].strip() for ln in lines if ln.startswith("E ")),
+                     lines[-1] if lines else "")
+        _write({"nodeid": report.nodeid, "status": "collection error", "error": error,
+                "seconds": 0})

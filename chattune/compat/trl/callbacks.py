@@ -1,5 +1,6 @@
-"""transformers' TrainerCallbacks on chattune's loop: its hooks become the callbacks' events, with a live
-TrainerState and a TrainerControl whose should_training_stop ends the run (EarlyStoppingCallback works)."""
+"""transformers' TrainerCallbacks on chattune's loop: its hooks become the callbacks' events, with a
+live TrainerState and a TrainerControl whose should_training_stop ends the run
+(EarlyStoppingCallback works)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ TRL_KEYS = {"tokens": "num_tokens"}
 
 
 def trl_record(rec: dict[str, Any]) -> dict[str, Any]:
-    """A logged record as TRL logs it: tokens -> num_tokens, eval[_<set>]_accuracy -> ..._mean_token_accuracy."""
+    """A logged record as TRL logs it: tokens -> num_tokens, eval[_<set>]_accuracy ->
+    ..._mean_token_accuracy."""
     out = {}
     for key, value in rec.items():
         if key == "total_steps":
             continue
-        if key.startswith("eval") and key.endswith("_accuracy") and not key.endswith("mean_token_accuracy"):
+        if (key.startswith("eval") and key.endswith("_accuracy")
+                and not key.endswith("mean_token_accuracy")):
             key = key.removesuffix("_accuracy") + "_mean_token_accuracy"
         out[TRL_KEYS.get(key, key)] = value
     return out
@@ -26,7 +29,8 @@ def is_eval_record(rec: dict[str, Any]) -> bool:
 
 
 class CallbackBridge:
-    """Runs `callbacks` (TrainerCallback instances or classes) at the loop's events and keeps `state` current."""
+    """Runs `callbacks` (TrainerCallback instances or classes) at the loop's events and keeps
+    `state` current."""
 
     def __init__(self, callbacks: list[Any], args: Any, state: Any, trainer: Any):
         self.callbacks = [cb() if isinstance(cb, type) else cb for cb in callbacks]
@@ -36,12 +40,14 @@ class CallbackBridge:
         self.control = TrainerControl()
 
     def event(self, name: str, **kwargs: Any) -> Any:
-        """Call `name` on every callback, as transformers' CallbackHandler does; a callback may return a new
-        TrainerControl."""
+        """Call `name` on every callback, as transformers' CallbackHandler does; a callback may
+        return a new TrainerControl."""
         for cb in self.callbacks:
-            result = getattr(cb, name)(self.args, self.state, self.control, model=self.trainer.model,
-                                       processing_class=self.trainer.processing_class, optimizer=None,
-                                       lr_scheduler=None, train_dataloader=None, eval_dataloader=None, **kwargs)
+            result = getattr(cb, name)(self.args, self.state, self.control,
+                                       model=self.trainer.model,
+                                       processing_class=self.trainer.processing_class,
+                                       optimizer=None, lr_scheduler=None, train_dataloader=None,
+                                       eval_dataloader=None, **kwargs)
             if result is not None:
                 self.control = result
         return self.control
@@ -58,7 +64,8 @@ class CallbackBridge:
             self.event("on_log", logs={k: v for k, v in logs.items() if k != "step"})
 
     def _best(self, metrics: dict[str, float]) -> None:
-        """state.best_metric by args.metric_for_best_model, as Trainer keeps it after each evaluation."""
+        """state.best_metric by args.metric_for_best_model, as Trainer keeps it after each
+        evaluation."""
         name = self.args.metric_for_best_model
         if not name:
             return
@@ -74,7 +81,8 @@ class CallbackBridge:
             self.state.best_global_step = self.state.global_step
 
     def on_step(self, step: int, epoch: float) -> bool:
-        """After each optimizer step: state advanced, on_step_end; True when a callback asked to stop."""
+        """After each optimizer step: state advanced, on_step_end; True when a callback asked to
+        stop."""
         self.state.global_step, self.state.epoch = step, epoch
         self.event("on_step_end")
         if self.control.should_training_stop:

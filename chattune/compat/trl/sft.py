@@ -1,7 +1,8 @@
 """TRL-style API on chattune's engine: `from chattune import SFTConfig, SFTTrainer` in a TRL script.
 
-The common arguments of TRL's SFTConfig/SFTTrainer (and the course's, old TRL's included) are accepted with
-their meaning; anything chattune does not support raises an error that names it, never a silent no-op.
+The common arguments of TRL's SFTConfig/SFTTrainer (and the course's, old TRL's included) are
+accepted with their meaning; anything chattune does not support raises an error that names it, never
+a silent no-op.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from chattune.data.schema import Conversation
 from chattune.errors import ConfigError
 from chattune.outputs.quiet import Kept, hold_import_messages, kept_quiet
 
-# a TRL script imports peft after this module: what bitsandbytes logs on that import goes to the next run's log
+# a TRL script imports peft after this module: what bitsandbytes logs on that import goes to the
+# next run's log
 hold_import_messages()
 
 
-def _refuse_unsupported(data_collator: Any, optimizers: tuple[Any, Any], unsupported: dict[str, Any]) -> None:
-    """TRL trainer arguments chattune does not take: a TypeError naming them, never a silent no-op."""
+def _refuse_unsupported(data_collator: Any, optimizers: tuple[Any, Any],
+                        unsupported: dict[str, Any]) -> None:
+    """TRL trainer arguments chattune does not take: a TypeError naming them, never a silent
+    no-op."""
     if any(o is not None for o in optimizers):
         unsupported["optimizers"] = optimizers  # chattune builds AdamW and the schedule from args
     if unsupported:
@@ -37,68 +41,82 @@ def _refuse_unsupported(data_collator: Any, optimizers: tuple[Any, Any], unsuppo
 
 
 class SFTTrainer(PreparedDataMixin, EvalMixin, HubMixin):
-    """TRL's SFTTrainer surface on chattune's engine (exact masks, packing, chunked loss, checkpoints)."""
+    """TRL's SFTTrainer surface on chattune's engine (exact masks, packing, chunked loss,
+    checkpoints)."""
 
-    def __init__(self, model: Any, args: Any = None, data_collator: Any = None, train_dataset: Any = None,
-                 eval_dataset: Any = None, processing_class: Any = None, *, tokenizer: Any = None,
-                 peft_config: Any = None, formatting_func: Callable[[dict], str] | None = None,
+    def __init__(self, model: Any, args: Any = None, data_collator: Any = None,
+                 train_dataset: Any = None, eval_dataset: Any = None, processing_class: Any = None,
+                 *, tokenizer: Any = None, peft_config: Any = None,
+                 formatting_func: Callable[[dict], str] | None = None,
                  dataset_text_field: str | None = None, max_seq_length: int | None = None,
                  packing: bool | None = None, quantization_config: Any = None,
-                 compute_metrics: Callable[[Any], dict[str, float]] | None = None, callbacks: list[Any] | None = None,
+                 compute_metrics: Callable[[Any], dict[str, float]] | None = None,
+                 callbacks: list[Any] | None = None,
                  preprocess_logits_for_metrics: Callable[[Any, Any], Any] | None = None,
                  optimizers: tuple[Any, Any] = (None, None), **unsupported: Any):
         _refuse_unsupported(data_collator, optimizers, unsupported)
         self.args = args
-        self._kept = Kept()  # the libraries' messages while this trainer loads and trains: OUTPUT_DIR/warnings.log
+        # the libraries' messages while this trainer loads and trains: OUTPUT_DIR/warnings.log
+        self._kept = Kept()
         # old TRL took these on the trainer; they are arguments like any other
         for name, value in (("max_seq_length", max_seq_length), ("packing", packing),
                             ("dataset_text_field", dataset_text_field)):
             if value is not None:
                 setattr(self.args, name, value)
-        model = self._set_up_model_and_tokenizer(model, processing_class or tokenizer, quantization_config)
+        model = self._set_up_model_and_tokenizer(model, processing_class or tokenizer,
+                                                 quantization_config)
         self.data_collator = data_collator
-        self.compute_metrics, self.preprocess_logits_for_metrics = compute_metrics, preprocess_logits_for_metrics
+        self.compute_metrics, self.preprocess_logits_for_metrics = (compute_metrics,
+                                                                    preprocess_logits_for_metrics)
         self.callbacks: list[Any] = list(callbacks or [])
         self._formatting_func = formatting_func
         self._read_datasets(train_dataset, eval_dataset)
         new_tokens = self._set_up_template(model)
-        if hasattr(model, "add_model_tags"):  # the model card's tags, as TRL sets them (code written for it checks)
+        # the model card's tags, as TRL sets them (code written for it checks)
+        if hasattr(model, "add_model_tags"):
             model.add_model_tags(["sft", "trl", "chattune"])
         self.model = self._with_adapter(self._with_liger(model), peft_config, new_tokens)
         from transformers import TrainerState
 
         self.state = TrainerState()  # filled in by train(), as transformers.Trainer's is
-        # TRL adds an MoE router's load-balancing loss to the loss; chattune trains on the token loss alone
+        # TRL adds an MoE router's load-balancing loss to the loss; chattune trains on the token
+        # loss alone
         self.aux_loss_enabled = False
         self.records: list[dict[str, Any]] = []  # what the last train() logged
-        self._prepared: tuple[tuple[Any, ...], list[Example], dict[str, list[Example]]] | None = None
+        self._prepared: tuple[tuple[Any, ...], list[Example],
+                              dict[str, list[Example]]] | None = None
         self.cfg = self._train_args()
 
-    def _set_up_model_and_tokenizer(self, model: Any, tokenizer: Any, quantization_config: Any) -> Any:
-        """The model (loaded when named by a string) and self.tokenizer: the one given, else the model's own."""
+    def _set_up_model_and_tokenizer(self, model: Any, tokenizer: Any,
+                                    quantization_config: Any) -> Any:
+        """The model (loaded when named by a string) and self.tokenizer: the one given, else the
+        model's own."""
         from chattune.model.load import load_tokenizer, model_id, name_model, resolve_model_path
 
         if isinstance(model, str):
             with self._quiet():
                 model, loaded_tokenizer = self._load_model(model, quantization_config)
             tokenizer = tokenizer or loaded_tokenizer
-        if getattr(model, "name_or_path", None):  # a cached conversion's folder named by the id it stands for
+        # a cached conversion's folder named by the id it stands for
+        if getattr(model, "name_or_path", None):
             name_model(model, model_id(model.name_or_path))
         self.tokenizer = tokenizer or load_tokenizer(resolve_model_path(model.name_or_path))
         return model
 
     def _read_datasets(self, train_dataset: Any, eval_dataset: Any) -> None:
-        """The train and eval datasets' rows as items; TRL takes one eval dataset or a dict of named ones (logged
-        as eval_<name>_loss)."""
+        """The train and eval datasets' rows as items; TRL takes one eval dataset or a dict of named
+        ones (logged as eval_<name>_loss)."""
         named = isinstance(eval_dataset, dict)
-        evals = dict(eval_dataset) if named else {"": eval_dataset} if eval_dataset is not None else {}
+        evals = (dict(eval_dataset) if named else {"": eval_dataset}
+                 if eval_dataset is not None else {})
         self._train_items = self._items(train_dataset, "train_dataset")
-        self._eval_items = {name: self._items(data, f"eval_dataset[{name!r}]" if name else "eval_dataset")
+        self._eval_items = {name: self._items(data,
+                                              f"eval_dataset[{name!r}]" if name else "eval_dataset")
                             for name, data in evals.items()}
 
     def _set_up_template(self, model: Any) -> list[int]:
-        """chat_template_path, eos_token and pad_token, and ChatML where chats need a template the tokenizer
-        lacks. Returns the ids of the tokens added to the vocabulary."""
+        """chat_template_path, eos_token and pad_token, and ChatML where chats need a template the
+        tokenizer lacks. Returns the ids of the tokens added to the vocabulary."""
         from chattune.templates.setup import setup_template
 
         new_tokens = self._set_chat_template(model, self.args.chat_template_path)
@@ -109,7 +127,8 @@ class SFTTrainer(PreparedDataMixin, EvalMixin, HubMixin):
         return new_tokens
 
     def _with_liger(self, model: Any) -> Any:
-        """use_liger_kernel: Liger's fused kernels patched in, before LoRA wraps the layers Liger patches."""
+        """use_liger_kernel: Liger's fused kernels patched in, before LoRA wraps the layers Liger
+        patches."""
         if self.args.use_liger_kernel:
             from chattune.model.device import resolve_device
             from chattune.train.speed import apply_liger, check_liger
@@ -120,32 +139,37 @@ class SFTTrainer(PreparedDataMixin, EvalMixin, HubMixin):
         return model
 
     def _with_adapter(self, model: Any, peft_config: Any, new_tokens: list[int]) -> Any:
-        """The model wrapped by peft_config (the added tokens' embeddings trained too); as it is without one."""
+        """The model wrapped by peft_config (the added tokens' embeddings trained too); as it is
+        without one."""
         if peft_config is None:
             return model
         import torch
 
         from chattune.model.lora import wrap_with_peft
 
-        torch.manual_seed(self.args.seed)  # LoRA's initial weights: the same script gives the same run
-        if new_tokens and hasattr(peft_config, "trainable_token_indices"):  # LoRA-style configs have it
+        # LoRA's initial weights: the same script gives the same run
+        torch.manual_seed(self.args.seed)
+        # LoRA-style configs have it
+        if new_tokens and hasattr(peft_config, "trainable_token_indices"):
             peft_config.trainable_token_indices = new_tokens
         with self._quiet():
             model = wrap_with_peft(model, peft_config)
-        if getattr(peft_config, "is_prompt_learning", False) and (self.args.packing or self.args.padding_free):
-            raise ValueError(f"{type(peft_config).__name__}: prompt learning puts virtual tokens before each "
-                             "row, so packed or padding-free rows would share them and see each other; set "
-                             "packing=False and padding_free=False")
+        if (getattr(peft_config, "is_prompt_learning", False)
+                and (self.args.packing or self.args.padding_free)):
+            raise ValueError(f"{type(peft_config).__name__}: prompt learning puts virtual tokens "
+                             "before each row, so packed or padding-free rows would share them and "
+                             "see each other; set packing=False and padding_free=False")
         return model
 
     def _quiet(self) -> Any:
-        """Library warnings and progress bars kept for the log (live with log_level info or debug)."""
+        """Library warnings and progress bars kept for the log (live with log_level info or
+        debug)."""
         return kept_quiet(self._kept, verbose=self.args.log_level in ("info", "debug"))
 
     def _set_chat_template(self, model: Any, path: str | None) -> list[int]:
-        """TRL's chat_template_path: a Jinja file (its `<|...|>` markers the tokenizer lacks are added as special
-        tokens), or a tokenizer (hub id or directory) whose template, tokens and eos are cloned. Returns added
-        token ids."""
+        """TRL's chat_template_path: a Jinja file (its `<|...|>` markers the tokenizer lacks are
+        added as special tokens), or a tokenizer (hub id or directory) whose template, tokens and
+        eos are cloned. Returns added token ids."""
         if not path:
             return []
         from chattune.templates.setup import clone_chat_template, set_template_file
@@ -156,14 +180,16 @@ class SFTTrainer(PreparedDataMixin, EvalMixin, HubMixin):
         return clone_chat_template(model, self.tokenizer, path)[2]
 
     def _set_special_tokens(self, model: Any) -> None:
-        """TRL's eos_token (the token that ends each turn or text) and pad_token: tokens of the vocabulary."""
+        """TRL's eos_token (the token that ends each turn or text) and pad_token: tokens of the
+        vocabulary."""
         for role in ("eos", "pad"):
             token = getattr(self.args, f"{role}_token")
             if token is None or token == getattr(self.tokenizer, f"{role}_token"):
                 continue
             if token not in self.tokenizer.get_vocab():
-                raise ValueError(f"SFTConfig: {role}_token={token!r} is not in the tokenizer's vocabulary; add it "
-                                 "first (tokenizer.add_special_tokens) or choose one of its tokens")
+                raise ValueError(f"SFTConfig: {role}_token={token!r} is not in the tokenizer's "
+                                 "vocabulary; add it first (tokenizer.add_special_tokens) or "
+                                 "choose one of its tokens")
             setattr(self.tokenizer, f"{role}_token", token)
             config = getattr(model, "generation_config", None)
             for holder in (model.config, config):
@@ -171,16 +197,17 @@ class SFTTrainer(PreparedDataMixin, EvalMixin, HubMixin):
                     setattr(holder, f"{role}_token_id", getattr(self.tokenizer, f"{role}_token_id"))
 
     def _load_model(self, name: str, quantization_config: Any) -> tuple[Any, Any]:
-        """A model named by a string, loaded as TRL does: args.model_init_kwargs (dtype fp32 unless they say
-        otherwise), and a BitsAndBytesConfig (QLoRA) from the trainer or those kwargs, placed on the run's device."""
+        """A model named by a string, loaded as TRL does: args.model_init_kwargs (dtype fp32 unless
+        they say otherwise), and a BitsAndBytesConfig (QLoRA) from the trainer or those kwargs,
+        placed on the run's device."""
         from chattune.model.device import resolve_device
         from chattune.model.load import load_model, load_tokenizer, resolve_model_path
 
         kwargs = dict(self.args.model_init_kwargs or {})
         if quantization_config is not None:
             if "quantization_config" in kwargs:
-                raise ConfigError(["quantization_config is set both on SFTTrainer and in args.model_init_kwargs; "
-                                   "set it in one place"])
+                raise ConfigError(["quantization_config is set both on SFTTrainer and in "
+                                   "args.model_init_kwargs; set it in one place"])
             kwargs["quantization_config"] = quantization_config
         dtype = kwargs.pop("dtype", kwargs.pop("torch_dtype", None))
         if isinstance(dtype, str) and dtype != "auto":
@@ -205,7 +232,8 @@ class SFTTrainer(PreparedDataMixin, EvalMixin, HubMixin):
         elif not isinstance(value, SFTConfig):
             value = SFTConfig.from_training_arguments(value)
         self._args = value
-        if hasattr(self, "cfg"):  # args replaced after __init__: what prepares and trains follows them
+        # args replaced after __init__: what prepares and trains follows them
+        if hasattr(self, "cfg"):
             self.cfg = self._train_args()
 
     @property
@@ -221,7 +249,8 @@ class SFTTrainer(PreparedDataMixin, EvalMixin, HubMixin):
         return "lora" if hasattr(self.model, "peft_config") else "full"
 
     def _device_and_dtype(self) -> tuple[Any, Any]:
-        """The device (use_cpu / use_mps_device, else the first GPU) and the compute dtype (None for fp32)."""
+        """The device (use_cpu / use_mps_device, else the first GPU) and the compute dtype (None for
+        fp32)."""
         from chattune.model.device import resolve_device, resolve_precision
 
         device = resolve_device(self.args.device)
@@ -236,9 +265,11 @@ class SFTTrainer(PreparedDataMixin, EvalMixin, HubMixin):
             self.model.to(device)
 
     def train(self, resume_from_checkpoint: bool | str | None = None) -> Any:
-        """Train (again, with the current args, when called again); returns transformers' TrainOutput.
+        """Train (again, with the current args, when called again); returns transformers'
+        TrainOutput.
 
-        resume_from_checkpoint: True for the newest checkpoint in output_dir, or a checkpoint directory."""
+        resume_from_checkpoint: True for the newest checkpoint in output_dir, or a checkpoint
+        directory."""
         from chattune.compat.trl.callbacks import CallbackBridge
         from chattune.engine.setup import open_run
 
@@ -264,36 +295,44 @@ class SFTTrainer(PreparedDataMixin, EvalMixin, HubMixin):
         return output
 
     def _run_settings(self) -> Any:
-        """The engine's RunSettings for this trainer: it warns where `chattune train` refuses (strict=False)."""
+        """The engine's RunSettings for this trainer: it warns where `chattune train` refuses
+        (strict=False)."""
         from chattune.engine.setup import RunSettings
 
         attention = getattr(getattr(self.model, "config", None), "_attn_implementation", None)
         return RunSettings(self.args.output_dir, self.args.device, self._finetuning, self.args.bf16,
                            bool(self.args.fp16), report_to=tuple(self._train_args().report_to),
-                           attn_implementation=attention if isinstance(attention, str) else None, strict=False)
+                           attn_implementation=attention if isinstance(attention, str) else None,
+                           strict=False)
 
     def _set_up_run(self, run: Any, examples: list[Example]) -> tuple[dict[str, Any], int]:
-        """The step plan, the model on the run's device (resumed weights loaded) and a fresh trainer.state;
-        returns the hyperparameters each checkpoint records, which a resume is compared with."""
+        """The step plan, the model on the run's device (resumed weights loaded) and a fresh
+        trainer.state; returns the hyperparameters each checkpoint records, which a resume is
+        compared with."""
         from transformers import TrainerState
 
         from chattune.model.load import load_trained_weights
         from chattune.train.loop import count_steps
 
         total = count_steps(examples, self._train_args(), run.dist.world)
-        self.cfg = self._train_args(total)  # a warmup_steps count or a share of the steps needs the total
+        # a warmup_steps count or a share of the steps needs the total
+        self.cfg = self._train_args(total)
         self._to_device(run.device)
-        if self.args.tf32 is not None and run.device.type == "cuda":  # TensorFloat-32 matmuls on Ampere+
+        # TensorFloat-32 matmuls on Ampere+
+        if self.args.tf32 is not None and run.device.type == "cuda":
             import torch
 
-            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(self.args.tf32)
-        hparams = self.cfg.model_dump()  # written into each checkpoint, which a resume is compared with
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(
+                self.args.tf32)
+        # written into each checkpoint, which a resume is compared with
+        hparams = self.cfg.model_dump()
         run.check_folder(hparams)  # warned about, as TRL's Trainer writes beside an earlier run
         if run.resumed:
             load_trained_weights(self.model, run.resumed.path)
         # trainer.state as transformers.Trainer keeps it, current while training (callbacks read it)
-        self.state = TrainerState(global_step=run.resumed.step if run.resumed else 0, max_steps=total,
-                                  logging_steps=self.cfg.logging_steps, save_steps=self.cfg.save_steps or 0,
+        self.state = TrainerState(global_step=run.resumed.step if run.resumed else 0,
+                                  max_steps=total, logging_steps=self.cfg.logging_steps,
+                                  save_steps=self.cfg.save_steps or 0,
                                   eval_steps=self.cfg.eval_steps or 0,
                                   train_batch_size=self.cfg.per_device_train_batch_size,
                                   is_world_process_zero=run.dist.is_main)
@@ -301,28 +340,32 @@ class SFTTrainer(PreparedDataMixin, EvalMixin, HubMixin):
 
     def _run_engine(self, run: Any, examples: list[Example], eval_sets: dict[str, list[Example]],
                     hparams: dict[str, Any], bridge: Any, total_steps: int) -> list[dict[str, Any]]:
-        """The engine's training with its outputs (checkpoints, metrics, the last step saved); the records logged."""
+        """The engine's training with its outputs (checkpoints, metrics, the last step saved); the
+        records logged."""
         from chattune.engine.training import train_with_outputs
         from chattune.templates.setup import stop_token_ids
 
         dtype = run.precision.compute
-        return train_with_outputs(self.model, self.tokenizer, examples, self.cfg, total_steps=total_steps,
-                                  device=run.device, dtype=dtype,
+        return train_with_outputs(self.model, self.tokenizer, examples, self.cfg,
+                                  total_steps=total_steps, device=run.device, dtype=dtype,
                                   stops=stop_token_ids(self.tokenizer), console=run.console,
-                                  eval_examples=(eval_sets.get("") if list(eval_sets) == [""] else eval_sets) or None,
+                                  eval_examples=(eval_sets.get("") if list(eval_sets) == [""]
+                                                 else eval_sets) or None,
                                   resumed=run.resumed, dist=run.dist, save_last=True,
                                   evaluate=self._eval_fn(run.device, dtype), on_step=bridge.on_step,
                                   on_record=bridge.on_record, hparams=hparams)
 
     def _train_output(self, runtime: float, first_step: int) -> Any:
-        """transformers' TrainOutput of the run just ended; its summary is appended to state.log_history."""
+        """transformers' TrainOutput of the run just ended; its summary is appended to
+        state.log_history."""
         from transformers.trainer_utils import TrainOutput
 
         logged = self._training_records()
         step = self.state.global_step
         done = step - first_step
         samples = done * self.cfg.per_device_train_batch_size * self.cfg.gradient_accumulation_steps
-        metrics = {"train_runtime": round(runtime, 4), "train_samples_per_second": round(samples / runtime, 3),
+        metrics = {"train_runtime": round(runtime, 4),
+                   "train_samples_per_second": round(samples / runtime, 3),
                    "train_steps_per_second": round(done / runtime, 3),
                    "train_loss": sum(r["loss"] for r in logged) / max(len(logged), 1),
                    "epoch": self.state.epoch or 0.0}
@@ -333,7 +376,8 @@ class SFTTrainer(PreparedDataMixin, EvalMixin, HubMixin):
         return TrainOutput(step, metrics["train_loss"], metrics)
 
     def _training_records(self) -> list[dict[str, Any]]:
-        """The last train()'s logged training records (eval records carry eval_loss instead of loss)."""
+        """The last train()'s logged training records (eval records carry eval_loss instead of
+        loss)."""
         return [r for r in self.records if "loss" in r]
 
     def add_callback(self, callback: Any) -> None:
@@ -343,7 +387,8 @@ class SFTTrainer(PreparedDataMixin, EvalMixin, HubMixin):
     def pop_callback(self, callback: Any) -> Any:
         """Remove and return a callback (an instance, or the first of a class); None when absent."""
         for i, cb in enumerate(self.callbacks):
-            if cb is callback or (isinstance(callback, type) and (cb is callback or isinstance(cb, callback))):
+            if cb is callback or (isinstance(callback, type)
+                                  and (cb is callback or isinstance(cb, callback))):
                 return self.callbacks.pop(i)
         return None
 
@@ -351,19 +396,20 @@ class SFTTrainer(PreparedDataMixin, EvalMixin, HubMixin):
         self.pop_callback(callback)
 
     def save_model(self, output_dir: str | None = None) -> Path:
-        """The adapter (with peft) or the model, with tokenizer, template and stop tokens. A failed save names the
-        last checkpoint (train() always checkpoints its last step)."""
+        """The adapter (with peft) or the model, with tokenizer, template and stop tokens. A failed
+        save names the last checkpoint (train() always checkpoints its last step)."""
         from chattune.engine.training import last_good_copy
         from chattune.errors import ChattuneError
         from chattune.outputs.save import save_pretrained_atomic
         from chattune.templates.setup import stop_token_ids
 
         path = Path(output_dir or self.cfg.output_dir)
-        if output_dir is None:  # never replace output_dir itself: it holds the checkpoints and metrics
+        # never replace output_dir itself: it holds the checkpoints and metrics
+        if output_dir is None:
             path = path / ("adapter" if hasattr(self.model, "peft_config") else "model")
         try:
             with self._quiet():  # transformers' "Writing model shards" bar
-                return save_pretrained_atomic(self.model, self.tokenizer, path, stop_token_ids(self.tokenizer),
-                                              card=self._card())
+                return save_pretrained_atomic(self.model, self.tokenizer, path,
+                                              stop_token_ids(self.tokenizer), card=self._card())
         except ChattuneError as e:
             raise last_good_copy(Path(self.cfg.output_dir), e) from None

@@ -1,5 +1,6 @@
-"""lm-evaluation-harness's own IFEval checks, with the NLTK data they need read from beside this file: lm-eval's
-instructions_util downloads punkt_tab when it is imported unless NLTK finds it, and nothing is downloaded here."""
+"""lm-evaluation-harness's own IFEval checks, with the NLTK data they need read from beside this
+file: lm-eval's instructions_util downloads punkt_tab when it is imported unless NLTK finds it, and
+nothing is downloaded here."""
 
 from pathlib import Path
 
