@@ -10,7 +10,7 @@ from test_train import cfg, examples
 from chattune.batching import collate
 from chattune.config import build_config
 from chattune.model.lora import apply_lora
-from chattune.model.lora_speed import MaskDropout, keep_mask
+from chattune.model.lora_speed import LEVELS, MaskDropout, drop_rate, keep_mask
 from chattune.train.loop import train
 from chattune.train.loss import summed_loss
 
@@ -27,9 +27,15 @@ def test_elements_are_dropped_at_rate_p_and_the_rest_scaled(p):
     assert abs((1 - kept.float().mean().item()) - p) < 5 * (p * (1 - p) / n) ** 0.5
     # every column (bit position in the draws) and row drops at the same rate
     assert (1 - kept.float().mean(0)).sub(p).abs().max() < 5 * (p * (1 - p) / 300) ** 0.5
-    torch.testing.assert_close(y[kept], x[kept] / (1 - p))
+    assert abs(drop_rate(p) - p) <= 0.5 / LEVELS  # the rate the 16-bit draws realise
+    torch.testing.assert_close(y[kept], x[kept] / (1 - drop_rate(p)))  # so the expectation is exactly x
     y.backward(torch.ones_like(y))
-    torch.testing.assert_close(x.grad, kept.float() / (1 - p))
+    torch.testing.assert_close(x.grad, kept.float() / (1 - drop_rate(p)))
+
+
+def test_rates_close_to_one_still_keep_something():
+    assert drop_rate(0.999999) == (LEVELS - 1) / LEVELS
+    assert drop_rate(0.5) == 0.5 and drop_rate(0.0) == 0.0
 
 
 def test_independent_draws_reproduced_by_the_seed():
@@ -110,18 +116,21 @@ def test_fast_forward_under_bf16_autocast_on_a_bf16_base(tokenizer, tiny_model):
         assert cos > 0.99, name
 
 
-def test_lora_training_curve_matches_torch_dropout(tokenizer, tiny_model):
-    """Different random masks, same distribution: the loss curves agree to within the dropout noise."""
+def test_training_curve_equals_peft_layers_drawing_the_same_masks(tokenizer, tiny_model):
+    """Ten steps with the fast layers and with peft's own forward (given MaskDropout, so the same random draws):
+    the same losses, step after step. (Against nn.Dropout's masks the curves of a tiny random model differ as two
+    seeds' do; the drop rate and scale are checked above, and `make bench-train` compares a real model's losses.)"""
     settings = build_config({"data": {"train": "x"}, "lora": {"r": 8, "alpha": 128, "dropout": 0.1}}).lora
     curves = []
-    for fast in (True, False):
+    for peft_forward in (False, True):
         torch.manual_seed(0)  # the same initial adapter
-        model = apply_lora(copy.deepcopy(tiny_model), settings, fast=fast)
-        records = train(model, examples(tokenizer), cfg(max_steps=30, per_device_train_batch_size=8,
-                                                        learning_rate=3e-2), pad_id=tokenizer.pad_token_id, device=CPU)
+        model = apply_lora(copy.deepcopy(tiny_model), settings)
+        if peft_forward:
+            for module in model.modules():
+                module.__dict__.pop("forward", None)
+        records = train(model, examples(tokenizer), cfg(max_steps=10, per_device_train_batch_size=8,
+                                                        learning_rate=1e-2), pad_id=tokenizer.pad_token_id, device=CPU)
         curves.append([r["loss"] for r in records])
-    ours, reference = curves
-    assert ours[0] == reference[0]  # the first step's loss comes before any update
-    assert ours[-1] < ours[0] - 0.3 and reference[-1] < reference[0] - 0.3
-    assert max(abs(a - b) for a, b in zip(ours, reference)) < 0.1
-    assert sum(ours[-10:]) / 10 == pytest.approx(sum(reference[-10:]) / 10, abs=0.01)
+    fast, peft = curves
+    assert fast == pytest.approx(peft, abs=2e-3)
+    assert min(fast[-3:]) < fast[0] - 0.2  # and it learns

@@ -2,11 +2,12 @@
 matmul with the scales folded into the small matrices.
 
 Dropout: torch's dropout on a CPU draws one Bernoulli sample per element from the Mersenne Twister and multiplies by a
-float mask it keeps for backward: on a 2-core CPU that cost an eighth of a LoRA step. Here each element takes 32
-random bits (two per 64-bit draw, half the generator calls and no float conversion) compared against a threshold,
-and backward keeps a bool mask. The semantics are nn.Dropout's: each element is zeroed with probability p
-(to within 2**-32) independently of the others and of the other layers, the kept ones scaled by 1 / (1 - p), from
-torch's default generator (so seeds and saved RNG states reproduce a run). Off the CPU, torch's fused dropout runs.
+float mask it keeps for backward: on a 2-core CPU that cost an eighth of a LoRA step. Here each element takes 16
+random bits (four per 64-bit draw: an eighth of the generator calls, no float conversion) compared against a
+threshold, and backward keeps a bool mask. The semantics are nn.Dropout's: each element is zeroed with probability
+p, rounded to a multiple of 2**-16 (within 8e-6 of p), independently of the others and of the other layers; the
+kept ones are scaled by 1 / (1 - that rate), so the expectation is exactly the input's; the bits come from torch's
+default generator, so seeds and saved RNG states reproduce a run. Off the CPU, torch's fused dropout runs.
 """
 
 from __future__ import annotations
@@ -17,13 +18,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+LEVELS = 2**16  # the masks' resolution: 16 random bits per element
+
+
+def drop_rate(p: float) -> float:
+    """The rate the masks drop at: p to the nearest multiple of 1 / LEVELS (below 1)."""
+    return min(round(p * LEVELS), LEVELS - 1) / LEVELS
+
 
 def keep_mask(shape: torch.Size, p: float, device: torch.device) -> torch.Tensor:
-    """A bool tensor of `shape`: True with probability 1 - p, independently per element."""
+    """A bool tensor of `shape`: True with probability 1 - drop_rate(p), independently per element."""
     n = shape.numel()
-    bits = torch.empty((n + 1) // 2, dtype=torch.int64, device=device).random_(-2**63, None)  # all 64 bits
-    drop_below = round(p * 2**32) - 2**31  # int32 draws are uniform on [-2**31, 2**31)
-    return (bits.view(torch.int32)[:n] >= drop_below).view(shape)
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-2**63, None)  # all 64 bits
+    drop_below = round(drop_rate(p) * LEVELS) - LEVELS // 2  # int16 draws are uniform on [-2**15, 2**15)
+    return (bits.view(torch.int16)[:n] >= drop_below).view(shape)
 
 
 class _Masked(torch.autograd.Function):
@@ -53,7 +61,7 @@ class MaskDropout(torch.nn.Module):
             return x
         if x.device.type != "cpu":
             return F.dropout(x, self.p, True)
-        return _Masked.apply(x, keep_mask(x.shape, self.p, x.device), 1 / (1 - self.p))
+        return _Masked.apply(x, keep_mask(x.shape, self.p, x.device), 1 / (1 - drop_rate(self.p)))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -75,25 +83,28 @@ def _plain_call(layer: Any, x: torch.Tensor, args: tuple, kwargs: dict) -> str |
 
 
 def fast_forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-    """peft's lora.Linear forward, `base(x) + B(A(dropout(x))) * scaling`, as `addmm(base(x), A(x * keep), B.T,
+    """peft's lora.Linear forward, `base(x) + B(A(dropout(x))) * scaling`, as `base(x).addmm_(A(x * keep), B.T,
     alpha=scaling / (1 - p))`: the dropout's and LoRA's scales multiply the r-wide matrices inside the matmuls
     instead of a full-width tensor each, forward and backward, and the sum is part of the matmul. Under autocast the
     input stays in the compute dtype (peft would upcast it to the fp32 adapter's dtype for autocast to cast it back)."""
     name = _plain_call(self, x, args, kwargs)
     if name is None:
         return type(self).forward(self, x, *args, **kwargs)
+    shape = x.shape
+    x = x.reshape(-1, shape[-1])  # 2-D, so the update below is one in-place matmul on the whole output
     result = self.base_layer(x)
     scale = self.scaling[name]
     dropout = self.lora_dropout[name]
     if isinstance(dropout, MaskDropout) and dropout.p > 0:
         x = torch.where(keep_mask(x.shape, dropout.p, x.device), x, 0)
-        scale = scale / (1 - dropout.p)
+        scale = scale / (1 - drop_rate(dropout.p))
     elif not isinstance(dropout, torch.nn.Identity):
         x = dropout(x)
     a = F.linear(x, self.lora_A[name].weight)
-    out = torch.addmm(result.reshape(-1, result.shape[-1]), a.reshape(-1, a.shape[-1]), self.lora_B[name].weight.t(),
-                      alpha=scale)
-    return out.view(result.shape)
+    # in place: the base layer's output is nobody's saved tensor (a linear layer keeps its input for backward);
+    # autocast casts no argument of an in-place op, so B comes in the output's dtype
+    result.addmm_(a, self.lora_B[name].weight.t().to(result.dtype), alpha=scale)
+    return result.view(*shape[:-1], result.shape[-1])
 
 
 def speed_up_lora(model: torch.nn.Module) -> int:
