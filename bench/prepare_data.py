@@ -262,7 +262,7 @@ def main() -> None:
     if args.side:
         return child(args)
     sys.path.insert(0, str(ROOT / "bench"))
-    from provenance import record
+    from machine import record
 
     cores = os.cpu_count() or 1
     result = {**record(), "max_length": MAX_LENGTH, "gsm8k": gsm8k(args, cores)}

@@ -9,6 +9,10 @@ settings. TRL is configured as its docs show (conversational prompt/completion d
     make bench-train         # or: .venv/bin/python bench/train_speed.py [--modes lora full]
     [--steps 12]
 
+On a CPU with AMX or AVX512-BF16 every run is made twice, fp32 and bf16 (`--precisions` chooses);
+`--variants reference` adds chattune with its exact CPU speed paths off (peft's LoRA layers, the
+recomputing loss, AdamW's for-loop).
+
 On a GPU, a random-init model of a real shape (no hub needed), with and without packing, and TRL
 both with its default gradient checkpointing and without it:
 
@@ -16,7 +20,9 @@ both with its default gradient checkpointing and without it:
         --max-length 1024 --rows 400 --steps 12 --checkpointing [--packing]
 
 Prints trained and all tokens/s, peak memory (GPU: allocated by tensors; CPU: RSS), the ratios, MFU
-against the device's measured matmul peak and both final losses, and writes them as JSON.
+against the device's measured matmul peak (in the run's precision) and both final losses, and writes
+them as JSON with the machine (CPU model and flags, GPU), date, library versions and git commit
+(bench/machine.py).
 """
 
 from __future__ import annotations
@@ -32,9 +38,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import machine  # noqa: E402
 from shapes import SHAPES, build_model_dir, count_params  # noqa: E402
 
 DATA = ROOT / "data" / "gsm8k" / "train.jsonl.gz"
@@ -63,7 +71,7 @@ def _summary(step_times: list[float], step_tokens: list[int], step_trained: list
 
 
 FEATURES = {"padding_free": bool, "liger": bool, "compile": bool, "checkpointing": bool,
-            "attn": str, "max_tokens": int}
+            "attn": str, "max_tokens": int, "reference": bool}
 
 
 def parse_features(spec: str | None) -> dict:
@@ -74,7 +82,7 @@ def parse_features(spec: str | None) -> dict:
         key, _, value = item.partition("=")
         if key not in FEATURES or (FEATURES[key] is not bool) != bool(value):
             raise SystemExit(f"--variants: {item!r} is not one of padding_free, liger, compile, "
-                             "checkpointing, attn=KERNEL, max_tokens=N")
+                             "checkpointing, attn=KERNEL, max_tokens=N, reference")
         features[key] = FEATURES[key](value) if value else True
     return features
 
@@ -118,7 +126,9 @@ def run_chattune(args: argparse.Namespace) -> dict:
                         "padding_free": padding_free,
                         "compile": bool(features.get("compile"))})
     if args.mode == "lora":
-        model = apply_lora(model, cfg.lora, [])
+        model = apply_lora(model, cfg.lora, [], fast=not features.get("reference"))
+    if features.get("reference"):
+        reference_paths(model)
     records = train(model, examples, cfg.train_args(), pad_id=tokenizer.pad_token_id, device=device,
                     dtype=precision.compute)
     tokens = [r["tokens"] for r in records]
@@ -128,6 +138,18 @@ def run_chattune(args: argparse.Namespace) -> dict:
                        [b - a for a, b in zip([0] + trained, trained)],
                        [r["loss"] for r in records]),
             **memory_stats(device), "cuda": torch.cuda.is_available() and device.type == "cuda"}
+
+
+def reference_paths(model: Any) -> None:
+    """The `reference` variant: chattune's exact speed paths off (peft's own LoRA layers, set by the
+    caller; the LM head's logits recomputed in backward; AdamW's for-loop on a CPU), as chattune
+    trained before them."""
+    import chattune.train.optim as optim
+    from chattune.model.lora import base_model
+    from chattune.train.loss import RECOMPUTE_LOSS
+
+    setattr(base_model(model), RECOMPUTE_LOSS, True)
+    optim.fused_adamw = lambda params: all(p.is_cuda for p in params)
 
 
 def run_trl(args: argparse.Namespace) -> dict:
@@ -223,67 +245,114 @@ def _memory(run: dict) -> str:
     return f"{run['peak_rss_mb'] / 1000:7.1f}GB"
 
 
+def precisions_of(args: argparse.Namespace) -> list[str]:
+    """--precisions as given; else bf16 alone with --bf16; else fp32, and bf16 too on a CPU that
+    computes it in hardware (AMX or AVX512-BF16), each a run of its own."""
+    if args.precisions:
+        return args.precisions
+    if args.bf16:
+        return ["bf16"]
+    from chattune.model.device import cpu_has_fast_bf16
+
+    return ["fp32", "bf16"] if args.device == "cpu" and cpu_has_fast_bf16() else ["fp32"]
+
+
+def _worker_cmd(args: argparse.Namespace, engine: str, mode: str, bf16: bool,
+                model_dir: Path | None) -> list[str]:
+    worker, _, variant = engine.partition("[")
+    cmd = [sys.executable, __file__, "--worker", worker.split("_")[0], "--mode", mode,
+           "--steps", str(args.steps), "--rows", str(args.rows), "--batch", str(args.batch),
+           "--max-length", str(args.max_length), "--device", args.device,
+           "--lr", str(args.lr if mode == "lora" else args.full_lr)]
+    cmd += (["--bf16"] if bf16 else []) + (["--packing"] if args.packing else [])
+    cmd += ["--max-tokens", str(args.max_tokens)] if args.max_tokens else []
+    cmd += ["--padding-free"] if args.padding_free else []
+    cmd += (["--checkpointing"] if engine == "chattune_gc" else [])
+    cmd += (["--trl-no-checkpointing"] if engine == "trl_nogc" else [])
+    cmd += ["--model-dir", str(model_dir)] if model_dir else []
+    cmd += ["--features", variant.rstrip("]")] if variant else []
+    return cmd
+
+
+def _run(cmd: list[str], name: str) -> dict:
+    """One worker process; a failure (out of memory, a missing kernel) is recorded and spoils no
+    other run."""
+    out = Path(tempfile.mkstemp(suffix=".json")[1])
+    done = subprocess.run(cmd + ["--result", str(out)], env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if done.returncode != 0:
+        print(f"{name} failed (exit {done.returncode})", flush=True)
+        return {"failed": done.returncode}
+    return json.loads(out.read_text())
+
+
+def _model_dir(args: argparse.Namespace, tmp: str) -> tuple[Path | None, int]:
+    """The random-init shape's directory (built once, kept with --keep-models) and its parameters
+    per token."""
+    if args.shape == "default":
+        return None, 134_515_008
+    model_dir = Path(args.keep_models or tmp) / args.shape
+    if not (model_dir / "config.json").is_file():  # kept from an earlier invocation: built once
+        building = model_dir.with_name(model_dir.name + ".building")
+        build_model_dir(args.shape, building)
+        building.rename(model_dir)
+    return model_dir, count_params(model_dir)
+
+
 def orchestrate(args: argparse.Namespace) -> None:
-    results: dict = {"machine": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                     "device": args.device, "shape": args.shape, "packing": args.packing,
-                     "rows": args.rows, "steps": args.steps, "warmup_steps": WARMUP_STEPS,
-                     "batch": args.batch, "max_length": args.max_length, "bf16": args.bf16,
-                     "lora": LORA, "runs": {}}
-    results["matmul_peak_flops"] = matmul_peak(args.bf16, args.device)
+    precisions = precisions_of(args)
+    results: dict = {"machine": platform.machine(), **machine.record(args.device),
+                     "shape": args.shape, "packing": args.packing, "rows": args.rows,
+                     "steps": args.steps, "warmup_steps": WARMUP_STEPS, "batch": args.batch,
+                     "max_length": args.max_length, "precisions": precisions,
+                     "bf16": precisions == ["bf16"], "lora": LORA, "runs": {}}
+    peaks = {p: matmul_peak(p == "bf16", args.device) for p in precisions}
+    results["matmul_peak_flops"], results["matmul_peak_flops_by_precisio"
+                                          "n"] = peaks[precisions[0]], peaks
     engines = ["chattune", "trl"] + (["chattune_gc", "trl_nogc"] if args.checkpointing else [])
     engines += [f"chattune[{variant}]" for variant in args.variants]
     for variant in args.variants:
         # a typo stops the benchmark before the first run, not after the others
         parse_features(variant)
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = None
-        n_params = 134_515_008
-        if args.shape != "default":
-            model_dir = Path(args.keep_models or tmp) / args.shape
-            # kept from an earlier invocation: built once
-            if not (model_dir / "config.json").is_file():
-                building = model_dir.with_name(model_dir.name + ".building")
-                build_model_dir(args.shape, building)
-                building.rename(model_dir)
-            n_params = count_params(model_dir)
+        model_dir, n_params = _model_dir(args, tmp)
         results["params_per_token"] = n_params
-        for mode in args.modes:
-            for engine in engines:
-                print(f"running {engine} {mode} ({args.steps} steps) ...", flush=True)
-                worker, _, variant = engine.partition("[")
-                cmd = [sys.executable, __file__, "--worker", worker.split("_")[0], "--mode", mode,
-                       "--steps", str(args.steps), "--rows", str(args.rows), "--batch",
-                       str(args.batch),
-                       "--max-length", str(args.max_length), "--device", args.device,
-                       "--lr", str(args.lr if mode == "lora" else args.full_lr)]
-                cmd += (["--bf16"] if args.bf16 else []) + (["--packing"] if args.packing else [])
-                cmd += ["--max-tokens", str(args.max_tokens)] if args.max_tokens else []
-                cmd += ["--padding-free"] if args.padding_free else []
-                cmd += (["--checkpointing"] if engine == "chattune_gc" else [])
-                cmd += (["--trl-no-checkpointing"] if engine == "trl_nogc" else [])
-                cmd += ["--model-dir", str(model_dir)] if model_dir else []
-                cmd += ["--features", variant.rstrip("]")] if variant else []
-                out = Path(tempfile.mkstemp(suffix=".json")[1])
-                done = subprocess.run(cmd + ["--result", str(out)],
-                                      env={**os.environ, "HF_HUB_OFFLINE": "1"})
-                # one variant failing (out of memory, a missing kernel) spoils no other
-                if done.returncode != 0:
-                    print(f"{engine} {mode} failed (exit {done.returncode})", flush=True)
-                    results["runs"][f"{engine}_{mode}"] = {"failed": done.returncode}
-                    continue
-                run = json.loads(out.read_text())
-                run["mfu"] = (run["tokens_per_s"] * flops_per_token(mode, n_params)
-                              / results["matmul_peak_flops"])
-                results["runs"][f"{engine}_{mode}"] = run
-                print(f"{engine} {mode}: {run['tokens_per_s']:.0f} tokens/s, MFU {run['mfu']:.1%}",
-                      flush=True)
-                _write(results, args.out)  # a run cut short by a time limit keeps what it measured
+        for precision in precisions:
+            for mode in args.modes:
+                for engine in engines:
+                    name = f"{engine}_{mode}{run_suffix(precision, precisions)}"
+                    print(f"running {name} ({args.steps} steps) ...", flush=True)
+                    run = _run(_worker_cmd(args, engine, mode, precision == "bf16", model_dir),
+                               name)
+                    if "failed" not in run:
+                        run["precision"] = precision
+                        run["mfu"] = run["tokens_per_s"] * flops_per_token(mode, n_params) / peaks[
+                            precision]
+                        print(f"{name}: {run['tokens_per_s']:.0f} tokens/s, MFU {run['mfu']:.1%}",
+                              flush=True)
+                    results["runs"][name] = run
+                    # a run cut short by a time limit keeps what it measured
+                    _write(results, args.out)
+    _report(results, args)
+    _write(results, args.out)
+    print(f"wrote {args.out}")
+
+
+def run_suffix(precision: str, precisions: list[str]) -> str:
+    """fp32 runs keep the plain names (chattune_lora); bf16 ones are chattune_lora_bf16 beside fp32
+    ones."""
+    return f"_{precision}" if precision != "fp32" and len(precisions) > 1 else ""
+
+
+def _report(results: dict, args: argparse.Namespace) -> None:
+    """The table of runs, then per precision and mode: tokens/s and peak memory against TRL's, and
+    final losses."""
     gpu = any("peak_memory_allocated_gb" in r for r in results["runs"].values())
-    print(f"\n{args.shape} shape on {args.device}, {args.rows} gsm8k rows, batch {args.batch}, "
-          f"max_length {args.max_length}, "
-          f"{'bf16' if args.bf16 else 'fp32'}{', packing' if args.packing else ''}, "
-          f"{results['cores']} cores; matmul peak {results['matmul_peak_flops'] / 1e12:.2f} "
-          f"TFLOP/s; timed steps {WARMUP_STEPS + 1}-{args.steps}")
+    peaks = ", ".join(f"{p} {f / 1e9:.0f} GFLOP/s"
+                      for p, f in results["matmul_peak_flops_by_precision"].items())
+    print(f"\n{args.shape} shape on {args.device} ({results.get('gpu') or results['cpu']}), "
+          f"{args.rows} gsm8k rows, batch {args.batch}, max_length "
+          f"{args.max_length}{', packing' if args.packing else ''}, {results['cores']} cores; "
+          f"matmul peak {peaks}; timed steps {WARMUP_STEPS + 1}-{args.steps}")
     width = max(18, *(len(name) for name in results["runs"]))
     print(f"  {'':{width}} {'tokens/s':>9} {'trained/s':>9} {'peak GPU' if gpu else 'peak RSS':>9} "
           f"{'MFU':>6} {'final loss':>10}")
@@ -294,26 +363,34 @@ def orchestrate(args: argparse.Namespace) -> None:
         print(f"  {name:{width}} {run['tokens_per_s']:9.0f} {run['trained_tokens_per_s']:9.0f} "
               f"{_memory(run)} {run['mfu']:6.1%} {run['final_loss']:10.3f}")
     memory_key = "peak_memory_allocated_gb" if gpu else "peak_rss_mb"
-    for mode in args.modes:
-        ours, theirs = results["runs"][f"chattune_{mode}"], results["runs"][f"trl_{mode}"]
-        if "failed" in ours or "failed" in theirs:
-            continue
-        for name, run in results["runs"].items():
-            if name.startswith("chattune[") and name.endswith(f"_{mode}") and "failed" not in run:
-                results[f"{name}_speedup"] = run["tokens_per_s"] / theirs["tokens_per_s"]
-                print(f"{name}: {results[f'{name}_speedup']:.2f}x TRL's tokens/s, "
-                      f"{run[memory_key] / theirs[memory_key]:.2f}x its peak memory")
-        results[f"{mode}_speedup"] = ours["tokens_per_s"] / theirs["tokens_per_s"]
-        results[f"{mode}_memory_ratio"] = ours[memory_key] / theirs[memory_key]
-        print(f"{mode}: {results[f'{mode}_speedup']:.2f}x TRL's tokens/s, "
-              f"{results[f'{mode}_memory_ratio']:.2f}x its peak memory")
-        if f"chattune_gc_{mode}" in results["runs"]:
-            gc = results["runs"][f"chattune_gc_{mode}"]
-            print(f"{mode} with gradient checkpointing: "
-                  f"{gc['tokens_per_s'] / theirs['tokens_per_s']:.2f}x TRL's tokens/s, "
-                  f"{gc[memory_key] / theirs[memory_key]:.2f}x its peak memory")
-    _write(results, args.out)
-    print(f"wrote {args.out}")
+    for precision in results["precisions"]:
+        for mode in args.modes:
+            _compare(results, f"{mode}{run_suffix(precision, results['precisions'])}", memory_key,
+                     precision)
+
+
+def _compare(results: dict, key: str, memory_key: str, precision: str) -> None:
+    """Ratios of chattune's runs (and variants) of `key` (e.g. lora_bf16) to TRL's, kept in
+    `results`."""
+    runs = results["runs"]
+    ours, theirs = runs.get(f"chattune_{key}", {"failed": 1}), runs.get(f"trl_{key}", {"failed": 1})
+    if "failed" in ours or "failed" in theirs:
+        return
+    for name, run in runs.items():
+        if name.startswith("chattune[") and name.endswith(f"_{key}") and "failed" not in run:
+            results[f"{name}_speedup"] = run["tokens_per_s"] / theirs["tokens_per_s"]
+            print(f"{name}: {results[f'{name}_speedup']:.2f}x TRL's tokens/s, "
+                  f"{run[memory_key] / theirs[memory_key]:.2f}x its peak memory")
+    results[f"{key}_speedup"] = ours["tokens_per_s"] / theirs["tokens_per_s"]
+    results[f"{key}_memory_ratio"] = ours[memory_key] / theirs[memory_key]
+    print(f"{key} ({precision}): {results[f'{key}_speedup']:.2f}x TRL's tokens/s, "
+          f"{results[f'{key}_memory_ratio']:.2f}x its peak memory; final loss "
+          f"{ours['final_loss']:.3f} vs TRL's {theirs['final_loss']:.3f}")
+    for engine in ("chattune_gc", "trl_nogc"):
+        if f"{engine}_{key}" in runs and "failed" not in runs[f"{engine}_{key}"]:
+            run = runs[f"{engine}_{key}"]
+            print(f"{engine} {key}: {run['tokens_per_s'] / theirs['tokens_per_s']:.2f}x TRL's "
+                  f"tokens/s, {run[memory_key] / theirs[memory_key]:.2f}x its peak memory")
 
 
 def _write(results: dict, path: str) -> None:
@@ -334,7 +411,10 @@ def main() -> None:
     parser.add_argument("--full-lr", type=float, default=2e-5,
                         help="full fine-tuning learning rate")
     parser.add_argument("--bf16", action="store_true",
-                        help="bf16 for both (slow on a CPU without AMX)")
+                        help="bf16 alone for both (slow on a CPU without AMX)")
+    parser.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"],
+                        help="each a run of every engine and mode (default: fp32, and bf16 too on "
+                        "a CPU with AMX or AVX512-BF16; bf16 alone with --bf16)")
     parser.add_argument("--checkpointing", action="store_true",
                         help="also run chattune with gradient checkpointing (TRL's default), as "
                         "chattune_gc, and TRL without it, as trl_nogc")
@@ -350,8 +430,9 @@ def main() -> None:
                         help="chattune only: padding-free micro-batches")
     parser.add_argument("--variants", nargs="*", default=[], metavar="FEATURES",
                         help="more chattune runs, each with these speed features (comma-separated: "
-                        "padding_free, liger, compile, checkpointing, attn=KERNEL, max_tokens=N), "
-                        "e.g. padding_free,attn=flex_attention")
+                        "padding_free, liger, compile, checkpointing, attn=KERNEL, max_tokens=N; "
+                        "or reference: chattune's exact CPU speed paths off), e.g. "
+                        "padding_free,attn=flex_attention")
     parser.add_argument("--keep-models", metavar="DIR",
                         help="build the random-init shapes in DIR and reuse them in "
                         "later invocations (default: a temporary folder)")

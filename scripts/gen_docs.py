@@ -277,36 +277,40 @@ def number(value: Any, digits: int = 1) -> str:
 
 def recorded(data: dict[str, Any]) -> str:
     """What the file says about where and when it was measured; what it does not say, said so."""
-    where = [f"{key}: {data[key]}" for key in ("device", "cpu", "machine", "cores", "python")
+    where = [f"{key}: {data[key]}" for key in ("device", "cpu", "gpu", "machine", "cores", "python")
              if key in data]
+    if data.get("cpu_flags"):
+        flags = data["cpu_flags"]
+        where.append("CPU flags: " + (flags if isinstance(flags, str) else " ".join(flags)))
     where += ([f"load average at the start: {data['load_average'][0]}"]
               if data.get("load_average") else [])
     when = f"date: {data['date']}" if "date" in data else "date: not recorded in the file"
-    versions = data.get("versions", {})
-    measured = [", ".join(f"{name} {versions[name]}"
-                          for name in ("chattune", "trl", "transformers", "tokenizers")
-                          if name in versions)] if versions else []
-    commit = (["commit: "
-               f"{data['commit'][:12]}{'+dirty' if data['commit'].endswith('+dirty') else ''}"]
-              if data.get("commit") else [])
-    return "; ".join(where + [when] + measured + commit)
+    extra = (["commit: "
+              f"{data['commit'][:12]}{'+dirty' if data['commit'].endswith('+dirty') else ''}"]
+             if data.get("commit") else [])
+    if isinstance(data.get("versions"), dict):
+        extra.append("versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items() if v))
+    return "; ".join(where + [when] + extra)
 
 
 def train_speed(data: dict[str, Any]) -> str:
+    precision = (f"precisions {', '.join(data['precisions'])}" if "precisions" in data
+                 else f"bf16 {data.get('bf16')}")
     settings = (f"{data.get('rows')} rows, {data.get('steps')} steps ({data.get('warmup_steps')} "
-                f"untimed), batch {data.get('batch')}, max_length {data.get('max_length')}, bf16 "
-                f"{data.get('bf16')}, packing {data.get('packing')}, model shape "
-                f"{data.get('shape')}")
-    if "matmul_peak_flops" in data:
+                f"untimed), batch {data.get('batch')}, max_length {data.get('max_length')}, "
+                f"{precision}, packing {data.get('packing')}, model shape {data.get('shape')}")
+    if "matmul_peak_flops_by_precision" in data:
+        settings += ", measured matmul peak " + ", ".join(
+            f"{p} {f / 1e9:.0f} GFLOP/s" for p, f in data["matmul_peak_flops_by_precision"].items())
+    elif "matmul_peak_flops" in data:
         settings += f", measured matmul peak {data['matmul_peak_flops'] / 1e9:.0f} GFLOP/s"
     rows = [[name, number(r.get("tokens_per_s")), number(r.get("trained_tokens_per_s")),
              f"{r['peak_rss_mb'] / 1000:.1f} GB" if "peak_rss_mb" in r else "",
              f"{r['mfu']:.0%}" if isinstance(r.get("mfu"), float) else "",
              number(r.get("final_loss"), 3)]
             for name, r in data["runs"].items()]
-    ratios = [f"{key.replace('_', ' ')} {data[key]:.2f}x" for key in
-              ("lora_speedup", "lora_memory_ratio", "full_speedup", "full_memory_ratio")
-              if key in data]
+    ratios = [f"{key.replace('_', ' ')} {value:.2f}x" for key, value in data.items()
+              if key.endswith(("_speedup", "_memory_ratio")) and isinstance(value, float)]
     return (settings + ".\n\n" + table(["run", "tokens/s", "trained tokens/s", "peak RSS", "MFU",
                                         "final loss"], rows)
             + ("\nchattune against TRL: " + ", ".join(ratios) + ".\n" if ratios else ""))

@@ -12,6 +12,7 @@ from chattune.config import LoraSettings
 from chattune.errors import ModelError
 from chattune.model.device import ids_tensor
 from chattune.model.load import is_quantized
+from chattune.model.lora_speed import speed_up_lora
 
 
 def base_model(model: Any) -> Any:
@@ -28,12 +29,15 @@ def trainable_in_fp32(model: Any) -> None:
             p.data = p.data.float()
 
 
-def apply_lora(model: Any, settings: LoraSettings, new_token_ids: list[int] | None = None) -> Any:
+def apply_lora(model: Any, settings: LoraSettings, new_token_ids: list[int] | None = None, *,
+               fast: bool = True) -> Any:
     """Wrap `model` with trainable LoRA adapters; the base stays frozen (in its own dtype, 4-bit for
     QLoRA).
 
     Tokens added for a chat template (`new_token_ids`) start untrained, so their embedding rows are
-    trained too (peft's trainable tokens) and saved with the adapter.
+    trained too (peft's trainable tokens) and saved with the adapter. `fast`: LoRA layers train the
+    faster way on CPUs (chattune.model.lora_speed: cheap dropout masks, scales folded into the small
+    matmuls); False keeps peft's.
     """
     from peft import LoraConfig
 
@@ -41,18 +45,21 @@ def apply_lora(model: Any, settings: LoraSettings, new_token_ids: list[int] | No
                         target_modules=settings.target_modules, task_type="CAUSAL_LM",
                         trainable_token_indices=new_token_ids or None)
     try:
-        return wrap_with_peft(model, config)
+        return wrap_with_peft(model, config, fast=fast)
     except ValueError as e:  # peft names the module it could not find
         raise ModelError(f"lora.target_modules: {e}") from None
 
 
-def wrap_with_peft(model: Any, peft_config: Any) -> Any:
+def wrap_with_peft(model: Any, peft_config: Any, *, fast: bool = True) -> Any:
     """get_peft_model with the base kept as it is (bf16 or 4-bit: norms and embeddings are not
-    upcast, as TRL does too) and every trainable weight in fp32."""
+    upcast, as TRL does too) and every trainable weight in fp32; with `fast`, chattune's faster LoRA
+    layers on CPUs (speed_up_lora)."""
     from peft import get_peft_model
 
     peft_model = get_peft_model(model, peft_config)
     trainable_in_fp32(peft_model)
+    if fast:
+        speed_up_lora(peft_model)
     return peft_model
 
 

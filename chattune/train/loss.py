@@ -12,8 +12,13 @@ from torch.utils.checkpoint import checkpoint
 from chattune.batching.collate import Batch, trained_index
 from chattune.labels import IGNORE_INDEX
 from chattune.model.lora import base_model
+from chattune.train.linear_ce import fusable, linear_cross_entropy
 
 CHUNK = 2048  # trained positions per LM-head chunk
+# set on a model (model.chattune_recompute_loss = True) to recompute each chunk's logits in
+# backward, the reference computation, instead of linear_cross_entropy's gradients taken in the
+# forward pass
+RECOMPUTE_LOSS = "chattune_recompute_loss"
 
 
 def _chunk_loss(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module,
@@ -96,11 +101,17 @@ def summed_loss_and_correct(model: Any, batch: Batch, loss_type: str = "nll") ->
         loss = _fused_loss(hidden, targets, head)
         return torch.stack([loss, torch.full_like(loss, float("nan"))])
     total = hidden.new_zeros((2,), dtype=torch.float32)
+    fused = (torch.is_grad_enabled() and fusable(head)
+             and not getattr(base_model(model), RECOMPUTE_LOSS, False))
     for s in range(0, targets.numel(), CHUNK):
         h, t = hidden[s:s + CHUNK], targets[s:s + CHUNK]
+        if fused:  # the chunk's gradients taken with its loss: its logits never wait for backward
+            total = total + linear_cross_entropy(h, t, head, dft)
         # recompute each chunk's logits in backward instead of keeping them all
-        total = total + (checkpoint(_chunk_loss, h, t, head, dft, use_reentrant=False)
-                         if torch.is_grad_enabled() else _chunk_loss(h, t, head, dft))
+        elif torch.is_grad_enabled():
+            total = total + checkpoint(_chunk_loss, h, t, head, dft, use_reentrant=False)
+        else:
+            total = total + _chunk_loss(h, t, head, dft)
     return total
 
 

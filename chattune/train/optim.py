@@ -22,8 +22,7 @@ def build_optimizer(model: Any, cfg: TrainArgs) -> torch.optim.Optimizer:
     betas = (cfg.adam_beta1, cfg.adam_beta2)
     if cfg.bf16_full:
         return _kahan_adamw(groups, cfg.learning_rate, betas, cfg.adam_epsilon)
-    # fused on GPUs: one kernel for every parameter instead of a handful per tensor
-    fused = all(p.is_cuda for p in decay + no_decay) or None
+    fused = fused_adamw(decay + no_decay) or None
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=betas, eps=cfg.adam_epsilon,
                              fused=fused)
 
@@ -45,3 +44,17 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainArgs, total_step
     name = {"constant": "constant_with_warmup"}.get(cfg.lr_scheduler_type, cfg.lr_scheduler_type)
     warmup = int(round(cfg.warmup_ratio * total_steps))
     return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+
+
+def fused_adamw(params: list[torch.Tensor]) -> bool:
+    """Whether AdamW runs fused: one kernel per parameter for all of its update instead of a handful
+    of passes (each of the for-loop's lerp, mul, addcmul, sqrt, div and addcdiv reads the whole
+    tensor), on GPUs and on CPUs alike. Sharded CPU parameters (FSDP's DTensors under gloo) keep the
+    for-loop."""
+    from torch.distributed.tensor import DTensor
+
+    if not params:
+        return False
+    if all(p.is_cuda for p in params):
+        return True
+    return all(p.device.type == "cpu" and not isinstance(p, DTensor) for p in params)
