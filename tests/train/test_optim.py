@@ -12,7 +12,7 @@ def test_fused_on_cpu_with_the_for_loops_updates():
                                 torch.nn.Linear(64, 8))
     reference = [p.detach().clone().requires_grad_(True) for p in model.parameters()]
     cfg = build_config({"data": {"train": "x"}, "finetuning": "full", "weight_decay": 0.1,
-                        "learning_rate": 1e-2})
+                        "learning_rate": 1e-2}).train_args()
     optimizer = build_optimizer(model, cfg)
     assert fused_adamw(list(model.parameters())) and optimizer.param_groups[0]["fused"]
     # the for-loop AdamW with chattune's groups: decay on matrices, none on biases and norms
