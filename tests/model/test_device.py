@@ -79,7 +79,8 @@ def test_precision_keys_that_contradict_are_refused_together():
     assert "choose one" in str(e.value)
     with pytest.raises(ConfigError, match="bf16_full .* needs finetuning: full"):
         build_config({"data": {"train": "x"}, "bf16_full": True})
-    assert build_config({"data": {"train": "x"}, "finetuning": "full", "bf16_full": True}).args.bf16_full
+    full = build_config({"data": {"train": "x"}, "finetuning": "full", "bf16_full": True})
+    assert full.args.bf16_full
 
 
 def test_gradient_checkpointing_defaults_on_for_qlora_only():
