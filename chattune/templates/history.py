@@ -15,9 +15,9 @@ from typing import Any
 
 from chattune.data.schema import Message
 from chattune.errors import TemplateError
+from chattune.templates.located import locate
 from chattune.templates.markers import CONTENT, REASONING
 from chattune.templates.render import _as_dicts, _renderer, resolve_template
-from chattune.templates.spans import locate
 
 # probes for the doctor: two reasoning turns, a system prompt before two user turns
 REASONING_PROBE = [Message("user", "What is 2+2?"),

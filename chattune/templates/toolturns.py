@@ -19,13 +19,8 @@ from typing import Any
 
 from chattune.errors import TemplateError
 from chattune.templates.callmarks import has_text_leaf
-from chattune.templates.spans import (
-    TOOL_CALLS,
-    Located,
-    Render,
-    locate,
-    render_marked,
-)
+from chattune.templates.located import Located, Render, locate, render_marked
+from chattune.templates.markers import TOOL_CALLS
 
 PROBE = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
 

@@ -17,6 +17,7 @@ import re
 import pytest
 from conftest import ASSETS
 
+import chattune.templates.markers as markers_module
 import chattune.templates.spans as spans_module
 from chattune.data.convert import parse_messages
 from chattune.errors import TemplateError
@@ -325,9 +326,9 @@ def test_a_long_conversation_is_masked_in_linear_time(tokenizer):
 
 
 def test_markers_widen_when_one_character_each_would_run_out():
-    one = spans_module.markers_for("text", 1_000)
+    one = markers_module.markers_for("text", 1_000)
     assert one.width == 1
-    wide = spans_module.markers_for("text", 100_000)
+    wide = markers_module.markers_for("text", 100_000)
     assert wide.width == 2 and wide.radix ** 2 >= 600_000
     for message, kind, is_open in ((0, 0, True), (99_999, 2, False), (54_321, 1, True)):
         code = wide.code(message, kind, is_open)
@@ -335,4 +336,4 @@ def test_markers_widen_when_one_character_each_would_run_out():
                 and wide.decode(code) == (message, kind, is_open))
     # the text uses the first 500 code points
     crowded = "".join(chr(c) for c in range(0xF0000, 0xF0000 + 500))
-    assert spans_module.markers_for(crowded, 1_000).base >= 0xF0000 + 500
+    assert markers_module.markers_for(crowded, 1_000).base >= 0xF0000 + 500

@@ -23,11 +23,11 @@ from test_real_templates import (
     reference,
 )
 
-import chattune.templates.spans as spans_module
 from chattune.data.convert import parse_messages
 from chattune.errors import TemplateError
 from chattune.labels import trained_ids
 from chattune.templates import check_rendered, render
+from chattune.templates.markers import TOOL_CALLS
 
 TOOLS = [{"type": "function",
           "function": {"name": "multiply", "description": "Multiply two numbers", "parameters": {
@@ -210,13 +210,13 @@ def test_an_off_by_one_into_the_next_message_is_caught(family_tokenizers, monkey
 def test_a_repeated_call_after_its_turn_is_not_the_turn():
     """gpt-oss names the call again in the tool result's header: only a call's first marks are the
     turn's."""
-    marks = [(10, spans_module.TOOL_CALLS, True), (18, spans_module.TOOL_CALLS, False),
-             (60, spans_module.TOOL_CALLS, True), (68, spans_module.TOOL_CALLS, False),
+    marks = [(10, TOOL_CALLS, True), (18, TOOL_CALLS, False),
+             (60, TOOL_CALLS, True), (68, TOOL_CALLS, False),
              (5, 0, True)]
     from chattune.templates.callmarks import first_calls
 
-    assert first_calls(marks, 1, spans_module.TOOL_CALLS) == [marks[0], marks[1], marks[4]]
-    assert first_calls(marks, 2, spans_module.TOOL_CALLS) == marks
+    assert first_calls(marks, 1, TOOL_CALLS) == [marks[0], marks[1], marks[4]]
+    assert first_calls(marks, 2, TOOL_CALLS) == marks
 
 
 def test_doctor_and_render_say_what_the_template_does_with_tool_calls(family_tokenizers):
