@@ -104,7 +104,55 @@ def _ids_array(lists: list[list[int]]) -> Any:
     np.cumsum(lengths, out=offsets[1:])
     values = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int32,
                          count=int(offsets[-1]))
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+    return pa.ListArray.from_arrays(_int32_array(offsets), _int32_array(values))
+
+
+# The columns are built from buffers: `pa.array` (and so `Table.from_pydict`) imports pandas to
+# check what it is given, 0.4 s of a cold gsm8k preparation's 2.5.
+def _int32_array(values: Any) -> Any:
+    """An int32 Arrow array over a numpy buffer, without copying."""
+    import pyarrow as pa
+
+    return pa.Array.from_buffers(pa.int32(), len(values), [None, pa.py_buffer(values)])
+
+
+def _validity(values: list) -> tuple[Any, int]:
+    """The validity bitmap of `values` (None where all are set) and how many are None."""
+    import numpy as np
+    import pyarrow as pa
+
+    valid = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+    missing = len(values) - int(valid.sum())
+    return (pa.py_buffer(np.packbits(valid, bitorder="little")) if missing else None), missing
+
+
+def _text_array(values: list[str | None]) -> Any:
+    """A string Arrow array (None stays null)."""
+    import numpy as np
+    import pyarrow as pa
+
+    encoded = [v.encode("utf-8") if v is not None else b"" for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)  # short texts: a format, a reason
+    np.cumsum(np.fromiter(map(len, encoded), dtype=np.int32, count=len(encoded)), out=offsets[1:])
+    bitmap, missing = _validity(values)
+    return pa.Array.from_buffers(pa.string(), len(values),
+                                 [bitmap, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))],
+                                 null_count=missing)
+
+
+def _flag_array(values: list[bool | None]) -> Any:
+    """A bool Arrow array (None stays null)."""
+    import numpy as np
+    import pyarrow as pa
+
+    flags = np.fromiter((bool(v) for v in values), dtype=bool, count=len(values))
+    bitmap, missing = _validity(values)
+    return pa.Array.from_buffers(pa.bool_(), len(values),
+                                 [bitmap, pa.py_buffer(np.packbits(flags, bitorder="little"))],
+                                 null_count=missing)
+
+
+_BUILDERS = {"ids": _ids_array, "text": _text_array, "flag": _flag_array}
 
 
 def _sha256(path: Path) -> str:
@@ -160,9 +208,8 @@ def save_cached(key: str, columns: dict[str, list]) -> None:
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
     try:
-        table = pa.Table.from_pydict({name: _ids_array(values) if SCHEMA_FIELDS[name] == "ids"
-                                      else values for name, values in columns.items()},
-                                     schema=_schema())
+        table = pa.Table.from_arrays([_BUILDERS[kind](columns[name])
+                                      for name, kind in SCHEMA_FIELDS.items()], schema=_schema())
         with (pa.OSFile(str(tmp / ENTRY_FILE), "wb") as sink,
               pa.ipc.new_file(sink, table.schema) as writer):
             writer.write_table(table)

@@ -273,3 +273,24 @@ def test_long_rows_are_tokenised_in_batches_of_bounded_size(tmp_path, tokenizer,
     monkeypatch.setattr(prepare, "RENDER_CHARS", 5000)  # about two of these rows
     assert prepare.prepare_rows(rows, source, spec, tokenizer, opts) == whole
     assert len(batches) >= 3 and max(batches) <= 2, batches
+
+
+def test_cache_entry_round_trips_every_column_kind_without_pandas(prepared_cache):
+    import subprocess
+    import sys
+
+    columns = {"format": ["messages", "text", "messages"], "input_ids": [[1, 2], [], [3]],
+               "labels": [[-100, 2], [], [3]], "truncated": [False, True, False],
+               "reason": [None, "longer than max_length", None],
+               "error": [None, "row 2: 'messages' is missing — ünïcode", None]}
+    from chattune.prepare.cache import load_cached, save_cached
+
+    save_cached("entry", columns)
+    assert load_cached("entry") == columns
+    # pyarrow's list conversion imports pandas (0.4 s of a cold preparation); the writer avoids it
+    code = ("import sys, tempfile, pathlib\nfrom chattune.prepare import cache\n"
+            "d = pathlib.Path(tempfile.mkdtemp()); cache.prepared_dir = lambda: d\n"
+            f"cache.save_cached('k', {columns!r})\nassert cache.load_cached('k') == {columns!r}\n"
+            "print('pandas' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
