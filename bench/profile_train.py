@@ -63,7 +63,7 @@ def main() -> None:
         return out
 
     loop._optimizer_step = profiled_step
-    records = loop.train(model, examples, cfg, pad_id=tokenizer.pad_token_id,
+    records = loop.train(model, examples, cfg.train_args(), pad_id=tokenizer.pad_token_id,
                          device=torch.device("cpu"), dtype=torch.bfloat16 if args.bf16 else None)
     for r in records:
         print(f"step {r['step']}: loss {r['loss']:.4f}, {r['step_time_s']:.2f} s, "
