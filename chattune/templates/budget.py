@@ -148,12 +148,35 @@ def _rewrite(tree: Any) -> Any:
     return Budgeted().visit(tree)
 
 
+SAFE_ATTRIBUTES_KEPT = 4096  # answers of the sandbox's attribute check remembered per environment
+
+
+def _remembered(is_safe_attribute: Any) -> Any:
+    """The sandbox's attribute check, its answers remembered per (type of the object, attribute
+    name): the answer depends on nothing else (the name, and which kinds of object the type is:
+    function, method, code, mutable container...), and working it out took a tenth of preparing a
+    conversation. A template that makes up names (`x|attr(name)`) stops being remembered past
+    SAFE_ATTRIBUTES_KEPT and is checked every time."""
+    known: dict[tuple[type, str], bool] = {}
+
+    def check(obj: Any, attr: str, value: Any) -> bool:
+        key = (type(obj), attr)
+        safe = known.get(key)
+        if safe is None:
+            safe = is_safe_attribute(obj, attr, value)
+            if len(known) < SAFE_ATTRIBUTES_KEPT:
+                known[key] = safe
+        return safe
+    return check
+
+
 @lru_cache(maxsize=8)
 def _environment(base: Any) -> Any:
     """`base` (transformers' sandboxed environment: its filters, globals and extensions) with the
     budget filters, as an overlay: transformers' own environment is left as it is."""
     env = base.overlay()
     env.filters = {**base.filters, **{_PREFIX + name: f for name, f in FILTERS.items()}}
+    env.is_safe_attribute = _remembered(env.is_safe_attribute)
     return env
 
 
@@ -162,15 +185,20 @@ def budgeted_template(jinja: str, environment: Any) -> Any:
     """`jinja` compiled in (an overlay of) `environment`, transformers' sandboxed one, with the
     budget written into it; cached per template."""
     env = _environment(environment)
-    return env.from_string(_rewrite(env.parse(jinja)))
+    template = env.from_string(_rewrite(env.parse(jinja)))
+    # Jinja copies a template's globals (a ChainMap, slow to walk) into every render's context: a
+    # third of a short render. Copied once here; each render's variables are laid over the copy.
+    template.chattune_globals = dict(template.globals)
+    return template
 
 
 def render_within_budget(template: Any, **context: Any) -> str:
     """Render a budgeted template: a BudgetExceeded when it takes too long or writes too much."""
     parts, size = [], 0
-    # the root render function itself: Template.generate wraps it in two more generators
-    for part in template.root_render_func(template.new_context({**context,
-                                                                _BUDGET: RenderBudget()})):
+    variables = {**template.chattune_globals, **context, _BUDGET: RenderBudget()}
+    # the root render function itself: Template.generate wraps it in two more generators; `shared`:
+    # the variables already hold the globals, as Jinja's own copy would
+    for part in template.root_render_func(template.new_context(variables, shared=True)):
         size += len(part)
         if size > RENDER_CHARS:
             raise BudgetExceeded("the chat template wrote more than "

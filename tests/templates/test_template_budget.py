@@ -89,3 +89,29 @@ def test_a_row_over_budget_is_a_bad_row_naming_file_and_line(tmp_path, tokenizer
     assert len(examples) == 2 and stats.bad == 1
     assert (stats.problems[0].startswith(f"{path}, line 2: ")
             and "RENDER_STEPS=10,000" in stats.problems[0])
+
+
+@pytest.mark.parametrize("jinja", ["{{ messages.append(messages[0]) }}",
+                                   "{{ messages[0].clear() }}",
+                                   "{{ (messages | attr('pop'))() }}"])
+def test_the_sandbox_refuses_every_render_not_only_the_first(tokenizer, jinja):
+    # its answers are remembered per type and name: the second render must be refused as the first
+    for _ in range(2):
+        with pytest.raises(TemplateError, match="failed to render"):
+            render_text(tokenizer, MSGS, jinja=jinja)
+    # an internal attribute reads as undefined (Jinja's sandbox), every time
+    for _ in range(2):
+        assert render_text(tokenizer, MSGS, jinja="{{ raise_exception.__globals__ }}") == ""
+
+
+def test_remembered_attribute_checks_stop_at_their_limit(tokenizer, monkeypatch):
+    monkeypatch.setattr(budget, "SAFE_ATTRIBUTES_KEPT", 0)
+    budget._environment.cache_clear()
+    budget.budgeted_template.cache_clear()
+    try:
+        with pytest.raises(TemplateError, match="failed to render"):
+            render_text(tokenizer, MSGS, jinja="{{ messages.append(1) }}")
+        assert render_text(tokenizer, MSGS, jinja="{{ messages | length }}") == "2"
+    finally:
+        budget._environment.cache_clear()
+        budget.budgeted_template.cache_clear()
