@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import pass_context
+from jinja2.runtime import new_context
 
 from chattune.errors import TemplateError
 
@@ -195,10 +196,14 @@ def budgeted_template(jinja: str, environment: Any) -> Any:
 def render_within_budget(template: Any, **context: Any) -> str:
     """Render a budgeted template: a BudgetExceeded when it takes too long or writes too much."""
     parts, size = [], 0
-    variables = {**template.chattune_globals, **context, _BUDGET: RenderBudget()}
-    # the root render function itself: Template.generate wraps it in two more generators; `shared`:
-    # the variables already hold the globals, as Jinja's own copy would
-    for part in template.root_render_func(template.new_context(variables, shared=True)):
+    globals_ = template.chattune_globals
+    variables = {**globals_, **context, _BUDGET: RenderBudget()}
+    # Template.new_context, with the copy of the globals in place of the ChainMap; `shared`: the
+    # variables already hold the globals, as Jinja's own copy would. The root render function
+    # itself: Template.generate wraps it in two more generators.
+    context_ = new_context(template.environment, template.name, template.blocks, variables, True,
+                           globals_)
+    for part in template.root_render_func(context_):
         size += len(part)
         if size > RENDER_CHARS:
             raise BudgetExceeded("the chat template wrote more than "
