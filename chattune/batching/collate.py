@@ -80,7 +80,12 @@ def collate(rows: Sequence[Sequence[Example]], pad_id: int) -> Batch:
         pad = width - len(r_ids)
         ids.append(r_ids + [pad_id] * pad)
         labels.append(r_lab + [IGNORE_INDEX] * pad)
-        pos.append(r_pos + list(range(pad)))
+        # the padding continues the last document's positions rather than starting its own: a row
+        # of one document then reads as one sequence, so attention takes its causal path (no mask of
+        # the whole micro-batch). No real token sees the padding after it, so their outputs are the
+        # same.
+        last = len(row[-1].input_ids) if row else 0
+        pos.append(r_pos + list(range(last, last + pad)))
     labels_t = torch.tensor(labels)
     return Batch(torch.tensor(ids), labels_t, torch.tensor(pos), num_tokens, num_trained,
                  trained_index(labels_t))

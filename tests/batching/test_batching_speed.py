@@ -237,3 +237,34 @@ def test_attention_kernel_and_padding_free_from_config_train_the_same(
     assert losses["eager-padding-free"] == pytest.approx(losses["sdpa-padded"], rel=1e-4)
     said = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
     assert "padding-free (one sequence per micro-batch), attention: eager" in said
+
+
+def test_padding_continues_the_row_so_attention_stays_causal_and_exact(tokenizer, tiny_model):
+    from transformers.masking_utils import find_packed_sequence_indices
+
+    exs = [Example(e.input_ids[:n], e.labels[:n])
+           for e, n in zip(examples(tokenizer, 4), (None, -3, -7, -12))]
+    batch = collate([[e] for e in exs], tokenizer.pad_token_id)
+    width = batch.input_ids.shape[1]
+    assert any(len(e.input_ids) < width for e in exs)  # some rows are padded
+    # one document per row reads as one sequence: no packed (whole micro-batch) mask
+    assert batch.position_ids.tolist() == [list(range(width))] * len(exs)
+    assert find_packed_sequence_indices(batch.position_ids) is None
+    # each row's loss and gradients are the row's alone, padding or not
+    padded = summed_loss(tiny_model, batch)
+    padded.backward()
+    grads = [p.grad.clone() for p in tiny_model.parameters()]
+    tiny_model.zero_grad()
+    alone = sum(summed_loss(tiny_model, collate([[e]], tokenizer.pad_token_id)) for e in exs)
+    alone.backward()
+    torch.testing.assert_close(padded, alone, atol=1e-5, rtol=1e-5)
+    for got, want in zip(grads, (p.grad for p in tiny_model.parameters())):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    tiny_model.zero_grad()
+    # a packed row's padding continues its last document; the documents still restart
+    packed = collate([exs[:2], exs[2:3]], tokenizer.pad_token_id)
+    first, second = (len(e.input_ids) for e in exs[:2])
+    assert packed.position_ids[0].tolist() == list(range(first)) + list(range(second))
+    third = len(exs[2].input_ids)
+    assert packed.position_ids[1].tolist() == list(range(packed.input_ids.shape[1]))[:third] + \
+        list(range(third, third + packed.input_ids.shape[1] - third))
