@@ -93,15 +93,23 @@ def _schema() -> Any:
     return pa.schema([(name, kinds[kind]) for name, kind in SCHEMA_FIELDS.items()])
 
 
+def _offsets(items: list) -> Any:
+    """Arrow's int32 offsets of a list of sized items: 0, then the running total of their
+    lengths."""
+    import numpy as np
+
+    offsets = np.zeros(len(items) + 1, dtype=np.int32)
+    np.cumsum(np.fromiter(map(len, items), dtype=np.int32, count=len(items)), out=offsets[1:])
+    return offsets
+
+
 def _ids_array(lists: list[list[int]]) -> Any:
     """A list<int32> Arrow array built from flat numpy buffers (pyarrow's per-element conversion of
     Python lists was most of the cost of writing an entry)."""
     import numpy as np
     import pyarrow as pa
 
-    lengths = np.fromiter((len(x) for x in lists), dtype=np.int32, count=len(lists))
-    offsets = np.zeros(len(lists) + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
+    offsets = _offsets(lists)
     values = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int32,
                          count=int(offsets[-1]))
     return pa.ListArray.from_arrays(_int32_array(offsets), _int32_array(values))
@@ -128,15 +136,14 @@ def _validity(values: list) -> tuple[Any, int]:
 
 def _text_array(values: list[str | None]) -> Any:
     """A string Arrow array (None stays null)."""
-    import numpy as np
     import pyarrow as pa
 
     encoded = [v.encode("utf-8") if v is not None else b"" for v in values]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)  # short texts: a format, a reason
-    np.cumsum(np.fromiter(map(len, encoded), dtype=np.int32, count=len(encoded)), out=offsets[1:])
     bitmap, missing = _validity(values)
+    # int32 offsets: short texts (a format, a reason)
     return pa.Array.from_buffers(pa.string(), len(values),
-                                 [bitmap, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))],
+                                 [bitmap, pa.py_buffer(_offsets(encoded)),
+                                  pa.py_buffer(b"".join(encoded))],
                                  null_count=missing)
 
 
