@@ -1,60 +1,78 @@
-"""LoRA layers that train faster on a CPU, computing what peft's do: cheap dropout masks, and the
-update added in one matmul with the scales folded into the small matrices.
+"""LoRA layers that train faster on a CPU, computing what peft's do: cheap dropout, and the update
+added in one matmul with the scales folded into the small matrices.
 
 Dropout: torch's dropout on a CPU draws one Bernoulli sample per element from the Mersenne Twister
 and multiplies by a float mask it keeps for backward: on a 2-core CPU that cost an eighth of a LoRA
-step. Here each element takes 16 random bits (four per 64-bit draw: an eighth of the generator
-calls, no float conversion) compared against a threshold, and backward keeps a bool mask. The
-semantics are nn.Dropout's: each element is zeroed with probability p, rounded to a multiple of
-2**-16 (within 8e-6 of p), independently of the others and of the other layers; the kept ones are
-scaled by 1 / (1 - that rate), so the expectation is exactly the input's; the bits come from torch's
-default generator, so seeds and saved RNG states reproduce a run. Off the CPU, torch's fused dropout
-runs.
+step. Here only the dropped elements are drawn: the gaps between them are geometric (the count of
+kept elements before each dropped one, from one uniform float64 each), so a rate p draws about p * n
+numbers for n elements, and the dropped positions are zeroed in a copy, forward and backward, with
+no mask over the whole tensor. The semantics are nn.Dropout's exactly: each element is zeroed with
+probability p, independently of the others and of the other layers, and the kept ones are scaled by
+1 / (1 - p); the draws come from torch's default generator, so seeds and saved RNG states reproduce
+a run. Off the CPU, torch's fused dropout runs.
 """
 
 from __future__ import annotations
 
+import math
 import types
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-LEVELS = 2**16  # the masks' resolution: 16 random bits per element
+
+def dropped_positions(n: int, p: float, device: torch.device) -> torch.Tensor:
+    """Sorted flat indices (int64) of the elements among `n` that a dropout of rate `p` zeroes:
+    each one independently with probability p. Between two dropped elements the kept ones number
+    floor(log(1 - u) / log(1 - p)) for a uniform u, the geometric law of Bernoulli trials."""
+    if n == 0 or p == 0:
+        return torch.empty(0, dtype=torch.int64, device=device)
+    log_keep = math.log1p(-p)
+    expected = n * p
+    draws = int(expected + 6 * math.sqrt(expected) + 16)  # almost always enough at once
+    chunks, last = [], -1.0
+    while last < n:
+        u = torch.rand(draws, dtype=torch.float64, device=device)
+        # trials up to and including the next dropped element; u < 1, so log1p(-u) is finite
+        steps = torch.log1p(-u).div_(log_keep).floor_().add_(1)
+        positions = steps.cumsum_(0).add_(last)
+        chunks.append(positions)
+        last = float(positions[-1])
+    positions = torch.cat(chunks)
+    return positions[positions < n].long()
 
 
-def drop_rate(p: float) -> float:
-    """The rate the masks drop at: p to the nearest multiple of 1 / LEVELS (below 1)."""
-    return min(round(p * LEVELS), LEVELS - 1) / LEVELS
+class _Drop(torch.autograd.Function):
+    """`x * scale` with the elements at flat `positions` zeroed; the gradient likewise."""
 
-
-def keep_mask(shape: torch.Size, p: float, device: torch.device) -> torch.Tensor:
-    """A bool tensor of `shape`: True with probability 1 - drop_rate(p), independently per
-    element."""
-    n = shape.numel()
-    # all 64 bits
-    bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-2**63, None)
-    # int16 draws are uniform on [-2**15, 2**15)
-    drop_below = round(drop_rate(p) * LEVELS) - LEVELS // 2
-    return (bits.view(torch.int16)[:n] >= drop_below).view(shape)
-
-
-class _Masked(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.save_for_backward(keep)
+    def forward(ctx: Any, x: torch.Tensor, positions: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(positions)
         ctx.scale = scale
-        return torch.where(keep, x, 0).mul_(scale)
+        return _zeroed(x, positions, scale)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
-        (keep,) = ctx.saved_tensors
-        return (torch.where(keep, grad, 0).mul_(ctx.scale) if ctx.needs_input_grad[0]
-                else None, None, None)
+        (positions,) = ctx.saved_tensors
+        return (_zeroed(grad, positions, ctx.scale) if ctx.needs_input_grad[0] else None,
+                None, None)
+
+
+def _zeroed(x: torch.Tensor, positions: torch.Tensor, scale: float) -> torch.Tensor:
+    # a new contiguous tensor (the product), so the flat positions index it in row-major order
+    out = x.contiguous() * scale
+    out.view(-1).index_fill_(0, positions, 0)
+    return out
+
+
+def drop(x: torch.Tensor, p: float, scale: float) -> torch.Tensor:
+    """`x * scale` with each element zeroed with probability p (CPU; differentiable)."""
+    return _Drop.apply(x, dropped_positions(x.numel(), p, x.device), scale)
 
 
 class MaskDropout(torch.nn.Module):
-    """nn.Dropout(p) with the cheap CPU mask (see the module's docstring)."""
+    """nn.Dropout(p), drawing only the dropped elements on a CPU (see the module's docstring)."""
 
     def __init__(self, p: float):
         super().__init__()
@@ -67,7 +85,7 @@ class MaskDropout(torch.nn.Module):
             return x
         if x.device.type != "cpu":
             return F.dropout(x, self.p, True)
-        return _Masked.apply(x, keep_mask(x.shape, self.p, x.device), 1 / (1 - drop_rate(self.p)))
+        return drop(x, self.p, 1 / (1 - self.p))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -108,8 +126,8 @@ def fast_forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch
     scale = self.scaling[name]
     dropout = self.lora_dropout[name]
     if isinstance(dropout, MaskDropout) and dropout.p > 0:
-        x = torch.where(keep_mask(x.shape, dropout.p, x.device), x, 0)
-        scale = scale / (1 - drop_rate(dropout.p))
+        x = drop(x, dropout.p, 1.0)
+        scale = scale / (1 - dropout.p)
     elif not isinstance(dropout, torch.nn.Identity):
         x = dropout(x)
     a = F.linear(x, self.lora_A[name].weight)

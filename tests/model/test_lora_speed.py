@@ -1,5 +1,5 @@
 """chattune's faster LoRA layers compute what peft's do; their cheap CPU dropout keeps nn.Dropout's
-semantics (drop rate, scale, gradient, eval mode, seeds)."""
+semantics (drop rate, independence, scale, gradient, eval mode, seeds)."""
 
 import copy
 
@@ -10,14 +10,14 @@ from test_train import cfg, examples
 from chattune.batching import collate
 from chattune.config import build_config
 from chattune.model.lora import apply_lora
-from chattune.model.lora_speed import LEVELS, MaskDropout, drop_rate, keep_mask
+from chattune.model.lora_speed import MaskDropout, dropped_positions
 from chattune.train.loop import train
 from chattune.train.loss import summed_loss
 
 CPU = torch.device("cpu")
 
 
-@pytest.mark.parametrize("p", [0.05, 0.3])
+@pytest.mark.parametrize("p", [0.05, 0.3, 0.9])
 def test_elements_are_dropped_at_rate_p_and_the_rest_scaled(p):
     torch.manual_seed(0)
     x = torch.randn(300, 1000, requires_grad=True)
@@ -25,28 +25,60 @@ def test_elements_are_dropped_at_rate_p_and_the_rest_scaled(p):
     kept = y != 0
     n = x.numel()
     assert abs((1 - kept.float().mean().item()) - p) < 5 * (p * (1 - p) / n) ** 0.5
-    # every column (bit position in the draws) and row drops at the same rate
+    # every column and row drops at the same rate
     assert (1 - kept.float().mean(0)).sub(p).abs().max() < 5 * (p * (1 - p) / 300) ** 0.5
-    assert abs(drop_rate(p) - p) <= 0.5 / LEVELS  # the rate the 16-bit draws realise
+    assert (1 - kept.float().mean(1)).sub(p).abs().max() < 5 * (p * (1 - p) / 1000) ** 0.5
     # so the expectation is exactly x
-    torch.testing.assert_close(y[kept], x[kept] / (1 - drop_rate(p)))
+    torch.testing.assert_close(y[kept], x[kept] / (1 - p))
     y.backward(torch.ones_like(y))
-    torch.testing.assert_close(x.grad, kept.float() / (1 - drop_rate(p)))
+    torch.testing.assert_close(x.grad, kept.float() / (1 - p))
 
 
-def test_rates_close_to_one_still_keep_something():
-    assert drop_rate(0.999999) == (LEVELS - 1) / LEVELS
-    assert drop_rate(0.5) == 0.5 and drop_rate(0.0) == 0.0
+@pytest.mark.parametrize("p", [0.05, 0.5])
+def test_drops_are_independent_bernoulli_trials(p):
+    """Runs of kept elements between drops are geometric (the law of independent trials), and
+    neighbours are uncorrelated."""
+    torch.manual_seed(2)
+    n = 2_000_000
+    dropped = torch.zeros(n, dtype=torch.bool)
+    dropped[dropped_positions(n, p, CPU)] = True
+    positions = dropped.nonzero().squeeze(1)
+    gaps = (positions[1:] - positions[:-1] - 1).float()
+    # geometric: mean (1 - p) / p, P(gap == 0) = p
+    assert abs(gaps.mean().item() - (1 - p) / p) < 5 * ((1 - p) / p**2 / gaps.numel()) ** 0.5
+    assert abs((gaps == 0).float().mean().item() - p) < 5 * (p * (1 - p) / gaps.numel()) ** 0.5
+    d = dropped.float()
+    both = (d[1:] * d[:-1]).mean().item()  # P(two neighbours dropped) = p^2
+    assert abs(both - p * p) < 5 * (p * p * (1 - p * p) / n) ** 0.5
+
+
+def test_positions_are_sorted_distinct_and_in_range():
+    torch.manual_seed(0)
+    for n, p in [(1, 0.5), (7, 0.9), (1000, 0.05), (100_000, 0.999)]:
+        positions = dropped_positions(n, p, CPU)
+        assert positions.dtype == torch.int64
+        assert bool((positions[1:] > positions[:-1]).all())
+        assert positions.numel() == 0 or (int(positions[0]) >= 0 and int(positions[-1]) < n)
+    assert dropped_positions(0, 0.5, CPU).numel() == 0
+    assert dropped_positions(10, 0.0, CPU).numel() == 0
 
 
 def test_independent_draws_reproduced_by_the_seed():
-    shape = torch.Size([64, 512])
     torch.manual_seed(1)
-    a, b = keep_mask(shape, 0.5, CPU), keep_mask(shape, 0.5, CPU)
+    a, b = dropped_positions(64 * 512, 0.5, CPU), dropped_positions(64 * 512, 0.5, CPU)
     torch.manual_seed(1)
-    assert torch.equal(keep_mask(shape, 0.5, CPU), a) and not torch.equal(a, b)
-    assert 0.45 < (a == b).float().mean() < 0.55  # unrelated masks agree half the time
-    assert keep_mask(torch.Size([7, 3]), 0.5, CPU).shape == (7, 3)  # an odd count of elements
+    assert torch.equal(dropped_positions(64 * 512, 0.5, CPU), a) and not torch.equal(a, b)
+    masks = [torch.zeros(64 * 512, dtype=torch.bool).index_fill_(0, m, True) for m in (a, b)]
+    # unrelated masks agree half the time
+    assert 0.45 < (masks[0] == masks[1]).float().mean() < 0.55
+
+
+def test_a_non_contiguous_input_is_dropped_by_its_logical_positions():
+    torch.manual_seed(0)
+    x = torch.randn(50, 40).t()  # transposed: not contiguous
+    y = MaskDropout(0.3).train()(x)
+    kept = y != 0
+    torch.testing.assert_close(y[kept], x[kept] / 0.7)
 
 
 def test_identity_in_eval_mode_and_bf16_kept():
