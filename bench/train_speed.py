@@ -11,7 +11,8 @@ settings. TRL is configured as its docs show (conversational prompt/completion d
 
 On a CPU with AMX or AVX512-BF16 every run is made twice, fp32 and bf16 (`--precisions` chooses);
 `--variants reference` adds chattune with its exact CPU speed paths off (peft's LoRA layers, the
-recomputing loss, AdamW's for-loop).
+recomputing loss, AdamW's for-loop). `--repeat N` makes N rounds of every run and reports each run's
+median, for a machine whose speed moves from run to run.
 
 On a GPU, a random-init model of a real shape (no hub needed), with and without packing, and TRL
 both with its default gradient checkpointing and without it:
@@ -315,26 +316,44 @@ def orchestrate(args: argparse.Namespace) -> None:
         parse_features(variant)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir, n_params = _model_dir(args, tmp)
-        results["params_per_token"] = n_params
-        for precision in precisions:
-            for mode in args.modes:
-                for engine in engines:
-                    name = f"{engine}_{mode}{run_suffix(precision, precisions)}"
-                    print(f"running {name} ({args.steps} steps) ...", flush=True)
-                    run = _run(_worker_cmd(args, engine, mode, precision == "bf16", model_dir),
-                               name)
-                    if "failed" not in run:
-                        run["precision"] = precision
-                        run["mfu"] = run["tokens_per_s"] * flops_per_token(mode, n_params) / peaks[
-                            precision]
-                        print(f"{name}: {run['tokens_per_s']:.0f} tokens/s, MFU {run['mfu']:.1%}",
-                              flush=True)
-                    results["runs"][name] = run
-                    # a run cut short by a time limit keeps what it measured
-                    _write(results, args.out)
+        results["params_per_token"], results["repeat"] = n_params, args.repeat
+        samples: dict[str, list[dict]] = {}
+        # whole rounds, so a drift of the machine's speed falls on every run alike
+        for _ in range(args.repeat):
+            for precision in precisions:
+                for mode in args.modes:
+                    for engine in engines:
+                        name = f"{engine}_{mode}{run_suffix(precision, precisions)}"
+                        samples.setdefault(name, []).append(
+                            _measured(args, name, engine, mode, precision, model_dir,
+                                      flops_per_token(mode, n_params) / peaks[precision]))
+                        results["runs"][name] = _median(samples[name])
+                        # a run cut short by a time limit keeps what it measured
+                        _write(results, args.out)
     _report(results, args)
     _write(results, args.out)
     print(f"wrote {args.out}")
+
+
+def _measured(args: argparse.Namespace, name: str, engine: str, mode: str, precision: str,
+              model_dir: Path | None, mfu_per_token: float) -> dict:
+    print(f"running {name} ({args.steps} steps) ...", flush=True)
+    run = _run(_worker_cmd(args, engine, mode, precision == "bf16", model_dir), name)
+    if "failed" not in run:
+        run["precision"] = precision
+        run["mfu"] = run["tokens_per_s"] * mfu_per_token
+        print(f"{name}: {run['tokens_per_s']:.0f} tokens/s, MFU {run['mfu']:.1%}", flush=True)
+    return run
+
+
+def _median(runs: list[dict]) -> dict:
+    """The run of median tokens/s (the lower middle of an even count), with every run's tokens/s;
+    a failed run counts only when none succeeded."""
+    done = sorted((r for r in runs if "failed" not in r), key=lambda r: r["tokens_per_s"])
+    if not done:
+        return runs[-1]
+    return {**done[(len(done) - 1) // 2],
+            "tokens_per_s_runs": [r["tokens_per_s"] for r in runs if "failed" not in r]}
 
 
 def run_suffix(precision: str, precisions: list[str]) -> str:
@@ -402,6 +421,8 @@ def _write(results: dict, path: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--modes", nargs="+", default=["lora", "full"], choices=["lora", "full"])
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of every run; each run reports its median (tokens/s)")
     parser.add_argument("--steps", type=int, default=12,
                         help="optimizer steps per run (the first 2 not timed)")
     parser.add_argument("--rows", type=int, default=400, help="gsm8k train rows used")
