@@ -38,8 +38,8 @@ def as_document(labels: Sequence[int], ignore_index: int = IGNORE_INDEX) -> list
 def num_trained(labels: Sequence[int]) -> int:
     """Positions the loss is taken on: every label but the first (the shift rule: token i is
     predicted from the tokens before it, and nothing comes before the first)."""
-    # counted in C: this runs for every prepared row, a few times
-    if isinstance(labels, list | tuple):
+    # counted in C (a list's or Tokens' count): this runs for every prepared row, a few times
+    if isinstance(labels, list | tuple) or callable(getattr(labels, "count", None)):
         return (len(labels) - 1 - labels.count(IGNORE_INDEX)
                 + (labels[0] == IGNORE_INDEX) if labels else 0)
     return sum(lab != IGNORE_INDEX for lab in labels[1:])

@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "chattune"
-STAGES = ["errors", "held_messages", "files", "labels", "config_paths", "config", "data",
+STAGES = ["errors", "held_messages", "files", "labels", "tokens", "config_paths", "config", "data",
           "templates", "batching", "prepare", "model", "datacheck", "train", "outputs", "generate",
           "eval", "export", "engine", "pipeline", "compat", "cli", "__init__", "__main__"]
 

@@ -18,18 +18,22 @@ from functools import cached_property
 import torch
 
 from chattune.labels import IGNORE_INDEX, as_document, num_trained
+from chattune.tokens import Tokens, as_tokens, concatenated
 
 
 @dataclass(frozen=True)
 class Example:
-    """One training example: token ids and labels (IGNORE_INDEX where not trained), same length."""
+    """One training example: token ids and labels (IGNORE_INDEX where not trained), same length;
+    held as int32 Tokens (given lists are converted), which read like lists."""
 
-    input_ids: list[int]
-    labels: list[int]
+    input_ids: Tokens
+    labels: Tokens
 
     def __post_init__(self) -> None:
         assert len(self.input_ids) == len(self.labels), ("input_ids and labels must have the same "
                                                          "length")
+        object.__setattr__(self, "input_ids", as_tokens(self.input_ids))
+        object.__setattr__(self, "labels", as_tokens(self.labels))
 
     @cached_property
     def num_trained(self) -> int:
@@ -122,9 +126,10 @@ def wrap(examples: Sequence[Example], max_length: int) -> list[Example]:
     """TRL's 'wrapped' packing: every example end to end, cut into rows of max_length tokens (the
     last shorter). Documents are cut across rows and attend to each other within a row; each row is
     one document."""
-    ids = [t for ex in examples for t in ex.input_ids]
-    labels = [t for ex in examples for t in ex.labels]
-    return [Example(ids[i:i + max_length], labels[i:i + max_length])
+    ids = concatenated([ex.input_ids for ex in examples])
+    labels = concatenated([ex.labels for ex in examples])
+    return [Example(Tokens(ids, i, min(i + max_length, len(ids))),
+                    Tokens(labels, i, min(i + max_length, len(ids))))
             for i in range(0, len(ids), max_length)]
 
 

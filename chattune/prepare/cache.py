@@ -10,18 +10,18 @@ reported, never trained on.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from chattune.config import DataSource, cache_dir
 from chattune.files import follow_umask
+from chattune.tokens import Tokens, concatenated, windows
 
 # bump when the layout of an entry or a prepared record, or how its labels are made, changes
 FORMAT_VERSION = 6
@@ -103,16 +103,37 @@ def _offsets(items: list) -> Any:
     return offsets
 
 
-def _ids_array(lists: list[list[int]]) -> Any:
+def _ids_array(lists: list[Sequence[int]]) -> Any:
     """A list<int32> Arrow array built from flat numpy buffers (pyarrow's per-element conversion of
-    Python lists was most of the cost of writing an entry)."""
-    import numpy as np
+    Python lists was most of the cost of writing an entry); Tokens go in as the buffers they are."""
     import pyarrow as pa
 
-    offsets = _offsets(lists)
-    values = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int32,
-                         count=int(offsets[-1]))
-    return pa.ListArray.from_arrays(_int32_array(offsets), _int32_array(values))
+    return pa.ListArray.from_arrays(_int32_array(_offsets(lists)),
+                                    _int32_array(concatenated(lists)))
+
+
+def _ids_column(column: Any) -> list[Tokens]:
+    """A list<int32> column read back as Tokens, windows of one copy of its values (a copy: the
+    examples outlive the memory map, and a list of Python ints would take ten times the memory)."""
+    import numpy as np
+
+    array = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    offsets = _int32_view(array, len(array) + 1)
+    if len(offsets) == 0:  # no rows at all: Arrow may leave out even the offsets
+        return []
+    values = _int32_view(array.values, len(array.values))
+    return windows(np.array(values[offsets[0]:offsets[-1]]), offsets - offsets[0])
+
+
+def _int32_view(array: Any, count: int) -> Any:
+    """The `count` int32s of an Arrow array's data buffer (a list's offsets, or an int32 array's
+    values) from its offset, as numpy, read off the buffer: Array.to_numpy imports pandas."""
+    import numpy as np
+
+    data = array.buffers()[1]
+    if data is None or count == 0:
+        return np.zeros(0, dtype=np.int32)
+    return np.frombuffer(data, dtype=np.int32)[array.offset:array.offset + count]
 
 
 # The columns are built from buffers: `pa.array` (and so `Table.from_pydict`) imports pandas to
@@ -184,7 +205,8 @@ def _read_verified(entry: Path) -> dict[str, list]:
             raise ValueError(f"its columns are {table.schema.names}, expected "
                              f"{list(SCHEMA_FIELDS)}")
         table.validate(full=True)
-        return table.to_pydict()
+        return {name: _ids_column(table.column(name)) if kind == "ids"
+                else table.column(name).to_pylist() for name, kind in SCHEMA_FIELDS.items()}
 
 
 def load_cached(key: str) -> dict[str, list] | None:

@@ -121,6 +121,9 @@ def test_cache_hits_and_misses(tmp_path, tokenizer, prepared_cache):
     assert stats.reused == [] and len(list(prepared_cache.iterdir())) == 1
     again, stats = prepare_source(src, tokenizer, opts)
     assert stats.reused == [str(path)] and again == first
+    # read back as int32 windows of one buffer per column, not lists of Python ints
+    bases = {id(ex.input_ids.array.base) for ex in again}
+    assert len(bases) == 1 and again[0].labels.array.dtype == "int32"
 
     def misses(spec=src, options=opts, tok=tokenizer) -> bool:
         return prepare_source(spec, tok, options)[1].reused == []

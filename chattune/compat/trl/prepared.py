@@ -95,8 +95,8 @@ class PreparedDataMixin:
         from datasets import Dataset
 
         if not packed:
-            return Dataset.from_dict({"input_ids": [ex.input_ids for ex in examples],
-                                      "labels": [ex.labels for ex in examples]})
+            return Dataset.from_dict({"input_ids": [ex.input_ids.tolist() for ex in examples],
+                                      "labels": [ex.labels.tolist() for ex in examples]})
         rows = [[examples[i] for i in row] for row in pack(examples, self.cfg.max_length)]
         return Dataset.from_dict({"input_ids": [[t for d in row for t in d.input_ids]
                                                 for row in rows],
