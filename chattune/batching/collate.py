@@ -154,6 +154,13 @@ def _fill(order: Sequence[int], lengths: Sequence[int], batch_size: int, max_tok
     return groups + ([group] if group else [])
 
 
+# Rows are sorted by length inside shuffled windows of this many batches: similar lengths share a
+# batch, the epoch's batch order stays random. transformers' LengthGroupedSampler's megabatch; on
+# gsm8k (batch 8) padding is 1.7% of the positions, against 4.8% with windows of 16 batches and 34%
+# with no grouping.
+LENGTH_WINDOW = 50
+
+
 def plan_batches(examples: Sequence[Example], batch_size: int, *, packing: bool, max_length: int,
                  seed: int, max_tokens: int | None = None,
                  padding_free: bool = False) -> list[list[list[int]]]:
@@ -173,10 +180,9 @@ def plan_batches(examples: Sequence[Example], batch_size: int, *, packing: bool,
     lengths = [len(e.input_ids) for e in examples]
     idx = list(range(len(examples)))
     rng.shuffle(idx)
-    # sort inside windows of about 16 batches: similar lengths together, the epoch order still
-    # random
     mean = sum(lengths) / max(len(lengths), 1)
-    window = 16 * (batch_size if not max_tokens else max(1, int(max_tokens / max(mean, 1))))
+    window = LENGTH_WINDOW * (batch_size if not max_tokens else
+                              max(1, int(max_tokens / max(mean, 1))))
     batches = []
     for w in range(0, len(idx), window):
         chunk = sorted(idx[w:w + window], key=lambda i: lengths[i])
