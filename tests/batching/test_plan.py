@@ -24,9 +24,9 @@ def test_padded_batches_hold_similar_lengths_and_every_example_once():
     plan = plan_batches(examples, 8, packing=False, max_length=512, seed=0)
     assert sorted(i for batch in plan for row in batch for i in row) == list(range(2000))
     assert all(len(batch) == 8 for batch in plan)
-    # lengths spread evenly over 50-500: windows of 50 batches leave about 1.5% padding (16 batches
-    # left about 5%, no grouping about 35%)
-    assert _padding_share(examples, plan) < 0.03
+    # lengths spread evenly over 50-500: windows of 16 batches leave about 4.4% padding (no grouping
+    # about 35%)
+    assert _padding_share(examples, plan) < 0.06
 
 
 def test_the_epoch_order_and_the_batches_change_with_the_seed():
@@ -34,6 +34,6 @@ def test_the_epoch_order_and_the_batches_change_with_the_seed():
     plans = [plan_batches(examples, 8, packing=False, max_length=512, seed=s) for s in (0, 1)]
     assert plans[0] == plan_batches(examples, 8, packing=False, max_length=512, seed=0)
     batches = [{frozenset(i for row in batch for i in row) for batch in plan} for plan in plans]
-    # a window holds a fifth of the set, so which rows share a batch varies from epoch to epoch
+    # a window holds 128 of the 2,000 rows, so which rows share a batch varies from epoch to epoch
     assert len(batches[0] & batches[1]) < len(batches[0]) / 2
     assert [b[0] for b in plans[0][:10]] != [b[0] for b in plans[1][:10]]
