@@ -6,13 +6,67 @@ head); backward only scales those by the incoming gradient. Compared with recomp
 logits in backward (activation checkpointing) this runs the head's forward matmul and the
 log-softmax once instead of twice, and the argmax of the accuracy count comes from the same max that
 stabilises the softmax. The math is the cross-entropy's own: the same loss and gradients up to
-floating-point rounding (tests/test_linear_ce.py)."""
+floating-point rounding (tests/test_linear_ce.py).
+
+Inside `kept_logits_buffers()` (the training loop's), a CPU run keeps the logits buffers from chunk
+to chunk and step to step: fresh memory of that size (hundreds of MB on a 49k vocabulary) is paged
+in by the kernel on first touch, which measured slower than the head's matmul itself on a 2-core VM.
+A GPU's caching allocator already reuses its memory, so there buffers stay fresh."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
+
+CHUNK = 2048  # trained positions per LM-head chunk
+# set inside kept_logits_buffers(): buffers by (use, dtype)
+_kept: dict[tuple[str, torch.dtype], torch.Tensor] | None = None
+
+
+@contextmanager
+def kept_logits_buffers() -> Iterator[None]:
+    """Reuse the CPU logits buffers inside this block; they are freed when it ends."""
+    global _kept
+    outer, _kept = _kept, _kept if _kept is not None else {}
+    try:
+        yield
+    finally:
+        _kept = outer
+
+
+def _logits_buffer(rows: int, cols: int, dtype: torch.dtype, device: torch.device,
+                   use: str = "logits") -> torch.Tensor:
+    """An uninitialised [rows, cols] tensor: a view of a kept buffer where reuse is on (grown by
+    doubling up to CHUNK rows, so growing chunks allocate a few times, not every step)."""
+    if _kept is None or device.type != "cpu":
+        return torch.empty(rows, cols, dtype=dtype, device=device)
+    key = (use, dtype)
+    held = _kept.get(key)
+    if held is None or held.shape[1] != cols or held.shape[0] < rows:
+        grown = 2 * held.shape[0] if held is not None and held.shape[1] == cols else 0
+        _kept.pop(key, None)
+        del held  # freed before its successor is allocated
+        _kept[key] = torch.empty(max(rows, min(grown, CHUNK)), cols, dtype=dtype, device=device)
+    return _kept[key][:rows]
+
+
+def _in_dtype(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """`weight` cast to the compute dtype (into a kept buffer where reuse is on)."""
+    if weight.dtype == dtype:
+        return weight
+    return _logits_buffer(*weight.shape, dtype, weight.device, use="weight").copy_(weight)
+
+
+def _weight_grad(grad: torch.Tensor, hidden: torch.Tensor, master: torch.Tensor) -> torch.Tensor:
+    """d loss / d weight in the master weight's dtype; a product in another dtype goes through the
+    cast weight's buffer, which is free by then."""
+    if master.dtype == hidden.dtype:
+        return grad.T @ hidden
+    product = _logits_buffer(*master.shape, hidden.dtype, master.device, use="weight")
+    return torch.mm(grad.T, hidden, out=product).to(master.dtype)
 
 
 def _stats_and_grad_logits(logits: torch.Tensor, targets: torch.Tensor,
@@ -37,26 +91,39 @@ def _stats_and_grad_logits(logits: torch.Tensor, targets: torch.Tensor,
 
 class LinearCrossEntropy(torch.autograd.Function):
     """[summed cross-entropy, correct predictions] of `hidden @ weight.T (+ bias)` against
-    `targets`; the hidden states, weight and bias come in the dtype the matmuls run in, the softmax
-    is fp32."""
+    `targets`; the matmuls run in the hidden states' dtype (the weight and bias are cast to it here,
+    their gradients come back in their own dtype), the softmax in fp32."""
 
     @staticmethod
-    def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                targets: torch.Tensor, dft: bool) -> torch.Tensor:
+    def forward(ctx: Any, hidden: torch.Tensor, master: torch.Tensor,
+                master_bias: torch.Tensor | None, targets: torch.Tensor, dft: bool) -> torch.Tensor:
         with torch.autocast(hidden.device.type, enabled=False):
-            logits = torch.nn.functional.linear(hidden, weight, bias).float()
-            loss, correct, grad = _stats_and_grad_logits(logits, targets, dft)
-            grad = grad.to(hidden.dtype)
+            weight = _in_dtype(master, hidden.dtype)
+            bias = master_bias.to(hidden.dtype) if master_bias is not None else None
+            shape = (hidden.shape[0], weight.shape[0], hidden.device)
+            logits = _logits_buffer(*shape[:2], hidden.dtype, shape[2])
+            if bias is None:
+                torch.mm(hidden, weight.T, out=logits)
+            else:
+                torch.addmm(bias, hidden, weight.T, out=logits)
+            fp32 = logits
+            if logits.dtype != torch.float32:
+                fp32 = _logits_buffer(*shape[:2], torch.float32, shape[2]).copy_(logits)
+            loss, correct, grad = _stats_and_grad_logits(fp32, targets, dft)
+            if logits.dtype != torch.float32:
+                grad = logits.copy_(grad)  # the compute-dtype buffer is free again
             grads = [grad @ weight if ctx.needs_input_grad[0] else None,
-                     grad.T @ hidden if ctx.needs_input_grad[1] else None,
-                     grad.sum(0) if bias is not None and ctx.needs_input_grad[2] else None]
+                     _weight_grad(grad, hidden, master) if ctx.needs_input_grad[1] else None,
+                     grad.sum(0).to(master.dtype)
+                     if bias is not None and ctx.needs_input_grad[2] else None]
         ctx.grads = grads
         return torch.stack([loss, correct])
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         scale = grad_out[0]
-        grads = [g * scale.to(g.dtype) if g is not None else None for g in ctx.grads]
+        # in place: the tensors are this function's own (a fresh [vocab, hidden] would be paged in)
+        grads = [g.mul_(scale.to(g.dtype)) if g is not None else None for g in ctx.grads]
         ctx.grads = None
         return grads[0], grads[1], grads[2], None, None
 
@@ -70,10 +137,8 @@ def fusable(head: torch.nn.Module) -> bool:
 def linear_cross_entropy(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Linear,
                          dft: bool = False) -> torch.Tensor:
     """[summed cross-entropy, correct predictions] of `head(hidden)` against `targets`, in
-    autocast's dtype where it is on (the casts are ordinary autograd ops, so a fp32 master weight
-    gets its gradient in fp32)."""
+    autocast's dtype where it is on (a fp32 master weight gets its gradient in fp32)."""
     device = hidden.device.type
     dtype = (torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device)
              else head.weight.dtype)
-    weight, bias = head.weight.to(dtype), head.bias.to(dtype) if head.bias is not None else None
-    return LinearCrossEntropy.apply(hidden.to(dtype), weight, bias, targets, dft)
+    return LinearCrossEntropy.apply(hidden.to(dtype), head.weight, head.bias, targets, dft)

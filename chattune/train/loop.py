@@ -19,6 +19,7 @@ from chattune.errors import TrainingError, TrainingInterrupted
 from chattune.model.device import autocast, memory_stats
 from chattune.train.dist import Dist
 from chattune.train.health import Guard, Unhealthy
+from chattune.train.linear_ce import kept_logits_buffers
 from chattune.train.loss import summed_loss_and_correct
 from chattune.train.optim import build_optimizer, build_scheduler
 from chattune.train.speed import CompiledLayers
@@ -401,7 +402,7 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainArgs, *, pad_id: in
     # skip too far)
     stream = _steps(examples, cfg, dist.world, skip=loop.progress.step)
     lay_out = collate_padding_free if cfg.padding_free else collate
-    with CompiledLayers(model, cfg.compile) as compiled:
+    with CompiledLayers(model, cfg.compile) as compiled, kept_logits_buffers():
         try:
             for step in range(loop.progress.step + 1, total_steps + 1):
                 start = time.perf_counter()

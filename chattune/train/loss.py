@@ -12,9 +12,8 @@ from torch.utils.checkpoint import checkpoint
 from chattune.batching.collate import Batch, trained_index
 from chattune.labels import IGNORE_INDEX
 from chattune.model.lora import base_model
-from chattune.train.linear_ce import fusable, linear_cross_entropy
+from chattune.train.linear_ce import CHUNK, fusable, linear_cross_entropy
 
-CHUNK = 2048  # trained positions per LM-head chunk
 # set on a model (model.chattune_recompute_loss = True) to recompute each chunk's logits in
 # backward, the reference computation, instead of linear_cross_entropy's gradients taken in the
 # forward pass

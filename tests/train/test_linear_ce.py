@@ -11,7 +11,8 @@ from test_train import examples
 from chattune.batching import collate
 from chattune.config import build_config
 from chattune.model.lora import apply_lora
-from chattune.train.linear_ce import linear_cross_entropy
+from chattune.train import linear_ce
+from chattune.train.linear_ce import _logits_buffer, kept_logits_buffers, linear_cross_entropy
 from chattune.train.loss import RECOMPUTE_LOSS, summed_loss_and_correct
 
 
@@ -42,6 +43,39 @@ def test_loss_and_gradients_match_cross_entropy(dft):
     assert ours[1] == ref[1] >= 5
     for a, b in zip(ours[:1] + ours[2:], ref[:1] + ref[2:]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_kept_logits_buffers_give_each_chunk_its_own_result(bf16):
+    """Chunks of different sizes through the same kept buffers, fp32 and under bf16 autocast, equal
+    fresh buffers' results."""
+    torch.manual_seed(0)
+    head = torch.nn.Linear(32, 400)
+    chunks = [(torch.randn(n, 32), torch.randint(0, 400, (n,))) for n in (30, 50, 20)]
+
+    def run():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return [grads(lambda h, t, m, d: linear_cross_entropy(h, t, m, d).unbind(), h, t,
+                          head, False) for h, t in chunks]
+
+    fresh = run()
+    with kept_logits_buffers():
+        kept = run()
+    for a, b in zip(fresh, kept):
+        for x, y in zip(a, b):
+            torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_logits_buffers_are_kept_inside_the_block_only():
+    cpu = torch.device("cpu")
+    with kept_logits_buffers():
+        first = _logits_buffer(100, 50, torch.float32, cpu)
+        smaller = _logits_buffer(60, 50, torch.float32, cpu)
+        grown = _logits_buffer(150, 50, torch.float32, cpu)
+        assert smaller.data_ptr() == first.data_ptr() and smaller.shape == (60, 50)
+        assert grown.shape == (150, 50) and grown.is_contiguous()
+        assert _logits_buffer(190, 50, torch.float32, cpu).data_ptr() == grown.data_ptr()  # doubled
+    assert linear_ce._kept is None  # freed with the block
 
 
 def test_bf16_autocast_matches_within_bf16_rounding():
