@@ -36,8 +36,11 @@ class Tokens(Sequence[int]):
 
     @property
     def array(self) -> np.ndarray:
-        """The tokens as an int32 numpy view (no copy)."""
-        return self._buf[self._start:self._stop]
+        """The tokens as a read-only int32 numpy view (no copy; the buffer is shared with other
+        windows)."""
+        view = self._buf[self._start:self._stop]
+        view.flags.writeable = False
+        return view
 
     def __len__(self) -> int:
         return self._stop - self._start

@@ -52,6 +52,9 @@ def test_windows_share_one_buffer_and_pickle_only_their_own_tokens():
     assert [len(p) for p in parts] == [3, 0, 99_997]
     assert parts[0] == [0, 1, 2] and parts[1] == [] and parts[2][-1] == 99_999
     assert all(np.shares_memory(p.array, values) for p in parts if len(p))
+    with pytest.raises(ValueError, match="read-only"):  # a window cannot write its neighbours' ids
+        parts[0].array[0] = 9
+    assert values[0] == 0 and parts[0] == [0, 1, 2]
     data = pickle.dumps(parts[0])
     assert len(data) < 200  # three int32s, not the 400 kB buffer
     assert pickle.loads(data) == [0, 1, 2]
