@@ -258,8 +258,10 @@ def test_padding_continues_the_row_so_attention_stays_causal_and_exact(tokenizer
     alone = sum(summed_loss(tiny_model, collate([[e]], tokenizer.pad_token_id)) for e in exs)
     alone.backward()
     torch.testing.assert_close(padded, alone, atol=1e-5, rtol=1e-5)
+    # rounding differs with the batch's shapes (kernels block the sums differently): tolerances
+    # relative to each gradient's size (attention across rows or into padding differs by far more)
     for got, want in zip(grads, (p.grad for p in tiny_model.parameters())):
-        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(got, want, atol=1e-5 * float(want.abs().max()), rtol=1e-4)
     tiny_model.zero_grad()
     # a packed row's padding continues its last document; the documents still restart
     packed = collate([exs[:2], exs[2:3]], tokenizer.pad_token_id)
