@@ -37,8 +37,8 @@ def kept_logits_buffers() -> Iterator[None]:
         _kept = outer
 
 
-def _logits_buffer(rows: int, cols: int, dtype: torch.dtype, device: torch.device,
-                   use: str = "logits") -> torch.Tensor:
+def _buffer(rows: int, cols: int, dtype: torch.dtype, device: torch.device,
+            use: str = "logits") -> torch.Tensor:
     """An uninitialised [rows, cols] tensor: a view of a kept buffer where reuse is on (grown by
     doubling up to CHUNK rows, so growing chunks allocate a few times, not every step)."""
     if _kept is None or device.type != "cpu":
@@ -57,7 +57,7 @@ def _in_dtype(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """`weight` cast to the compute dtype (into a kept buffer where reuse is on)."""
     if weight.dtype == dtype:
         return weight
-    return _logits_buffer(*weight.shape, dtype, weight.device, use="weight").copy_(weight)
+    return _buffer(*weight.shape, dtype, weight.device, use="weight").copy_(weight)
 
 
 def _weight_grad(grad: torch.Tensor, hidden: torch.Tensor, master: torch.Tensor) -> torch.Tensor:
@@ -65,7 +65,7 @@ def _weight_grad(grad: torch.Tensor, hidden: torch.Tensor, master: torch.Tensor)
     cast weight's buffer, which is free by then."""
     if master.dtype == hidden.dtype:
         return grad.T @ hidden
-    product = _logits_buffer(*master.shape, hidden.dtype, master.device, use="weight")
+    product = _buffer(*master.shape, hidden.dtype, master.device, use="weight")
     return torch.mm(grad.T, hidden, out=product).to(master.dtype)
 
 
@@ -100,23 +100,23 @@ class LinearCrossEntropy(torch.autograd.Function):
         with torch.autocast(hidden.device.type, enabled=False):
             weight = _in_dtype(master, hidden.dtype)
             bias = master_bias.to(hidden.dtype) if master_bias is not None else None
-            shape = (hidden.shape[0], weight.shape[0], hidden.device)
-            logits = _logits_buffer(*shape[:2], hidden.dtype, shape[2])
+            rows, vocab, device = hidden.shape[0], weight.shape[0], hidden.device
+            logits = _buffer(rows, vocab, hidden.dtype, device)
             if bias is None:
                 torch.mm(hidden, weight.T, out=logits)
             else:
                 torch.addmm(bias, hidden, weight.T, out=logits)
-            fp32 = logits
-            if logits.dtype != torch.float32:
-                fp32 = _logits_buffer(*shape[:2], torch.float32, shape[2]).copy_(logits)
+            mixed = logits.dtype != torch.float32
+            fp32 = _buffer(rows, vocab, torch.float32, device).copy_(logits) if mixed else logits
             loss, correct, grad = _stats_and_grad_logits(fp32, targets, dft)
-            if logits.dtype != torch.float32:
+            if mixed:
                 grad = logits.copy_(grad)  # the compute-dtype buffer is free again
-            grads = [grad @ weight if ctx.needs_input_grad[0] else None,
-                     _weight_grad(grad, hidden, master) if ctx.needs_input_grad[1] else None,
-                     grad.sum(0).to(master.dtype)
-                     if bias is not None and ctx.needs_input_grad[2] else None]
-        ctx.grads = grads
+            grad_hidden = grad @ weight if ctx.needs_input_grad[0] else None
+            # after grad_hidden: the product may reuse the cast weight's buffer
+            grad_weight = _weight_grad(grad, hidden, master) if ctx.needs_input_grad[1] else None
+            grad_bias = (grad.sum(0).to(master.dtype)
+                         if bias is not None and ctx.needs_input_grad[2] else None)
+        ctx.grads = [grad_hidden, grad_weight, grad_bias]
         return torch.stack([loss, correct])
 
     @staticmethod

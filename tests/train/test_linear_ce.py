@@ -12,7 +12,7 @@ from chattune.batching import collate
 from chattune.config import build_config
 from chattune.model.lora import apply_lora
 from chattune.train import linear_ce
-from chattune.train.linear_ce import _logits_buffer, kept_logits_buffers, linear_cross_entropy
+from chattune.train.linear_ce import _buffer, kept_logits_buffers, linear_cross_entropy
 from chattune.train.loss import RECOMPUTE_LOSS, summed_loss_and_correct
 
 
@@ -46,7 +46,7 @@ def test_loss_and_gradients_match_cross_entropy(dft):
 
 
 @pytest.mark.parametrize("bf16", [False, True])
-def test_kept_logits_buffers_give_each_chunk_its_own_result(bf16):
+def test_kept_buffers_give_each_chunk_its_own_result(bf16):
     """Chunks of different sizes through the same kept buffers, fp32 and under bf16 autocast, equal
     fresh buffers' results."""
     torch.manual_seed(0)
@@ -66,15 +66,15 @@ def test_kept_logits_buffers_give_each_chunk_its_own_result(bf16):
             torch.testing.assert_close(x, y, rtol=0, atol=0)
 
 
-def test_logits_buffers_are_kept_inside_the_block_only():
+def test_buffers_are_kept_inside_the_block_only():
     cpu = torch.device("cpu")
     with kept_logits_buffers():
-        first = _logits_buffer(100, 50, torch.float32, cpu)
-        smaller = _logits_buffer(60, 50, torch.float32, cpu)
-        grown = _logits_buffer(150, 50, torch.float32, cpu)
+        first = _buffer(100, 50, torch.float32, cpu)
+        smaller = _buffer(60, 50, torch.float32, cpu)
+        grown = _buffer(150, 50, torch.float32, cpu)
         assert smaller.data_ptr() == first.data_ptr() and smaller.shape == (60, 50)
         assert grown.shape == (150, 50) and grown.is_contiguous()
-        assert _logits_buffer(190, 50, torch.float32, cpu).data_ptr() == grown.data_ptr()  # doubled
+        assert _buffer(190, 50, torch.float32, cpu).data_ptr() == grown.data_ptr()  # doubled
     assert linear_ce._kept is None  # freed with the block
 
 
