@@ -6,7 +6,7 @@ head); backward only scales those by the incoming gradient. Compared with recomp
 logits in backward (activation checkpointing) this runs the head's forward matmul and the
 log-softmax once instead of twice, and the argmax of the accuracy count comes from the same max that
 stabilises the softmax. The math is the cross-entropy's own: the same loss and gradients up to
-floating-point rounding (tests/test_linear_ce.py).
+floating-point rounding (tests/train/test_linear_ce.py).
 
 Inside `kept_logits_buffers()` (the training loop's), a CPU run keeps the logits buffers from chunk
 to chunk and step to step: fresh memory of that size (hundreds of MB on a 49k vocabulary) is paged
