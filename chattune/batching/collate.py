@@ -10,6 +10,7 @@ tokens.
 from __future__ import annotations
 
 import bisect
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -154,6 +155,33 @@ def _fill(order: Sequence[int], lengths: Sequence[int], batch_size: int, max_tok
     return groups + ([group] if group else [])
 
 
+# What one more micro-batch costs, in padded positions (the layers' fixed work per call, smaller
+# matrix products): a micro-batch is split only where that saves more padding than this per part.
+SPLIT_COST = 256
+
+
+def split_by_length(rows: list[list[int]], examples: Sequence[Example],
+                    cost: int = SPLIT_COST) -> list[list[list[int]]]:
+    """A micro-batch's rows (lists of example indices) in parts of similar lengths, where the
+    padding that saves outweighs `cost` positions per extra part (an exact split: the loss is
+    normalised by the whole step's trained tokens). Rows sorted by length are cut where the sum of
+    parts x (rows x longest row + cost) is least."""
+    size = [sum(len(examples[i].input_ids) for i in row) for row in rows]
+    order = sorted(range(len(rows)), key=size.__getitem__)
+    best, cut = [0.0] + [math.inf] * len(order), [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        longest = size[order[end - 1]]
+        for start in range(end):
+            total = best[start] + (end - start) * longest + cost
+            if total < best[end]:
+                best[end], cut[end] = total, start
+    parts, end = [], len(order)
+    while end:
+        parts.append([rows[k] for k in order[cut[end]:end]])
+        end = cut[end]
+    return parts[::-1]
+
+
 # Rows are sorted by length inside shuffled windows of this many batches: similar lengths share a
 # batch, the epoch's batch order stays random. On gsm8k (batch 8) padding is 4.8% of the positions
 # (34% with no grouping). Windows of 50 (transformers' megabatch) left 1.7% and trained the LoRA
@@ -170,15 +198,17 @@ def plan_batches(examples: Sequence[Example], batch_size: int, *, packing: bool,
     Without packing, examples are sorted by length inside shuffled windows so a batch holds similar
     lengths (little padding) while the epoch order stays random. `max_tokens` fills each micro-batch
     up to a token budget instead of a row count (padded rows count at the batch's longest;
-    padding-free and packed rows at their length).
+    padding-free and packed rows at their length). The epoch's largest batch comes first (see
+    `largest_first`).
     """
     rng = random.Random(seed)
+    lengths = [len(e.input_ids) for e in examples]
     if packing:
         rows = pack(examples, max_length)
         rng.shuffle(rows)
         per_batch = max(1, max_tokens // max_length) if max_tokens else batch_size
-        return [rows[i:i + per_batch] for i in range(0, len(rows), per_batch)]
-    lengths = [len(e.input_ids) for e in examples]
+        return largest_first([rows[i:i + per_batch] for i in range(0, len(rows), per_batch)],
+                             lengths, padded=not padding_free)
     idx = list(range(len(examples)))
     rng.shuffle(idx)
     mean = sum(lengths) / max(len(lengths), 1)
@@ -190,4 +220,20 @@ def plan_batches(examples: Sequence[Example], batch_size: int, *, packing: bool,
         batches += [[[i] for i in group]
                     for group in _fill(chunk, lengths, batch_size, max_tokens, not padding_free)]
     rng.shuffle(batches)
+    return largest_first(batches, lengths, padded=not padding_free)
+
+
+def largest_first(batches: list[list[list[int]]], lengths: Sequence[int],
+                  padded: bool) -> list[list[list[int]]]:
+    """`batches` with the one of the most tokens (padded: rows x the longest row) swapped into
+    first place, as transformers' length-grouped sampler does: a run that will run out of memory
+    does so at its first step, not hours in, and the activations' memory is taken (and, on a CPU,
+    paged in) once, at the start."""
+    def tokens(batch: list[list[int]]) -> int:
+        rows = [sum(lengths[i] for i in row) for row in batch]
+        return len(rows) * max(rows, default=0) if padded else sum(rows)
+
+    if batches:
+        k = max(range(len(batches)), key=lambda b: tokens(batches[b]))
+        batches[0], batches[k] = batches[k], batches[0]
     return batches

@@ -13,7 +13,14 @@ from typing import Any
 
 import torch
 
-from chattune.batching.collate import Batch, Example, collate, collate_padding_free, plan_batches
+from chattune.batching.collate import (
+    Batch,
+    Example,
+    collate,
+    collate_padding_free,
+    plan_batches,
+    split_by_length,
+)
 from chattune.config import TrainArgs
 from chattune.errors import TrainingError, TrainingInterrupted
 from chattune.model.device import autocast, memory_stats
@@ -103,17 +110,26 @@ def _accuracy(window: list[tuple[float, float, int, float, int]]) -> dict[str, f
 
 
 def _my_micro_batches(plans: Step, examples: Sequence[Example], dist: Dist,
-                      lay_out: Callable[[list[list[Example]]], Batch]) -> list[tuple[Batch, float]]:
+                      lay_out: Callable[[list[list[Example]]], Batch],
+                      split: bool = False) -> list[tuple[Batch, float]]:
     """This process's micro-batches of the step, each with its weight in the loss. A process left
     without rows by a short last step still runs the step's first micro-batch with weight 0 (its
-    collectives must run)."""
+    collectives must run). `split` (one process): padded micro-batches of rows of unlike lengths
+    run in parts of like lengths (`split_by_length`)."""
     mine = plans[dist.rank::dist.world]
     if dist.world == 1:
-        return [(lay_out([[examples[i] for i in row] for row in rows]), 1.0) for rows in mine
-                if rows]
+        parts = [part for rows in mine if rows
+                 for part in (split_by_length(rows, examples) if split else [rows])]
+        return [(lay_out([[examples[i] for i in row] for row in rows]), 1.0) for rows in parts]
     spare = plans[0]
     return [(lay_out([[examples[i] for i in row] for row in rows or spare]), 1.0 if rows else 0.0)
             for rows in mine]
+
+
+def _split_micro_batches(cfg: TrainArgs, device: torch.device) -> bool:
+    """Whether padded micro-batches run in parts of like lengths: on a CPU, where padding costs as
+    much compute as a token (on a GPU they stay whole until splitting is measured there)."""
+    return device.type == "cpu" and not cfg.padding_free
 
 
 def _offloaded(cfg: TrainArgs, device: torch.device) -> Any:
@@ -408,7 +424,8 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainArgs, *, pad_id: in
                 start = time.perf_counter()
                 epoch, plans = next(stream)
                 docs = [examples[i] for rows in plans if rows for row in rows for i in row]
-                micro = _my_micro_batches(plans, examples, dist, lambda rows: lay_out(rows, pad_id))
+                micro = _my_micro_batches(plans, examples, dist, lambda rows: lay_out(rows, pad_id),
+                                          _split_micro_batches(cfg, device))
                 lr = loop.step(step, docs, micro, start)
                 loop.log(step, epoch, lr)
                 loop.evaluate(step, eval_sets, compiled)

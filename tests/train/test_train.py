@@ -190,3 +190,32 @@ def test_dft_loss_weights_each_token_by_its_detached_probability(tokenizer, tiny
     want = next(p.grad for p in tiny_model.parameters() if p.grad is not None)
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-3)
     assert cfg(loss_type="dft").loss_type == "dft"
+
+
+def test_micro_batches_of_unlike_lengths_split_on_a_cpu_and_train_the_same(tokenizer, tiny_model,
+                                                                           monkeypatch):
+    """A padded micro-batch of rows of unlike lengths runs in parts on a CPU: the same losses as
+    the whole micro-batch (the loss is normalised by the step's trained tokens)."""
+    import chattune.train.loop as loop
+
+    convs = [Conversation([Message("user", f"Count to {n}."),
+                           Message("assistant", " ".join(["one"] * n))])
+             for n in (3, 4, 5, 6, 7, 8, 9, 300) * 2]
+    exs, _ = prepare_examples(convs, tokenizer, template=None, train_on="all_assistant",
+                              max_length=512)
+    parts = []
+    split = loop.split_by_length
+    monkeypatch.setattr(loop, "split_by_length", lambda *a: parts.append(split(*a)) or parts[-1])
+    curves = []
+    for whole in (False, True):
+        if whole:
+            monkeypatch.setattr(loop, "_split_micro_batches", lambda cfg, device: False)
+        records = train(copy.deepcopy(tiny_model), exs,
+                        cfg(max_steps=2, per_device_train_batch_size=8, learning_rate=1e-3),
+                        pad_id=tokenizer.pad_token_id, device=CPU)
+        curves.append([r["loss"] for r in records])
+    # the step holding the two long rows (rows are grouped by length) runs them on their own
+    assert sorted(len(p) for p in parts) == [1, 2]
+    long_part = max(parts, key=len)[1]
+    assert [len(exs[i].input_ids) > 300 for row in long_part for i in row] == [True, True]
+    assert curves[0] == pytest.approx(curves[1], abs=1e-5)
