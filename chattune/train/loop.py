@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from chattune.errors import TrainingError, TrainingInterrupted
 from chattune.model.device import autocast, memory_stats
 from chattune.train.dist import Dist
 from chattune.train.health import Guard, Unhealthy
+from chattune.train.heap import kept_heap
 from chattune.train.linear_ce import kept_logits_buffers
 from chattune.train.loss import summed_loss_and_correct
 from chattune.train.optim import build_optimizer, build_scheduler
@@ -130,6 +131,14 @@ def _split_micro_batches(cfg: TrainArgs, device: torch.device) -> bool:
     """Whether padded micro-batches run in parts of like lengths: on a CPU, where padding costs as
     much compute as a token (on a GPU they stay whole until splitting is measured there)."""
     return device.type == "cpu" and not cfg.padding_free
+
+
+@contextmanager
+def _memory_kept(device: torch.device) -> Iterator[None]:
+    """While training, the memory one step frees is kept for the next: the LM head's buffers, and
+    on a CPU glibc's freed heap (neither paged in again each step)."""
+    with kept_logits_buffers(), kept_heap(device):
+        yield
 
 
 def _offloaded(cfg: TrainArgs, device: torch.device) -> Any:
@@ -418,7 +427,7 @@ def train(model: Any, examples: Sequence[Example], cfg: TrainArgs, *, pad_id: in
     # skip too far)
     stream = _steps(examples, cfg, dist.world, skip=loop.progress.step)
     lay_out = collate_padding_free if cfg.padding_free else collate
-    with CompiledLayers(model, cfg.compile) as compiled, kept_logits_buffers():
+    with CompiledLayers(model, cfg.compile) as compiled, _memory_kept(device):
         try:
             for step in range(loop.progress.step + 1, total_steps + 1):
                 start = time.perf_counter()
